@@ -1,0 +1,71 @@
+/**
+ * The wire contract between Tandem clients and servers. A leaf module: the only client file
+ * the server imports.
+ */
+
+/** socket.io event that carries one ShareDB message, JSON-encoded, in either direction. */
+export const SHAREDB_EVENT = 'sharedb';
+
+/** socket.io event the server sends before it disconnects a client to drain an instance. */
+export const DRAIN_EVENT = 'tandem:drain';
+
+/** Path of ShareDB's plain protocol over a raw WebSocket (stock ShareDB clients). */
+export const SHAREDB_WS_PATH = '/sharedb';
+
+/** Version of Tandem's own additions to ShareDB's protocol (events above, error codes below). */
+export const TANDEM_PROTOCOL_VERSION = 1;
+
+/**
+ * Stable error codes Tandem adds to ShareDB's own `ERR_…` codes. They travel as ShareDB
+ * errors do: `{code, message}` in a reply's `error` field.
+ */
+export const TandemErrorCode = {
+  /** A frame that is not a JSON object. The connection stays open. */
+  BAD_FRAME: 'TANDEM_BAD_FRAME',
+  /** A frame larger than the server accepts. */
+  FRAME_TOO_LARGE: 'TANDEM_FRAME_TOO_LARGE',
+  /** An op that is not a valid json1 op. */
+  INVALID_OP: 'TANDEM_INVALID_OP',
+  /** An op (or created document) over the size limit. */
+  OP_TOO_LARGE: 'TANDEM_OP_TOO_LARGE',
+  /** An op (or created document) nested deeper than the limit. */
+  OP_TOO_DEEP: 'TANDEM_OP_TOO_DEEP',
+  /** A document created with a type other than json1. */
+  UNSUPPORTED_TYPE: 'TANDEM_UNSUPPORTED_TYPE',
+  /** The server is shutting down or draining; reconnect (elsewhere). */
+  SHUTTING_DOWN: 'TANDEM_SHUTTING_DOWN',
+} as const;
+export type TandemErrorCode = (typeof TandemErrorCode)[keyof typeof TandemErrorCode];
+
+/** ShareDB's own codes that Tandem clients are expected to handle (subset, for typing). */
+export const ShareDbErrorCode = {
+  BADLY_FORMED: 'ERR_MESSAGE_BADLY_FORMED',
+  DOC_DOES_NOT_EXIST: 'ERR_DOC_DOES_NOT_EXIST',
+  OP_NOT_APPLIED: 'ERR_OT_OP_NOT_APPLIED',
+  TYPE_NOT_FOUND: 'ERR_DOC_TYPE_NOT_RECOGNIZED',
+  ALREADY_CREATED: 'ERR_DOC_ALREADY_CREATED',
+} as const;
+export type ShareDbErrorCode = (typeof ShareDbErrorCode)[keyof typeof ShareDbErrorCode];
+
+export type ErrorCode = TandemErrorCode | ShareDbErrorCode | (string & {});
+
+/** The shape of an error on the wire, as ShareDB sends it. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+/** The one error class Tandem throws or returns; `code` is stable, `message` is for people. */
+export class TandemError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TandemError';
+  }
+
+  toJSON(): WireError {
+    return { code: this.code, message: this.message };
+  }
+}

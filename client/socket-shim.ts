@@ -1,0 +1,165 @@
+import { io, type Socket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
+import { SHAREDB_EVENT, DRAIN_EVENT } from './protocol.js';
+
+/** WebSocket readyState values, as ShareDB's Connection reads them. */
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSED = 3;
+
+export interface ReconnectPolicy {
+  /** First delay after a lost connection, in ms; doubled per failed attempt (with jitter). */
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RECONNECT: Readonly<ReconnectPolicy> = Object.freeze({ initialDelayMs: 100, maxDelayMs: 5_000 });
+
+export interface SocketShimOptions {
+  /** One or several server URLs; on a lost connection the next one is tried (round-robin). */
+  urls: readonly string[];
+  /** socket.io transports, e.g. ['polling'] to force long-polling. Default: websocket first. */
+  transports?: ('polling' | 'websocket' | 'webtransport')[];
+  /** socket.io path on the server. Default '/socket.io'. */
+  path?: string;
+  reconnect?: Partial<ReconnectPolicy>;
+  /** Extra socket.io options (auth, query, extraHeaders…). */
+  socketOptions?: Partial<ManagerOptions & SocketOptions>;
+}
+
+/**
+ * Presents socket.io to ShareDB's Connection as the WebSocket-like object it wants.
+ *
+ * Reconnection is ours, not socket.io's, for two reasons: the shim rotates through several
+ * server URLs, and socket.io does not reconnect after a server-side disconnect (which is
+ * how an instance drains). Sends while offline are dropped, never buffered: ShareDB resends
+ * pending ops itself after its new handshake, and a buffered copy would arrive before that
+ * handshake (STACK-NOTES, share/sharedb#150).
+ */
+export class SocketIoShim {
+  /** Read by ShareDB: 0 connecting, 1 open, 3 closed for good. */
+  readyState: number = CONNECTING;
+  onopen: (() => void) | null = null;
+  onmessage: ((event: { data: string }) => void) | null = null;
+  onclose: ((reason: string) => void) | null = null;
+  onerror: ((err: unknown) => void) | null = null;
+
+  private socket: Socket | null = null;
+  private urlIndex = 0;
+  private attempt = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** True while the application asked to stay offline (simulated or real). */
+  private held = false;
+  private closed = false;
+  private readonly policy: ReconnectPolicy;
+
+  constructor(private readonly options: SocketShimOptions) {
+    if (options.urls.length === 0) throw new Error('SocketIoShim needs at least one URL');
+    this.policy = { ...DEFAULT_RECONNECT, ...options.reconnect };
+    this.open();
+  }
+
+  /** The URL of the current (or last tried) server. */
+  get url(): string {
+    return this.options.urls[this.urlIndex % this.options.urls.length]!;
+  }
+
+  /** socket.io's transport name while connected ('websocket' or 'polling'). */
+  get transport(): string | null {
+    return this.socket?.io.engine?.transport?.name ?? null;
+  }
+
+  send(data: string): void {
+    if (this.readyState !== OPEN || !this.socket?.connected) return;
+    this.socket.emit(SHAREDB_EVENT, data);
+  }
+
+  /** Closes for good (ShareDB's Connection.close() calls this). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clearRetry();
+    this.dropSocket();
+    this.readyState = CLOSED;
+    this.onclose?.('closed');
+  }
+
+  /** Disconnects and stays offline until `goOnline()`; pending edits stay with ShareDB. */
+  goOffline(): void {
+    if (this.closed || this.held) return;
+    this.held = true;
+    this.clearRetry();
+    const wasOpen = this.readyState === OPEN;
+    this.dropSocket();
+    this.readyState = CONNECTING;
+    if (wasOpen) this.onclose?.('offline');
+  }
+
+  goOnline(): void {
+    if (this.closed || !this.held) return;
+    this.held = false;
+    this.attempt = 0;
+    this.open();
+  }
+
+  get offline(): boolean {
+    return this.held;
+  }
+
+  private open(): void {
+    if (this.closed || this.held) return;
+    const socket = io(this.url, {
+      ...this.options.socketOptions,
+      path: this.options.path ?? '/socket.io',
+      transports: this.options.transports ?? ['websocket', 'polling'],
+      reconnection: false,
+      forceNew: true,
+    });
+    this.socket = socket;
+    socket.on('connect', () => {
+      this.attempt = 0;
+      this.readyState = OPEN;
+      this.onopen?.();
+    });
+    socket.on(SHAREDB_EVENT, (data: string) => this.onmessage?.({ data }));
+    socket.on(DRAIN_EVENT, () => {
+      // The instance is going away: move on to the next URL straight after the disconnect.
+      this.urlIndex++;
+      this.attempt = 0;
+    });
+    socket.on('disconnect', (reason) => this.lost(socket, reason));
+    socket.on('connect_error', (err) => {
+      this.onerror?.(err);
+      this.lost(socket, 'connect error');
+    });
+  }
+
+  private lost(socket: Socket, reason: string): void {
+    if (socket !== this.socket) return;
+    const wasOpen = this.readyState === OPEN;
+    this.dropSocket();
+    this.readyState = CONNECTING;
+    if (wasOpen) this.onclose?.(reason);
+    if (this.closed || this.held) return;
+    if (this.options.urls.length > 1 && !wasOpen) this.urlIndex++;
+    const delay = Math.min(this.policy.maxDelayMs, this.policy.initialDelayMs * 2 ** this.attempt);
+    this.attempt++;
+    // Jitter spreads reconnects of many clients after an instance dies.
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.open();
+    }, delay * (0.5 + Math.random() / 2));
+  }
+
+  private dropSocket(): void {
+    const socket = this.socket;
+    this.socket = null;
+    if (!socket) return;
+    socket.removeAllListeners();
+    socket.disconnect();
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+}

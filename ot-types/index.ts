@@ -1,0 +1,20 @@
+export {
+  tandemJson1,
+  registerTandemTypes,
+  isTandemJson1Registered,
+  JSON1_TYPE_NAME,
+  JSON1_TYPE_URI,
+  PLAIN_JSON1_WARNING,
+  type TandemJson1Type,
+} from './json1-type.js';
+export { ops, setOp } from './op-builders.js';
+export { transformPresence, isJson1Presence, type Json1Presence } from './presence.js';
+export {
+  validateJson1Op,
+  checkJsonLimits,
+  jsonDepth,
+  DEFAULT_OP_LIMITS,
+  type OpLimits,
+  type OpProblem,
+} from './validate-op.js';
+export type { JSONOp, Doc as JsonValue, Path } from 'ot-json1';

@@ -1,0 +1,63 @@
+import * as json1 from 'ot-json1';
+import { types } from 'sharedb/lib/client/index.js';
+import { transformPresence, type Json1Presence } from './presence.js';
+
+/**
+ * Tandem's document type: `ot-json1` with every transform conflict resolved by json1's own
+ * deterministic rules (`typeAllowingConflictsPred(() => true)`) instead of thrown.
+ *
+ * Policy, identical on server and clients because it is a pure function of the two ops:
+ * - two inserts at the same key: the op transformed 'left' (the one committed first on the
+ *   server) wins, the other insert is dropped;
+ * - an edit or insert inside a subtree that a concurrent op removed is dropped with it;
+ * - a move into a removed place is dropped (the moved item is removed too).
+ * The plain json1 type throws `writeConflict` in those cases, which crashes a ShareDB client
+ * mid-transform, so every party must register this type under json1's name and URI.
+ *
+ * It also carries `transformPresence`, which ShareDB requires before it relays presence on
+ * a document; ot-json1 has none of its own (share/sharedb#423).
+ */
+export const tandemJson1 = Object.freeze({
+  ...json1.type.typeAllowingConflictsPred(() => true),
+  transformPresence,
+  /** Marks the type so registration can tell ours from the plain one. */
+  tandemConflictResolving: true as const,
+});
+
+export type TandemJson1Type = typeof tandemJson1;
+export type { Json1Presence };
+
+/** The ShareDB type name under which documents are created. */
+export const JSON1_TYPE_NAME = json1.type.name;
+export const JSON1_TYPE_URI = json1.type.uri;
+
+/** Message given to anyone who registered the plain json1 type. */
+export const PLAIN_JSON1_WARNING =
+  'Tandem: the plain ot-json1 type was registered with ShareDB; it throws writeConflict on ' +
+  'concurrent edits. Tandem replaced it with the conflict-resolving type: register ' +
+  "`tandemJson1` from Tandem's ot-types (registerTandemTypes()) instead of `json1.type`.";
+
+interface TypeRegistry {
+  map: Record<string, unknown>;
+  register(type: unknown): void;
+}
+
+/**
+ * Registers the conflict-resolving json1 type with ShareDB's (process- or page-wide) type
+ * registry. Idempotent. If the plain json1 type is already registered it is replaced and
+ * `onPlainType` is told, so the caller learns which type to use.
+ */
+export function registerTandemTypes(onPlainType: (message: string) => void = console.warn): void {
+  // sharedb's bundled client `types` export is untyped in @types/sharedb.
+  const registry = types as unknown as TypeRegistry;
+  const current = registry.map[JSON1_TYPE_NAME] ?? registry.map[JSON1_TYPE_URI];
+  if (current === tandemJson1) return;
+  if (current !== undefined) onPlainType(PLAIN_JSON1_WARNING);
+  registry.register(tandemJson1);
+}
+
+/** True when the registry holds Tandem's json1 (used by clients to refuse a mixed setup). */
+export function isTandemJson1Registered(): boolean {
+  const registry = types as unknown as TypeRegistry;
+  return registry.map[JSON1_TYPE_NAME] === tandemJson1 && registry.map[JSON1_TYPE_URI] === tandemJson1;
+}

@@ -1,0 +1,44 @@
+// Bundles the server (and, when present, the browser demo) with esbuild.
+// `--if-needed` skips the work when every output is newer than every source file.
+import { build } from 'esbuild';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const SOURCE_DIRS = ['server', 'client', 'ot-types', 'demo'];
+
+function newestSource(dir) {
+  let newest = 0;
+  if (!existsSync(dir)) return newest;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    const mtime = entry.isDirectory() ? newestSource(path) : statSync(path).mtimeMs;
+    if (mtime > newest) newest = mtime;
+  }
+  return newest;
+}
+
+const targets = [
+  {
+    outfile: join(root, 'dist/tandem.js'),
+    options: {
+      entryPoints: [join(root, 'server/main.ts')],
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      sourcemap: true,
+    },
+  },
+  ...(existsSync(join(root, 'demo/build-targets.mjs'))
+    ? (await import(join(root, 'demo/build-targets.mjs'))).default(root)
+    : []),
+];
+
+const ifNeeded = process.argv.includes('--if-needed');
+const newest = Math.max(...SOURCE_DIRS.map((d) => newestSource(join(root, d))));
+for (const { outfile, options } of targets) {
+  if (ifNeeded && existsSync(outfile) && statSync(outfile).mtimeMs >= newest) continue;
+  await build({ ...options, outfile, bundle: true, logLevel: 'warning' });
+  console.log(`built ${outfile.slice(root.length)}`);
+}

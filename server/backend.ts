@@ -1,0 +1,107 @@
+import ShareDB from 'sharedb';
+import { registerTandemTypes, type OpLimits } from '../ot-types/index.js';
+import { useOpValidation } from './middleware/validate-ops.js';
+import type { Logger } from './ops/logger.js';
+
+registerTandemTypes();
+
+export interface BackendOptions {
+  db: ShareDB.DB;
+  milestoneDb?: ShareDB.MilestoneDB;
+  pubsub?: ShareDB.PubSub;
+  limits: OpLimits;
+  logger: Logger;
+}
+
+/** Figures the backend keeps for /metrics and the load tool. */
+export interface BackendStats {
+  /** Ops committed by this instance. */
+  commits: number;
+  /** Times a commit was retried because another commit to the same doc won the race. */
+  commitRetries: number;
+  /** Submits refused (validation, missing doc, access…). */
+  rejected: number;
+  /** Submits accepted from clients and not yet finished. */
+  inFlight: number;
+}
+
+type SubmitCallback = Parameters<ShareDB['submit']>[5];
+
+/**
+ * ShareDB's Backend with submits serialised per document inside this instance.
+ *
+ * ShareDB commits optimistically: concurrent submits to one document each fetch the
+ * snapshot, race to commit, and the losers re-fetch, transform and retry — on a hot
+ * document most of the work is retries (sharedb-mongo#123). Queuing submits per document
+ * removes those races within an instance; across instances the store's version check
+ * still decides, so correctness never depends on the queue.
+ */
+export class TandemBackend extends ShareDB {
+  readonly stats: BackendStats = { commits: 0, commitRetries: 0, rejected: 0, inFlight: 0 };
+  /** Tail of each document's submit chain; deleted when the chain drains. */
+  private readonly docQueues = new Map<string, Promise<void>>();
+  private readonly idleWaiters = new Set<() => void>();
+
+  override submit(
+    agent: Parameters<ShareDB["submit"]>[0],
+    index: string,
+    id: string,
+    op: Parameters<ShareDB['submit']>[3],
+    options: Parameters<ShareDB['submit']>[4],
+    callback: SubmitCallback,
+  ): void {
+    const key = `${index}\u0000${id}`;
+    this.stats.inFlight++;
+    const previous = this.docQueues.get(key) ?? Promise.resolve();
+    const done = new Promise<void>((release) => {
+      void previous.then(() => {
+        super.submit(agent, index, id, op, options, (err, ops, request) => {
+          const retries = (request as { retries?: number } | undefined)?.retries ?? 0;
+          this.stats.commitRetries += retries;
+          if (err) this.stats.rejected++;
+          else this.stats.commits++;
+          release();
+          this.stats.inFlight--;
+          if (this.docQueues.get(key) === done) this.docQueues.delete(key);
+          if (this.stats.inFlight === 0) for (const wake of this.idleWaiters) wake();
+          callback(err, ops, request);
+        });
+      });
+    });
+    this.docQueues.set(key, done);
+  }
+
+  /** Resolves once no submit is in flight (or after `timeoutMs`); used by graceful shutdown. */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.stats.inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (idle: boolean) => {
+        clearTimeout(timer);
+        this.idleWaiters.delete(wake);
+        resolve(idle);
+      };
+      const wake = () => finish(true);
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      this.idleWaiters.add(wake);
+    });
+  }
+
+  closeAsync(): Promise<void> {
+    return new Promise((resolve, reject) => this.close((err) => (err ? reject(err) : resolve())));
+  }
+}
+
+/** Builds the ShareDB backend with Tandem's middleware, in order. */
+export function createBackend(options: BackendOptions): TandemBackend {
+  const backend = new TandemBackend({
+    db: options.db,
+    milestoneDb: options.milestoneDb,
+    pubsub: options.pubsub,
+    presence: true,
+    // Presence errors are the sender's business; do not tear down other clients' streams.
+    doNotForwardSendPresenceErrorsToClient: true,
+  });
+  useOpValidation(backend, options.limits);
+  backend.on('error', (err: Error) => options.logger.error({ err }, 'sharedb backend error'));
+  return backend;
+}

@@ -1,0 +1,47 @@
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { SHAREDB_WS_PATH } from '../../client/protocol.js';
+import type { TandemBackend } from '../backend.js';
+import { MessageStream } from './message-stream.js';
+
+export interface RawWebSocketOptions {
+  backend: TandemBackend;
+  maxFrameBytes: number;
+}
+
+/**
+ * ShareDB's own protocol over a plain WebSocket at /sharedb, so stock ShareDB clients
+ * (`sharedb/lib/client` over `ws` or a browser WebSocket) connect unchanged. Other upgrade
+ * paths are left to socket.io.
+ */
+export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocketOptions): WebSocketServer {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes * 2 });
+  httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== SHAREDB_WS_PATH) return;
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    const stream = new MessageStream(
+      {
+        send: (text) => {
+          if (ws.readyState === ws.OPEN) ws.send(text);
+        },
+        close: () => ws.close(1000, 'closed by server'),
+      },
+      options.maxFrameBytes,
+    );
+    ws.on('message', (data, isBinary) => stream.receive(isBinary ? data : data.toString('utf8')));
+    ws.on('close', () => stream.clientClosed());
+    ws.on('error', () => stream.clientClosed());
+    options.backend.listen(stream, req);
+  });
+  return wss;
+}
+
+/** Closes every raw WebSocket client with "going away" so stock clients reconnect later. */
+export function closeRawWebSockets(wss: WebSocketServer): Promise<void> {
+  for (const ws of wss.clients) ws.close(1001, 'server shutting down');
+  return new Promise((resolve) => wss.close(() => resolve()));
+}

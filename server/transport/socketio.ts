@@ -1,0 +1,51 @@
+import type { Server as HttpServer } from 'node:http';
+import { Server as SocketIoServer } from 'socket.io';
+import { SHAREDB_EVENT, DRAIN_EVENT } from '../../client/protocol.js';
+import type { TandemBackend } from '../backend.js';
+import type { Logger } from '../ops/logger.js';
+import { MessageStream } from './message-stream.js';
+
+export interface SocketIoTransportOptions {
+  backend: TandemBackend;
+  logger: Logger;
+  maxFrameBytes: number;
+}
+
+/**
+ * socket.io at its default path: each socket becomes one ShareDB agent. Both WebSocket and
+ * long-polling are served. `connectionStateRecovery` stays off: ShareDB re-syncs itself.
+ */
+export function attachSocketIo(httpServer: HttpServer, options: SocketIoTransportOptions): SocketIoServer {
+  const io = new SocketIoServer(httpServer, {
+    // Twice the frame limit, so a frame between the two gets a coded error instead of a
+    // dropped connection; only a frame past this cuts the connection (socket.io's own rule).
+    maxHttpBufferSize: options.maxFrameBytes * 2,
+    serveClient: false,
+    cors: { origin: true, credentials: true },
+  });
+  io.on('connection', (socket) => {
+    const stream = new MessageStream(
+      {
+        send: (text) => socket.emit(SHAREDB_EVENT, text),
+        close: () => socket.disconnect(true),
+      },
+      options.maxFrameBytes,
+    );
+    // Frames are taken in a socket middleware, not an event listener: socket.io defers event
+    // dispatch a tick and drops events whose socket disconnected meanwhile, which loses an op
+    // sent right before the client went offline. Middleware runs synchronously on arrival.
+    socket.use(([event, frame], next) => {
+      if (event === SHAREDB_EVENT) stream.receive(frame);
+      else next();
+    });
+    socket.on('disconnect', () => stream.clientClosed());
+    options.backend.listen(stream, socket.request);
+  });
+  return io;
+}
+
+/** Tells every client to reconnect elsewhere, then disconnects it (graceful drain). */
+export function drainSocketIo(io: SocketIoServer): void {
+  io.emit(DRAIN_EVENT);
+  io.disconnectSockets(true);
+}

@@ -1,0 +1,89 @@
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from 'redis';
+import { waitFor } from './wait.js';
+
+/** True when a `redis-server` binary is on PATH. */
+export function redisServerAvailable(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface TestRedis {
+  readonly url: string;
+  readonly port: number;
+  /** Stops the server (SHUTDOWN NOSAVE) and waits until the port refuses. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port. */
+  start(): Promise<void>;
+  /** Stops it and removes its files. */
+  destroy(): Promise<void>;
+}
+
+/** Our own redis-server on a free port (never the machine's 6379), stoppable and restartable. */
+export async function startTestRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-redis-'));
+  const pidfile = join(dir, 'redis.pid');
+  const url = `redis://127.0.0.1:${port}`;
+  const ping = async (): Promise<boolean> => {
+    const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 500 } });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.ping();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      if (client.isOpen) client.destroy();
+    }
+  };
+  const start = async () => {
+    const child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidfile, '--dir', dir],
+      { stdio: 'ignore' },
+    );
+    await new Promise((resolve) => child.once('exit', resolve));
+    await waitFor(ping, { timeoutMs: 10_000, what: `redis on ${port}` });
+  };
+  const stop = async () => {
+    if (existsSync(pidfile)) {
+      const pid = Number(readFileSync(pidfile, 'utf8').trim());
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await waitFor(async () => !(await ping()), { timeoutMs: 10_000, what: `redis on ${port} to stop` });
+    rmSync(pidfile, { force: true });
+  };
+  await start();
+  return {
+    url,
+    port,
+    start,
+    stop,
+    destroy: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
