@@ -58,11 +58,19 @@ export function loadConfig(source: ConfigSource = process.env): Config {
   if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
     throw new ConfigError(`SQLITE_SYNCHRONOUS must be FULL or NORMAL, got "${source.SQLITE_SYNCHRONOUS}"`);
   }
+  const dbUrl = source.DB_URL || 'sqlite:./data/tandem.db';
+  if (!/^(sqlite:.+|memory:(\/\/)?|mongodb(\+srv)?:\/\/.+)$/i.test(dbUrl)) {
+    // Only the scheme is echoed: the rest of a URL may hold credentials.
+    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(dbUrl)?.[0] ?? '(no scheme)';
+    throw new ConfigError(
+      `Unsupported DB_URL scheme ${scheme}: expected sqlite:<path>, memory:, mongodb://… or mongodb+srv://…`,
+    );
+  }
   const maxOpBytes = integer(source, 'MAX_OP_BYTES', DEFAULT_OP_LIMITS.maxOpBytes, 1024);
   return Object.freeze({
     port: integer(source, 'PORT', 8080, 0),
     host: source.HOST || '127.0.0.1',
-    dbUrl: source.DB_URL || 'sqlite:./data/tandem.db',
+    dbUrl,
     redisUrl: source.REDIS_URL || null,
     redisPrefix: source.REDIS_PREFIX || 'tandem',
     sqliteSynchronous: synchronous,

@@ -4,6 +4,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../../server/main.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/tandem.js', import.meta.url));
+
+/** `source` runs server/main.ts through tsx; `bin` runs the package bin (the built bundle). */
+export type ServerEntry = 'source' | 'bin';
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -20,8 +24,12 @@ export interface ServerProcess {
  * Runs `server/main.ts` in its own Node process (through tsx) on a free port, and resolves
  * once it logs the URL it listens on. Used for tests that kill or restart instances.
  */
-export async function startServerProcess(env: Record<string, string>, timeoutMs = 20_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
+export async function startServerProcess(
+  env: Record<string, string>,
+  { timeoutMs = 20_000, entry = 'source', args = [] }: { timeoutMs?: number; entry?: ServerEntry; args?: string[] } = {},
+): Promise<ServerProcess> {
+  const command = entry === 'bin' ? [BIN, 'serve', ...args] : ['--import', 'tsx', MAIN, 'serve', ...args];
+  const child = spawn(process.execPath, command, {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
