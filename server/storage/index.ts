@@ -1,0 +1,107 @@
+/**
+ * openStorage(DB_URL): the one place a database URL becomes ShareDB's db + milestoneDb.
+ *
+ *   sqlite:<path>                  embedded SQLite file, e.g. sqlite:./data/tandem.db
+ *                                  (sqlite:///abs/path.db and sqlite::memory: work too)
+ *   memory:                        in-process, lost on exit
+ *   mongodb://… | mongodb+srv://…  MongoDB through sharedb-mongo
+ */
+import type ShareDB from 'sharedb';
+import { createMemoryDb, createMemoryMilestoneDb } from './memory.js';
+import { createMongoStorage } from './mongo.js';
+import { createSqliteDb, type SqliteSynchronous } from './sqlite.js';
+import { createSqliteMilestoneDb, DEFAULT_MILESTONE_INTERVAL } from './sqlite-milestone.js';
+
+export type StorageKind = 'sqlite' | 'memory' | 'mongo';
+
+export interface StorageOptions {
+  /** Milestone snapshot every N versions (all kinds). Default 1000. */
+  milestoneInterval?: number;
+  /** SQLite only; see SqliteOptions for the defaults and why. */
+  sqliteSynchronous?: SqliteSynchronous;
+  /** SQLite only; default 5000. */
+  sqliteBusyTimeoutMs?: number;
+}
+
+export interface Storage {
+  kind: StorageKind;
+  db: ShareDB.DB;
+  milestoneDb: ShareDB.MilestoneDB;
+  /** Readiness: resolves when a trivial query succeeds. */
+  ping(): Promise<void>;
+  /** Idempotent; safe after ShareDB's Backend.close() already closed db and milestoneDb. */
+  close(): Promise<void>;
+}
+
+export const ACCEPTED_DB_URLS =
+  'sqlite:<path> (e.g. sqlite:./data/tandem.db), memory:, mongodb://… or mongodb+srv://…';
+
+function closeWith(close: (cb: (err?: Error) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => close((err) => (err ? reject(err) : resolve())));
+}
+
+/** `sqlite:./x.db` → `./x.db`; `sqlite:///abs/x.db` → `/abs/x.db`; `sqlite://./x.db` → `./x.db`. */
+export function sqlitePathFromUrl(dbUrl: string): string {
+  let rest = dbUrl.slice('sqlite:'.length);
+  if (rest.startsWith('//')) rest = rest.slice(2);
+  if (rest === '') throw new Error(`DB_URL "${dbUrl}" has no file path; expected ${ACCEPTED_DB_URLS}`);
+  return rest;
+}
+
+export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
+  const interval = opts.milestoneInterval ?? DEFAULT_MILESTONE_INTERVAL;
+  const lower = dbUrl.toLowerCase();
+
+  if (lower.startsWith('sqlite:')) {
+    const sqliteOpts = {
+      path: sqlitePathFromUrl(dbUrl),
+      synchronous: opts.sqliteSynchronous,
+      busyTimeoutMs: opts.sqliteBusyTimeoutMs,
+    };
+    const db = createSqliteDb(sqliteOpts);
+    let milestoneDb;
+    try {
+      milestoneDb = createSqliteMilestoneDb({ ...sqliteOpts, interval });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return {
+      kind: 'sqlite',
+      db,
+      milestoneDb,
+      ping: async () => db.ping(),
+      close: async () => {
+        await closeWith((cb) => db.close(cb));
+        await closeWith((cb) => milestoneDb.close(cb));
+      },
+    };
+  }
+
+  if (lower === 'memory:' || lower === 'memory://') {
+    const db = createMemoryDb();
+    const milestoneDb = createMemoryMilestoneDb(interval);
+    return {
+      kind: 'memory',
+      db,
+      milestoneDb,
+      ping: async () => {
+        // MemoryDB sets `closed` in close() but keeps serving; readiness should not.
+        if (db.closed) throw new Error('memory database is closed');
+      },
+      close: async () => {
+        await closeWith((cb) => db.close(cb));
+        await closeWith((cb) => milestoneDb.close(cb));
+      },
+    };
+  }
+
+  if (lower.startsWith('mongodb://') || lower.startsWith('mongodb+srv://')) {
+    const mongo = createMongoStorage({ url: dbUrl, milestoneInterval: interval });
+    return { kind: 'mongo', db: mongo.db, milestoneDb: mongo.milestoneDb, ping: mongo.ping, close: mongo.close };
+  }
+
+  // Only the scheme is echoed: the rest of an unknown URL may hold credentials.
+  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(dbUrl)?.[0] ?? '(no scheme)';
+  throw new Error(`Unsupported DB_URL scheme ${scheme}: expected ${ACCEPTED_DB_URLS}`);
+}

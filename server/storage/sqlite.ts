@@ -1,0 +1,428 @@
+/**
+ * SqliteDB: ShareDB's DB adapter on an embedded SQLite file (libsql, better-sqlite3 API).
+ *
+ * Several server processes may share one file: WAL journal (readers never block the
+ * writer), a busy timeout (a writer waits for another process's write instead of failing),
+ * and every commit is one `BEGIN IMMEDIATE` transaction that re-reads the stored version
+ * under the write lock, so exactly one of two racing commits to a document wins; the
+ * other gets `succeeded=false` and ShareDB re-fetches, transforms and retries.
+ *
+ * libsql is synchronous: each call blocks the event loop for its duration (tens of µs for
+ * a commit with synchronous=NORMAL, up to busyTimeoutMs while another process holds the
+ * write lock). ShareDB expects asynchronous callbacks, so every result is delivered on
+ * process.nextTick.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'libsql';
+import ShareDB from 'sharedb';
+import {
+  canPollDoc as canPollDocQuery,
+  matchesQuery,
+  runQuery,
+  type QuerySnapshot,
+} from './mingo-query.js';
+
+export type SqliteSynchronous = 'FULL' | 'NORMAL';
+
+export interface SqliteOptions {
+  /** Database file; its parent directory is created if missing. `:memory:` works too. */
+  path: string;
+  /**
+   * SQLite `synchronous` pragma. Default 'NORMAL': in WAL mode it loses nothing when the
+   * process crashes (SIGKILL, OOM), only possibly the last transactions on power loss or an
+   * OS crash. 'FULL' fsyncs every commit, measured here at ~5 ms per commit against ~30 µs
+   * — and since libsql blocks the event loop, that 5 ms would stall every client of the
+   * process on every op (a ceiling near 200 ops/s per process). Choose 'FULL' when an
+   * acknowledged op must survive power loss.
+   */
+  synchronous?: SqliteSynchronous;
+  /** How long a write waits for another process's write lock before failing. Default 5000. */
+  busyTimeoutMs?: number;
+}
+
+export const DEFAULT_SYNCHRONOUS: SqliteSynchronous = 'NORMAL';
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+export type Connection = Database.Database;
+type Callback<T> = (err: Error | null, result?: T) => void;
+
+/** The op shape ShareDB commits; stored whole as JSON. */
+export interface StoredOp {
+  v: number;
+  src?: string;
+  seq?: number;
+  m?: unknown;
+  [key: string]: unknown;
+}
+
+interface SnapshotRow {
+  v: number;
+  type: string | null;
+  data: string | null;
+  metadata: string | null;
+}
+
+/** An Error with a stable code, as ShareDB forwards `{code, message}` to clients. */
+export function storageError(code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * @types/sharedb types error codes as numbers; ShareDB's (and ours, and libsql's) are
+ * strings. This is the one cast, for callbacks typed with ShareDB's Error.
+ */
+export function asShareDbError(err: unknown): ShareDB.Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (typeof (e as { code?: unknown }).code !== 'string') Object.assign(e, { code: 'TANDEM_STORAGE_ERROR' });
+  return e as unknown as ShareDB.Error;
+}
+
+/** Opens a connection with the pragmas every Tandem connection to the file needs. */
+export function openSqliteFile(opts: SqliteOptions): Connection {
+  const synchronous = opts.synchronous ?? DEFAULT_SYNCHRONOUS;
+  const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  // Both end up inside PRAGMA text, so only known values may pass.
+  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
+    throw new Error(`synchronous must be 'FULL' or 'NORMAL', got ${String(synchronous)}`);
+  }
+  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new Error(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
+  }
+  if (opts.path !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(opts.path)), { recursive: true });
+  const conn = new Database(opts.path);
+  try {
+    // The timeout first, so switching to WAL waits for a process that is mid-write.
+    conn.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    conn.pragma('journal_mode = WAL');
+    conn.pragma(`synchronous = ${synchronous}`);
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+  return conn;
+}
+
+/** Runs `fn` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before any read. */
+export function inWriteTransaction<T>(conn: Connection, fn: () => T): T {
+  conn.exec('BEGIN IMMEDIATE');
+  let done = false;
+  try {
+    const result = fn();
+    conn.exec('COMMIT');
+    done = true;
+    return result;
+  } finally {
+    if (!done && conn.inTransaction) conn.exec('ROLLBACK');
+  }
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS snapshots (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    type TEXT,          -- NULL once deleted: the row stays so the version keeps counting
+    v INTEGER NOT NULL,
+    data TEXT,          -- JSON; NULL when deleted
+    metadata TEXT,      -- JSON of snapshot.m
+    PRIMARY KEY (collection, id)
+  );
+  CREATE TABLE IF NOT EXISTS ops (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    src TEXT,           -- copied out of op for getCommittedOpVersion (resent-op detection)
+    seq INTEGER,
+    op TEXT NOT NULL,   -- the whole op as JSON, metadata included
+    PRIMARY KEY (collection, id, v)
+  );
+`;
+
+function isPrimaryKeyConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+function parseJson(text: string | null): unknown {
+  return text === null ? undefined : JSON.parse(text);
+}
+
+function toSnapshot(id: string, row: SnapshotRow | undefined, withMeta: boolean): QuerySnapshot {
+  if (!row) return { id, v: 0, type: null, data: undefined, m: null };
+  // Deleted docs come back as MemoryDB returns them: no data, no metadata.
+  if (row.type === null) return { id, v: row.v, type: null, data: undefined, m: null };
+  const m = withMeta && row.metadata !== null ? (JSON.parse(row.metadata) as QuerySnapshot['m']) : null;
+  return { id, v: row.v, type: row.type, data: parseJson(row.data), m };
+}
+
+function prepareStatements(conn: Connection) {
+  return {
+    version: conn.prepare('SELECT v FROM snapshots WHERE collection = ? AND id = ?'),
+    snapshot: conn.prepare(
+      'SELECT v, type, data, metadata FROM snapshots WHERE collection = ? AND id = ?'),
+    snapshotBulk: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
+      WHERE collection = ? AND id IN (SELECT value FROM json_each(?))`),
+    liveSnapshots: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
+      WHERE collection = ? AND type IS NOT NULL`),
+    ops: conn.prepare(`SELECT v, op FROM ops
+      WHERE collection = ? AND id = ? AND v >= ? AND v < ? ORDER BY v`),
+    insertOp: conn.prepare(
+      'INSERT INTO ops (collection, id, v, src, seq, op) VALUES (?, ?, ?, ?, ?, ?)'),
+    upsertSnapshot: conn.prepare(`INSERT INTO snapshots (collection, id, type, v, data, metadata)
+      VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (collection, id) DO UPDATE SET
+        type = excluded.type, v = excluded.v, data = excluded.data, metadata = excluded.metadata`),
+    committedOpVersion: conn.prepare(`SELECT v FROM ops
+      WHERE collection = ? AND id = ? AND src = ? AND seq = ? AND v < ?
+      ORDER BY v DESC LIMIT 1`),
+    // Reads the file (not just the engine), so a vanished or unreadable file fails readiness.
+    ping: conn.prepare('SELECT 1 FROM snapshots LIMIT 1'),
+  };
+}
+
+// Control-flow marker for "someone else committed first"; never escapes commitSync.
+const STALE = Symbol('stale commit');
+
+/*
+ * @types/sharedb declares DB with a no-argument constructor and parameterless
+ * canPollDoc/skipPoll, while the runtime (lib/db/index.js) passes (collection, query[, op]).
+ * The overrides below therefore declare those parameters optional.
+ */
+export class SqliteDB extends ShareDB.DB {
+  override projectsSnapshots = false; // ShareDB's Backend applies projections, as for MemoryDB
+  readonly path: string;
+  /** Set by close(); every later call fails with TANDEM_DB_CLOSED instead of touching the handle. */
+  private closed = false;
+  private readonly conn: Connection;
+  private readonly stmts: ReturnType<typeof prepareStatements>;
+
+  constructor(opts: SqliteOptions) {
+    super();
+    this.path = opts.path;
+    this.conn = openSqliteFile(opts);
+    try {
+      // Inside a write transaction: two processes starting at once must not race on DDL.
+      inWriteTransaction(this.conn, () => this.conn.exec(SCHEMA));
+      this.stmts = prepareStatements(this.conn);
+    } catch (err) {
+      this.conn.close();
+      throw err;
+    }
+  }
+
+  /** Runs `work` now (libsql is synchronous) and reports on the next tick. */
+  private run<T>(callback: Callback<T>, work: () => T): void {
+    let result: T;
+    try {
+      if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
+      result = work();
+    } catch (err) {
+      process.nextTick(callback, err as Error);
+      return;
+    }
+    process.nextTick(callback, null, result);
+  }
+
+  override close(callback?: (err?: Error) => void): void {
+    if (!this.closed) {
+      this.closed = true;
+      this.conn.close();
+    }
+    if (callback) process.nextTick(callback);
+  }
+
+  /** Readiness check: throws if closed or the file is unusable. */
+  ping(): void {
+    if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
+    this.stmts.ping.get();
+  }
+
+  override commit(
+    collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot,
+    _options: unknown, callback: Callback<boolean>,
+  ): void {
+    this.run(callback, () => this.commitSync(collection, id, op, snapshot));
+  }
+
+  /** Returns false (not an error) when another writer got there first: ShareDB retries. */
+  commitSync(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): boolean {
+    const s = this.stmts;
+    let succeeded = false;
+    try {
+      inWriteTransaction(this.conn, () => {
+        const row = s.version.get(collection, id) as { v: number } | undefined;
+        const current = row ? row.v : 0;
+        if (op.v !== current || snapshot.v !== current + 1) {
+          throw STALE; // leaves through the rollback path, then maps to false below
+        }
+        try {
+          s.insertOp.run(collection, id, op.v, op.src ?? null, op.seq ?? null, JSON.stringify(op));
+        } catch (err) {
+          if (isPrimaryKeyConflict(err)) throw STALE;
+          throw err;
+        }
+        s.upsertSnapshot.run(
+          collection, id, snapshot.type ?? null, snapshot.v,
+          snapshot.type == null || snapshot.data === undefined ? null : JSON.stringify(snapshot.data),
+          snapshot.m == null ? null : JSON.stringify(snapshot.m),
+        );
+      });
+      succeeded = true;
+    } catch (err) {
+      if (err !== STALE) throw err;
+    }
+    return succeeded;
+  }
+
+  override getSnapshot(
+    collection: string, id: string, fields: Record<string, unknown> | null,
+    options: { metadata?: boolean } | null, callback: Callback<QuerySnapshot>,
+  ): void {
+    // {$submit: true} is ShareDB's "I am about to commit": metadata must come back whole.
+    const withMeta = Boolean(fields?.$submit || options?.metadata);
+    this.run(callback, () => this.readSnapshot(collection, id, withMeta));
+  }
+
+  private readSnapshot(collection: string, id: string, withMeta: boolean): QuerySnapshot {
+    return toSnapshot(id, this.stmts.snapshot.get(collection, id) as SnapshotRow | undefined, withMeta);
+  }
+
+  override getSnapshotBulk(
+    collection: string, ids: string[], fields: Record<string, unknown> | null,
+    options: { metadata?: boolean } | null, callback: Callback<Record<string, QuerySnapshot>>,
+  ): void {
+    const withMeta = Boolean(fields?.$submit || options?.metadata);
+    this.run(callback, () => {
+      const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as
+        Array<SnapshotRow & { id: string }>;
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      const results: Record<string, QuerySnapshot> = Object.create(null);
+      for (const id of ids) results[id] = toSnapshot(id, byId.get(id), withMeta);
+      return results;
+    });
+  }
+
+  override getOps(
+    collection: string, id: string, from: number | null, to: number | null,
+    options: { metadata?: boolean } | null, callback: Callback<StoredOp[]>,
+  ): void {
+    this.run(callback, () => this.readOps(collection, id, from, to, Boolean(options?.metadata)));
+  }
+
+  /**
+   * Ops in [from, to), `to` null meaning "to the current version". A `to` past the current
+   * version returns what exists (ShareDB then reports the version as too new); a hole in
+   * the range is an error, as in MemoryDB.
+   */
+  readOps(collection: string, id: string, from: number | null, to: number | null, withMeta: boolean): StoredOp[] {
+    const start = from ?? 0;
+    // Version first: ops committed after this read are >= it, so they fall outside the range.
+    const row = this.stmts.version.get(collection, id) as { v: number } | undefined;
+    const current = row ? row.v : 0;
+    const end = to == null ? current : Math.min(to, current);
+    if (end <= start) return [];
+    const rows = this.stmts.ops.all(collection, id, start, end) as Array<{ v: number; op: string }>;
+    if (rows.length !== end - start) {
+      throw storageError('TANDEM_MISSING_OPS', `Missing ops: ${collection}/${id} [${start}, ${end})`);
+    }
+    return rows.map((r) => {
+      const op = JSON.parse(r.op) as StoredOp;
+      op.v = r.v;
+      if (!withMeta) delete op.m;
+      return op;
+    });
+  }
+
+  override getOpsToSnapshot(
+    collection: string, id: string, from: number | null, snapshot: { v: number } | number,
+    options: { metadata?: boolean } | null, callback: Callback<StoredOp[]>,
+  ): void {
+    // @types/sharedb types the snapshot as a number; the runtime passes the snapshot object.
+    const to = typeof snapshot === 'number' ? snapshot : snapshot.v;
+    this.getOps(collection, id, from, to, options, callback);
+  }
+
+  override getOpsBulk(
+    collection: string, fromMap: Record<string, number | null>,
+    toMap: Record<string, number | null> | null, options: { metadata?: boolean } | null,
+    callback: Callback<Record<string, StoredOp[]>>,
+  ): void {
+    this.run(callback, () => {
+      const results: Record<string, StoredOp[]> = Object.create(null);
+      for (const id of Object.keys(fromMap)) {
+        results[id] = this.readOps(collection, id, fromMap[id], toMap?.[id] ?? null, Boolean(options?.metadata));
+      }
+      return results;
+    });
+  }
+
+  /** The version at which an op with the same src/seq was committed, if any (resent ops). */
+  override getCommittedOpVersion(
+    collection: string, id: string, snapshot: { v: number }, op: StoredOp,
+    _options: unknown, callback: Callback<number | undefined>,
+  ): void {
+    this.run(callback, () => {
+      if (op.src == null || op.seq == null) return undefined;
+      const row = this.stmts.committedOpVersion.get(collection, id, op.src, op.seq, snapshot.v) as
+        { v: number } | undefined;
+      return row?.v;
+    });
+  }
+
+  private liveSnapshots(collection: string): QuerySnapshot[] {
+    const rows = this.stmts.liveSnapshots.all(collection) as Array<SnapshotRow & { id: string }>;
+    // Metadata is always loaded so filters on `_m` work; stripped later unless asked for.
+    return rows.map((row) => toSnapshot(row.id, row, true));
+  }
+
+  /** Evaluates the query in process over the collection's live snapshots (a full scan). */
+  override query = (
+    collection: string, query: unknown, _fields: unknown,
+    options: { metadata?: boolean } | null, callback: ShareDB.DBQueryCallback,
+  ): void => {
+    let result: { snapshots: QuerySnapshot[]; extra?: unknown };
+    try {
+      if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
+      result = runQuery(this.liveSnapshots(collection), query);
+    } catch (err) {
+      process.nextTick(callback, asShareDbError(err), []);
+      return;
+    }
+    if (!options?.metadata) for (const s of result.snapshots) s.m = null;
+    process.nextTick(callback, null, result.snapshots, result.extra);
+  };
+
+  override queryPoll(
+    collection: string, query: unknown, _options: unknown,
+    callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
+  ): void {
+    let result: { snapshots: QuerySnapshot[]; extra?: unknown };
+    try {
+      if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
+      result = runQuery(this.liveSnapshots(collection), query);
+    } catch (err) {
+      process.nextTick(callback, err as Error);
+      return;
+    }
+    process.nextTick(callback, null, result.snapshots.map((s) => s.id), result.extra);
+  }
+
+  override queryPollDoc(
+    collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>,
+  ): void {
+    this.run(callback, () => matchesQuery(this.readSnapshot(collection, id, true), query));
+  }
+
+  override canPollDoc(_collection?: string, query?: unknown): boolean {
+    return canPollDocQuery(query);
+  }
+
+  /** As ShareDB's MemoryDB: always re-poll (sharedb-mongo's op inspection is json0-only). */
+  override skipPoll(): boolean {
+    return false;
+  }
+}
+
+export function createSqliteDb(opts: SqliteOptions): SqliteDB {
+  return new SqliteDB(opts);
+}
