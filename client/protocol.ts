@@ -34,6 +34,25 @@ export const TandemErrorCode = {
   UNSUPPORTED_TYPE: 'TANDEM_UNSUPPORTED_TYPE',
   /** The server is shutting down or draining; reconnect (elsewhere). */
   SHUTTING_DOWN: 'TANDEM_SHUTTING_DOWN',
+  /** The op (or its document) is not allowed for this client (access rules). */
+  FORBIDDEN: 'TANDEM_FORBIDDEN',
+  /**
+   * The store no longer has ops a request needs (a pruned op log, a restored backup). A
+   * client's pending ops can then not be rebased; the SDK keeps them and reports this code.
+   */
+  MISSING_OPS: 'TANDEM_MISSING_OPS',
+  /** A storage failure on the server; the request may succeed later. */
+  STORAGE_ERROR: 'TANDEM_STORAGE_ERROR',
+
+  // Client-side codes (raised by the SDK itself, never sent by a server):
+  /** The client or document handle was closed. */
+  CLOSED: 'TANDEM_CLOSED',
+  /** An op was submitted to a document that is not loaded or does not exist. */
+  DOC_NOT_READY: 'TANDEM_DOC_NOT_READY',
+  /** The offline outbox could not be read or written. */
+  OUTBOX_FAILED: 'TANDEM_OUTBOX_FAILED',
+  /** A pending op was dropped because ShareDB had to reload the document (hard rollback). */
+  OP_DISCARDED: 'TANDEM_OP_DISCARDED',
 } as const;
 export type TandemErrorCode = (typeof TandemErrorCode)[keyof typeof TandemErrorCode];
 
@@ -44,6 +63,16 @@ export const ShareDbErrorCode = {
   OP_NOT_APPLIED: 'ERR_OT_OP_NOT_APPLIED',
   TYPE_NOT_FOUND: 'ERR_DOC_TYPE_NOT_RECOGNIZED',
   ALREADY_CREATED: 'ERR_DOC_ALREADY_CREATED',
+  /** A submit middleware refused the op on purpose (ShareDB's `request.rejectedError()`). */
+  SUBMIT_REJECTED: 'ERR_OP_SUBMIT_REJECTED',
+  /** The op became a no-op after transform and was not committed (not an error for clients). */
+  NO_OP: 'ERR_NO_OP',
+  /** ShareDB's own "ops needed to transform the submitted op are missing". */
+  TRANSFORM_OPS_NOT_FOUND: 'ERR_SUBMIT_TRANSFORM_OPS_NOT_FOUND',
+  /** The client's version is ahead of the server's (the server lost history). */
+  VERSION_NEWER: 'ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT',
+  /** Too many concurrent commits raced; the submit may succeed when retried. */
+  MAX_SUBMIT_RETRIES: 'ERR_MAX_SUBMIT_RETRIES_EXCEEDED',
 } as const;
 export type ShareDbErrorCode = (typeof ShareDbErrorCode)[keyof typeof ShareDbErrorCode];
 

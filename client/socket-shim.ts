@@ -24,6 +24,11 @@ export interface SocketShimOptions {
   reconnect?: Partial<ReconnectPolicy>;
   /** Extra socket.io options (auth, query, extraHeaders…). */
   socketOptions?: Partial<ManagerOptions & SocketOptions>;
+  /**
+   * Start held offline (no connection attempt) until `goOnline()`: a client restarting
+   * from its offline outbox can then show and edit its documents before syncing.
+   */
+  startOffline?: boolean;
 }
 
 /**
@@ -55,6 +60,13 @@ export class SocketIoShim {
   constructor(private readonly options: SocketShimOptions) {
     if (options.urls.length === 0) throw new Error('SocketIoShim needs at least one URL');
     this.policy = { ...DEFAULT_RECONNECT, ...options.reconnect };
+    if (options.startOffline) {
+      // CLOSED (not CONNECTING) so ShareDB starts in 'disconnected', the state it expects
+      // before an `onopen`.
+      this.held = true;
+      this.readyState = CLOSED;
+      return;
+    }
     this.open();
   }
 

@@ -13,6 +13,7 @@ export {
   validateJson1Op,
   checkJsonLimits,
   jsonDepth,
+  jsonTextNestsDeeper,
   DEFAULT_OP_LIMITS,
   type OpLimits,
   type OpProblem,

@@ -14,32 +14,76 @@ export interface Json1Presence {
   user?: Record<string, unknown>;
 }
 
-function transformOffset(path: Path, offset: number, op: JSONOp): { path: Path; offset: number } | null {
-  const moved = json1.type.transformPosition([...path, offset], op);
-  if (moved === null) return null;
-  const last = moved[moved.length - 1];
-  if (typeof last !== 'number') return null;
-  return { path: moved.slice(0, -1), offset: last };
+/** One component of an ot-text-unicode op: skip n, insert text, or delete (count or text). */
+type TextComponent = number | string | { d: number | string };
+
+function codePoints(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+/** The text-unicode edit an op makes to the string at `path` (a path after the op), if any. */
+function textEditAt(op: JSONOp, path: Path): readonly TextComponent[] | null {
+  if (op === null) return null;
+  const cursor = new json1.ReadCursor(op);
+  for (const key of path) {
+    if (!cursor.descendFirst()) return null;
+    while (cursor.getKey() !== key) if (!cursor.nextSibling()) return null;
+  }
+  const c = cursor.getComponent() as { es?: TextComponent[]; et?: string; e?: unknown } | null;
+  if (!c) return null;
+  if (Array.isArray(c.es)) return c.es;
+  if ((c.et === 'text-unicode' || c.et === 'http://sharejs.org/types/text-unicode') && Array.isArray(c.e)) {
+    return c.e as TextComponent[];
+  }
+  return null;
 }
 
 /**
- * Moves a presence through an op, as ShareDB's `type.transformPresence(presence, op, isOwnOp)`
- * contract asks. Returns null when the value it pointed at was removed, which ShareDB turns
- * into "no presence" for that client.
+ * Moves a text offset through a text-unicode op. Deletes pull it back; inserts before it
+ * push it on. An insert exactly at the offset pushes it only for the op's own author
+ * (typing moves your cursor past what you typed, while another user's insert at your
+ * cursor lands after it) — ShareDB's convention for rich-text presence.
  */
-export function transformPresence(presence: unknown, op: JSONOp, _isOwnOp: boolean): Json1Presence | null {
+export function transformTextOffset(offset: number, edit: readonly TextComponent[], isOwnOp: boolean): number {
+  let cursor = offset;
+  let pos = 0;
+  for (const c of edit) {
+    if (isOwnOp ? cursor < pos : cursor <= pos) break;
+    if (typeof c === 'number') {
+      pos += c;
+    } else if (typeof c === 'string') {
+      const n = codePoints(c);
+      pos += n;
+      cursor += n;
+    } else {
+      const n = typeof c.d === 'number' ? c.d : codePoints(c.d);
+      cursor -= Math.min(n, cursor - pos);
+    }
+  }
+  return cursor;
+}
+
+/**
+ * Moves a presence through an op, as ShareDB's `type.transformPresence(presence, op,
+ * isOwnOp)` contract asks (ShareDB passes the op's source as `isOwnOp` for local
+ * presence, and "same client" for remote ones). The path follows moves and list
+ * inserts/removals; offsets follow text edits to that string. Returns null when the value
+ * it pointed at was removed, which ShareDB turns into "no presence" for that client.
+ */
+export function transformPresence(presence: unknown, op: JSONOp, isOwnOp: boolean): Json1Presence | null {
   if (!isJson1Presence(presence)) return null;
   if (op === null) return presence;
-  if (presence.anchor === undefined && presence.head === undefined) {
-    const path = json1.type.transformPosition(presence.path, op);
-    return path === null ? null : { ...presence, path };
-  }
+  const path = json1.type.transformPosition(presence.path, op);
+  if (path === null) return null;
+  if (presence.anchor === undefined && presence.head === undefined) return { ...presence, path };
+  const edit = textEditAt(op, path);
+  const own = Boolean(isOwnOp);
   const anchor = presence.anchor ?? presence.head ?? 0;
   const head = presence.head ?? anchor;
-  const a = transformOffset(presence.path, anchor, op);
-  const h = transformOffset(presence.path, head, op);
-  if (a === null || h === null) return null;
-  return { ...presence, path: a.path, anchor: a.offset, head: h.offset };
+  if (!edit) return { ...presence, path, anchor, head };
+  return { ...presence, path, anchor: transformTextOffset(anchor, edit, own), head: transformTextOffset(head, edit, own) };
 }
 
 export function isJson1Presence(value: unknown): value is Json1Presence {

@@ -13,17 +13,49 @@ export const DEFAULT_OP_LIMITS: Readonly<OpLimits> = Object.freeze({ maxOpBytes:
 
 export type OpProblem = { kind: 'too-large' | 'too-deep' | 'invalid'; message: string };
 
-/** Depth of nested arrays/objects, stopping early once `limit` is passed (cheap on huge input). */
+/**
+ * Depth of nested arrays/objects, stopping once `limit` is passed. Iterative, so hostile
+ * input nested thousands of levels deep cannot overflow the stack.
+ */
 export function jsonDepth(value: unknown, limit: number): number {
-  if (typeof value !== 'object' || value === null) return 0;
   let deepest = 0;
-  const children = Array.isArray(value) ? value : Object.values(value);
-  for (const child of children) {
-    const d = jsonDepth(child, limit);
-    if (d > deepest) deepest = d;
-    if (deepest >= limit) break;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
   }
-  return deepest + 1;
+  return deepest;
+}
+
+/**
+ * Whether JSON text nests arrays/objects deeper than `limit`, found by scanning the text
+ * before parsing it: JSON.parse accepts any depth, but the recursive code that later walks
+ * or re-encodes the value (ShareDB, json1, JSON.stringify) overflows the stack.
+ */
+export function jsonTextNestsDeeper(text: string, limit: number): boolean {
+  // Each level needs an opening and a closing bracket.
+  if (text.length <= limit * 2) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 /** Checks size and depth of any JSON value (ops and created documents alike). */

@@ -1,0 +1,404 @@
+import * as json1 from 'ot-json1';
+import type { Doc as JsonValue, JSONOp } from 'ot-json1';
+import type { Doc } from 'sharedb/lib/client/index.js';
+import { JSON1_TYPE_URI, type Json1Presence } from '../ot-types/index.js';
+import type { DeepReadonly, DocContext, DocEvents, DocOptions, OpMeta, OpRejection } from './doc-types.js';
+import { DocSync, isMissingHistory, toTandemError } from './doc-sync.js';
+import { Emitter } from './emitter.js';
+import { acquireDocLock, docLockName, type DocLease } from './offline/doc-lock.js';
+import { DocOutbox } from './offline/doc-outbox.js';
+import type { OutboxRecord } from './offline/outbox-store.js';
+import { PresenceHandle } from './presence-handle.js';
+import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
+import { SendGate } from './send-gate.js';
+import { connectionInternals, docInternals, type DocInternals, type QueuedOp } from './sharedb-internals.js';
+
+export type { DeepReadonly, DocContext, DocEvents, DocOptions, OpMeta, OpRejection };
+
+/**
+ * A typed handle on one json1 document: its data and version, local edits that survive
+ * restarts (with an outbox), and events. Get one with `client.doc(collection, id)`.
+ */
+export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
+  /** Resolves once `data` is known: restored from the outbox, or loaded from the server. */
+  readonly ready: Promise<void>;
+  private readonly doc: Doc;
+  private readonly d: DocInternals;
+  private readonly sync: DocSync;
+  private readonly gate: SendGate;
+  private outbox: DocOutbox | null = null;
+  private lease: DocLease | null = null;
+  private stalledBy: TandemError | null = null;
+  private presenceHandle: PresenceHandle | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly retryAttempts = new Map<string, number>();
+  private isClosed = false;
+  private closing: Promise<void> | null = null;
+  private readonly closeWaiters = new Set<(err: TandemError) => void>();
+
+  /** @internal Use `client.doc()`. */
+  constructor(
+    private readonly ctx: DocContext,
+    readonly collection: string,
+    readonly id: string,
+    options: DocOptions<T> = {},
+  ) {
+    super();
+    this.doc = ctx.connection.get(collection, id);
+    this.d = docInternals(this.doc);
+    if (options.composeOps === false) this.d.preventCompose = true;
+    this.gate = new SendGate(this.d);
+    this.sync = new DocSync(this.doc, {
+      changed: () => this.outbox?.changed(),
+      rejected: (error, op) => this.reportRejection({ code: error.code, message: error.message, op, error }),
+      kept: (error, kind) => (kind === 'keep' ? this.stall(error) : this.scheduleRetry(error)),
+      discarded: (queued, error) => this.reportDiscarded(queued, error),
+    });
+    this.doc.on('op', this.onOp);
+    this.doc.on('load', this.onChange);
+    this.doc.on('create', this.onChange);
+    this.doc.on('del', this.onChange);
+    this.doc.on('error', this.onDocError);
+    this.ready = this.untilClosed(this.open(options));
+    // Failures also go to 'error' listeners; a caller that never awaits `ready` must not
+    // get an unhandled rejection.
+    this.ready.catch(() => undefined);
+  }
+
+  /** The document's data (your edits included); undefined until ready or if it does not exist. */
+  get data(): DeepReadonly<T> | undefined {
+    // ShareDB's data is untyped; T is the caller's declared shape of this document.
+    return this.d.data as DeepReadonly<T> | undefined;
+  }
+
+  /** Server version the data is based on (null until loaded). */
+  get version(): number | null {
+    return this.d.version;
+  }
+
+  get exists(): boolean {
+    return this.d.type !== null;
+  }
+
+  /** Unacknowledged op batches (composed ops count once), including one in flight. */
+  get pendingCount(): number {
+    return (this.d.inflightOp ? 1 : 0) + this.d.pendingOps.length;
+  }
+
+  /** True when this handle owns the document's outbox (edits survive a restart). */
+  get durable(): boolean {
+    return this.outbox !== null;
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Why sending stopped, when the server cannot rebase our pending ops; else null. */
+  get stalled(): TandemError | null {
+    return this.stalledBy;
+  }
+
+  /**
+   * Applies a json1 op locally now and queues it for the server (build ops with `ops` from
+   * ot-types). Throws a TandemError for an op that is invalid or does not fit the data;
+   * the server's refusals arrive later as 'rejected' events.
+   */
+  submit(op: JSONOp): void {
+    if (this.isClosed) throw new TandemError(TandemErrorCode.CLOSED, `document ${this.collection}/${this.id} is closed`);
+    if (!this.d.type) {
+      throw new TandemError(TandemErrorCode.DOC_NOT_READY, `document ${this.collection}/${this.id} is not loaded or does not exist`);
+    }
+    try {
+      json1.type.checkValidOp(op);
+      json1.type.apply(this.d.data as JsonValue, op);
+    } catch (err) {
+      throw new TandemError(TandemErrorCode.INVALID_OP, `op does not apply to ${this.collection}/${this.id}: ${(err as Error).message}`);
+    }
+    this.outbox?.beforeLocalOp();
+    this.doc.submitOp(op);
+    this.outbox?.afterLocalOp();
+  }
+
+  /** Resolves once every edit so far is in the durable outbox (at once without one). */
+  whenSaved(): Promise<void> {
+    return this.outbox ? this.outbox.whenSaved() : Promise.resolve();
+  }
+
+  /** Resolves once the server acknowledged every edit so far (and it is saved); rejects if stalled. */
+  async whenSynced(): Promise<void> {
+    for (;;) {
+      if (this.isClosed) throw new TandemError(TandemErrorCode.CLOSED, 'document closed before it synced');
+      if (this.stalledBy) throw this.stalledBy;
+      if (!this.d.hasWritePending()) {
+        await this.whenSaved();
+        if (!this.d.hasWritePending()) return;
+        continue;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const done = () => {
+          this.doc.off('no write pending', done);
+          offStalled();
+          this.closeWaiters.delete(onClose);
+          resolve();
+        };
+        const onClose = (err: TandemError) => {
+          this.doc.off('no write pending', done);
+          offStalled();
+          reject(err);
+        };
+        const offStalled = this.on('stalled', done);
+        this.doc.on('no write pending', done);
+        this.closeWaiters.add(onClose);
+      });
+    }
+  }
+
+  /** After 'stalled': try sending the kept ops again (e.g. once the server's history is back). */
+  retry(): void {
+    if (this.isClosed || !this.stalledBy) return;
+    this.stalledBy = null;
+    this.retryAttempts.clear();
+    this.gate.release('stalled');
+    if (!this.d.subscribed && this.d.wantSubscribe) this.doc.subscribe((err) => err && this.onDocError(err));
+  }
+
+  /**
+   * Gives up the unacknowledged ops (returned, for the app to salvage) and reloads the
+   * document from the server's latest snapshot. Meant for a stalled document: an op
+   * already in flight may still be committed.
+   */
+  async discardPending(): Promise<JSONOp[]> {
+    const queue = this.d.inflightOp ? [this.d.inflightOp, ...this.d.pendingOps] : [...this.d.pendingOps];
+    const dropped = queue.flatMap((q) => (q.op !== undefined ? [q.op] : []));
+    this.d.inflightOp = null;
+    this.d.pendingOps = [];
+    this.d.version = null;
+    this.d._setType(null);
+    this.sync.confirmed = undefined;
+    this.stalledBy = null;
+    this.retryAttempts.clear();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.gate.release('stalled');
+    this.gate.release('retry');
+    this.emit('change');
+    this.reload();
+    await this.outbox?.forget();
+    return dropped;
+  }
+
+  /** Subscribes from version null: the server sends its whole snapshot, no history needed. */
+  private reload(): void {
+    // A subscribe still in flight (for the old version) absorbs a new request; join it,
+    // then ask again if it did not load the document.
+    this.doc.subscribe((err) => {
+      if (this.isClosed || (this.d.version !== null && this.d.subscribed)) return;
+      if (err && !isMissingHistory(toTandemError(err).code)) {
+        this.onDocError(err);
+        return;
+      }
+      this.doc.subscribe((again) => again && this.onDocError(again));
+    });
+  }
+
+  /** Cursors and selections on this document (one local presence per handle). */
+  presence<P extends Json1Presence = Json1Presence>(): PresenceHandle<P> {
+    if (this.isClosed) throw new TandemError(TandemErrorCode.CLOSED, `document ${this.collection}/${this.id} is closed`);
+    this.presenceHandle ??= new PresenceHandle(this.ctx.connection, this.collection, this.id, this.ctx.randomId(), this.ctx.watchConnection);
+    // One presence per document handle; P only narrows what the caller submits and reads.
+    return this.presenceHandle as unknown as PresenceHandle<P>;
+  }
+
+  /** Saves what is unsaved and lets go of the document; pending ops stay in the outbox. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.isClosed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const closedError = new TandemError(TandemErrorCode.CLOSED, `document ${this.collection}/${this.id} was closed`);
+    for (const reject of [...this.closeWaiters]) reject(closedError);
+    this.closeWaiters.clear();
+    this.presenceHandle?.close();
+    this.gate.hold('closed');
+    await this.outbox?.close();
+    this.sync.detach();
+    this.doc.off('op', this.onOp);
+    this.doc.off('load', this.onChange);
+    this.doc.off('create', this.onChange);
+    this.doc.off('del', this.onChange);
+    this.doc.off('error', this.onDocError);
+    // Late errors of a forgotten doc must not throw.
+    this.doc.on('error', () => undefined);
+    if (this.d.wantSubscribe) await this.unsubscribe();
+    this.d._wantsDestroy = true;
+    connectionInternals(this.ctx.connection)._destroyDoc(this.doc);
+    this.lease?.release();
+    this.ctx.released(this.collection, this.id);
+    this.removeAllListeners();
+  }
+
+  /**
+   * Waits for the unsubscribe reply while connected: once the doc is forgotten, a late
+   * reply would reach the next handle's doc of the same id. Offline no reply can come (and
+   * ShareDB may hold the request behind a queued subscribe), so there is nothing to wait for.
+   */
+  private unsubscribe(): Promise<void> {
+    const connection = this.ctx.connection;
+    const online = () => connectionInternals(connection).canSend;
+    if (!online()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const finish = () => {
+        connection.off('state', onState);
+        resolve();
+      };
+      const onState = () => {
+        if (!online()) finish();
+      };
+      connection.on('state', onState);
+      this.doc.unsubscribe(() => finish());
+    });
+  }
+
+  private async open(options: DocOptions<T>): Promise<void> {
+    const record = await this.takeOutbox();
+    if (this.isClosed) return;
+    if (record && this.outbox) {
+      let restored = false;
+      try {
+        restored = this.outbox.restore(record);
+      } catch (err) {
+        this.report(new TandemError(TandemErrorCode.OUTBOX_FAILED, `outbox record of ${this.collection}/${this.id} could not be restored: ${toTandemError(err).message}`));
+      }
+      if (restored) {
+        // Usable offline now; the subscription catches up (and resends) once connected.
+        this.doc.subscribe((err) => err && this.onDocError(err));
+        this.emit('change');
+        return;
+      }
+    }
+    await new Promise<void>((resolve, reject) => this.doc.subscribe((err) => (err ? reject(toTandemError(err)) : resolve())));
+    if (this.isClosed) return;
+    if (!this.d.type && options.create !== undefined) await this.create(options.create);
+    this.outbox?.changed();
+  }
+
+  /** Takes the outbox lock and reads the record; null without an outbox or as a follower. */
+  private async takeOutbox(): Promise<OutboxRecord | null> {
+    const store = this.ctx.outbox;
+    if (!store) return null;
+    const lease = await acquireDocLock(this.ctx.locks, docLockName(store.name, this.collection, this.id));
+    if (this.isClosed) {
+      lease?.release();
+      return null;
+    }
+    // Another tab owns this document's outbox: follow it through the server instead.
+    if (!lease) return null;
+    this.lease = lease;
+    this.outbox = new DocOutbox({
+      store,
+      key: { collection: this.collection, id: this.id },
+      doc: this.d,
+      sync: this.sync,
+      gate: this.gate,
+      identity: this.ctx.identity,
+      saveDelayMs: this.ctx.saveDelayMs,
+      onError: (error) => this.report(error),
+    });
+    try {
+      return await store.load({ collection: this.collection, id: this.id });
+    } catch (err) {
+      this.report(toTandemError(err));
+      return null;
+    }
+  }
+
+  private create(data: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.doc.create(data, JSON1_TYPE_URI, (err) => {
+        // Someone created it first: ShareDB has reloaded theirs, which is what we open.
+        if (!err || String((err as { code?: unknown }).code) === ShareDbErrorCode.ALREADY_CREATED) resolve();
+        else reject(toTandemError(err));
+      });
+    });
+  }
+
+  /** Rejects `promise` if the handle is closed first. */
+  private untilClosed(promise: Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onClose = (err: TandemError) => reject(err);
+      this.closeWaiters.add(onClose);
+      promise.then(
+        () => {
+          this.closeWaiters.delete(onClose);
+          if (this.isClosed) reject(new TandemError(TandemErrorCode.CLOSED, 'document closed while opening'));
+          else resolve();
+        },
+        (err: unknown) => {
+          this.closeWaiters.delete(onClose);
+          const error = toTandemError(err);
+          this.emit('error', error);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private readonly onOp = (op: JSONOp, source: unknown): void => {
+    const meta: OpMeta = { source: this.sync.inRollback ? 'rollback' : source ? 'local' : 'remote' };
+    this.emit('op', op, meta);
+    this.emit('change');
+  };
+
+  private readonly onChange = (): void => {
+    this.emit('change');
+  };
+
+  private readonly onDocError = (err: unknown): void => {
+    if (this.sync.wasHandled(err)) return;
+    const error = toTandemError(err);
+    if (isMissingHistory(error.code) && this.d.hasWritePending()) this.stall(error);
+    else this.report(error);
+  };
+
+  private stall(error: TandemError): void {
+    const first = this.stalledBy === null;
+    this.stalledBy = error;
+    this.gate.hold('stalled');
+    this.outbox?.changed();
+    if (first && !this.emit('stalled', error)) this.report(error);
+  }
+
+  private scheduleRetry(error: TandemError): void {
+    const head = this.d.pendingOps[0];
+    const key = `${head?.src}:${head?.seq}`;
+    const attempt = (this.retryAttempts.get(key) ?? 0) + 1;
+    this.retryAttempts.set(key, attempt);
+    if (attempt > this.ctx.maxRetries) {
+      this.stall(error);
+      return;
+    }
+    this.gate.hold('retry');
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.gate.release('retry');
+    }, this.ctx.retryDelayMs * 2 ** (attempt - 1));
+  }
+
+  private reportRejection(rejection: OpRejection): void {
+    if (!this.emit('rejected', rejection)) this.report(rejection.error);
+  }
+
+  private reportDiscarded(queued: QueuedOp[], error: TandemError): void {
+    for (const q of queued) this.reportRejection({ code: error.code, message: error.message, op: q.op ?? null, error });
+  }
+
+  /** 'error' event, or the console when nobody listens: errors are never silently dropped. */
+  private report(error: TandemError): void {
+    if (!this.emit('error', error)) console.warn(`Tandem ${this.collection}/${this.id}: ${error.code}: ${error.message}`);
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Instruments one ShareDB Doc so the SDK knows what ShareDB's client does not tell it:
+ * the server's snapshot at the doc's version (needed to persist, and to roll back ops
+ * whose removals json1 cannot invert), and what to do with an op the server refused.
+ */
+import * as json1 from 'ot-json1';
+import type { Doc as JsonValue, JSONOp } from 'ot-json1';
+import type { Doc } from 'sharedb/lib/client/index.js';
+import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
+import { docInternals, type DocInternals, type OpMessage, type QueuedOp, type ShareDbClientError } from './sharedb-internals.js';
+
+/**
+ * What a refused submit means for the op:
+ * - 'rejected': the server will never take it (invalid, forbidden, too large): roll back;
+ * - 'keep': the server cannot rebase it (ops missing from its log): keep it, stop sending;
+ * - 'retry': a transient server failure: keep it and send it again later (bounded).
+ */
+export type SubmitErrorKind = 'rejected' | 'keep' | 'retry';
+
+const KEEP_CODES: ReadonlySet<string> = new Set([
+  TandemErrorCode.MISSING_OPS,
+  ShareDbErrorCode.TRANSFORM_OPS_NOT_FOUND,
+  ShareDbErrorCode.VERSION_NEWER,
+  // sharedb-mongo's "Missing ops from requested version" (a numeric code).
+  '5103',
+]);
+
+const RETRY_CODES: ReadonlySet<string> = new Set([
+  TandemErrorCode.SHUTTING_DOWN,
+  TandemErrorCode.STORAGE_ERROR,
+  ShareDbErrorCode.MAX_SUBMIT_RETRIES,
+]);
+
+export function classifySubmitError(code: string): SubmitErrorKind {
+  if (KEEP_CODES.has(code)) return 'keep';
+  if (RETRY_CODES.has(code)) return 'retry';
+  return 'rejected';
+}
+
+/** True for codes that mean "the server's op log cannot bring this client up to date". */
+export function isMissingHistory(code: string): boolean {
+  return KEEP_CODES.has(code);
+}
+
+/** Maps any ShareDB (or other) error to the SDK's one error class. */
+export function toTandemError(err: unknown): TandemError {
+  if (err instanceof TandemError) return err;
+  const e = err as ShareDbClientError | null | undefined;
+  const code = e?.code != null ? String(e.code) : 'TANDEM_UNKNOWN';
+  return new TandemError(code, e?.message ?? String(err));
+}
+
+/** The op part of a queued op or an op message, captured before ShareDB transforms it. */
+interface OpPart {
+  op?: JSONOp;
+  create?: { data: unknown };
+  del?: boolean;
+}
+
+function opPart(source: QueuedOp | OpMessage): OpPart {
+  return { op: source.op, create: source.create, del: source.del };
+}
+
+function applyPart(data: JsonValue | undefined, part: OpPart): JsonValue | undefined {
+  if (part.create) return part.create.data as JsonValue;
+  if (part.del) return undefined;
+  if (part.op !== undefined) return json1.type.apply(data as JsonValue, part.op) as JsonValue;
+  return data;
+}
+
+export interface DocSyncHooks {
+  /** Version, snapshot or queue changed (an ack, a remote op, a rollback): persist. */
+  changed(): void;
+  /** The server refused `op` for good; ShareDB already rolled it back locally. */
+  rejected(error: TandemError, op: JSONOp | null): void;
+  /** The in-flight op was put back at the head of the queue ('keep' or 'retry'). */
+  kept(error: TandemError, kind: 'keep' | 'retry'): void;
+  /** ShareDB had to reload the doc (hard rollback) and dropped these queued ops. */
+  discarded(ops: QueuedOp[], error: TandemError): void;
+}
+
+export class DocSync {
+  /**
+   * The document as the server had it at `doc.version` — i.e. without our unacknowledged
+   * ops. ShareDB's `doc.data` includes them. Kept by applying each acknowledged op and
+   * each untransformed remote op, exactly as the server applied them.
+   */
+  confirmed: JsonValue | undefined = undefined;
+  /** True while ShareDB applies the inverse of a refused op (its 'op' events are rollbacks). */
+  inRollback = false;
+  private readonly doc: DocInternals;
+  /** Errors already reported as a rejection; ShareDB emits some of them again as 'error'. */
+  private readonly handled = new WeakSet<object>();
+  private readonly onLoad = () => {
+    // ShareDB only ingests a snapshot when nothing is pending, so data is the server's.
+    this.confirmed = this.doc.data as JsonValue | undefined;
+    this.hooks.changed();
+  };
+
+  constructor(
+    private readonly shareDoc: Doc,
+    private readonly hooks: DocSyncHooks,
+  ) {
+    this.doc = docInternals(shareDoc);
+    // Shadow the prototype method on this instance only; `detach()` removes it again.
+    const original = (Object.getPrototypeOf(this.doc) as DocInternals)._handleOp;
+    this.doc._handleOp = (err, message) => this.handleOp(original, err, message);
+    shareDoc.on('load', this.onLoad);
+  }
+
+  /** True when `err` was already reported through `rejected`. */
+  wasHandled(err: unknown): boolean {
+    return typeof err === 'object' && err !== null && this.handled.has(err);
+  }
+
+  detach(): void {
+    delete (this.doc as Partial<DocInternals>)._handleOp;
+    this.shareDoc.off('load', this.onLoad);
+  }
+
+  private handleOp(original: DocInternals['_handleOp'], err: ShareDbClientError | null, message: OpMessage): void {
+    const doc = this.doc;
+    if (!err) this.claimEcho(message);
+    const inflight = doc.inflightOp;
+    if (err) {
+      if (!inflight || String(err.code) === ShareDbErrorCode.NO_OP) return original.call(doc, err, message);
+      return this.refused(original, err, message, inflight);
+    }
+    const isAck = inflight !== null && message.src === inflight.src && message.seq === inflight.seq;
+    const part = opPart(isAck ? inflight : message);
+    const before = doc.version;
+    original.call(doc, err, message);
+    // ShareDB may instead have fetched (version gap) or ignored (duplicate) the message.
+    const applied = isAck ? doc.inflightOp !== inflight : before !== null && doc.version === before + 1;
+    if (!applied) return;
+    this.confirmed = applyPart(this.confirmed, part);
+    this.hooks.changed();
+  }
+
+  /**
+   * An op of ours that a previous run sent and the server committed, but whose ack that run
+   * never saved, comes back as an ordinary op while it still waits, unsent, at the head of
+   * the queue (sending may be held). ShareDB would transform our copy against it and apply
+   * both. It is our ack: make it the in-flight op so ShareDB acknowledges it as such.
+   */
+  private claimEcho(message: OpMessage): void {
+    const doc = this.doc;
+    const head = doc.pendingOps[0];
+    if (doc.inflightOp || !head || head.src == null || head.seq == null) return;
+    if (message.src !== head.src || message.seq !== head.seq) return;
+    doc.inflightOp = head;
+    doc.pendingOps.shift();
+  }
+
+  private refused(original: DocInternals['_handleOp'], err: ShareDbClientError, message: OpMessage, inflight: QueuedOp): void {
+    const doc = this.doc;
+    const error = toTandemError(err);
+    const kind = classifySubmitError(error.code);
+    if (kind !== 'rejected' && !inflight.create) {
+      // Back to the head of the queue, still marked as sent so ShareDB never composes into
+      // it: it may have reached the server, and its src/seq must stay its identity.
+      doc.inflightOp = null;
+      doc.pendingOps.unshift(inflight);
+      this.hooks.kept(error, kind);
+      this.hooks.changed();
+      return;
+    }
+    if (inflight.create) {
+      // A create racing another client's create is settled by ShareDB's reload; the doc
+      // handle's open logic reports anything else.
+      return original.call(doc, err, message);
+    }
+    const refusedOp = inflight.op ?? null;
+    if (inflight.op !== undefined && this.confirmed !== undefined) {
+      // json1 cannot invert a removal without the removed value, and loses those values
+      // when ops are transformed; the server snapshot at our version has them.
+      try {
+        inflight.op = json1.type.makeInvertible(inflight.op, this.confirmed);
+      } catch {
+        // Not invertible against our snapshot: ShareDB falls back to reloading the doc.
+      }
+    }
+    const queued = [inflight, ...doc.pendingOps];
+    this.handled.add(err);
+    this.inRollback = true;
+    try {
+      original.call(doc, err, message);
+    } finally {
+      this.inRollback = false;
+    }
+    this.hooks.rejected(error, refusedOp);
+    if (doc._isInHardRollback) {
+      const dropped = queued.slice(1).filter((q) => !q.create);
+      if (dropped.length > 0) {
+        this.hooks.discarded(
+          dropped,
+          new TandemError(
+            TandemErrorCode.OP_DISCARDED,
+            `the document was reloaded after a refused op (${error.code}); ${dropped.length} queued op(s) were dropped`,
+          ),
+        );
+      }
+    }
+    this.hooks.changed();
+  }
+}

@@ -1,0 +1,115 @@
+import type { Connection, LocalPresence, Presence } from 'sharedb/lib/client/index.js';
+import type { Json1Presence } from '../ot-types/index.js';
+import { toTandemError } from './doc-sync.js';
+import { Emitter } from './emitter.js';
+import type { TandemError } from './protocol.js';
+
+export type PresenceEvents<P> = {
+  /** A remote presence appeared or moved (`value`), or left (`null`). */
+  change: [id: string, value: P | null];
+  error: [error: TandemError];
+};
+
+/**
+ * Cursors and selections of everyone on one document, through ShareDB's doc presence.
+ *
+ * Values are json1 paths plus text offsets (`Json1Presence`); ShareDB moves every value —
+ * ours and remote ones — through each op with Tandem's json1 `transformPresence`. Presence
+ * travels through the server's pub/sub, so it works across instances; a client that
+ * disconnects is removed for everyone by its server.
+ */
+export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emitter<PresenceEvents<P>> {
+  private readonly presence: Presence<P | null>;
+  private readonly local: LocalPresence<P | null>;
+  private readonly remote = new Map<string, P>();
+  private readonly stopWatching: () => void;
+  private closed = false;
+
+  /** @internal Created by `DocHandle.presence()`. */
+  constructor(
+    connection: Connection,
+    collection: string,
+    id: string,
+    presenceId: string,
+    watchConnection: (listener: (online: boolean) => void) => () => void,
+  ) {
+    super();
+    this.presence = connection.getDocPresence(collection, id) as Presence<P | null>;
+    this.presence.on('receive', this.onReceive);
+    this.presence.on('error', this.onError);
+    this.presence.subscribe((err) => {
+      if (err) this.onError(err);
+    });
+    this.local = this.presence.create(presenceId);
+    this.local.on('error', this.onError);
+    this.stopWatching = watchConnection((online) => (online ? this.resend() : this.forgetRemotes()));
+  }
+
+  /** Remote presences by presence id, already moved through every op we have applied. */
+  get remotes(): ReadonlyMap<string, P> {
+    return this.remote;
+  }
+
+  /** Our own presence as it stands now (ShareDB moves it through ops too). */
+  get value(): P | null {
+    return this.local.value ?? null;
+  }
+
+  /** Publishes our cursor/selection; `null` hides it. Errors arrive as 'error' events. */
+  submit(value: P | null): void {
+    if (this.closed) return;
+    this.local.submit(value, (err) => {
+      if (err) this.onError(err);
+    });
+  }
+
+  clear(): void {
+    this.submit(null);
+  }
+
+  /** Hides our presence for others and stops listening. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopWatching();
+    this.presence.off('receive', this.onReceive);
+    this.presence.off('error', this.onError);
+    this.local.off('error', this.onError);
+    // Late errors of a closed presence (e.g. its unsubscribe failing) are nobody's business
+    // any more; without a listener ShareDB's emitter would throw them.
+    const ignore = () => undefined;
+    this.presence.on('error', ignore);
+    this.local.on('error', ignore);
+    // ShareDB calls back only once connected; offline, the server already forgot us.
+    this.presence.destroy();
+    this.remote.clear();
+    this.removeAllListeners();
+  }
+
+  private readonly onReceive = (id: string, value: P | null): void => {
+    if (value === null || value === undefined) {
+      if (!this.remote.delete(id)) return;
+      this.emit('change', id, null);
+      return;
+    }
+    this.remote.set(id, value);
+    this.emit('change', id, value);
+  };
+
+  private readonly onError = (err: unknown): void => {
+    if (!this.emit('error', toTandemError(err))) console.warn('Tandem presence error', err);
+  };
+
+  /** A server forgets our presence when our connection drops; send it again. */
+  private resend(): void {
+    const value = this.local.value;
+    if (!this.closed && value !== null && value !== undefined) this.submit(value);
+  }
+
+  /** Offline we stop hearing about others: drop them rather than show stale cursors. */
+  private forgetRemotes(): void {
+    const ids = [...this.remote.keys()];
+    this.remote.clear();
+    for (const id of ids) this.emit('change', id, null);
+  }
+}

@@ -1,0 +1,192 @@
+import type { Doc as JsonValue } from 'ot-json1';
+import { connectSocket, type ConnectOptions, type SocketConnection } from './connect.js';
+import { DocHandle, type DocContext, type DocOptions } from './doc-handle.js';
+import { toTandemError } from './doc-sync.js';
+import { Emitter } from './emitter.js';
+import { attributeUnmatchedErrors } from './frame-errors.js';
+import { defaultLockManager, type LockManagerLike } from './offline/doc-lock.js';
+import { keyString, type OutboxStore } from './offline/outbox-store.js';
+import { TandemError, TandemErrorCode } from './protocol.js';
+import { connectionInternals } from './sharedb-internals.js';
+
+export interface ClientOptions extends ConnectOptions {
+  /**
+   * Durable offline outbox (`IndexedDbOutboxStore` in browsers, `SqliteOutboxStore` from
+   * 'client/node' in Node). Without one, unacknowledged edits live in memory only.
+   */
+  outbox?: OutboxStore | null;
+  /** Web Locks used to give each document's outbox one owner tab. Default `navigator.locks`. */
+  locks?: LockManagerLike | null;
+  /** Delay before saving changes that hold nothing back (remote ops, acks). Default 25 ms. */
+  saveDelayMs?: number;
+  /** First delay before resending an op after a transient server failure. Default 500 ms. */
+  retryDelayMs?: number;
+  /** Transient failures of one op before the document is reported stalled. Default 5. */
+  maxRetries?: number;
+}
+
+/** 'connecting': handshaking; 'online': syncing; 'offline': not connected (retrying unless held); 'closed'. */
+export type ConnectionState = 'connecting' | 'online' | 'offline' | 'closed';
+
+export type ClientEvents = {
+  state: [state: ConnectionState];
+  error: [error: TandemError];
+};
+
+function randomId(): string {
+  const c = globalThis.crypto;
+  if (typeof c.randomUUID === 'function') return c.randomUUID();
+  // randomUUID needs a secure context in browsers; getRandomValues does not.
+  const bytes = c.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** ShareDB connection states → the SDK's. */
+function mapState(state: string): ConnectionState {
+  switch (state) {
+    case 'connected':
+      return 'online';
+    case 'connecting':
+      return 'connecting';
+    case 'disconnected':
+      return 'offline';
+    default:
+      return 'closed';
+  }
+}
+
+/**
+ * A Tandem client: one socket.io connection, typed document handles, connection state.
+ * Create it with `connect()`.
+ */
+export class TandemClient extends Emitter<ClientEvents> {
+  /**
+   * This client's op source id (ShareDB's `src`), fresh per run. The server adopts it at
+   * the handshake, so op ids can be assigned — and saved — before the first connection.
+   */
+  readonly id: string;
+  private readonly socket: SocketConnection;
+  private readonly docs = new Map<string, DocHandle<unknown>>();
+  private readonly ctx: DocContext;
+  private current: ConnectionState;
+  private closing: Promise<void> | null = null;
+
+  /** @internal Use `connect()`. */
+  constructor(options: ClientOptions) {
+    super();
+    this.id = randomId();
+    this.socket = connectSocket(options);
+    const connection = this.socket.connection;
+    const internals = connectionInternals(connection);
+    // Before any handshake (socket.io connects asynchronously): the handshake sends this id.
+    internals.id = this.id;
+    this.current = mapState(connection.state);
+    connection.on('state', (state) => this.setState(mapState(state)));
+    connection.on('error', (err) => this.emitError(toTandemError(err)));
+    attributeUnmatchedErrors(connection, (error) => this.emitError(error));
+    this.ctx = {
+      connection,
+      outbox: options.outbox ?? null,
+      locks: options.locks === undefined ? defaultLockManager() : options.locks,
+      saveDelayMs: options.saveDelayMs ?? 25,
+      retryDelayMs: options.retryDelayMs ?? 500,
+      maxRetries: options.maxRetries ?? 5,
+      identity: { src: () => this.id, nextSeq: () => internals.seq++ },
+      randomId,
+      watchConnection: (listener) => {
+        let online = this.current === 'online';
+        return this.on('state', (state) => {
+          if ((state === 'online') === online) return;
+          online = state === 'online';
+          listener(online);
+        });
+      },
+      released: (collection, id) => this.docs.delete(keyString({ collection, id })),
+    };
+  }
+
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /** socket.io's transport while connected ('websocket' or 'polling'), else null. */
+  get transport(): string | null {
+    return this.socket.shim.transport;
+  }
+
+  /**
+   * The handle of document `collection/id`, opened on first use; while it is open the
+   * same handle is returned (and `options` of later calls are ignored). Reopening a
+   * document whose handle is still closing throws: await its `close()` first.
+   */
+  doc<T = JsonValue>(collection: string, id: string, options: DocOptions<T> = {}): DocHandle<T> {
+    if (this.closing) throw new TandemError(TandemErrorCode.CLOSED, 'Tandem client is closed');
+    const key = keyString({ collection, id });
+    const open = this.docs.get(key);
+    if (open?.closed) {
+      throw new TandemError(TandemErrorCode.CLOSED, `document ${collection}/${id} is closing; await its close() before opening it again`);
+    }
+    // One handle per document: T is the caller's view of the same data.
+    if (open) return open as DocHandle<T>;
+    const handle = new DocHandle<T>(this.ctx, collection, id, options);
+    this.docs.set(key, handle as DocHandle<unknown>);
+    return handle;
+  }
+
+  /** Disconnects and stays offline until `goOnline()`; edits continue locally. */
+  goOffline(): void {
+    this.socket.shim.goOffline();
+    this.setState(mapState(this.socket.connection.state));
+  }
+
+  /** Reconnects after `goOffline()` (or `startOffline`). */
+  goOnline(): void {
+    this.socket.shim.goOnline();
+  }
+
+  /** True while held offline by `goOffline()`/`startOffline`. */
+  get heldOffline(): boolean {
+    return this.socket.shim.offline;
+  }
+
+  whenOnline(): Promise<void> {
+    if (this.current === 'online') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const off = this.on('state', (state) => {
+        if (state === 'online') {
+          off();
+          resolve();
+        } else if (state === 'closed') {
+          off();
+          reject(new Error('Tandem client closed before it came online'));
+        }
+      });
+    });
+  }
+
+  /** Closes every document (saving their outbox records) and the connection. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.docs.values()].map((handle) => handle.close()));
+      this.socket.close();
+      this.setState('closed');
+      this.removeAllListeners();
+    })();
+    return this.closing;
+  }
+
+  private setState(state: ConnectionState): void {
+    if (state === this.current) return;
+    this.current = state;
+    this.emit('state', state);
+  }
+
+  private emitError(error: TandemError): void {
+    if (!this.emit('error', error)) console.warn(`Tandem client: ${error.code}: ${error.message}`);
+  }
+}
+
+/** Connects to a Tandem server (see `ClientOptions`); returns at once, connecting in the background. */
+export function connect(options: ClientOptions): TandemClient {
+  return new TandemClient(options);
+}

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ops, type DocHandle, type Json1Presence, type PresenceHandle, type TandemClient } from '../../client/index.js';
+import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers/redis-server.js';
+import { sdkClient } from '../helpers/sdk-clients.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { requireService } from '../helpers/skip.js';
+import { waitFor } from '../helpers/wait.js';
+
+interface Text {
+  text: string;
+}
+
+interface Cursor extends Json1Presence {
+  user: { name: string };
+}
+
+interface Peer {
+  name: string;
+  client: TandemClient;
+  doc: DocHandle<Text>;
+  presence: PresenceHandle<Cursor>;
+}
+
+const TEXT = 'The quick brown fox jumps over the lazy dog';
+
+/** Where `peer` sees `name`'s cursor (its own, or a remote one), or null. */
+function cursorOf(peer: Peer, name: string): number | null {
+  if (name === peer.name) return peer.presence.value?.anchor ?? null;
+  for (const value of peer.presence.remotes.values()) if (value.user.name === name) return value.anchor ?? null;
+  return null;
+}
+
+async function joinDoc(url: string, name: string, closers: Array<() => Promise<void>>): Promise<Peer> {
+  const client = sdkClient(url, closers);
+  const doc = client.doc<Text>('notes', 'cursors', { create: { text: TEXT } });
+  await doc.ready;
+  const presence = doc.presence<Cursor>();
+  return { name, client, doc, presence };
+}
+
+describe('sdk: presence on json1 text', function () {
+  this.timeout(30_000);
+  const closers: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+
+  it('three cursors stay on their characters while the others type before them; a leaver disappears', async () => {
+    const server = await startTestServer();
+    closers.push(() => server.close());
+    const peers = [await joinDoc(server.url, 'ann', closers), await joinDoc(server.url, 'bob', closers), await joinDoc(server.url, 'cid', closers)];
+    const [ann, bob, cid] = peers as [Peer, Peer, Peer];
+    // Each cursor sits before one character: 'q', 'f', 'l'.
+    const marks: Record<string, string> = { ann: 'q', bob: 'f', cid: 'l' };
+    for (const peer of peers) {
+      const offset = TEXT.indexOf(marks[peer.name]!);
+      peer.presence.submit({ path: ['text'], anchor: offset, head: offset, user: { name: peer.name } });
+    }
+    await waitFor(() => peers.every((p) => p.presence.remotes.size === 2), { what: 'everyone sees two cursors' });
+
+    // Concurrent typing, always strictly before someone else's cursor: cid at the start,
+    // ann just before bob's cursor, bob just before cid's cursor.
+    for (let round = 0; round < 10; round++) {
+      cid.doc.submit(ops.textInsert(['text'], 0, 'C'));
+      ann.doc.submit(ops.textInsert(['text'], cursorOf(ann, 'bob')! - 1, 'A'));
+      bob.doc.submit(ops.textInsert(['text'], cursorOf(bob, 'cid')! - 1, 'B'));
+    }
+    await Promise.all(peers.map((p) => p.doc.whenSynced()));
+    await waitFor(() => peers.every((p) => p.doc.version === ann.doc.version && p.doc.data?.text === ann.doc.data?.text), {
+      what: 'converged text',
+    });
+    const text = ann.doc.data!.text;
+    assert.equal(text.length, TEXT.length + 30);
+
+    // Every peer sees every cursor (its own included) on the character it started on.
+    await waitFor(
+      () => peers.every((p) => peers.every((q) => text[cursorOf(p, q.name) ?? -1] === marks[q.name])),
+      { what: 'cursors on their characters' },
+    );
+
+    // A leaver's cursor goes away for the others within a few seconds.
+    await cid.client.close();
+    await waitFor(() => [ann, bob].every((p) => cursorOf(p, 'cid') === null), { timeoutMs: 3000, what: "cid's cursor removed" });
+    assert.equal(ann.presence.remotes.size, 1);
+  });
+
+  it('a cursor follows the edit of its own author past the typed text', async () => {
+    const server = await startTestServer();
+    closers.push(() => server.close());
+    const ann = await joinDoc(server.url, 'ann', closers);
+    const bob = await joinDoc(server.url, 'bob', closers);
+    ann.presence.submit({ path: ['text'], anchor: 4, head: 4, user: { name: 'ann' } });
+    bob.presence.submit({ path: ['text'], anchor: 4, head: 4, user: { name: 'bob' } });
+    await waitFor(() => cursorOf(bob, 'ann') === 4 && cursorOf(ann, 'bob') === 4, { what: 'cursors seen' });
+    // Ann types at her cursor: her cursor moves past it, bob's (same spot) stays before it.
+    ann.doc.submit(ops.textInsert(['text'], 4, 'very '));
+    await ann.doc.whenSynced();
+    await waitFor(() => bob.doc.version === ann.doc.version, { what: 'bob has the op' });
+    assert.equal(cursorOf(ann, 'ann'), 9);
+    await waitFor(() => cursorOf(bob, 'ann') === 9 && cursorOf(bob, 'bob') === 4 && cursorOf(ann, 'bob') === 4, {
+      what: 'own/others bias',
+    });
+  });
+
+  it('travels between two server instances through Redis pub/sub', async function () {
+    requireService(this, redisServerAvailable(), 'redis-server not on PATH');
+    const redis: TestRedis = await startTestRedis();
+    closers.push(() => redis.destroy());
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-presence-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const env = { DB_URL: `sqlite:${join(dir, 'shared.db')}`, REDIS_URL: redis.url };
+    const one = await startTestServer(env);
+    closers.push(() => one.close());
+    const two = await startTestServer(env);
+    closers.push(() => two.close());
+
+    const ann = await joinDoc(one.url, 'ann', closers);
+    const bob = await joinDoc(two.url, 'bob', closers);
+    const offset = TEXT.indexOf('f');
+    ann.presence.submit({ path: ['text'], anchor: offset, head: offset, user: { name: 'ann' } });
+    await waitFor(() => cursorOf(bob, 'ann') === offset, { what: "bob sees ann's cursor across instances" });
+    bob.doc.submit(ops.textInsert(['text'], 0, 'xyz'));
+    await waitFor(() => cursorOf(bob, 'ann') === offset + 3 && cursorOf(ann, 'ann') === offset + 3, { what: 'moved by the op' });
+    await ann.client.close();
+    await waitFor(() => cursorOf(bob, 'ann') === null, { timeoutMs: 3000, what: "ann's cursor removed" });
+  });
+});
