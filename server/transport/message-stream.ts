@@ -1,5 +1,9 @@
 import { Duplex } from 'node:stream';
 import { TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
+import { DEFAULT_OP_LIMITS, jsonTextNestsDeeper } from '../../ot-types/index.js';
+
+/** Levels a ShareDB message adds around an op or document (message → create → data …). */
+export const FRAME_ENVELOPE_DEPTH = 4;
 
 /** What a text-message transport (a socket.io socket, a WebSocket) offers the bridge. */
 export interface MessageTransport {
@@ -20,6 +24,8 @@ export class MessageStream extends Duplex {
   constructor(
     private readonly transport: MessageTransport,
     private readonly maxFrameBytes: number,
+    /** Deepest nesting a frame may have; deeper ones are refused before they are parsed. */
+    private readonly maxFrameDepth: number = DEFAULT_OP_LIMITS.maxDepth + FRAME_ENVELOPE_DEPTH,
   ) {
     super({ objectMode: true, allowHalfOpen: false });
     // ShareDB ends or destroys the stream when it closes the agent: close the client too.
@@ -31,7 +37,7 @@ export class MessageStream extends Duplex {
     if (this.ended) return;
     const parsed = this.parse(frame);
     if (parsed instanceof TandemError) {
-      this.reply(parsed.toJSON());
+      this.reply(parsed.toJSON(), typeof frame === 'string' ? frame : null);
       return;
     }
     this.push(parsed);
@@ -55,7 +61,15 @@ export class MessageStream extends Duplex {
   }
 
   override _write(message: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (!this.ended) this.transport.send(JSON.stringify(message));
+    if (this.ended) return callback();
+    let text: string;
+    try {
+      text = JSON.stringify(message);
+    } catch (err) {
+      // A reply ShareDB built that cannot be encoded must not silence the connection.
+      text = JSON.stringify({ error: { code: TandemErrorCode.BAD_FRAME, message: `reply not encodable: ${(err as Error).message}` } });
+    }
+    this.transport.send(text);
     callback();
   }
 
@@ -66,6 +80,9 @@ export class MessageStream extends Duplex {
     // String length bounds UTF-8 bytes from below by ~1/3; compare bytes only when close.
     if (frame.length > this.maxFrameBytes || (frame.length * 3 > this.maxFrameBytes && Buffer.byteLength(frame) > this.maxFrameBytes)) {
       return new TandemError(TandemErrorCode.FRAME_TOO_LARGE, `frame exceeds ${this.maxFrameBytes} bytes`);
+    }
+    if (jsonTextNestsDeeper(frame, this.maxFrameDepth)) {
+      return new TandemError(TandemErrorCode.BAD_FRAME, `frame nests deeper than ${this.maxFrameDepth} levels`);
     }
     let value: unknown;
     try {
@@ -79,8 +96,42 @@ export class MessageStream extends Duplex {
     return value;
   }
 
-  /** Errors for frames ShareDB never saw; no `a` field, so ShareDB clients log and go on. */
-  private reply(error: WireError): void {
-    this.transport.send(JSON.stringify({ error }));
+  /**
+   * Errors for frames ShareDB never saw. When the refused frame is still parseable (too
+   * large or too deep, but JSON), the reply echoes its request fields (`a`, `c`, `d`,
+   * `seq`, `id`…) as ShareDB does, so the client fails the matching request — a refused op
+   * is rolled back instead of waiting forever for an ack. Otherwise there is no `a`, and
+   * ShareDB clients log it and go on.
+   */
+  private reply(error: WireError, frame: string | null): void {
+    this.transport.send(JSON.stringify({ ...(frame === null ? {} : requestFields(frame)), error }));
   }
+}
+
+const ECHOED_FIELDS: ReadonlyArray<[field: string, type: 'string' | 'number']> = [
+  ['a', 'string'],
+  ['c', 'string'],
+  ['d', 'string'],
+  ['src', 'string'],
+  ['ch', 'string'],
+  ['seq', 'number'],
+  ['id', 'number'],
+  ['v', 'number'],
+];
+
+/** The primitive request fields of a JSON frame; JSON.parse is not recursive in V8. */
+function requestFields(frame: string): Record<string, string | number> {
+  let value: unknown;
+  try {
+    value = JSON.parse(frame);
+  } catch {
+    return {};
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+  const fields: Record<string, string | number> = {};
+  for (const [field, type] of ECHOED_FIELDS) {
+    const v = (value as Record<string, unknown>)[field];
+    if (typeof v === type && (type === 'number' || (v as string).length <= 1024)) fields[field] = v as string | number;
+  }
+  return fields;
 }
