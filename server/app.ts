@@ -5,16 +5,20 @@ import type { WebSocketServer } from 'ws';
 import { createBackend, type TandemBackend } from './backend.js';
 import type { Config } from './config.js';
 import type { Logger } from './ops/logger.js';
-import { openPubSub } from './pubsub/index.js';
+import { collectMetrics } from './ops/metrics.js';
+import { openPubSub, type PubSubHandle } from './pubsub/index.js';
 import { openStorage } from './storage/index.js';
 import { createHttpHandler } from './transport/http-routes.js';
-import { serveLandingPage } from './transport/landing-page.js';
+import { serveDemoAssets } from './transport/demo-assets.js';
+import { FRAME_ENVELOPE_DEPTH } from './transport/message-stream.js';
 import { attachRawWebSocket, closeRawWebSockets } from './transport/raw-websocket.js';
 import { attachSocketIo, drainSocketIo } from './transport/socketio.js';
 
 export interface TandemServer {
   readonly config: Config;
   readonly backend: TandemBackend;
+  /** Pub/sub state and counters (Redis status, outages, catch-ups). */
+  readonly pubsub: PubSubHandle;
   readonly http: HttpServer;
   readonly io: SocketIoServer;
   readonly wss: WebSocketServer;
@@ -34,7 +38,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
     sqliteSynchronous: config.sqliteSynchronous,
     milestoneInterval: config.milestoneInterval,
   });
-  const pubsub = await openPubSub({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger });
+  const startedAt = Date.now();
+  const pubsub = await openPubSub({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger, db: storage.db });
   const backend = createBackend({
     db: storage.db,
     milestoneDb: storage.milestoneDb,
@@ -49,30 +54,56 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
       isDraining: () => draining,
       checks: [
         { name: 'store', check: () => storage.ping() },
-        { name: 'pubsub', check: () => pubsub.ping() },
+        // Not critical: without Redis an instance still serves and commits for its own
+        // clients (and catches up afterwards); /readyz says "degraded" and names the state.
+        { name: 'pubsub', check: () => pubsub.ping(), critical: false },
       ],
-      extra: { '/metrics': () => ({ ...backend.stats, agents: (backend as unknown as { agentsCount: number }).agentsCount }) },
-      serveDemo: serveLandingPage,
+      extra: {
+        '/metrics': () =>
+          collectMetrics({
+            stats: backend.stats,
+            // agentsCount exists on ShareDB's Backend but not in @types/sharedb.
+            agentsCount: () => (backend as unknown as { agentsCount: number }).agentsCount,
+            pubsubState: () => pubsub.state(),
+            startedAt,
+          }),
+      },
+      serveDemo: serveDemoAssets,
     }),
   );
-  const io = attachSocketIo(http, { backend, logger, maxFrameBytes: config.maxFrameBytes });
-  const wss = attachRawWebSocket(http, { backend, maxFrameBytes: config.maxFrameBytes });
+  // The frame depth limit is a guard against stack overflows (thousands of levels), set
+  // well above MAX_OP_DEPTH so an op slightly too deep still gets TANDEM_OP_TOO_DEEP.
+  const frameLimits = { maxFrameBytes: config.maxFrameBytes, maxFrameDepth: 2 * config.maxOpDepth + FRAME_ENVELOPE_DEPTH };
+  const io = attachSocketIo(http, { backend, logger, ...frameLimits, isDraining: () => draining });
+  const wss = attachRawWebSocket(http, { backend, ...frameLimits });
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(config.port, config.host, () => {
-      http.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(config.port, config.host, () => {
+        http.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    // Port taken, say: release the store and the Redis connections (their reconnect loop
+    // would otherwise keep the process alive) before reporting the failure.
+    io.close();
+    await backend.closeAsync().catch(() => undefined);
+    await storage.close().catch(() => undefined);
+    throw err;
+  }
   const port = (http.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, db: storage.kind, pubsub: pubsub.kind }, 'tandem listening');
 
+  // Drain order matters: refuse new clients, send the connected ones elsewhere, let the
+  // commits already accepted finish (and publish), and only then close pub/sub and store.
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      logger.info({ clients: io.engine.clientsCount, inFlight: backend.stats.inFlight }, 'draining');
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
       drainSocketIo(io);
       await closeRawWebSockets(wss);
@@ -88,5 +119,5 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
     })();
     return closing;
   };
-  return { config, backend, http, io, wss, url, port, close };
+  return { config, backend, pubsub, http, io, wss, url, port, close };
 }

@@ -1,10 +1,38 @@
 import ShareDB from 'sharedb';
 import type { Logger } from '../ops/logger.js';
 
+/**
+ * Pub/sub health and counters, for /readyz and /metrics. For the in-process pub/sub the
+ * status is always 'ready' and the counters stay 0.
+ */
+export interface PubSubState {
+  kind: 'memory' | 'redis';
+  /**
+   * 'connecting' before the first connection; 'down' while either Redis connection is lost;
+   * 'catching-up' from the subscriber's reconnect until missed ops were re-delivered;
+   * 'ready' otherwise.
+   */
+  status: 'connecting' | 'ready' | 'down' | 'catching-up';
+  /** ISO time the current outage began; null when ready. */
+  downSince: string | null;
+  /** Last connection error seen (kept after recovery, for diagnosis). */
+  lastError: string | null;
+  /** Outages since start (a 'ready' → 'down' transition each). */
+  outages: number;
+  /** Catch-up passes completed, and ops they re-delivered to local subscribers. */
+  catchUps: number;
+  catchUpOps: number;
+  /** Publishes that could not reach Redis (ops remembered and re-published later). */
+  publishFailures: number;
+  /** Remembered ops re-published after an outage. */
+  republished: number;
+}
+
 export interface PubSubHandle {
   kind: 'memory' | 'redis';
   pubsub: ShareDB.PubSub;
-  /** Resolves when the broker answers (readiness). */
+  state(): PubSubState;
+  /** Resolves when the broker is connected, caught up and answering (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -13,20 +41,34 @@ export interface PubSubOptions {
   redisUrl: string | null;
   prefix: string;
   logger: Logger;
+  /** The store: the Redis pub/sub reads missed ops from it after an outage. */
+  db: ShareDB.DB;
 }
 
-/** In-process pub/sub (ShareDB's own) when no Redis is configured. */
+/** Redis pub/sub when REDIS_URL is set; in-process pub/sub (ShareDB's own) otherwise. */
 export async function openPubSub(options: PubSubOptions): Promise<PubSubHandle> {
   if (options.redisUrl) {
     const { openRedisPubSub } = await import('./redis.js');
-    return openRedisPubSub(options.redisUrl, options.prefix, options.logger);
+    return openRedisPubSub({ url: options.redisUrl, prefix: options.prefix, logger: options.logger, db: options.db });
   }
   // MemoryPubSub is exported by sharedb but missing from @types/sharedb.
   const MemoryPubSub = (ShareDB as unknown as { MemoryPubSub: new () => ShareDB.PubSub }).MemoryPubSub;
   const pubsub = new MemoryPubSub();
+  const state: PubSubState = {
+    kind: 'memory',
+    status: 'ready',
+    downSince: null,
+    lastError: null,
+    outages: 0,
+    catchUps: 0,
+    catchUpOps: 0,
+    publishFailures: 0,
+    republished: 0,
+  };
   return {
     kind: 'memory',
     pubsub,
+    state: () => ({ ...state }),
     ping: async () => {},
     // Backend.close() closes the pubsub it was given; nothing else holds resources here.
     close: async () => {},

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { serveLandingPage } from './landing-page.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,8 +73,9 @@ export function createDemoAssetHandler(distDir: string): AssetHandler {
       return true;
     }
     if (!existsSync(file) || !statSync(file).isFile()) {
-      const hint = path === '/' ? 'The demo is not built: run `npm run build` (npm start does it).' : 'not found';
-      return notFound(res, hint);
+      // Without a build (`npm run build`; npm start does it) `/` still says how to connect.
+      if (path === '/') return serveLandingPage(req, res);
+      return notFound(res, 'not found');
     }
     const type = CONTENT_TYPES[extname(file)] ?? 'application/octet-stream';
     const body = readFileSync(file);

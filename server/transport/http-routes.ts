@@ -3,6 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export interface ReadinessCheck {
   name: string;
   check(): Promise<void>;
+  /**
+   * Default true: a failure makes /readyz answer 503. A non-critical failure (Redis: the
+   * instance still serves its own clients and commits) answers 200 with status "degraded"
+   * and the failure in `checks`, so a load balancer keeps routing to instances that can
+   * serve instead of taking every instance out during a shared-dependency outage.
+   */
+  critical?: boolean;
 }
 
 export interface HttpRoutesOptions {
@@ -20,11 +27,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-async function readiness(checks: readonly ReadinessCheck[]): Promise<{ ok: boolean; checks: Record<string, string> }> {
+type Readiness = { status: 'ready' | 'degraded' | 'not ready'; checks: Record<string, string> };
+
+async function readiness(checks: readonly ReadinessCheck[]): Promise<Readiness> {
   const results: Record<string, string> = {};
   let ok = true;
+  let degraded = false;
   await Promise.all(
-    checks.map(async ({ name, check }) => {
+    checks.map(async ({ name, check, critical = true }) => {
       let timer: NodeJS.Timeout | undefined;
       try {
         const timeout = new Promise<never>((_, reject) => {
@@ -33,14 +43,15 @@ async function readiness(checks: readonly ReadinessCheck[]): Promise<{ ok: boole
         await Promise.race([check(), timeout]);
         results[name] = 'ok';
       } catch (err) {
-        ok = false;
+        if (critical) ok = false;
+        else degraded = true;
         results[name] = (err as Error).message || 'failed';
       } finally {
         clearTimeout(timer);
       }
     }),
   );
-  return { ok, checks: results };
+  return { status: !ok ? 'not ready' : degraded ? 'degraded' : 'ready', checks: results };
 }
 
 /** The plain HTTP side: /healthz, /readyz, the demo page, and a 404 for the rest. */
@@ -50,8 +61,10 @@ export function createHttpHandler(options: HttpRoutesOptions) {
     if (path === '/healthz') return sendJson(res, 200, { status: 'alive' });
     if (path === '/readyz') {
       if (options.isDraining()) return sendJson(res, 503, { status: 'draining' });
+      // `?strict` (monitoring, tests): a degraded instance answers 503 too.
+      const strict = /[?&]strict(=|&|$)/.test(req.url ?? '');
       void readiness(options.checks).then((result) =>
-        sendJson(res, result.ok ? 200 : 503, { status: result.ok ? 'ready' : 'not ready', checks: result.checks }),
+        sendJson(res, result.status === 'ready' || (result.status === 'degraded' && !strict) ? 200 : 503, result),
       );
       return;
     }

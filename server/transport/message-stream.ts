@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
-import { DEFAULT_OP_LIMITS, jsonTextNestsDeeper } from '../../ot-types/index.js';
+import { jsonTextNestsDeeper } from '../../ot-types/index.js';
 
 /** Levels a ShareDB message adds around an op or document (message → create → data …). */
 export const FRAME_ENVELOPE_DEPTH = 4;
@@ -25,7 +25,7 @@ export class MessageStream extends Duplex {
     private readonly transport: MessageTransport,
     private readonly maxFrameBytes: number,
     /** Deepest nesting a frame may have; deeper ones are refused before they are parsed. */
-    private readonly maxFrameDepth: number = DEFAULT_OP_LIMITS.maxDepth + FRAME_ENVELOPE_DEPTH,
+    private readonly maxFrameDepth: number,
   ) {
     super({ objectMode: true, allowHalfOpen: false });
     // ShareDB ends or destroys the stream when it closes the agent: close the client too.

@@ -8,6 +8,8 @@ import { MessageStream } from './message-stream.js';
 export interface RawWebSocketOptions {
   backend: TandemBackend;
   maxFrameBytes: number;
+  /** Deepest nesting a frame may have (MAX_OP_DEPTH plus the message envelope). */
+  maxFrameDepth: number;
 }
 
 /**
@@ -31,6 +33,7 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
         close: () => ws.close(1000, 'closed by server'),
       },
       options.maxFrameBytes,
+      options.maxFrameDepth,
     );
     ws.on('message', (data, isBinary) => stream.receive(isBinary ? data : data.toString('utf8')));
     ws.on('close', () => stream.clientClosed());

@@ -1,6 +1,6 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server as SocketIoServer } from 'socket.io';
-import { SHAREDB_EVENT, DRAIN_EVENT } from '../../client/protocol.js';
+import { SHAREDB_EVENT, DRAIN_EVENT, TandemErrorCode } from '../../client/protocol.js';
 import type { TandemBackend } from '../backend.js';
 import type { Logger } from '../ops/logger.js';
 import { MessageStream } from './message-stream.js';
@@ -9,6 +9,10 @@ export interface SocketIoTransportOptions {
   backend: TandemBackend;
   logger: Logger;
   maxFrameBytes: number;
+  /** Deepest nesting a frame may have (MAX_OP_DEPTH plus the message envelope). */
+  maxFrameDepth: number;
+  /** True once the instance drains: new connections are refused so clients try another URL. */
+  isDraining?: () => boolean;
 }
 
 /**
@@ -23,6 +27,15 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     serveClient: false,
     cors: { origin: true, credentials: true },
   });
+  // http.close() stops new TCP connections, but a kept-alive one (long-polling, a load
+  // balancer's pool) can still carry a handshake: refuse it with a coded connect_error.
+  io.use((_socket, next) => {
+    if (!options.isDraining?.()) return next();
+    const err = Object.assign(new Error('server is draining; connect to another instance'), {
+      data: { code: TandemErrorCode.SHUTTING_DOWN },
+    });
+    next(err);
+  });
   io.on('connection', (socket) => {
     const stream = new MessageStream(
       {
@@ -30,6 +43,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
         close: () => socket.disconnect(true),
       },
       options.maxFrameBytes,
+      options.maxFrameDepth,
     );
     // Frames are taken in a socket middleware, not an event listener: socket.io defers event
     // dispatch a tick and drops events whose socket disconnected meanwhile, which loses an op
