@@ -11,7 +11,7 @@ import type { OutboxRecord } from './offline/outbox-store.js';
 import { PresenceHandle } from './presence-handle.js';
 import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
 import { SendGate } from './send-gate.js';
-import { connectionInternals, docInternals, type DocInternals, type QueuedOp } from './sharedb-internals.js';
+import { connectionInternals, docInternals, unsubscribeWhileOnline, type DocInternals, type QueuedOp } from './sharedb-internals.js';
 
 export type { DeepReadonly, DocContext, DocEvents, DocOptions, OpMeta, OpRejection };
 
@@ -53,6 +53,8 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
       rejected: (error, op) => this.reportRejection({ code: error.code, message: error.message, op, error }),
       kept: (error, kind) => (kind === 'keep' ? this.stall(error) : this.scheduleRetry(error)),
       discarded: (queued, error) => this.reportDiscarded(queued, error),
+      // A change without an op: listeners (and the bindings) re-read `data` wholesale.
+      reset: () => this.emit('change'),
     });
     this.doc.on('op', this.onOp);
     this.doc.on('load', this.onChange);
@@ -233,34 +235,12 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     this.doc.off('error', this.onDocError);
     // Late errors of a forgotten doc must not throw.
     this.doc.on('error', () => undefined);
-    if (this.d.wantSubscribe) await this.unsubscribe();
+    if (this.d.wantSubscribe) await unsubscribeWhileOnline(this.ctx.connection, this.doc);
     this.d._wantsDestroy = true;
     connectionInternals(this.ctx.connection)._destroyDoc(this.doc);
     this.lease?.release();
     this.ctx.released(this.collection, this.id);
     this.removeAllListeners();
-  }
-
-  /**
-   * Waits for the unsubscribe reply while connected: once the doc is forgotten, a late
-   * reply would reach the next handle's doc of the same id. Offline no reply can come (and
-   * ShareDB may hold the request behind a queued subscribe), so there is nothing to wait for.
-   */
-  private unsubscribe(): Promise<void> {
-    const connection = this.ctx.connection;
-    const online = () => connectionInternals(connection).canSend;
-    if (!online()) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const finish = () => {
-        connection.off('state', onState);
-        resolve();
-      };
-      const onState = () => {
-        if (!online()) finish();
-      };
-      connection.on('state', onState);
-      this.doc.unsubscribe(() => finish());
-    });
   }
 
   private async open(options: DocOptions<T>): Promise<void> {

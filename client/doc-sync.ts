@@ -6,7 +6,9 @@
 import * as json1 from 'ot-json1';
 import type { Doc as JsonValue, JSONOp } from 'ot-json1';
 import type { Doc } from 'sharedb/lib/client/index.js';
+import { tandemJson1 } from '../ot-types/index.js';
 import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
+import { applyAll, isTextOnlyOp, jsonEqual, rebaseQueue } from './rebase.js';
 import { docInternals, type DocInternals, type OpMessage, type QueuedOp, type ShareDbClientError } from './sharedb-internals.js';
 
 /**
@@ -68,6 +70,14 @@ function applyPart(data: JsonValue | undefined, part: OpPart): JsonValue | undef
   return data;
 }
 
+export { applyAll, isTextOnlyOp, rebaseQueue, type RebaseResult } from './rebase.js';
+
+/** The queue as it was before ShareDB handled a remote op (ShareDB transforms it in place). */
+interface QueueBefore {
+  entries: QueuedOp[];
+  ops: Array<JSONOp | undefined>;
+}
+
 export interface DocSyncHooks {
   /** Version, snapshot or queue changed (an ack, a remote op, a rollback): persist. */
   changed(): void;
@@ -77,6 +87,8 @@ export interface DocSyncHooks {
   kept(error: TandemError, kind: 'keep' | 'retry'): void;
   /** ShareDB had to reload the doc (hard rollback) and dropped these queued ops. */
   discarded(ops: QueuedOp[], error: TandemError): void;
+  /** `data` was replaced wholesale (rebuilt from the server snapshot and our queue). */
+  reset(): void;
 }
 
 export class DocSync {
@@ -91,6 +103,11 @@ export class DocSync {
   private readonly doc: DocInternals;
   /** Errors already reported as a rejection; ShareDB emits some of them again as 'error'. */
   private readonly handled = new WeakSet<object>();
+  /**
+   * In-flight ops that could not be rebased onto a remote op and are already gone from
+   * `data`; the server refuses them too (same transform), and their refusal needs no rollback.
+   */
+  private readonly removedLocally = new WeakSet<QueuedOp>();
   private readonly onLoad = () => {
     // ShareDB only ingests a snapshot when nothing is pending, so data is the server's.
     this.confirmed = this.doc.data as JsonValue | undefined;
@@ -129,12 +146,98 @@ export class DocSync {
     const isAck = inflight !== null && message.src === inflight.src && message.seq === inflight.seq;
     const part = opPart(isAck ? inflight : message);
     const before = doc.version;
-    original.call(doc, err, message);
+    const queue = isAck ? null : this.queueBefore();
+    try {
+      original.call(doc, err, message);
+    } catch (thrown) {
+      // json1 threw while ShareDB rebased our queue onto the remote op (an upstream bug):
+      // ShareDB left the doc half-transformed and would only surface a Connection 'error'.
+      if (!queue || part.op === undefined || before === null || doc.version !== before) throw thrown;
+      this.recoverFromTransform(thrown, part.op, before, queue);
+      return;
+    }
     // ShareDB may instead have fetched (version gap) or ignored (duplicate) the message.
     const applied = isAck ? doc.inflightOp !== inflight : before !== null && doc.version === before + 1;
     if (!applied) return;
     this.confirmed = applyPart(this.confirmed, part);
+    if (queue) this.verifyRebase(part);
     this.hooks.changed();
+  }
+
+  private queueBefore(): QueueBefore | null {
+    const doc = this.doc;
+    const entries = doc.inflightOp ? [doc.inflightOp, ...doc.pendingOps] : [...doc.pendingOps];
+    return entries.length === 0 ? null : { entries, ops: entries.map((q) => q.op) };
+  }
+
+  /**
+   * After a remote op was applied over our queued ops: the local data must be the server's
+   * snapshot with our (ShareDB-transformed) queued ops applied in order — exactly what the
+   * server will hold once it commits them. ShareDB instead applied the remote op transformed
+   * past ours and trusted json1's TP1, which json1 breaks on some op pairs: put the data
+   * right. Text and number edits alone are TP1-safe, and skip the check.
+   */
+  private verifyRebase(remote: OpPart): void {
+    const doc = this.doc;
+    const entries = doc.inflightOp ? [doc.inflightOp, ...doc.pendingOps] : doc.pendingOps;
+    if (entries.length === 0 || remote.op === undefined || this.confirmed === undefined) return;
+    if (entries.some((q) => q.op === undefined)) return;
+    const removed = entries.some((q) => this.removedLocally.has(q));
+    if (!removed && isTextOnlyOp(remote.op) && entries.every((q) => isTextOnlyOp(q.op))) return;
+    let expected: JsonValue | undefined;
+    try {
+      const ops = entries.filter((q) => !this.removedLocally.has(q)).map((q) => q.op as JSONOp);
+      expected = applyAll(tandemJson1, this.confirmed, ops);
+    } catch {
+      return;
+    }
+    if (jsonEqual(expected, doc.data)) return;
+    doc._setData(expected);
+    this.hooks.reset();
+  }
+
+  /**
+   * ShareDB's transform of our queue against the remote op `remote` threw (before it bumped
+   * the version or applied anything). Rebuilds the doc as the server will have it: the
+   * snapshot after `remote`, plus our queued ops rebased exactly as the server rebases them.
+   * Ops that cannot be rebased are rolled back and reported as TANDEM_TRANSFORM_FAILED (an
+   * in-flight one when the server refuses it, with the same code).
+   */
+  private recoverFromTransform(thrown: unknown, remote: JSONOp, before: number, queue: QueueBefore): void {
+    const doc = this.doc;
+    queue.entries.forEach((q, i) => (q.op = queue.ops[i]));
+    const ops = queue.ops.filter((op): op is JSONOp => op !== undefined);
+    const cause = toTandemError(thrown);
+    if (this.confirmed === undefined || ops.length !== queue.entries.length) {
+      // Nothing to rebuild from: reload from the server (ShareDB reports to the ops' callbacks).
+      doc._hardRollback(new TandemError(TandemErrorCode.TRANSFORM_FAILED, cause.message));
+      return;
+    }
+    const result = rebaseQueue(tandemJson1, this.confirmed, remote, ops);
+    const kept = queue.entries.slice(0, result.rebased.length);
+    const dropped = queue.entries.slice(result.rebased.length);
+    kept.forEach((q, i) => (q.op = result.rebased[i]));
+    const inflight = doc.inflightOp;
+    doc.pendingOps = doc.pendingOps.filter((q) => kept.includes(q));
+    doc.version = before + 1;
+    this.confirmed = result.confirmed;
+    doc._setData(result.local);
+    const error = new TandemError(
+      TandemErrorCode.TRANSFORM_FAILED,
+      `a local op could not be rebased onto a concurrent remote op (json1: ${cause.message || 'internal assertion'}); it was rolled back`,
+    );
+    for (const q of dropped) {
+      if (q === inflight) {
+        // Already sent: the server decides (and refuses it); see `refused`.
+        this.removedLocally.add(q);
+        continue;
+      }
+      for (const callback of q.callbacks ?? []) callback?.(error);
+      this.hooks.rejected(error, queue.ops[queue.entries.indexOf(q)] ?? null);
+    }
+    this.hooks.reset();
+    this.hooks.changed();
+    doc._emitNothingPending();
   }
 
   /**
@@ -162,6 +265,14 @@ export class DocSync {
       doc.inflightOp = null;
       doc.pendingOps.unshift(inflight);
       this.hooks.kept(error, kind);
+      this.hooks.changed();
+      return;
+    }
+    if (this.removedLocally.has(inflight)) {
+      // Its effect is already gone from `data` (recoverFromTransform): nothing to roll back.
+      this.handled.add(err);
+      doc._clearInflightOp(err);
+      this.hooks.rejected(error, inflight.op ?? null);
       this.hooks.changed();
       return;
     }

@@ -39,7 +39,7 @@ export interface OpRejection {
 export type DocEvents = {
   /** An op was applied to `data`. */
   op: [op: JSONOp, meta: OpMeta];
-  /** `data` changed (an op, a load, a restore). */
+  /** `data` changed (an op, a load, a restore, or a rebuild after a remote op: see DocSync). */
   change: [];
   /** The server refused an op (invalid, forbidden, too large…); it was rolled back. */
   rejected: [rejection: OpRejection];

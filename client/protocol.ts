@@ -43,6 +43,13 @@ export const TandemErrorCode = {
   MISSING_OPS: 'TANDEM_MISSING_OPS',
   /** A storage failure on the server; the request may succeed later. */
   STORAGE_ERROR: 'TANDEM_STORAGE_ERROR',
+  /**
+   * json1 could not transform an op against a concurrent one (an upstream json1 bug). The
+   * server refuses the op with this code; the SDK also reports with it the local ops it had
+   * to roll back because it could not rebase them onto a remote op. Equal to ot-types'
+   * TRANSFORM_FAILED_CODE.
+   */
+  TRANSFORM_FAILED: 'TANDEM_TRANSFORM_FAILED',
 
   // Client-side codes (raised by the SDK itself, never sent by a server):
   /** The client or document handle was closed. */

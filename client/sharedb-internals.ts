@@ -64,6 +64,12 @@ export interface DocInternals {
   _setType(type: string | null): void;
   _setData(data: unknown): void;
   _handleOp(err: ShareDbClientError | null, message: OpMessage): void;
+  /** Drops the in-flight op, calls its callbacks with `err`, sends the next one. */
+  _clearInflightOp(err?: Error | null): void;
+  /** Drops every queued op and reloads the doc from the server (callbacks get `err`). */
+  _hardRollback(err: Error): void;
+  /** Emits 'no write pending' / 'nothing pending' when they hold. */
+  _emitNothingPending(): void;
   hasWritePending(): boolean;
   flush(): void;
   pause(): void;
@@ -92,4 +98,25 @@ export function docInternals(doc: Doc): DocInternals {
 export function connectionInternals(connection: Connection): ConnectionInternals {
   // The untyped ShareDB boundary (see file comment).
   return connection as unknown as ConnectionInternals;
+}
+
+/**
+ * Unsubscribes `doc`, waiting for the reply while connected: once the doc is forgotten, a
+ * late reply would reach the next handle's doc of the same id. Offline no reply can come
+ * (and ShareDB may hold the request behind a queued subscribe), so there is nothing to wait for.
+ */
+export function unsubscribeWhileOnline(connection: Connection, doc: Doc): Promise<void> {
+  const online = () => connectionInternals(connection).canSend;
+  if (!online()) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const finish = () => {
+      connection.off('state', onState);
+      resolve();
+    };
+    const onState = () => {
+      if (!online()) finish();
+    };
+    connection.on('state', onState);
+    doc.unsubscribe(() => finish());
+  });
 }

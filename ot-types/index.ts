@@ -5,6 +5,7 @@ export {
   JSON1_TYPE_NAME,
   JSON1_TYPE_URI,
   PLAIN_JSON1_WARNING,
+  TRANSFORM_FAILED_CODE,
   type TandemJson1Type,
 } from './json1-type.js';
 export { ops, setOp } from './op-builders.js';

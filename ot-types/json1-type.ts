@@ -1,4 +1,5 @@
 import * as json1 from 'ot-json1';
+import type { JSONOp } from 'ot-json1';
 import { types } from 'sharedb/lib/client/index.js';
 import { transformPresence, type Json1Presence } from './presence.js';
 
@@ -17,8 +18,28 @@ import { transformPresence, type Json1Presence } from './presence.js';
  * It also carries `transformPresence`, which ShareDB requires before it relays presence on
  * a document; ot-json1 has none of its own (share/sharedb#423).
  */
+const conflictResolving = json1.type.typeAllowingConflictsPred(() => true);
+
+/** Error code of a transform that json1 could not compute (see `tandemJson1.transform`). */
+export const TRANSFORM_FAILED_CODE = 'TANDEM_TRANSFORM_FAILED';
+
 export const tandemJson1 = Object.freeze({
-  ...json1.type.typeAllowingConflictsPred(() => true),
+  ...conflictResolving,
+  /**
+   * json1's transform, with its rare internal assertion failures (upstream bugs: it throws
+   * an Error with an empty message) turned into an Error carrying a stable `code`. ShareDB's
+   * server returns a transform's throw to the submitting client as is, so the client gets
+   * `TANDEM_TRANSFORM_FAILED` and rolls its op back instead of seeing an uncoded error. A
+   * pure function of the ops: server and clients fail on exactly the same pairs.
+   */
+  transform(op: JSONOp, other: JSONOp, side: 'left' | 'right'): JSONOp {
+    try {
+      return conflictResolving.transform(op, other, side);
+    } catch (err) {
+      const detail = err instanceof Error && err.message ? err.message : 'internal assertion';
+      throw Object.assign(new Error(`json1 could not transform the op (${side}): ${detail}`), { code: TRANSFORM_FAILED_CODE, cause: err });
+    }
+  },
   transformPresence,
   /** Marks the type so registration can tell ours from the plain one. */
   tandemConflictResolving: true as const,
