@@ -28,6 +28,11 @@ export interface PubSubState {
   republished: number;
 }
 
+/** A fresh state record; counters start at zero. */
+export function initialPubSubState(kind: PubSubState['kind'], status: PubSubState['status']): PubSubState {
+  return { kind, status, downSince: null, lastError: null, outages: 0, catchUps: 0, catchUpOps: 0, publishFailures: 0, republished: 0 };
+}
+
 export interface PubSubHandle {
   kind: 'memory' | 'redis';
   pubsub: ShareDB.PubSub;
@@ -54,17 +59,7 @@ export async function openPubSub(options: PubSubOptions): Promise<PubSubHandle> 
   // MemoryPubSub is exported by sharedb but missing from @types/sharedb.
   const MemoryPubSub = (ShareDB as unknown as { MemoryPubSub: new () => ShareDB.PubSub }).MemoryPubSub;
   const pubsub = new MemoryPubSub();
-  const state: PubSubState = {
-    kind: 'memory',
-    status: 'ready',
-    downSince: null,
-    lastError: null,
-    outages: 0,
-    catchUps: 0,
-    catchUpOps: 0,
-    publishFailures: 0,
-    republished: 0,
-  };
+  const state = initialPubSubState('memory', 'ready');
   return {
     kind: 'memory',
     pubsub,

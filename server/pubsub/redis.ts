@@ -26,7 +26,7 @@ import RedisPubSub from 'sharedb-redis-pubsub';
 import type ShareDB from 'sharedb';
 import type { Logger } from '../ops/logger.js';
 import { catchUp, parseDocChannel, type CatchUpTarget, type PublishedOp } from './catch-up.js';
-import type { PubSubHandle, PubSubState } from './index.js';
+import { initialPubSubState, type PubSubHandle, type PubSubState } from './index.js';
 
 type Callback = (err?: Error | null) => void;
 type Listener = (message: string, channel: string) => void;
@@ -114,17 +114,7 @@ export interface RedisPubSubOptions {
 export class TandemRedisPubSub extends RedisPubSubBase {
   /** Stamped on every envelope this instance publishes, to recognise its own echoes. */
   readonly origin = randomUUID();
-  readonly state: PubSubState = {
-    kind: 'redis',
-    status: 'connecting',
-    downSince: null,
-    lastError: null,
-    outages: 0,
-    catchUps: 0,
-    catchUpOps: 0,
-    publishFailures: 0,
-    republished: 0,
-  };
+  readonly state: PubSubState = initialPubSubState('redis', 'connecting');
   /** Channels ShareDB believes subscribed (its `_subscribe` succeeded, no `_unsubscribe` since). */
   private readonly wanted = new Set<string>();
   /**

@@ -10,17 +10,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { requireService } from '../helpers/skip.js';
+import { commandAvailable } from '../helpers/system.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-function dockerComposeAvailable(): boolean {
-  try {
-    execFileSync('docker-compose', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+const dockerComposeAvailable = () => commandAvailable('docker-compose', ['version']);
 
 interface Service {
   image?: string;
@@ -33,10 +27,10 @@ interface Service {
   stop_grace_period?: string;
 }
 
-/** `docker-compose config` prints YAML; docker-compose itself depends on python3-yaml. */
+/** `docker-compose config` prints YAML; Debian's docker-compose depends on python3-yaml for /usr/bin/python3 (not a pyenv python). */
 function resolvedConfig(): { services: Record<string, Service> } {
   const yaml = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], { cwd: ROOT, encoding: 'utf8' });
-  const json = execFileSync('python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
+  const json = execFileSync('/usr/bin/python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
     input: yaml,
     encoding: 'utf8',
   });

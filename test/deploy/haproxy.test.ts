@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,26 +19,12 @@ import { ops } from '../../ot-types/index.js';
 import { create, socketClient, submit, subscribe } from '../helpers/clients.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
+import { commandAvailable, freePort } from '../helpers/system.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CONFIG = fileURLToPath(new URL('../../deploy/haproxy.cfg', import.meta.url));
 
-function haproxyAvailable(): boolean {
-  try {
-    execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const haproxyAvailable = () => commandAvailable('haproxy', ['-v']);
 
 /** The compose config with `bind` and the `server` addresses pointed at this host. */
 function localConfig(port: number, instances: Record<string, number>): string {

@@ -126,8 +126,9 @@ describe('sdk: an op the server rejects', function () {
     const rejections: OpRejection[] = [];
     doc.on('rejected', (r) => rejections.push(r));
     let deep: JsonValue = 'bottom';
-    for (let i = 0; i < 100; i++) deep = [deep];
-    // The server refuses the frame before parsing it (deeper than MAX_OP_DEPTH + envelope).
+    for (let i = 0; i < 1000; i++) deep = [deep];
+    // The server refuses the frame before parsing it (deeper than its stack guard,
+    // 2 × MAX_OP_DEPTH + envelope); an op only slightly too deep gets TANDEM_OP_TOO_DEEP.
     doc.submit(ops.insert(['items', 0], deep));
     doc.submit(ops.insert(['items', 0], 'shallow'));
     await doc.whenSynced();
