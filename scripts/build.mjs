@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const SOURCE_DIRS = ['server', 'client', 'ot-types', 'demo'];
+const SOURCE_DIRS = ['server', 'client', 'ot-types', 'demo', 'load'];
 
 function newestSource(dir) {
   let newest = 0;
@@ -30,6 +30,15 @@ const targets = [
       sourcemap: true,
     },
   },
+  // `tandem load`: the load tool and its load-generator child process (load/worker-pool.ts
+  // forks dist/load-worker.js when it runs from the bundle).
+  ...[
+    ['load/cli.ts', 'dist/tandem-load.js'],
+    ['load/worker.ts', 'dist/load-worker.js'],
+  ].map(([entry, out]) => ({
+    outfile: join(root, out),
+    options: { entryPoints: [join(root, entry)], platform: 'node', format: 'esm', target: 'node20', packages: 'external', sourcemap: true },
+  })),
   ...(existsSync(join(root, 'demo/build-targets.mjs'))
     ? (await import(join(root, 'demo/build-targets.mjs'))).default(root)
     : []),

@@ -29,6 +29,8 @@ export interface BackendStats {
   commitRetries: number;
   /** Submits refused (validation, missing doc, access…). */
   rejected: number;
+  /** Resent ops ShareDB recognised as already committed (acked, not applied again). */
+  duplicates: number;
   /** Submits accepted from clients and not yet finished. */
   inFlight: number;
 }
@@ -48,7 +50,7 @@ type SubmitCallback = Parameters<ShareDB['submit']>[5];
  * tick, submits from different sockets hardly overlap and both give 0.
  */
 export class TandemBackend extends ShareDB {
-  readonly stats: BackendStats = { commits: 0, commitRetries: 0, rejected: 0, inFlight: 0 };
+  readonly stats: BackendStats = { commits: 0, commitRetries: 0, rejected: 0, duplicates: 0, inFlight: 0 };
   /** Tail of each document's submit chain; deleted when the chain drains. */
   private readonly docQueues = new Map<string, Promise<void>>();
   private readonly idleWaiters = new Set<() => void>();
@@ -73,7 +75,9 @@ export class TandemBackend extends ShareDB {
         finished = true;
         const retries = (request as { retries?: number } | undefined)?.retries ?? 0;
         this.stats.commitRetries += retries;
-        if (err) this.stats.rejected++;
+        // A resend whose first copy was committed (its ack was lost) is answered as an ack.
+        if ((err as { code?: string } | null)?.code === 'ERR_OP_ALREADY_SUBMITTED') this.stats.duplicates++;
+        else if (err) this.stats.rejected++;
         else this.stats.commits++;
         release();
         this.stats.inFlight--;

@@ -1,0 +1,95 @@
+/** Starts and drives a server host process (load/bench/server-host.ts) from the benchmark. */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ServerProbe } from '../server-probe.js';
+import type { FromHost, HostStats, ServerKind, ToHost } from './host-protocol.js';
+
+export interface HostedServer {
+  readonly kind: ServerKind;
+  /** Tandem: http://… (socket.io); stock: ws://… */
+  readonly url: string;
+  /** ShareDB's protocol over a plain WebSocket (Tandem: /sharedb; stock: its only endpoint). */
+  readonly sharedbWsUrl: string;
+  readonly pid: number;
+  stats(): Promise<HostStats>;
+  /** Heap after forced garbage collection in the server process. */
+  gcHeap(): Promise<{ heapUsed: number; rss: number }>;
+  /** Writes a V8 heap snapshot of the server process (after forced GC); returns its path. */
+  heapSnapshot(path: string): Promise<string>;
+  /** Server figures for runLoad, from the host's counters. */
+  probe(): ServerProbe;
+  close(): Promise<void>;
+}
+
+const HOST = fileURLToPath(new URL('./server-host.ts', import.meta.url));
+
+/** Which store both sides use: our SQLite adapter (default) or ShareDB's in-memory DB. */
+export type BenchStore = 'sqlite' | 'memory';
+
+export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: string; store?: BenchStore } = {}): Promise<HostedServer> {
+  const dir = mkdtempSync(join(tmpdir(), `tandem-bench-${kind}-`));
+  const execArgv = ['--import', import.meta.resolve('tsx'), '--expose-gc'];
+  // One directory per server: Node writes a profile per thread (main, and tsx's loader).
+  if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, `${kind}-${Date.now()}`)}`);
+  const dbUrl = opts.store === 'memory' ? 'memory:' : `sqlite:${join(dir, 'bench.db')}`;
+  const child: ChildProcess = fork(HOST, [kind, dbUrl], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+
+  const waiters = new Map<FromHost['type'], Array<(m: FromHost) => void>>();
+  let fatal: string | null = null;
+  child.on('message', (m: FromHost) => {
+    if (m.type === 'fatal') fatal = m.message;
+    const list = waiters.get(m.type) ?? [];
+    waiters.delete(m.type);
+    for (const w of list) w(m);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const request = <T extends FromHost['type']>(message: ToHost | null, reply: T, timeoutMs = 60_000): Promise<Extract<FromHost, { type: T }>> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${kind} server host: no "${reply}" within ${timeoutMs} ms${fatal ? `: ${fatal}` : ''}`)), timeoutMs);
+      const list = waiters.get(reply) ?? [];
+      list.push((m) => {
+        clearTimeout(timer);
+        resolve(m as Extract<FromHost, { type: T }>);
+      });
+      waiters.set(reply, list);
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`${kind} server host exited${fatal ? `: ${fatal}` : ''}`));
+      });
+      if (message) child.send(message);
+    });
+
+  const listening = await request(null, 'listening', 60_000);
+  const stats = async () => (await request({ type: 'stats' }, 'stats', 10_000)).stats;
+  return {
+    kind,
+    url: listening.url,
+    sharedbWsUrl: listening.sharedbWsUrl,
+    pid: child.pid ?? -1,
+    stats,
+    gcHeap: async () => {
+      const m = await request({ type: 'gc-heap' }, 'gc-heap', 60_000);
+      return { heapUsed: m.heapUsed, rss: m.rss };
+    },
+    heapSnapshot: async (path) => (await request({ type: 'heap-snapshot', path }, 'heap-snapshot', 120_000)).path,
+    probe: () => ({
+      source: `${kind} server host process (IPC)`,
+      sample: async () => {
+        const s = await stats();
+        return { commits: s.commits, commitRetries: s.commitRetries, rejected: s.rejected, rssBytes: s.rss, heapUsedBytes: s.heapUsed, cpuMicros: s.cpuMicros, atMs: s.atMs, loopDelayP99Ms: s.loopDelayP99Ms };
+      },
+    }),
+    close: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        await request({ type: 'close' }, 'closed', 30_000).catch(() => child.kill('SIGKILL'));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

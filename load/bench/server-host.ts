@@ -1,0 +1,96 @@
+/**
+ * A server under benchmark, in its own process (so it never shares an event loop with the
+ * load generators): `server-host.ts tandem|stock <DB_URL>`. Tandem runs through its
+ * real composition (`startServer` from server/app.ts, as `tandem serve` does); stock is
+ * load/bench/stock-server.ts. Both are counted the same way (ShareDB's 'submitRequestEnd'),
+ * and answer memory questions with GC forced (the bench starts this with --expose-gc).
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { writeHeapSnapshot } from 'node:v8';
+import { SHAREDB_WS_PATH } from '../../client/protocol.js';
+import { startServer } from '../../server/app.js';
+import { loadConfig } from '../../server/config.js';
+import { createLogger } from '../../server/ops/logger.js';
+import type ShareDB from 'sharedb';
+import type { FromHost, HostStats, ServerKind, ToHost } from './host-protocol.js';
+import { startStockServer } from './stock-server.js';
+
+function send(message: FromHost): void {
+  process.send?.(message);
+}
+
+async function forcedGcHeap(): Promise<{ heapUsed: number; rss: number }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('server host needs --expose-gc');
+  // Several passes with turns of the event loop between them let weak refs and finalizers
+  // release what the previous pass freed.
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, rss: m.rss };
+}
+
+async function main(): Promise<void> {
+  const [kind, dbUrl] = process.argv.slice(2) as [ServerKind, string];
+  let backend: ShareDB;
+  let url: string;
+  let sharedbWsUrl: string;
+  let close: () => Promise<void>;
+  if (kind === 'tandem') {
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DB_URL: dbUrl, SHUTDOWN_TIMEOUT_MS: '2000', LOG_LEVEL: 'warn' });
+    const server = await startServer(config, createLogger('warn'));
+    backend = server.backend;
+    url = server.url;
+    sharedbWsUrl = url.replace(/^http/, 'ws') + SHAREDB_WS_PATH;
+    close = () => server.close();
+  } else if (kind === 'stock') {
+    const server = await startStockServer(dbUrl);
+    backend = server.backend;
+    url = sharedbWsUrl = server.url;
+    close = () => server.close();
+  } else {
+    throw new Error(`unknown server kind "${String(kind)}"`);
+  }
+
+  const stats = { commits: 0, rejected: 0, commitRetries: 0 };
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  // Emitted by ShareDB's Backend.submit for every submit, after its retries.
+  backend.on('submitRequestEnd', (error: unknown, request: { retries?: number }) => {
+    if (error) stats.rejected++;
+    else stats.commits++;
+    stats.commitRetries += request.retries ?? 0;
+  });
+
+  process.on('message', (message: ToHost) => {
+    void (async () => {
+      if (message.type === 'stats') {
+        const m = process.memoryUsage();
+        const cpu = process.cpuUsage();
+        const atMs = performance.timeOrigin + performance.now();
+        const loopDelayP99Ms = loop.count > 0 ? loop.percentile(99) / 1e6 : 0;
+        loop.reset();
+        const s: HostStats = { ...stats, rss: m.rss, heapUsed: m.heapUsed, cpuMicros: cpu.user + cpu.system, atMs, loopDelayP99Ms };
+        send({ type: 'stats', stats: s });
+      } else if (message.type === 'gc-heap') {
+        send({ type: 'gc-heap', ...(await forcedGcHeap()) });
+      } else if (message.type === 'heap-snapshot') {
+        await forcedGcHeap();
+        send({ type: 'heap-snapshot', path: writeHeapSnapshot(message.path) });
+      } else if (message.type === 'close') {
+        await close();
+        send({ type: 'closed' });
+        setTimeout(() => process.exit(0), 100);
+      }
+    })().catch((err: unknown) => send({ type: 'fatal', message: String(err) }));
+  });
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'listening', url, sharedbWsUrl });
+}
+
+main().catch((err: unknown) => {
+  send({ type: 'fatal', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  setTimeout(() => process.exit(1), 100);
+});

@@ -1,0 +1,110 @@
+/**
+ * Smoke runs of the load tool and the benchmark on tiny sizes: they must finish, converge,
+ * and write well-formed reports. No speed is asserted (this machine is shared).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHART_IDS } from '../../load/report-html.js';
+import type { LoadResult } from '../../load/result.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function run(script: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('load tool smoke run', function () {
+  this.timeout(90_000);
+  let server: TestServer;
+  let dir: string;
+
+  before(async () => {
+    server = await startTestServer();
+    dir = mkdtempSync(join(tmpdir(), 'tandem-load-smoke-'));
+  });
+  after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('drives clients with chaos through two workers, converges, and writes JSON + HTML reports', async () => {
+    const json = join(dir, 'run.json');
+    const html = join(dir, 'run.html');
+    const { code, stdout, stderr } = await run(
+      'load/cli.ts',
+      [
+        ...['--url', server.url, '--clients', '8', '--docs', '2', '--workers', '2', '--rate', '5'],
+        ...['--mix', 'text=60,struct=30,presence=10', '--duration', '2s', '--warmup', '1s', '--ramp', '200ms'],
+        ...['--chaos', '20', '--chaos-offline', '50-300', '--seed', '7', '--json', json, '--html', html, '--progress', 'lines'],
+      ],
+      60_000,
+    );
+    assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+    assert.match(stdout, /convergence: PASS/);
+    assert.match(stderr, /\[load\] phase measure/, 'progress lines on a non-TTY stderr');
+
+    const result = JSON.parse(readFileSync(json, 'utf8')) as LoadResult;
+    assert.equal(result.tool, 'tandem-load');
+    assert.equal(result.passed, true, result.failures.join('; '));
+    assert.equal(result.convergence.passed, true);
+    assert.equal(result.convergence.clientsChecked, 8);
+    assert.equal(result.convergence.docsChecked, 2);
+    assert.equal(result.convergence.divergent, 0);
+    assert.equal(result.setup.connected, 8);
+    assert.ok(result.latency.ack.count > 0, 'acks measured');
+    for (const key of ['p50', 'p90', 'p99', 'p999', 'max'] as const) assert.equal(typeof result.latency.ack[key], 'number');
+    assert.ok(result.timeline.some((p) => p.phase === 'measure'), 'timeline has measured slots');
+    assert.equal(typeof result.server.commits, 'number', 'server figures from /metrics');
+    assert.equal(typeof result.errors, 'object');
+    assert.ok(result.histogram.floorsMs.length === result.histogram.ack.length);
+
+    const page = readFileSync(html, 'utf8');
+    for (const id of CHART_IDS) assert.ok(page.includes(`id="${id}"`), `chart container ${id}`);
+    assert.ok(page.includes('uPlot'), 'uPlot inlined');
+    assert.ok(!/<script[^>]+src=/i.test(page) && !/<link[^>]+href=/i.test(page), 'no external resources');
+  });
+
+  it('exits 2 on a non-loopback target without --allow-remote', async () => {
+    const { code, stderr } = await run('load/cli.ts', ['--url', 'http://192.0.2.1:8080', '--clients', '1', '--progress', 'none'], 30_000);
+    assert.equal(code, 2);
+    assert.match(stderr, /allow-remote/);
+  });
+});
+
+describe('benchmark smoke run', function () {
+  this.timeout(150_000);
+
+  it('runs W2 and W5 against Tandem and stock ShareDB and prints the ratio table', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'tandem-bench-smoke-'));
+    try {
+      const { code, stdout, stderr } = await run('load/bench.ts', ['--smoke', '--only', 'W2,W5', '--scale', '0.1', '--rounds', '1', '--progress', 'none', '--out', out], 140_000);
+      assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+      assert.match(stdout, /\| W2 \| committed ops\/s \(server\) \| [\d,]+ \| [\d,]+ \| [\d.]+×/);
+      assert.match(stdout, /\| W5 \| catch-up median ms/);
+      assert.match(stdout, /Every run converged/);
+      const bench = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as { outcomes: Array<{ id: string }> };
+      assert.deepEqual(bench.outcomes.map((o) => o.id), ['W2', 'W5']);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
