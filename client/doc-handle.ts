@@ -118,6 +118,8 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     } catch (err) {
       throw new TandemError(TandemErrorCode.INVALID_OP, `op does not apply to ${this.collection}/${this.id}: ${(err as Error).message}`);
     }
+    // A no-op would still cost a version, a commit and a broadcast to every subscriber.
+    if (json1.type.isNoop(op)) return;
     this.outbox?.beforeLocalOp();
     this.doc.submitOp(op);
     this.outbox?.afterLocalOp();
