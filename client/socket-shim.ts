@@ -44,7 +44,11 @@ export class SocketIoShim {
   /** Read by ShareDB: 0 connecting, 1 open, 3 closed for good. */
   readyState: number = CONNECTING;
   onopen: (() => void) | null = null;
-  onmessage: ((event: { data: string }) => void) | null = null;
+  /**
+   * ShareDB's Connection accepts `data` as JSON text or an already-parsed object; the server
+   * sends objects over socket.io (one encoding instead of JSON text inside JSON).
+   */
+  onmessage: ((event: { data: string | object }) => void) | null = null;
   onclose: ((reason: string) => void) | null = null;
   onerror: ((err: unknown) => void) | null = null;
 
@@ -132,7 +136,7 @@ export class SocketIoShim {
       this.readyState = OPEN;
       this.onopen?.();
     });
-    socket.on(SHAREDB_EVENT, (data: string) => this.onmessage?.({ data }));
+    socket.on(SHAREDB_EVENT, (data: string | object) => this.onmessage?.({ data }));
     socket.on(DRAIN_EVENT, () => {
       // The instance is going away: move on to the next URL straight after the disconnect.
       this.urlIndex++;

@@ -5,9 +5,14 @@ import { jsonTextNestsDeeper } from '../../ot-types/index.js';
 /** Levels a ShareDB message adds around an op or document (message → create → data …). */
 export const FRAME_ENVELOPE_DEPTH = 4;
 
-/** What a text-message transport (a socket.io socket, a WebSocket) offers the bridge. */
+/** What a message transport (a socket.io socket, a WebSocket) offers the bridge. */
 export interface MessageTransport {
-  send(text: string): void;
+  /**
+   * Sends one ShareDB message. The transport encodes it: socket.io encodes objects itself
+   * (a pre-encoded string would be escaped and encoded a second time), a WebSocket sends
+   * JSON text. Throws if the message cannot be encoded.
+   */
+  send(message: object): void;
   /** Ends the client connection (ShareDB ended the stream, or the server is closing). */
   close(): void;
 }
@@ -60,16 +65,14 @@ export class MessageStream extends Duplex {
     // Frames are pushed as they arrive; the transports have their own flow control.
   }
 
-  override _write(message: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(message: object, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.ended) return callback();
-    let text: string;
     try {
-      text = JSON.stringify(message);
+      this.transport.send(message);
     } catch (err) {
       // A reply ShareDB built that cannot be encoded must not silence the connection.
-      text = JSON.stringify({ error: { code: TandemErrorCode.BAD_FRAME, message: `reply not encodable: ${(err as Error).message}` } });
+      this.transport.send({ error: { code: TandemErrorCode.BAD_FRAME, message: `reply not encodable: ${(err as Error).message}` } });
     }
-    this.transport.send(text);
     callback();
   }
 
@@ -104,7 +107,7 @@ export class MessageStream extends Duplex {
    * ShareDB clients log it and go on.
    */
   private reply(error: WireError, frame: string | null): void {
-    this.transport.send(JSON.stringify({ ...(frame === null ? {} : requestFields(frame)), error }));
+    this.transport.send({ ...(frame === null ? {} : requestFields(frame)), error });
   }
 }
 

@@ -27,7 +27,8 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     const stream = new MessageStream(
       {
-        send: (text) => {
+        send: (message) => {
+          const text = JSON.stringify(message);
           if (ws.readyState === ws.OPEN) ws.send(text);
         },
         close: () => ws.close(1000, 'closed by server'),

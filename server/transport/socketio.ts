@@ -39,7 +39,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
   io.on('connection', (socket) => {
     const stream = new MessageStream(
       {
-        send: (text) => socket.emit(SHAREDB_EVENT, text),
+        send: (message) => socket.emit(SHAREDB_EVENT, message),
         close: () => socket.disconnect(true),
       },
       options.maxFrameBytes,

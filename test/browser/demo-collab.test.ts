@@ -162,8 +162,10 @@ describe('browser: the demo page, two users in Chromium', function () {
       for (const user of [alice, bob]) {
         const log = await caretLog(user.page);
         assert.deepEqual(log.violations, [], `${user.name}'s caret left its character`);
-        // The check must have run on many remote changes to mean anything.
-        assert.ok(log.checks >= 100, `${user.name}: only ${log.checks} caret checks ran`);
+        // The check must have run on many remote changes to mean anything. Their number depends
+        // on timing: ops typed while one is in flight reach the other page composed into one
+        // (63–160 checks per page seen here), so the floor is set well below that.
+        assert.ok(log.checks >= 40, `${user.name}: only ${log.checks} caret checks ran`);
       }
     } catch (err) {
       console.log(`      failing seed: SEED=${seed}`);
