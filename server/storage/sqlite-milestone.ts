@@ -84,6 +84,8 @@ function toSnapshot(row: MilestoneRow | undefined): MilestoneSnapshot | undefine
   };
 }
 
+type Statement = ReturnType<typeof prepareStatements>['latest'];
+
 function prepareStatements(conn: Connection) {
   const select = `SELECT ${COLUMNS} FROM milestones WHERE collection = ? AND id = ?`;
   return {
@@ -181,14 +183,7 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
     collection: string, id: string, version: number | null,
     callback?: Callback<MilestoneSnapshot | undefined>,
   ): void {
-    this.run(callback, () => {
-      if (!isValidVersionOrNull(version)) throw invalid('Invalid version');
-      this.checkDoc(collection, id);
-      const row = version === null
-        ? this.stmts.latest.get(collection, id)
-        : this.stmts.atOrBeforeVersion.get(collection, id, version);
-      return toSnapshot(row as MilestoneRow | undefined);
-    });
+    this.lookup(callback, collection, id, version, 'version', this.stmts.latest, this.stmts.atOrBeforeVersion);
   }
 
   /** The newest milestone with mtime <= timestamp; for null, the first milestone. */
@@ -196,14 +191,7 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
     collection: string, id: string, timestamp: number | null,
     callback?: Callback<MilestoneSnapshot | undefined>,
   ): void {
-    this.run(callback, () => {
-      if (!isValidVersionOrNull(timestamp)) throw invalid('Invalid timestamp');
-      this.checkDoc(collection, id);
-      const row = timestamp === null
-        ? this.stmts.first.get(collection, id)
-        : this.stmts.atOrBeforeTime.get(collection, id, timestamp);
-      return toSnapshot(row as MilestoneRow | undefined);
-    });
+    this.lookup(callback, collection, id, timestamp, 'timestamp', this.stmts.first, this.stmts.atOrBeforeTime);
   }
 
   /** The oldest milestone with mtime >= timestamp; for null, the latest milestone. */
@@ -211,12 +199,19 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
     collection: string, id: string, timestamp: number | null,
     callback?: Callback<MilestoneSnapshot | undefined>,
   ): void {
+    this.lookup(callback, collection, id, timestamp, 'timestamp', this.stmts.latest, this.stmts.atOrAfterTime);
+  }
+
+  /** One milestone row: `whenNull` when `bound` is null, else `bounded` with it as the bound. */
+  private lookup(
+    callback: Callback<MilestoneSnapshot | undefined> | undefined,
+    collection: string, id: string, bound: number | null, boundName: 'version' | 'timestamp',
+    whenNull: Statement, bounded: Statement,
+  ): void {
     this.run(callback, () => {
-      if (!isValidVersionOrNull(timestamp)) throw invalid('Invalid timestamp');
+      if (!isValidVersionOrNull(bound)) throw invalid(`Invalid ${boundName}`);
       this.checkDoc(collection, id);
-      const row = timestamp === null
-        ? this.stmts.latest.get(collection, id)
-        : this.stmts.atOrAfterTime.get(collection, id, timestamp);
+      const row = bound === null ? whenNull.get(collection, id) : bounded.get(collection, id, bound);
       return toSnapshot(row as MilestoneRow | undefined);
     });
   }
