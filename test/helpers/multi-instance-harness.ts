@@ -15,7 +15,8 @@ import type { SocketConnection } from '../../client/connect.js';
 import { ops } from '../../ot-types/index.js';
 import { create, fetchDoc, socketClient, subscribe, whenNothingPending, type Doc } from './clients.js';
 import { startServerProcess, type ServerProcess } from './process-server.js';
-import { startTestRedis, type TestRedis } from './redis-server.js';
+import { redisServerAvailable, startTestRedis, type TestRedis } from './redis-server.js';
+import { requireService } from './skip.js';
 import { waitFor } from './wait.js';
 
 export interface ClusterOptions {
@@ -25,6 +26,23 @@ export interface ClusterOptions {
   /** Store shared by all instances; default a fresh SQLite file in a temp folder. */
   dbUrl?: string;
   env?: Record<string, string>;
+}
+
+/**
+ * Mocha hooks for a describe block whose tests each start one cluster: redis-server is
+ * required (the test fails in CI, skips loudly elsewhere), and the cluster a test started is
+ * destroyed after it, even when the test failed. Returns the function that starts it.
+ */
+export function useClusterPerTest(): (options: ClusterOptions) => Promise<Cluster> {
+  let cluster: Cluster | null = null;
+  beforeEach(function () {
+    requireService(this, redisServerAvailable(), 'redis-server not installed');
+  });
+  afterEach(async () => {
+    await cluster?.destroy();
+    cluster = null;
+  });
+  return async (options) => (cluster = await Cluster.start(options));
 }
 
 export class Cluster {

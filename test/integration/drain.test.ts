@@ -11,27 +11,18 @@ import { io as ioClient } from 'socket.io-client';
 import { DRAIN_EVENT } from '../../client/protocol.js';
 import { ops } from '../../ot-types/index.js';
 import { create, socketClient, subscribe } from '../helpers/clients.js';
-import { redisServerAvailable } from '../helpers/redis-server.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { assertConverged, Cluster, createSharedDoc, storeSnapshot, subscribedDoc, totalAcked, Writer } from '../helpers/multi-instance-harness.js';
+import { assertConverged, createSharedDoc, storeSnapshot, subscribedDoc, totalAcked, useClusterPerTest, Writer } from '../helpers/multi-instance-harness.js';
 
 describe('drain: SIGTERM on one of two instances', function () {
   this.timeout(45_000);
-  let cluster: Cluster | null = null;
+  const startCluster = useClusterPerTest();
 
-  beforeEach(function () {
-    requireService(this, redisServerAvailable(), 'redis-server not installed');
-  });
-  afterEach(async () => {
-    await cluster?.destroy();
-    cluster = null;
-  });
 
   it('moves its clients to the other instance, keeps every acknowledged op and exits 0', async () => {
-    cluster = await Cluster.start({ instances: 2 });
-    const clients = [0, 0, 0, 1, 1].map((i) => cluster!.client(i));
+    const cluster = await startCluster({ instances: 2 });
+    const clients = [0, 0, 0, 1, 1].map((i) => cluster.client(i));
     await createSharedDoc(clients[3]!, 'notes', 'drain');
     const docs = await Promise.all(clients.map((c) => subscribedDoc(c, 'notes', 'drain')));
     const writers = docs.map((doc, i) => new Writer(`w${i}`, doc, 3));

@@ -11,12 +11,10 @@ import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
 import { ops } from '../../ot-types/index.js';
 import { submit } from '../helpers/clients.js';
-import { redisServerAvailable } from '../helpers/redis-server.js';
-import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   assertConverged,
-  Cluster,
+  useClusterPerTest,
   createSharedDoc,
   subscribedDoc,
   totalAcked,
@@ -66,23 +64,20 @@ const mongo: StoreVariant = {
 for (const store of [sqlite, mongo]) {
   describe(`multi-instance: three processes, one Redis, ${store.name}`, function () {
     this.timeout(45_000);
-    let cluster: Cluster | null = null;
+    const startCluster = useClusterPerTest();
     let dbUrl: string | undefined;
 
     beforeEach(function () {
-      requireService(this, redisServerAvailable(), 'redis-server not installed');
       dbUrl = store.dbUrl(this);
     });
 
     afterEach(async () => {
-      await cluster?.destroy();
-      cluster = null;
       await store.cleanup(dbUrl).catch((err: Error) => console.warn(`      mongo cleanup: ${err.message}`));
     });
 
     it('clients spread over three instances edit the same documents concurrently and converge; an op from A reaches a subscriber on C', async () => {
-      cluster = await Cluster.start({ instances: 3, dbUrl });
-      const clients = [0, 1, 2, 0, 1, 2].map((i) => cluster!.client(i));
+      const cluster = await startCluster({ instances: 3, dbUrl });
+      const clients = [0, 1, 2, 0, 1, 2].map((i) => cluster.client(i));
 
       // An op submitted through instance A arrives, unasked, at a subscriber on instance C.
       const onA = await createSharedDoc(clients[0]!, 'notes', 'shared-1');
@@ -117,8 +112,8 @@ for (const store of [sqlite, mongo]) {
     });
 
     it('an instance killed with SIGKILL mid-run: its clients move to the others and every acknowledged op is kept', async () => {
-      cluster = await Cluster.start({ instances: 3, dbUrl });
-      const clients = [0, 1, 2, 0, 1, 2].map((i) => cluster!.client(i));
+      const cluster = await startCluster({ instances: 3, dbUrl });
+      const clients = [0, 1, 2, 0, 1, 2].map((i) => cluster.client(i));
       await createSharedDoc(clients[1]!, 'notes', 'kill');
       const docs = await Promise.all(clients.map((c) => subscribedDoc(c, 'notes', 'kill')));
       const writers = docs.map((doc, i) => new Writer(`w${i}`, doc, 3));

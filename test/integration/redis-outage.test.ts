@@ -11,7 +11,7 @@ import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { assertConverged, Cluster, createSharedDoc, subscribedDoc, totalAcked, Writer } from '../helpers/multi-instance-harness.js';
+import { assertConverged, createSharedDoc, subscribedDoc, totalAcked, useClusterPerTest, Writer } from '../helpers/multi-instance-harness.js';
 
 interface Readiness {
   status: string;
@@ -29,23 +29,16 @@ function items(doc: Doc): string[] {
 
 describe('Redis outage: three processes, one Redis stopped and restarted mid-run', function () {
   this.timeout(45_000);
-  let cluster: Cluster | null = null;
+  const startCluster = useClusterPerTest();
 
-  beforeEach(function () {
-    requireService(this, redisServerAvailable(), 'redis-server not installed');
-  });
-  afterEach(async () => {
-    await cluster?.destroy();
-    cluster = null;
-  });
 
   it('instances keep committing, log the outage, and every client converges within seconds of Redis returning with no acknowledged op lost', async () => {
-    cluster = await Cluster.start({ instances: 3 });
+    const cluster = await startCluster({ instances: 3 });
     const redis = cluster.redis!;
     // Per instance one writer and one reader that never writes: a reader has no ack of its
     // own to reveal a gap, so after the outage only the catch-up can bring it up to date.
-    const writerClients = [0, 1, 2].map((i) => cluster!.client(i));
-    const readerClients = [0, 1, 2].map((i) => cluster!.client(i));
+    const writerClients = [0, 1, 2].map((i) => cluster.client(i));
+    const readerClients = [0, 1, 2].map((i) => cluster.client(i));
     await createSharedDoc(writerClients[0]!, 'notes', 'outage');
     const writerDocs = await Promise.all(writerClients.map((c) => subscribedDoc(c, 'notes', 'outage')));
     const readers = await Promise.all(readerClients.map((c) => subscribedDoc(c, 'notes', 'outage')));
@@ -92,11 +85,11 @@ describe('Redis outage: three processes, one Redis stopped and restarted mid-run
     assert.deepEqual(writers.flatMap((w) => w.errors.map((e) => e.message)), []);
 
     for (let i = 0; i < 3; i++) {
-      await waitFor(() => cluster!.logged(i, 'redis back').length > 0, { timeoutMs: 5_000, what: `instance ${i} logs "redis back"` });
+      await waitFor(() => cluster.logged(i, 'redis back').length > 0, { timeoutMs: 5_000, what: `instance ${i} logs "redis back"` });
       assert.ok(cluster.logged(i, 'redis unavailable').length > 0, `instance ${i} logged the outage`);
       assert.ok(cluster.logged(i, 'redis catch-up done').length > 0, `instance ${i} logged its catch-up`);
     }
-    await waitFor(async () => (await readyz(cluster!.urls[1]!, '?strict')).code === 200, { what: 'instance B ready again' });
+    await waitFor(async () => (await readyz(cluster.urls[1]!, '?strict')).code === 200, { what: 'instance B ready again' });
 
     // Live fan-out works again: an op on A reaches the reader on C without a catch-up.
     await submit(writerDocs[0]!, ops.insert(['items', 0], 'after-outage'));
