@@ -9,7 +9,8 @@ interface SentOp {
   c: string;
   d: string;
   seq: number;
-  bytes: number;
+  /** The message as sent; its size is only measured when a refusal needs it (rare). */
+  message: object;
   /** The op as sent (for the depth of a frame refused as too deep). */
   payload: unknown;
 }
@@ -34,9 +35,8 @@ export function attributeUnmatchedErrors(connection: Connection, report: (error:
   connection.on('send', (message: { a?: unknown; c?: unknown; d?: unknown; seq?: unknown; op?: unknown; create?: unknown }) => {
     if (message.a !== 'op' || typeof message.c !== 'string' || typeof message.d !== 'string') return;
     if (typeof message.seq !== 'number') return;
-    const bytes = JSON.stringify(message).length;
     const payload = message.op ?? message.create;
-    sent.set(JSON.stringify([message.c, message.d]), { c: message.c, d: message.d, seq: message.seq, bytes, payload });
+    sent.set(JSON.stringify([message.c, message.d]), { c: message.c, d: message.d, seq: message.seq, message, payload });
   });
   connection.on('receive', (request) => {
     const message = request.data as { a?: unknown; error?: WireError } | null;
@@ -72,7 +72,7 @@ export function attributeUnmatchedErrors(connection: Connection, report: (error:
  * deeper than N levels" form can be an op, and then only an op at least that deep.
  */
 function measureFor(error: TandemError): ((s: SentOp) => number) | null {
-  if (error.code === TandemErrorCode.FRAME_TOO_LARGE) return (s) => s.bytes;
+  if (error.code === TandemErrorCode.FRAME_TOO_LARGE) return (s) => JSON.stringify(s.message).length;
   if (error.code !== TandemErrorCode.BAD_FRAME) return null;
   const limit = /nests deeper than (\d+)/.exec(error.message);
   if (!limit) return null;

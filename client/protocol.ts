@@ -6,6 +6,17 @@
 /** socket.io event that carries one ShareDB message, JSON-encoded, in either direction. */
 export const SHAREDB_EVENT = 'sharedb';
 
+/**
+ * socket.io event that carries several ShareDB messages (an array, in order) from the server
+ * to a client that asked for batches with BATCH_QUERY_PARAM. The server sends everything it
+ * has for a socket at the end of an event-loop turn as one packet: one WebSocket frame and
+ * one write instead of one per message, which is most of the server's cost of fan-out.
+ */
+export const SHAREDB_BATCH_EVENT = 'sharedb:batch';
+
+/** Handshake query parameter ('1') by which a client accepts SHAREDB_BATCH_EVENT. */
+export const BATCH_QUERY_PARAM = 'tandemBatch';
+
 /** socket.io event the server sends before it disconnects a client to drain an instance. */
 export const DRAIN_EVENT = 'tandem:drain';
 

@@ -1,5 +1,5 @@
 import { io, type Socket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
-import { SHAREDB_EVENT, DRAIN_EVENT } from './protocol.js';
+import { BATCH_QUERY_PARAM, DRAIN_EVENT, SHAREDB_BATCH_EVENT, SHAREDB_EVENT } from './protocol.js';
 
 /** WebSocket readyState values, as ShareDB's Connection reads them. */
 const CONNECTING = 0;
@@ -123,8 +123,11 @@ export class SocketIoShim {
 
   private open(): void {
     if (this.closed || this.held) return;
+    const socketOptions = this.options.socketOptions;
     const socket = io(this.url, {
-      ...this.options.socketOptions,
+      ...socketOptions,
+      // Accept the server's per-turn message batches (fewer packets on both ends).
+      query: { ...(socketOptions?.query as Record<string, string> | undefined), [BATCH_QUERY_PARAM]: '1' },
       path: this.options.path ?? '/socket.io',
       transports: this.options.transports ?? ['websocket', 'polling'],
       reconnection: false,
@@ -137,6 +140,14 @@ export class SocketIoShim {
       this.onopen?.();
     });
     socket.on(SHAREDB_EVENT, (data: string | object) => this.onmessage?.({ data }));
+    socket.on(SHAREDB_BATCH_EVENT, (batch: unknown) => {
+      if (!Array.isArray(batch)) return;
+      // onmessage may close this socket (ShareDB on a fatal error): stop delivering then.
+      for (const data of batch as Array<string | object>) {
+        if (socket !== this.socket) return;
+        this.onmessage?.({ data });
+      }
+    });
     socket.on(DRAIN_EVENT, () => {
       // The instance is going away: move on to the next URL straight after the disconnect.
       this.urlIndex++;

@@ -5,6 +5,11 @@ import { jsonTextNestsDeeper } from '../../ot-types/index.js';
 /** Levels a ShareDB message adds around an op or document (message → create → data …). */
 export const FRAME_ENVELOPE_DEPTH = 4;
 
+/** The reply that stands in for a message the transport could not encode. */
+export function notEncodable(err: unknown): object {
+  return { error: { code: TandemErrorCode.BAD_FRAME, message: `reply not encodable: ${(err as Error).message}` } };
+}
+
 /** What a message transport (a socket.io socket, a WebSocket) offers the bridge. */
 export interface MessageTransport {
   /**
@@ -71,7 +76,7 @@ export class MessageStream extends Duplex {
       this.transport.send(message);
     } catch (err) {
       // A reply ShareDB built that cannot be encoded must not silence the connection.
-      this.transport.send({ error: { code: TandemErrorCode.BAD_FRAME, message: `reply not encodable: ${(err as Error).message}` } });
+      this.transport.send(notEncodable(err));
     }
     callback();
   }

@@ -1,8 +1,10 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SHAREDB_WS_PATH } from '../../client/protocol.js';
 import type { TandemBackend } from '../backend.js';
+import { corkUntilEndOfTurn } from './end-of-turn.js';
 import { MessageStream } from './message-stream.js';
 
 export interface RawWebSocketOptions {
@@ -25,11 +27,16 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    // ws keeps its TCP socket private (no cork API); stock clients need one message per
+    // frame, so the frames of a turn are merged at the socket instead (one writev).
+    const tcp = (ws as unknown as { _socket: Socket })._socket;
     const stream = new MessageStream(
       {
         send: (message) => {
           const text = JSON.stringify(message);
-          if (ws.readyState === ws.OPEN) ws.send(text);
+          if (ws.readyState !== ws.OPEN) return;
+          corkUntilEndOfTurn(tcp);
+          ws.send(text);
         },
         close: () => ws.close(1000, 'closed by server'),
       },

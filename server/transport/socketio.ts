@@ -3,7 +3,9 @@ import { Server as SocketIoServer } from 'socket.io';
 import { SHAREDB_EVENT, DRAIN_EVENT, TandemErrorCode } from '../../client/protocol.js';
 import type { TandemBackend } from '../backend.js';
 import type { Logger } from '../ops/logger.js';
+import { endOfTurn } from './end-of-turn.js';
 import { MessageStream } from './message-stream.js';
+import { SocketIoSender } from './socketio-sender.js';
 
 export interface SocketIoTransportOptions {
   backend: TandemBackend;
@@ -37,10 +39,14 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     next(err);
   });
   io.on('connection', (socket) => {
+    const sender = new SocketIoSender(socket);
     const stream = new MessageStream(
       {
-        send: (message) => socket.emit(SHAREDB_EVENT, message),
-        close: () => socket.disconnect(true),
+        send: (message) => sender.send(message),
+        close: () => {
+          sender.flush();
+          socket.disconnect(true);
+        },
       },
       options.maxFrameBytes,
       options.maxFrameDepth,
@@ -60,6 +66,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
 
 /** Tells every client to reconnect elsewhere, then disconnects it (graceful drain). */
 export function drainSocketIo(io: SocketIoServer): void {
+  endOfTurn.flushNow(); // messages batched for this turn go out before the sockets close
   io.emit(DRAIN_EVENT);
   io.disconnectSockets(true);
 }

@@ -1,0 +1,193 @@
+/**
+ * Per-turn send batching: a socket.io client that asks for batches gets every message of an
+ * event-loop turn in one packet, in order; other clients get one packet per message; raw
+ * WebSocket frames of a turn leave corked together.
+ */
+import assert from 'node:assert/strict';
+import net, { type AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import type { Socket as ServerSocket } from 'socket.io';
+import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
+import {
+  BATCH_QUERY_PARAM, SHAREDB_BATCH_EVENT, SHAREDB_EVENT, TandemErrorCode,
+} from '../../client/protocol.js';
+import { ops } from '../../ot-types/index.js';
+import { corkUntilEndOfTurn } from '../../server/transport/end-of-turn.js';
+import { SocketIoSender } from '../../server/transport/socketio-sender.js';
+import { create, socketClient, subscribe, type Doc } from '../helpers/clients.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { waitFor } from '../helpers/wait.js';
+
+type Emitted = [event: string, payload: unknown];
+
+/** The part of a socket.io server socket SocketIoSender uses. */
+function fakeSocket(batch: boolean, encode: (payload: unknown) => void = JSON.stringify) {
+  const emitted: Emitted[] = [];
+  const socket = {
+    connected: true,
+    handshake: { query: batch ? { [BATCH_QUERY_PARAM]: '1' } : {} },
+    emit(event: string, payload: unknown) {
+      encode(payload); // socket.io encodes before it writes: a throw sends nothing
+      emitted.push([event, payload]);
+      return true;
+    },
+  };
+  return { socket: socket as unknown as ServerSocket, emitted };
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('per-turn send batching', () => {
+  describe('SocketIoSender', () => {
+    it('sends the messages of one turn as one batch, in order, at the end of the turn', async () => {
+      const { socket, emitted } = fakeSocket(true);
+      const sender = new SocketIoSender(socket);
+      sender.send({ n: 1 });
+      sender.send({ n: 2 });
+      await Promise.resolve(); // microtasks of the same turn still join the batch
+      sender.send({ n: 3 });
+      assert.deepEqual(emitted, [], 'nothing leaves before the turn ends');
+      await nextTurn();
+      assert.deepEqual(emitted, [[SHAREDB_BATCH_EVENT, [{ n: 1 }, { n: 2 }, { n: 3 }]]]);
+      sender.send({ n: 4 });
+      await nextTurn();
+      assert.deepEqual(emitted.at(-1), [SHAREDB_EVENT, { n: 4 }], 'a lone message goes as a plain message');
+    });
+
+    it('sends at once, one message per packet, to a client that did not ask for batches', () => {
+      const { socket, emitted } = fakeSocket(false);
+      const sender = new SocketIoSender(socket);
+      sender.send({ n: 1 });
+      sender.send({ n: 2 });
+      assert.deepEqual(emitted, [[SHAREDB_EVENT, { n: 1 }], [SHAREDB_EVENT, { n: 2 }]]);
+    });
+
+    it('replaces a message that cannot be encoded by a coded error and still sends the others', async () => {
+      const { socket, emitted } = fakeSocket(true, (payload) => {
+        JSON.stringify(payload); // throws on the BigInt below
+      });
+      const sender = new SocketIoSender(socket);
+      sender.send({ n: 1 });
+      sender.send({ n: 2n });
+      sender.send({ n: 3 });
+      await nextTurn();
+      assert.equal(emitted.length, 3);
+      assert.deepEqual(emitted[0], [SHAREDB_EVENT, { n: 1 }]);
+      const error = (emitted[1]![1] as { error: { code: string } }).error;
+      assert.equal(error.code, TandemErrorCode.BAD_FRAME);
+      assert.deepEqual(emitted[2], [SHAREDB_EVENT, { n: 3 }]);
+    });
+
+    it('flush() sends what is queued now, and nothing is sent to a disconnected socket', async () => {
+      const { socket, emitted } = fakeSocket(true);
+      const sender = new SocketIoSender(socket);
+      sender.send({ n: 1 });
+      sender.flush();
+      assert.deepEqual(emitted, [[SHAREDB_EVENT, { n: 1 }]]);
+      sender.send({ n: 2 });
+      (socket as unknown as { connected: boolean }).connected = false;
+      await nextTurn();
+      assert.equal(emitted.length, 1);
+    });
+  });
+
+  describe('corkUntilEndOfTurn', () => {
+    it('holds every write of the turn and releases them together when the turn ends', async () => {
+      const server = net.createServer();
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const accepted = once(server, 'connection');
+      const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+      const [peer] = (await accepted) as [net.Socket];
+      try {
+        await once(client, 'connect');
+        const received: Buffer[] = [];
+        peer.on('data', (chunk: Buffer) => received.push(chunk));
+        corkUntilEndOfTurn(client);
+        corkUntilEndOfTurn(client); // a second call in the same turn does not cork twice
+        client.write('a');
+        client.write('b');
+        client.write('c');
+        assert.equal(client.writableCorked, 1);
+        assert.equal(client.writableLength, 3, 'the writes are held in the socket');
+        await nextTurn();
+        assert.equal(client.writableCorked, 0);
+        await waitFor(() => Buffer.concat(received).toString() === 'abc', { timeoutMs: 5000, what: 'the corked bytes' });
+      } finally {
+        client.destroy();
+        peer.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    });
+  });
+
+  describe('over a real server', () => {
+    let server: TestServer;
+    const sockets: ClientSocket[] = [];
+    afterEach(async () => {
+      for (const s of sockets.splice(0)) s.disconnect();
+      await server?.close();
+    });
+
+    it('a batching client gets the ops several writers commit in one turn in one packet, in version order', async () => {
+      server = await startTestServer();
+      const writer = socketClient(server.url);
+      const doc: Doc = writer.connection.get('notes', 'batch');
+      await create(doc, { items: [] });
+      writer.close();
+
+      // A raw socket.io client speaking ShareDB's protocol, so the packets can be counted.
+      const reader = ioClient(server.url, { transports: ['websocket'], query: { [BATCH_QUERY_PARAM]: '1' }, forceNew: true });
+      sockets.push(reader);
+      const packets: unknown[][] = [];
+      reader.on(SHAREDB_EVENT, (message: unknown) => packets.push([message]));
+      reader.on(SHAREDB_BATCH_EVENT, (batch: unknown[]) => packets.push(batch));
+      await new Promise<void>((resolve) => reader.once('connect', () => resolve()));
+      reader.emit(SHAREDB_EVENT, JSON.stringify({ a: 'hs', id: null, protocol: 1, protocolMinor: 2 }));
+      reader.emit(SHAREDB_EVENT, JSON.stringify({ a: 's', c: 'notes', d: 'batch' }));
+      const isSubscribed = (m: unknown) => (m as { a?: string }).a === 's';
+      await waitFor(() => packets.flat().some(isSubscribed), { timeoutMs: 5000, what: 'the subscription' });
+      const before = packets.length;
+
+      // Ten in-process writers submit in the same turn: their commits all finish before the
+      // turn ends (no socket I/O between them), so the reader's ten ops form one batch.
+      const WRITERS = 10;
+      const writers = Array.from({ length: WRITERS }, () => server.backend.connect());
+      const docs = writers.map((c) => c.get('notes', 'batch'));
+      await Promise.all(docs.map((d) => new Promise<void>((resolve, reject) => d.fetch((e) => (e ? reject(e) : resolve())))));
+      await Promise.all(docs.map((d, i) => new Promise<void>((resolve, reject) =>
+        d.submitOp(ops.insert(['items', 0], `w${i}`), {}, (e) => (e ? reject(e) : resolve())))));
+
+      const opsSeen = () => packets.slice(before).flat().filter((m) => (m as { a?: string }).a === 'op') as Array<{ v: number }>;
+      await waitFor(() => opsSeen().length === WRITERS, { timeoutMs: 5000, what: 'every op at the reader' });
+      assert.deepEqual(opsSeen().map((m) => m.v), Array.from({ length: WRITERS }, (_, i) => 1 + i), 'contiguous versions, in order');
+      assert.ok(packets.length - before < WRITERS, `fewer packets (${packets.length - before}) than ops (${WRITERS})`);
+      for (const c of writers) c.close();
+    });
+
+    it('the SDK (which asks for batches) converges with writers on both transports', async () => {
+      server = await startTestServer();
+      const a = socketClient(server.url);
+      const b = socketClient(server.url, { transports: ['polling'] });
+      try {
+        const docA = a.connection.get('notes', 'sdk');
+        await create(docA, { items: [] });
+        const docB = b.connection.get('notes', 'sdk');
+        await subscribe(docA);
+        await subscribe(docB);
+        for (let i = 0; i < 20; i++) {
+          docA.submitOp(ops.insert(['items', 0], `a${i}`));
+          docB.submitOp(ops.insert(['items', 0], `b${i}`));
+        }
+        const full = (d: Doc) => (d.data as { items: string[] }).items.length === 40;
+        await waitFor(() => full(docA) && full(docB) && !docA.hasPending() && !docB.hasPending(),
+          { timeoutMs: 10_000, what: 'both copies with all 40 items' });
+        assert.deepEqual(docA.data, docB.data);
+        assert.equal(docA.version, docB.version);
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+  });
+});
