@@ -13,6 +13,7 @@ import { serveDemoAssets } from './transport/demo-assets.js';
 import { FRAME_ENVELOPE_DEPTH } from './transport/message-stream.js';
 import { attachRawWebSocket, closeRawWebSockets } from './transport/raw-websocket.js';
 import { attachSocketIo, drainSocketIo } from './transport/socketio.js';
+import { Turn } from './turn.js';
 
 export interface TandemServer {
   readonly config: Config;
@@ -26,6 +27,11 @@ export interface TandemServer {
   readonly url: string;
   readonly port: number;
   /**
+   * Called if the store fails to make acknowledged work durable (a group COMMIT failed):
+   * every client has been dropped and nothing held was sent; the process should exit.
+   */
+  onFatal(listener: (err: Error) => void): void;
+  /**
    * Graceful stop: refuse new connections, tell socket.io clients to reconnect elsewhere,
    * wait for in-flight commits (up to `shutdownTimeoutMs`), then close store and pub/sub.
    */
@@ -34,12 +40,15 @@ export interface TandemServer {
 
 /** Opens the store and pub/sub, builds the backend and transports, and listens. */
 export async function startServer(config: Config, logger: Logger): Promise<TandemServer> {
+  // Where this instance holds its output until the turn's writes are durable (server/turn.ts).
+  const turn = new Turn();
   const storage = await openStorage(config.dbUrl, {
     sqliteSynchronous: config.sqliteSynchronous,
     milestoneInterval: config.milestoneInterval,
+    turn: config.sqliteGroupCommit ? turn : undefined,
   });
   const startedAt = Date.now();
-  const pubsub = await openPubSub({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger, db: storage.db });
+  const pubsub = await openPubSub({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger, db: storage.db, turn });
   const backend = createBackend({
     db: storage.db,
     milestoneDb: storage.milestoneDb,
@@ -74,8 +83,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
   // The frame depth limit is a guard against stack overflows (thousands of levels), set
   // well above MAX_OP_DEPTH so an op slightly too deep still gets TANDEM_OP_TOO_DEEP.
   const frameLimits = { maxFrameBytes: config.maxFrameBytes, maxFrameDepth: 2 * config.maxOpDepth + FRAME_ENVELOPE_DEPTH };
-  const io = attachSocketIo(http, { backend, logger, ...frameLimits, isDraining: () => draining });
-  const wss = attachRawWebSocket(http, { backend, ...frameLimits });
+  const io = attachSocketIo(http, { backend, logger, ...frameLimits, turn, isDraining: () => draining });
+  const wss = attachRawWebSocket(http, { backend, ...frameLimits, turn });
+
+  // Fail-stop: ShareDB was told the turn's commits succeeded, but they are not in the store.
+  // Nothing of the turn left the process; dropping every client makes each resend its
+  // unacknowledged ops to an instance that can commit them.
+  const fatalListeners: Array<(err: Error) => void> = [];
+  turn.onFailure((err) => {
+    draining = true;
+    logger.fatal({ err, code: 'TANDEM_STORAGE_ERROR' }, 'store failed to COMMIT acknowledged work; dropping every client');
+    io.disconnectSockets(true);
+    for (const ws of wss.clients) ws.terminate();
+    for (const listener of fatalListeners) listener(err);
+  });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -105,7 +126,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
       draining = true;
       logger.info({ clients: io.engine.clientsCount, inFlight: backend.stats.inFlight }, 'draining');
       const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
-      drainSocketIo(io);
+      drainSocketIo(io, turn);
       await closeRawWebSockets(wss);
       const idle = await backend.whenIdle(config.shutdownTimeoutMs);
       if (!idle) logger.warn({ inFlight: backend.stats.inFlight }, 'shutdown timeout with commits in flight');
@@ -119,5 +140,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
     })();
     return closing;
   };
-  return { config, backend, pubsub, http, io, wss, url, port, close };
+  const onFatal = (listener: (err: Error) => void) => {
+    fatalListeners.push(listener);
+  };
+  return { config, backend, pubsub, http, io, wss, url, port, onFatal, close };
 }

@@ -18,6 +18,12 @@ export interface Config {
    * ~30 µs per commit instead of ~5 ms for FULL (STACK-NOTES). Set FULL to survive power loss.
    */
   readonly sqliteSynchronous: 'FULL' | 'NORMAL';
+  /**
+   * SQLite group commit: one transaction per event-loop turn instead of one per commit, with
+   * every ack and broadcast held until it is COMMITted. Env SQLITE_GROUP_COMMIT, default true.
+   * Set false when several processes write one file and should hold its lock only briefly.
+   */
+  readonly sqliteGroupCommit: boolean;
   /** Largest accepted op or created document, bytes. Env MAX_OP_BYTES, default 256 KiB. */
   readonly maxOpBytes: number;
   /** Deepest accepted nesting in an op or document. Env MAX_OP_DEPTH, default 64. */
@@ -41,6 +47,14 @@ export class ConfigError extends Error {
 }
 
 export type ConfigSource = Record<string, string | undefined>;
+
+function boolean(source: ConfigSource, name: string, fallback: boolean): boolean {
+  const raw = source[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(true|1|yes|on)$/i.test(raw)) return true;
+  if (/^(false|0|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
 
 function integer(source: ConfigSource, name: string, fallback: number, min: number): number {
   const raw = source[name];
@@ -74,6 +88,7 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     redisUrl: source.REDIS_URL || null,
     redisPrefix: source.REDIS_PREFIX || 'tandem',
     sqliteSynchronous: synchronous,
+    sqliteGroupCommit: boolean(source, 'SQLITE_GROUP_COMMIT', true),
     maxOpBytes,
     maxOpDepth: integer(source, 'MAX_OP_DEPTH', DEFAULT_OP_LIMITS.maxDepth, 2),
     maxFrameBytes: integer(source, 'MAX_FRAME_BYTES', maxOpBytes * 4, 1024),

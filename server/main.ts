@@ -35,6 +35,7 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
   const config = loadConfig(source);
   const logger = createLogger(config.logLevel);
   const server = await startServer(config, logger);
+  server.onFatal(() => process.exit(1)); // a supervisor restarts it; clients resend
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

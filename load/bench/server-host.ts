@@ -39,7 +39,8 @@ async function main(): Promise<void> {
   let sharedbWsUrl: string;
   let close: () => Promise<void>;
   if (kind === 'tandem') {
-    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DB_URL: dbUrl, SHUTDOWN_TIMEOUT_MS: '2000', LOG_LEVEL: 'warn' });
+    // SQLITE_GROUP_COMMIT passes through, to measure what group commit alone brings.
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DB_URL: dbUrl, SHUTDOWN_TIMEOUT_MS: '2000', LOG_LEVEL: 'warn', SQLITE_GROUP_COMMIT: process.env.SQLITE_GROUP_COMMIT });
     const server = await startServer(config, createLogger('warn'));
     backend = server.backend;
     url = server.url;

@@ -1,4 +1,5 @@
 import ShareDB from 'sharedb';
+import type { Turn } from '../turn.js';
 import type { Logger } from '../ops/logger.js';
 
 /**
@@ -48,13 +49,18 @@ export interface PubSubOptions {
   logger: Logger;
   /** The store: the Redis pub/sub reads missed ops from it after an outage. */
   db: ShareDB.DB;
+  /**
+   * With group commit, Redis publishes wait for the end of the turn (after its COMMIT):
+   * another instance must not broadcast an op this one has not made durable yet.
+   */
+  turn?: Turn;
 }
 
 /** Redis pub/sub when REDIS_URL is set; in-process pub/sub (ShareDB's own) otherwise. */
 export async function openPubSub(options: PubSubOptions): Promise<PubSubHandle> {
   if (options.redisUrl) {
     const { openRedisPubSub } = await import('./redis.js');
-    return openRedisPubSub({ url: options.redisUrl, prefix: options.prefix, logger: options.logger, db: options.db });
+    return openRedisPubSub({ url: options.redisUrl, prefix: options.prefix, logger: options.logger, db: options.db, turn: options.turn });
   }
   // MemoryPubSub is exported by sharedb but missing from @types/sharedb.
   const MemoryPubSub = (ShareDB as unknown as { MemoryPubSub: new () => ShareDB.PubSub }).MemoryPubSub;

@@ -25,6 +25,7 @@ import { createClient } from 'redis';
 import RedisPubSub from 'sharedb-redis-pubsub';
 import type ShareDB from 'sharedb';
 import type { Logger } from '../ops/logger.js';
+import type { Turn } from '../turn.js';
 import { catchUp, parseDocChannel, type CatchUpTarget, type PublishedOp } from './catch-up.js';
 import { initialPubSubState, type PubSubHandle, type PubSubState } from './index.js';
 
@@ -109,6 +110,8 @@ export interface RedisPubSubOptions {
   db: ShareDB.DB;
   /** Reconnect delay for attempt n, ms. Default 50·2ⁿ capped at 2 s. */
   reconnectDelayMs?: (attempt: number) => number;
+  /** Publishes to Redis wait for this turn's end, after its COMMIT (group commit). */
+  turn?: Turn;
 }
 
 export class TandemRedisPubSub extends RedisPubSubBase {
@@ -159,6 +162,19 @@ export class TandemRedisPubSub extends RedisPubSubBase {
     process.nextTick(() => {
       for (const channel of channels) this._emit(channel, data);
     });
+    const turn = this.options.turn;
+    if (!turn) {
+      this.publishToRedis(channels, data, callback);
+      return;
+    }
+    // Local subscribers' messages are held by the transports until the same point.
+    turn.send((discard) => {
+      if (discard) callback();
+      else this.publishToRedis(channels, data, callback);
+    });
+  }
+
+  private publishToRedis(channels: string[], data: unknown, callback: Callback): void {
     if (!this.client.isReady) {
       this.remember(channels, data);
       callback();

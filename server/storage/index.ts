@@ -7,6 +7,7 @@
  *   mongodb://… | mongodb+srv://…  MongoDB through sharedb-mongo
  */
 import type ShareDB from 'sharedb';
+import type { Turn } from '../turn.js';
 import { createMemoryDb, createMemoryMilestoneDb } from './memory.js';
 import { createMongoStorage } from './mongo.js';
 import { createSqliteDb, type SqliteSynchronous } from './sqlite.js';
@@ -21,6 +22,11 @@ export interface StorageOptions {
   sqliteSynchronous?: SqliteSynchronous;
   /** SQLite only; default 5000. */
   sqliteBusyTimeoutMs?: number;
+  /**
+   * SQLite only: group commit, one transaction per event-loop turn (see SqliteOptions.turn).
+   * Pass the Turn every transport and pub/sub of the server holds its output in.
+   */
+  turn?: Turn;
 }
 
 export interface Storage {
@@ -57,6 +63,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       path: sqlitePathFromUrl(dbUrl),
       synchronous: opts.sqliteSynchronous,
       busyTimeoutMs: opts.sqliteBusyTimeoutMs,
+      turn: opts.turn,
     };
     const db = createSqliteDb(sqliteOpts);
     let milestoneDb;

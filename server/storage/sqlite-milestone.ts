@@ -7,9 +7,12 @@
  * `request.saveMilestoneSnapshot`).
  *
  * It opens its own connection (same pragmas as SqliteDB), so either can be closed first
- * and ShareDB's Backend.close() closing both stays simple.
+ * and ShareDB's Backend.close() closing both stays simple. With group commit (a Turn), a
+ * save waits for the end of the turn, after SqliteDB's COMMIT released the write lock: the
+ * milestone's own write would otherwise wait for that lock inside the same thread.
  */
 import ShareDB from 'sharedb';
+import type { Turn } from '../turn.js';
 import {
   asShareDbError,
   inWriteTransaction,
@@ -17,7 +20,7 @@ import {
   storageError,
   type Connection,
   type SqliteOptions,
-} from './sqlite.js';
+} from './sqlite-connection.js';
 
 export interface SqliteMilestoneOptions extends SqliteOptions {
   /**
@@ -107,9 +110,11 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
   private closed = false;
   private readonly conn: Connection;
   private readonly stmts: ReturnType<typeof prepareStatements>;
+  private readonly turn: Turn | null;
 
   constructor(opts: SqliteMilestoneOptions) {
     super();
+    this.turn = opts.turn ?? null;
     const interval = opts.interval ?? DEFAULT_MILESTONE_INTERVAL;
     if (!Number.isInteger(interval) || interval < 1) {
       throw new Error(`milestone interval must be a positive integer, got ${interval}`);
@@ -165,7 +170,7 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
       else if (!err) this.emit('save', collection, snapshot as ShareDB.Snapshot);
       else this.emit('error', asShareDbError(err));
     };
-    this.run(done, () => {
+    const save = () => this.run(done, () => {
       if (!collection) throw invalid('Missing collection');
       if (!snapshot) throw invalid('Missing snapshot');
       const mtime = snapshot.m?.mtime;
@@ -176,6 +181,9 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
         snapshot.m == null ? null : JSON.stringify(snapshot.m),
       );
     });
+    // Registered after the COMMIT of the commit it follows, so it runs after it.
+    if (this.turn) this.turn.beforeSend(save);
+    else save();
   }
 
   /** The newest milestone with v <= version (any version when null); undefined if none. */

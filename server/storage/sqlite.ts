@@ -12,9 +12,6 @@
  * write lock). ShareDB expects asynchronous callbacks, so every result is delivered on
  * process.nextTick.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'libsql';
 import ShareDB from 'sharedb';
 import {
   canPollDoc as canPollDocQuery,
@@ -22,29 +19,19 @@ import {
   runQuery,
   type QuerySnapshot,
 } from './mingo-query.js';
+import {
+  asShareDbError,
+  inWriteTransaction,
+  openSqliteFile,
+  SqliteWriter,
+  storageError,
+  type Connection,
+  type SqliteOptions,
+} from './sqlite-connection.js';
+import { SqlitePeers } from './sqlite-peers.js';
 
-export type SqliteSynchronous = 'FULL' | 'NORMAL';
+export type { SqliteSynchronous, SqliteOptions } from './sqlite-connection.js';
 
-export interface SqliteOptions {
-  /** Database file; its parent directory is created if missing. `:memory:` works too. */
-  path: string;
-  /**
-   * SQLite `synchronous` pragma. Default 'NORMAL': in WAL mode it loses nothing when the
-   * process crashes (SIGKILL, OOM), only possibly the last transactions on power loss or an
-   * OS crash. 'FULL' fsyncs every commit, measured here at ~5 ms per commit against ~30 µs
-   * — and since libsql blocks the event loop, that 5 ms would stall every client of the
-   * process on every op (a ceiling near 200 ops/s per process). Choose 'FULL' when an
-   * acknowledged op must survive power loss.
-   */
-  synchronous?: SqliteSynchronous;
-  /** How long a write waits for another process's write lock before failing. Default 5000. */
-  busyTimeoutMs?: number;
-}
-
-export const DEFAULT_SYNCHRONOUS: SqliteSynchronous = 'NORMAL';
-export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
-
-export type Connection = Database.Database;
 type Callback<T> = (err: Error | null, result?: T) => void;
 
 /** The op shape ShareDB commits; stored whole as JSON. */
@@ -61,60 +48,6 @@ interface SnapshotRow {
   type: string | null;
   data: string | null;
   metadata: string | null;
-}
-
-/** An Error with a stable code, as ShareDB forwards `{code, message}` to clients. */
-export function storageError(code: string, message: string): Error & { code: string } {
-  return Object.assign(new Error(message), { code });
-}
-
-/**
- * @types/sharedb types error codes as numbers; ShareDB's (and ours, and libsql's) are
- * strings. This is the one cast, for callbacks typed with ShareDB's Error.
- */
-export function asShareDbError(err: unknown): ShareDB.Error {
-  const e = err instanceof Error ? err : new Error(String(err));
-  if (typeof (e as { code?: unknown }).code !== 'string') Object.assign(e, { code: 'TANDEM_STORAGE_ERROR' });
-  return e as unknown as ShareDB.Error;
-}
-
-/** Opens a connection with the pragmas every Tandem connection to the file needs. */
-export function openSqliteFile(opts: SqliteOptions): Connection {
-  const synchronous = opts.synchronous ?? DEFAULT_SYNCHRONOUS;
-  const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
-  // Both end up inside PRAGMA text, so only known values may pass.
-  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
-    throw new Error(`synchronous must be 'FULL' or 'NORMAL', got ${String(synchronous)}`);
-  }
-  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-    throw new Error(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
-  }
-  if (opts.path !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(opts.path)), { recursive: true });
-  const conn = new Database(opts.path);
-  try {
-    // The timeout first, so switching to WAL waits for a process that is mid-write.
-    conn.pragma(`busy_timeout = ${busyTimeoutMs}`);
-    conn.pragma('journal_mode = WAL');
-    conn.pragma(`synchronous = ${synchronous}`);
-  } catch (err) {
-    conn.close();
-    throw err;
-  }
-  return conn;
-}
-
-/** Runs `fn` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before any read. */
-export function inWriteTransaction<T>(conn: Connection, fn: () => T): T {
-  conn.exec('BEGIN IMMEDIATE');
-  let done = false;
-  try {
-    const result = fn();
-    conn.exec('COMMIT');
-    done = true;
-    return result;
-  } finally {
-    if (!done && conn.inTransaction) conn.exec('ROLLBACK');
-  }
 }
 
 const SCHEMA = `
@@ -195,6 +128,9 @@ export class SqliteDB extends ShareDB.DB {
   private closed = false;
   private readonly conn: Connection;
   private readonly stmts: ReturnType<typeof prepareStatements>;
+  private readonly writer: SqliteWriter;
+  /** Other processes on the file (group commit only). */
+  private peers: SqlitePeers | null = null;
 
   constructor(opts: SqliteOptions) {
     super();
@@ -204,6 +140,16 @@ export class SqliteDB extends ShareDB.DB {
       // Inside a write transaction: two processes starting at once must not race on DDL.
       inWriteTransaction(this.conn, () => this.conn.exec(SCHEMA));
       this.stmts = prepareStatements(this.conn);
+      const turn = opts.turn ?? null;
+      this.writer = new SqliteWriter(this.conn, turn, () => this.peers?.alone ?? true);
+      if (turn) {
+        // Heartbeats never open a turn-long transaction: another connection of this process
+        // (the milestone store, opened right after) would wait on that lock in this thread.
+        const beatWrite = (fn: () => void) => (this.conn.inTransaction ? fn() : inWriteTransaction(this.conn, fn));
+        const peers = inWriteTransaction(this.conn, () => new SqlitePeers(opts.path, this.conn, beatWrite, opts.heartbeatMs));
+        peers.start();
+        this.peers = peers;
+      }
     } catch (err) {
       this.conn.close();
       throw err;
@@ -224,16 +170,28 @@ export class SqliteDB extends ShareDB.DB {
   }
 
   override close(callback?: (err?: Error) => void): void {
+    let error: Error | undefined;
     if (!this.closed) {
       this.closed = true;
+      try {
+        this.peers?.stop();
+      } catch (err) {
+        error = err as Error;
+      }
+      try {
+        this.writer.commit(); // a turn's writes still open become durable first
+      } catch (err) {
+        error ??= err as Error;
+      }
       this.conn.close();
     }
-    if (callback) process.nextTick(callback);
+    if (callback) process.nextTick(callback, error);
   }
 
   /** Readiness check: throws if closed or the file is unusable. */
   ping(): void {
     if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
+    if (this.writer.failed) throw storageError('TANDEM_STORAGE_ERROR', `SQLite COMMIT failed: ${this.writer.failed.message}`);
     this.stmts.ping.get();
   }
 
@@ -247,18 +205,15 @@ export class SqliteDB extends ShareDB.DB {
   /** Returns false (not an error) when another writer got there first: ShareDB retries. */
   commitSync(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): boolean {
     const s = this.stmts;
-    let succeeded = false;
     try {
-      inWriteTransaction(this.conn, () => {
+      return this.writer.write(() => {
         const row = s.version.get(collection, id) as { v: number } | undefined;
         const current = row ? row.v : 0;
-        if (op.v !== current || snapshot.v !== current + 1) {
-          throw STALE; // leaves through the rollback path, then maps to false below
-        }
+        if (op.v !== current || snapshot.v !== current + 1) return false;
         try {
           s.insertOp.run(collection, id, op.v, op.src ?? null, op.seq ?? null, JSON.stringify(op));
         } catch (err) {
-          if (isPrimaryKeyConflict(err)) throw STALE;
+          if (isPrimaryKeyConflict(err)) throw STALE; // undoes this write only, then false below
           throw err;
         }
         s.upsertSnapshot.run(
@@ -266,12 +221,12 @@ export class SqliteDB extends ShareDB.DB {
           snapshot.type == null || snapshot.data === undefined ? null : JSON.stringify(snapshot.data),
           snapshot.m == null ? null : JSON.stringify(snapshot.m),
         );
+        return true;
       });
-      succeeded = true;
     } catch (err) {
-      if (err !== STALE) throw err;
+      if (err === STALE) return false;
+      throw err;
     }
-    return succeeded;
   }
 
   override getSnapshot(

@@ -4,7 +4,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SHAREDB_WS_PATH } from '../../client/protocol.js';
 import type { TandemBackend } from '../backend.js';
-import { corkUntilEndOfTurn } from './end-of-turn.js';
+import type { Turn } from '../turn.js';
+import { corkUntilTurnEnds } from './cork.js';
 import { MessageStream } from './message-stream.js';
 
 export interface RawWebSocketOptions {
@@ -12,6 +13,8 @@ export interface RawWebSocketOptions {
   maxFrameBytes: number;
   /** Deepest nesting a frame may have (MAX_OP_DEPTH plus the message envelope). */
   maxFrameDepth: number;
+  /** Frames are held (corked) until the turn ends and its writes are durable. */
+  turn: Turn;
 }
 
 /**
@@ -35,10 +38,10 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
         send: (message) => {
           const text = JSON.stringify(message);
           if (ws.readyState !== ws.OPEN) return;
-          corkUntilEndOfTurn(tcp);
+          corkUntilTurnEnds(options.turn, tcp);
           ws.send(text);
         },
-        close: () => ws.close(1000, 'closed by server'),
+        close: () => options.turn.send(() => ws.close(1000, 'closed by server')),
       },
       options.maxFrameBytes,
       options.maxFrameDepth,

@@ -3,7 +3,7 @@ import { Server as SocketIoServer } from 'socket.io';
 import { SHAREDB_EVENT, DRAIN_EVENT, TandemErrorCode } from '../../client/protocol.js';
 import type { TandemBackend } from '../backend.js';
 import type { Logger } from '../ops/logger.js';
-import { endOfTurn } from './end-of-turn.js';
+import type { Turn } from '../turn.js';
 import { MessageStream } from './message-stream.js';
 import { SocketIoSender } from './socketio-sender.js';
 
@@ -13,6 +13,8 @@ export interface SocketIoTransportOptions {
   maxFrameBytes: number;
   /** Deepest nesting a frame may have (MAX_OP_DEPTH plus the message envelope). */
   maxFrameDepth: number;
+  /** Where messages wait for the end of the turn (and the turn's COMMIT). */
+  turn: Turn;
   /** True once the instance drains: new connections are refused so clients try another URL. */
   isDraining?: () => boolean;
 }
@@ -39,14 +41,12 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     next(err);
   });
   io.on('connection', (socket) => {
-    const sender = new SocketIoSender(socket);
+    const sender = new SocketIoSender(socket, options.turn);
     const stream = new MessageStream(
       {
         send: (message) => sender.send(message),
-        close: () => {
-          sender.flush();
-          socket.disconnect(true);
-        },
+        // After the messages already held for this socket (send flushes run in order).
+        close: () => options.turn.send(() => socket.disconnect(true)),
       },
       options.maxFrameBytes,
       options.maxFrameDepth,
@@ -65,8 +65,8 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
 }
 
 /** Tells every client to reconnect elsewhere, then disconnects it (graceful drain). */
-export function drainSocketIo(io: SocketIoServer): void {
-  endOfTurn.flushNow(); // messages batched for this turn go out before the sockets close
+export function drainSocketIo(io: SocketIoServer, turn: Turn): void {
+  turn.flushNow(); // what this turn holds goes out before the sockets close
   io.emit(DRAIN_EVENT);
   io.disconnectSockets(true);
 }

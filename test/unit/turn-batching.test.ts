@@ -1,7 +1,9 @@
 /**
- * Per-turn send batching: a socket.io client that asks for batches gets every message of an
- * event-loop turn in one packet, in order; other clients get one packet per message; raw
- * WebSocket frames of a turn leave corked together.
+ * The end of a turn (server/turn.ts): durable flushes (the group COMMIT) run before send
+ * flushes; a failed one discards what was held. Per-turn send batching: a socket.io client
+ * that asks for batches gets every message of a turn in one packet, in order; other clients
+ * get one packet per message, also at the turn's end; raw WebSocket frames of a turn leave
+ * corked together.
  */
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
@@ -12,8 +14,9 @@ import {
   BATCH_QUERY_PARAM, SHAREDB_BATCH_EVENT, SHAREDB_EVENT, TandemErrorCode,
 } from '../../client/protocol.js';
 import { ops } from '../../ot-types/index.js';
-import { corkUntilEndOfTurn } from '../../server/transport/end-of-turn.js';
+import { corkUntilTurnEnds } from '../../server/transport/cork.js';
 import { SocketIoSender } from '../../server/transport/socketio-sender.js';
+import { Turn } from '../../server/turn.js';
 import { create, socketClient, subscribe, type Doc } from '../helpers/clients.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -41,7 +44,7 @@ describe('per-turn send batching', () => {
   describe('SocketIoSender', () => {
     it('sends the messages of one turn as one batch, in order, at the end of the turn', async () => {
       const { socket, emitted } = fakeSocket(true);
-      const sender = new SocketIoSender(socket);
+      const sender = new SocketIoSender(socket, new Turn());
       sender.send({ n: 1 });
       sender.send({ n: 2 });
       await Promise.resolve(); // microtasks of the same turn still join the batch
@@ -54,11 +57,13 @@ describe('per-turn send batching', () => {
       assert.deepEqual(emitted.at(-1), [SHAREDB_EVENT, { n: 4 }], 'a lone message goes as a plain message');
     });
 
-    it('sends at once, one message per packet, to a client that did not ask for batches', () => {
+    it('sends one message per packet, also at the end of the turn, to a client that did not ask for batches', async () => {
       const { socket, emitted } = fakeSocket(false);
-      const sender = new SocketIoSender(socket);
+      const sender = new SocketIoSender(socket, new Turn());
       sender.send({ n: 1 });
       sender.send({ n: 2 });
+      assert.deepEqual(emitted, []);
+      await nextTurn();
       assert.deepEqual(emitted, [[SHAREDB_EVENT, { n: 1 }], [SHAREDB_EVENT, { n: 2 }]]);
     });
 
@@ -66,7 +71,7 @@ describe('per-turn send batching', () => {
       const { socket, emitted } = fakeSocket(true, (payload) => {
         JSON.stringify(payload); // throws on the BigInt below
       });
-      const sender = new SocketIoSender(socket);
+      const sender = new SocketIoSender(socket, new Turn());
       sender.send({ n: 1 });
       sender.send({ n: 2n });
       sender.send({ n: 3 });
@@ -78,20 +83,73 @@ describe('per-turn send batching', () => {
       assert.deepEqual(emitted[2], [SHAREDB_EVENT, { n: 3 }]);
     });
 
-    it('flush() sends what is queued now, and nothing is sent to a disconnected socket', async () => {
+    it('turn.flushNow() sends what is held now; nothing goes to a disconnected socket', async () => {
       const { socket, emitted } = fakeSocket(true);
-      const sender = new SocketIoSender(socket);
+      const turn = new Turn();
+      const sender = new SocketIoSender(socket, turn);
       sender.send({ n: 1 });
-      sender.flush();
+      turn.flushNow();
       assert.deepEqual(emitted, [[SHAREDB_EVENT, { n: 1 }]]);
       sender.send({ n: 2 });
       (socket as unknown as { connected: boolean }).connected = false;
       await nextTurn();
       assert.equal(emitted.length, 1);
     });
+
+    it('drops what it holds when the turn fails, and everything sent after', async () => {
+      const { socket, emitted } = fakeSocket(true);
+      const turn = new Turn();
+      const sender = new SocketIoSender(socket, turn);
+      sender.send({ n: 1 });
+      turn.beforeSend(() => {
+        throw new Error('disk I/O error');
+      });
+      await nextTurn();
+      sender.send({ n: 2 });
+      await nextTurn();
+      assert.deepEqual(emitted, []);
+    });
   });
 
-  describe('corkUntilEndOfTurn', () => {
+  describe('Turn', () => {
+    it('runs the durable flushes before the send flushes, once per turn, in order', async () => {
+      const turn = new Turn();
+      const order: string[] = [];
+      turn.send(() => order.push('send 1'));
+      turn.beforeSend(() => order.push('commit 1'));
+      turn.send(() => order.push('send 2'));
+      turn.beforeSend(() => order.push('commit 2'));
+      assert.deepEqual(order, []);
+      await nextTurn();
+      assert.deepEqual(order, ['commit 1', 'commit 2', 'send 1', 'send 2']);
+      await nextTurn();
+      assert.equal(order.length, 4, 'each flush runs once');
+    });
+
+    it('a durable flush that throws fails the turn: listeners hear it once, sends get discard=true', async () => {
+      const turn = new Turn();
+      const failures: string[] = [];
+      const sends: boolean[] = [];
+      turn.onFailure((err) => failures.push(err.message));
+      turn.send((discard) => sends.push(discard));
+      turn.beforeSend(() => {
+        throw new Error('disk full');
+      });
+      let laterCommitRan = false;
+      turn.beforeSend(() => {
+        laterCommitRan = true;
+      });
+      await nextTurn();
+      assert.deepEqual(failures, ['disk full']);
+      assert.deepEqual(sends, [true]);
+      assert.ok(laterCommitRan, 'the other durable flushes still run');
+      assert.equal(turn.failed?.message, 'disk full');
+      turn.send((discard) => sends.push(discard));
+      assert.deepEqual(sends, [true, true], 'after a failure a send is discarded at once');
+    });
+  });
+
+  describe('corkUntilTurnEnds', () => {
     it('holds every write of the turn and releases them together when the turn ends', async () => {
       const server = net.createServer();
       server.listen(0, '127.0.0.1');
@@ -103,8 +161,9 @@ describe('per-turn send batching', () => {
         await once(client, 'connect');
         const received: Buffer[] = [];
         peer.on('data', (chunk: Buffer) => received.push(chunk));
-        corkUntilEndOfTurn(client);
-        corkUntilEndOfTurn(client); // a second call in the same turn does not cork twice
+        const turn = new Turn();
+        corkUntilTurnEnds(turn, client);
+        corkUntilTurnEnds(turn, client); // a second call in the same turn does not cork twice
         client.write('a');
         client.write('b');
         client.write('c');

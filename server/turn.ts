@@ -1,0 +1,97 @@
+/**
+ * The end of an event-loop turn, where one server instance lets its work out: first the
+ * store makes the turn's writes durable (one SQLite COMMIT for every commit of the turn),
+ * then what was held for the clients and the other instances is sent.
+ *
+ * Why hold anything: one socket write per message was the server's largest cost per commit
+ * (an ack plus one op per other subscriber, each a `writev`); a socket often gets several
+ * messages in one turn, and holding them to the end of the turn sends them as one. And a
+ * transaction per commit (`BEGIN IMMEDIATE` … `COMMIT`) was the next largest; one per turn
+ * is safe only if nothing that depends on the turn's writes — an ack, a broadcast op, a
+ * snapshot read — leaves the process before the COMMIT. Both are the same rule: everything
+ * that leaves goes through `send`, and `send` flushes run after the `durable` ones.
+ *
+ * The wait is the rest of the current turn (setImmediate: the check phase right after the
+ * poll phase that read the clients' frames), never a timer.
+ *
+ * A durable flush that throws (COMMIT failed: disk full, I/O error) fails the turn for
+ * good: what was held is discarded, later sends too, and the failure listeners run (the
+ * server then drops every client and exits). Clients resend their unacknowledged ops
+ * elsewhere or after a restart; nothing that was acknowledged is lost.
+ */
+export type SendFlush = (discard: boolean) => void;
+
+export class Turn {
+  private durables: Array<() => void> = [];
+  private sends: SendFlush[] = [];
+  private scheduled = false;
+  private failure: Error | null = null;
+  private readonly failureListeners = new Set<(err: Error) => void>();
+
+  /** Runs `commit` at the end of this turn, before any send flush. A throw fails the turn. */
+  beforeSend(commit: () => void): void {
+    this.durables.push(commit);
+    this.schedule();
+  }
+
+  /** Runs `flush` at the end of this turn, after the durable flushes; with `discard` once failed. */
+  send(flush: SendFlush): void {
+    if (this.failure) {
+      flush(true);
+      return;
+    }
+    this.sends.push(flush);
+    this.schedule();
+  }
+
+  /** The error that failed the turn, if one did. */
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  /** Called once when a durable flush fails. Returns the unsubscribe function. */
+  onFailure(listener: (err: Error) => void): () => void {
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
+  }
+
+  /** Ends the turn now: durable flushes, then send flushes (also before a drain or close). */
+  readonly flushNow = (): void => {
+    this.scheduled = false;
+    // Flushes may hold more work (a write callback): that goes to the next turn.
+    const durables = this.durables;
+    this.durables = [];
+    for (const commit of durables) {
+      try {
+        commit();
+      } catch (err) {
+        this.fail(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    const sends = this.sends;
+    this.sends = [];
+    const discard = this.failure !== null;
+    let firstError: unknown = null;
+    for (const flush of sends) {
+      // One transport's bug must not keep the other clients' messages from leaving.
+      try {
+        flush(discard);
+      } catch (err) {
+        firstError ??= err;
+      }
+    }
+    if (firstError !== null) throw firstError;
+  };
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flushNow);
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const listener of this.failureListeners) listener(err);
+  }
+}

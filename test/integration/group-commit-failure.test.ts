@@ -1,0 +1,70 @@
+/**
+ * Fail-stop under group commit: when the turn's COMMIT fails, ShareDB has already been told
+ * the commit succeeded, so the server must not let the ack (or the broadcast) out: the
+ * client sees its connection dropped without an ack, the server reports the fatal error,
+ * and the file does not hold the op — the client's resend, elsewhere or after a restart,
+ * is the one that commits it.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { ops } from '../../ot-types/index.js';
+import { createSqliteDb, type SqliteDB } from '../../server/storage/sqlite.js';
+import { create, socketClient, stockClient, subscribe, type Doc } from '../helpers/clients.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { waitFor } from '../helpers/wait.js';
+
+describe('group commit: a failed COMMIT', function () {
+  this.timeout(20_000);
+  let server: TestServer | null = null;
+  const cleanups: Array<() => void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0)) c();
+    await server?.close();
+    server = null;
+  });
+
+  for (const transport of ['socket.io', 'raw WebSocket'] as const) {
+    it(`drops every client without acking, reports it, and leaves nothing in the store (${transport})`, async () => {
+      server = await startTestServer();
+      const writer = transport === 'socket.io' ? socketClient(server.url) : stockClient(server.url);
+      const watcher = socketClient(server.url);
+      cleanups.push(() => writer.close(), () => watcher.close());
+      const doc: Doc = writer.connection.get('notes', 'fail-stop');
+      await create(doc, { items: [] });
+      const watched = watcher.connection.get('notes', 'fail-stop');
+      await subscribe(watched);
+
+      const fatal = new Promise<Error>((resolve) => server!.onFatal(resolve));
+      // The store's connection is private; a COMMIT that fails (disk full, I/O error) is
+      // simulated on it.
+      const conn = (server.backend.db as unknown as { conn: { exec(sql: string): unknown } }).conn;
+      const exec = conn.exec.bind(conn);
+      conn.exec = (sql: string) => {
+        if (sql === 'COMMIT') throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+        return exec(sql);
+      };
+      cleanups.push(() => {
+        conn.exec = exec;
+      });
+
+      let acked = false;
+      doc.submitOp(ops.insert(['items', 0], 'lost?'), {}, (err) => {
+        if (!err) acked = true;
+      });
+      const err = await fatal;
+      assert.equal(err.message, 'disk I/O error');
+      await waitFor(() => writer.connection.state !== 'connected' && watcher.connection.state !== 'connected',
+        { timeoutMs: 5000, what: 'both clients dropped' });
+      assert.equal(acked, false, 'the ack never left the server');
+      assert.deepEqual(watched.data, { items: [] }, 'the broadcast never left the server either');
+      assert.equal(doc.hasPending(), true, 'the op waits in the client for its resend');
+
+      const reader: SqliteDB = createSqliteDb({ path: join(server.dir, 'tandem.db') });
+      cleanups.push(() => reader.close());
+      const stored = await new Promise<{ v: number; data?: unknown }>((resolve, reject) =>
+        reader.getSnapshot('notes', 'fail-stop', null, null, (e, s) => (e ? reject(e) : resolve(s!))));
+      assert.equal(stored.v, 1);
+      assert.deepEqual(stored.data, { items: [] });
+    });
+  }
+});

@@ -1,0 +1,193 @@
+/**
+ * SQLite group commit: with a Turn, every commit of an event-loop turn goes into one
+ * transaction, COMMITted when the turn ends. Other connections see nothing before that;
+ * the writer's own reads see everything at once (ShareDB builds the next commit on them); a
+ * stale or failing commit undoes only itself; a failed COMMIT fails the turn and every
+ * later write; milestone saves wait for the COMMIT instead of deadlocking on its lock; and
+ * while another process writes the same file, each commit is its own transaction again.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ShareDB from 'sharedb';
+import type { QuerySnapshot } from '../../server/storage/mingo-query.js';
+import { createSqliteMilestoneDb } from '../../server/storage/sqlite-milestone.js';
+import { createSqliteDb, type SqliteDB, type StoredOp } from '../../server/storage/sqlite.js';
+import { Turn } from '../../server/turn.js';
+import { waitFor } from '../helpers/wait.js';
+
+const JSON0 = 'http://sharejs.org/types/JSONv0';
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function call<T>(fn: (cb: (err?: unknown, result?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result as T))));
+}
+
+/** Commit n of a counter doc: op at version n, snapshot at n + 1. */
+function counterCommit(db: SqliteDB, id: string, n: number): boolean {
+  const op: StoredOp = n === 0 ? { v: 0, create: { type: JSON0, data: { n: 0 } } } : { v: n, op: [{ p: ['n'], na: 1 }] };
+  const snapshot: QuerySnapshot = { id, v: n + 1, type: JSON0, data: { n }, m: null };
+  return db.commitSync('docs', id, op, snapshot);
+}
+
+describe('SqliteDB group commit (one transaction per turn)', function () {
+  let dir: string;
+  let file: string;
+  const toClose: Array<{ close(cb?: () => void): void }> = [];
+  function open(turn?: Turn, heartbeatMs?: number): SqliteDB {
+    const db = createSqliteDb({ path: file, turn, busyTimeoutMs: 200, heartbeatMs });
+    toClose.push(db);
+    return db;
+  }
+  const versionOf = (db: SqliteDB, id: string) =>
+    call<QuerySnapshot>((cb) => db.getSnapshot('docs', id, null, null, cb)).then((s) => s.v);
+
+  beforeEach(function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-group-commit-'));
+    file = path.join(dir, 'tandem.db');
+  });
+  afterEach(function () {
+    for (const db of toClose.splice(0)) db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('commits of one turn are visible to the writer at once and to other connections only after the turn', async () => {
+    const turn = new Turn();
+    const writer = open(turn);
+    const reader = open();
+    for (let n = 0; n < 5; n++) assert.equal(counterCommit(writer, 'a', n), true);
+    assert.equal(counterCommit(writer, 'b', 0), true);
+    assert.equal(await versionOf(writer, 'a'), 5, 'the writer reads its own turn');
+    assert.equal((await call<StoredOp[]>((cb) => writer.getOps('docs', 'a', 0, null, null, cb))).length, 5);
+    assert.equal(await versionOf(reader, 'a'), 0, 'another connection sees nothing yet');
+    await nextTurn();
+    assert.equal(await versionOf(reader, 'a'), 5);
+    assert.equal(await versionOf(reader, 'b'), 1);
+  });
+
+  it('a stale commit in the turn answers false and leaves the others of the turn', async () => {
+    const writer = open(new Turn());
+    assert.equal(counterCommit(writer, 'a', 0), true);
+    assert.equal(counterCommit(writer, 'a', 1), true);
+    assert.equal(counterCommit(writer, 'a', 1), false, 'version 1 is taken');
+    assert.equal(counterCommit(writer, 'a', 2), true);
+    await nextTurn();
+    assert.equal(await versionOf(open(), 'a'), 3);
+  });
+
+  it('a commit that throws undoes only its own rows', async () => {
+    const writer = open(new Turn());
+    assert.equal(counterCommit(writer, 'a', 0), true);
+    const unencodable: StoredOp = { v: 1, op: [{ p: ['n'], na: 1 }], m: { big: 1n } };
+    assert.throws(() => writer.commitSync('docs', 'a', unencodable, { id: 'a', v: 2, type: JSON0, data: { n: 1 }, m: null }));
+    assert.equal(counterCommit(writer, 'a', 1), true);
+    await nextTurn();
+    const reader = open();
+    assert.equal(await versionOf(reader, 'a'), 2);
+    const ops = await call<StoredOp[]>((cb) => reader.getOps('docs', 'a', 0, null, { metadata: true }, cb));
+    assert.equal(ops.length, 2);
+    assert.equal(ops[1]!.m, undefined, 'the op stored at v1 is the good one');
+  });
+
+  it('a failed COMMIT fails the turn, rolls the turn back and refuses every later write', async () => {
+    const turn = new Turn();
+    const failures: Error[] = [];
+    turn.onFailure((err) => failures.push(err));
+    const writer = open(turn);
+    assert.equal(counterCommit(writer, 'a', 0), true);
+    await nextTurn();
+    assert.equal(counterCommit(writer, 'a', 1), true);
+    // The connection is private; a COMMIT that fails (disk full, I/O error) is simulated on it.
+    const conn = (writer as unknown as { conn: { exec(sql: string): unknown } }).conn;
+    const exec = conn.exec.bind(conn);
+    conn.exec = (sql: string) => {
+      if (sql === 'COMMIT') throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+      return exec(sql);
+    };
+    let held = false;
+    turn.send((discard) => {
+      held = discard;
+    });
+    await nextTurn();
+    conn.exec = exec;
+    assert.deepEqual(failures.map((e) => e.message), ['disk I/O error']);
+    assert.equal(held, true, 'what the turn held is discarded');
+    assert.equal(await versionOf(open(), 'a'), 1, 'the failed turn left nothing in the file');
+    assert.throws(() => counterCommit(writer, 'a', 1), { code: 'TANDEM_STORAGE_ERROR' });
+    assert.throws(() => writer.ping(), { code: 'TANDEM_STORAGE_ERROR' });
+  });
+
+  it('close() COMMITs a turn still open', async () => {
+    const writer = open(new Turn());
+    assert.equal(counterCommit(writer, 'a', 0), true);
+    await call<void>((cb) => writer.close(cb));
+    assert.equal(await versionOf(open(), 'a'), 1);
+  });
+
+  it('a milestone save (own connection) waits for the COMMIT instead of for its lock', async function () {
+    const turn = new Turn();
+    const db = open(turn);
+    const milestoneDb = createSqliteMilestoneDb({ path: file, interval: 2, turn, busyTimeoutMs: 200 });
+    toClose.push(milestoneDb);
+    const backend = new ShareDB({ db, milestoneDb });
+    const saved = new Promise<void>((resolve, reject) => {
+      milestoneDb.once('save', () => resolve());
+      milestoneDb.once('error', reject);
+    });
+    const doc = backend.connect().get('docs', 'm');
+    await call<void>((cb) => doc.create({ n: 0 }, JSON0, cb));
+    await call<void>((cb) => doc.submitOp([{ p: ['n'], na: 1 }], {}, cb));
+    await saved;
+    const milestone = await call<{ v: number } | undefined>((cb) => milestoneDb.getMilestoneSnapshot('docs', 'm', null, cb));
+    assert.equal(milestone?.v, 2);
+    await call<void>((cb) => backend.close(cb));
+  });
+
+  it('falls back to one transaction per commit while another process writes the file, and groups again once it is gone', async function () {
+    this.timeout(30_000);
+    const peersOf = (db: SqliteDB) => (db as unknown as { peers: { alone: boolean } }).peers;
+    const a = open(new Turn(), 20);
+    const reader = open(); // no turn: not a group-commit writer
+    assert.equal(peersOf(a).alone, true);
+    // A second server process on the same file; SIGKILLed below, so its row goes stale.
+    const childCode = `
+      import { createSqliteDb } from './server/storage/sqlite.ts';
+      import { Turn } from './server/turn.ts';
+      createSqliteDb({ path: process.env.DB_FILE, turn: new Turn(), heartbeatMs: 20 });
+      console.log('ready');
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', childCode], {
+      cwd: REPO_ROOT, env: { ...process.env, DB_FILE: file }, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor(() => !peersOf(a).alone, { timeoutMs: 15_000, what: 'the writer to see the other process' });
+      assert.equal(counterCommit(a, 'x', 0), true);
+      assert.equal(await versionOf(reader, 'x'), 1, 'committed at once, not at the end of the turn');
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await waitFor(() => peersOf(a).alone, { timeoutMs: 5000, what: 'the dead process\'s heartbeat to go stale' });
+    assert.equal(counterCommit(a, 'x', 1), true);
+    assert.equal(await versionOf(reader, 'x'), 1, 'grouped again: visible only after the turn');
+    await nextTurn();
+    assert.equal(await versionOf(reader, 'x'), 2);
+  });
+
+  it('does not group while a second server of this process writes the same file', async () => {
+    const peersOf = (db: SqliteDB) => (db as unknown as { peers: { alone: boolean } }).peers;
+    const a = open(new Turn());
+    const b = open(new Turn());
+    assert.equal(peersOf(a).alone, false);
+    assert.equal(counterCommit(a, 'y', 0), true);
+    assert.equal(counterCommit(b, 'y', 1), true, 'b is not blocked by a turn-long lock of a');
+    await call<void>((cb) => b.close(cb));
+    assert.equal(peersOf(a).alone, true);
+  });
+});
