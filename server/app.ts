@@ -74,6 +74,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
             // agentsCount exists on ShareDB's Backend but not in @types/sharedb.
             agentsCount: () => (backend as unknown as { agentsCount: number }).agentsCount,
             pubsubState: () => pubsub.state(),
+            storageState: () => storage.state(),
             startedAt,
           }),
       },

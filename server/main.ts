@@ -11,6 +11,7 @@ const FLAGS: ReadonlyArray<[flag: string, env: string, help: string]> = [
   ['--redis-url <url>', 'REDIS_URL', 'Redis for multi-instance pub/sub (default: in-process)'],
   ['--redis-prefix <p>', 'REDIS_PREFIX', 'Redis channel prefix (default tandem)'],
   ['--sqlite-synchronous <mode>', 'SQLITE_SYNCHRONOUS', 'FULL | NORMAL (default NORMAL)'],
+  ['--sqlite-group-commit <bool>', 'SQLITE_GROUP_COMMIT', 'one SQLite transaction per event-loop turn: true | false (default true)'],
   ['--max-op-bytes <n>', 'MAX_OP_BYTES', 'largest op accepted (default 262144)'],
   ['--max-op-depth <n>', 'MAX_OP_DEPTH', 'deepest op nesting accepted (default 64)'],
   ['--max-frame-bytes <n>', 'MAX_FRAME_BYTES', 'largest frame accepted (default 4 × max op bytes)'],

@@ -1,5 +1,6 @@
 import type { BackendStats } from '../backend.js';
 import type { PubSubState } from '../pubsub/index.js';
+import type { StorageState } from '../storage/index.js';
 
 /**
  * The JSON at GET /metrics. Backend counters stay at the top level (the load tool reads
@@ -11,12 +12,14 @@ export interface Metrics extends BackendStats {
   uptimeSeconds: number;
   memory: { rss: number; heapUsed: number };
   pubsub: PubSubState;
+  store: StorageState;
 }
 
 export interface MetricsSources {
   stats: BackendStats;
   agentsCount(): number;
   pubsubState(): PubSubState;
+  storageState(): StorageState;
   startedAt: number;
 }
 
@@ -28,5 +31,6 @@ export function collectMetrics(sources: MetricsSources): Metrics {
     uptimeSeconds: Math.round((Date.now() - sources.startedAt) / 1000),
     memory: { rss, heapUsed },
     pubsub: sources.pubsubState(),
+    store: sources.storageState(),
   };
 }

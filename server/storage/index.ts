@@ -29,8 +29,19 @@ export interface StorageOptions {
   turn?: Turn;
 }
 
+/** What /metrics reports about the store. */
+export interface StorageState {
+  kind: StorageKind;
+  /**
+   * SQLite group commit: `on` (one transaction per turn), `paused` (another writer shares the
+   * file: one per commit), `off` (SQLITE_GROUP_COMMIT=false). Absent for other stores.
+   */
+  groupCommit?: 'on' | 'paused' | 'off';
+}
+
 export interface Storage {
   kind: StorageKind;
+  state(): StorageState;
   db: ShareDB.DB;
   milestoneDb: ShareDB.MilestoneDB;
   /** Readiness: resolves when a trivial query succeeds. */
@@ -77,6 +88,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       kind: 'sqlite',
       db,
       milestoneDb,
+      state: () => ({ kind: 'sqlite', groupCommit: db.groupCommit }),
       ping: async () => db.ping(),
       close: async () => {
         await closeWith((cb) => db.close(cb));
@@ -92,6 +104,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       kind: 'memory',
       db,
       milestoneDb,
+      state: () => ({ kind: 'memory' }),
       ping: async () => {
         // MemoryDB sets `closed` in close() but keeps serving; readiness should not.
         if (db.closed) throw new Error('memory database is closed');
@@ -105,7 +118,10 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
 
   if (lower.startsWith('mongodb://') || lower.startsWith('mongodb+srv://')) {
     const mongo = createMongoStorage({ url: dbUrl, milestoneInterval: interval });
-    return { kind: 'mongo', db: mongo.db, milestoneDb: mongo.milestoneDb, ping: mongo.ping, close: mongo.close };
+    return {
+      kind: 'mongo', db: mongo.db, milestoneDb: mongo.milestoneDb, ping: mongo.ping, close: mongo.close,
+      state: () => ({ kind: 'mongo' }),
+    };
   }
 
   // Only the scheme is echoed: the rest of an unknown URL may hold credentials.

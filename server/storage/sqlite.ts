@@ -188,6 +188,12 @@ export class SqliteDB extends ShareDB.DB {
     if (callback) process.nextTick(callback, error);
   }
 
+  /** Group commit as configured and as it runs now (see StorageState in index.ts). */
+  get groupCommit(): 'on' | 'paused' | 'off' {
+    if (!this.peers) return 'off';
+    return this.peers.alone ? 'on' : 'paused';
+  }
+
   /** Readiness check: throws if closed or the file is unusable. */
   ping(): void {
     if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');

@@ -10,6 +10,7 @@ import { createLogger } from '../../server/ops/logger.js';
 import { openRedisPubSub } from '../../server/pubsub/redis.js';
 import type { PubSubHandle } from '../../server/pubsub/index.js';
 import { createMemoryDb } from '../../server/storage/memory.js';
+import { Turn } from '../../server/turn.js';
 import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers/redis-server.js';
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
@@ -39,8 +40,8 @@ describe('Redis pub/sub adapter', function () {
     await redis?.destroy();
   });
 
-  function open(prefix = `pubsub-${process.pid}-${++n}`): PubSubHandle {
-    return openRedisPubSub({ url: redis!.url, prefix, logger, db: createMemoryDb() as unknown as ShareDB.DB });
+  function open(prefix = `pubsub-${process.pid}-${++n}`, turn?: Turn): PubSubHandle {
+    return openRedisPubSub({ url: redis!.url, prefix, logger, db: createMemoryDb() as unknown as ShareDB.DB, turn });
   }
 
   describe('ShareDB pub/sub conformance', function () {
@@ -56,8 +57,8 @@ describe('Redis pub/sub adapter', function () {
       );
     });
 
-    function instance(prefix: string): PubSubLike & { handle: PubSubHandle } {
-      const handle = open(prefix);
+    function instance(prefix: string, turn?: Turn): PubSubLike & { handle: PubSubHandle } {
+      const handle = open(prefix, turn);
       handles.push(handle);
       return Object.assign(handle.pubsub as unknown as PubSubLike, { handle });
     }
@@ -113,6 +114,41 @@ describe('Redis pub/sub adapter', function () {
       await publish(rightToo, 'marker', { m: 1 });
       await waitFor(() => markers.length === 1, { what: 'marker' });
       assert.deepEqual(onRight, [{ from: 'right' }]);
+    });
+
+    it('with group commit, an op reaches Redis only after the turn\'s COMMIT, and never if the COMMIT failed', async () => {
+      const prefix = `turn-${Date.now()}`;
+      const turn = new Turn();
+      const a = instance(prefix, turn);
+      const b = instance(prefix);
+      const c = instance(prefix);
+      await ready(a, b, c);
+      const onB = await stream(b, 'notes.d1');
+      const markers = await stream(b, 'marker');
+      // The Redis client is the adapter's (sharedb-redis-pubsub publishes with EVAL).
+      const client = (a as unknown as { client: { eval: (...args: unknown[]) => Promise<unknown> } }).client;
+      const events: string[] = [];
+      const evalScript = client.eval.bind(client);
+      client.eval = (...args: unknown[]) => {
+        events.push('redis');
+        return evalScript(...args);
+      };
+
+      turn.beforeSend(() => events.push('commit'));
+      const published = publish(a, 'notes.d1', { c: 'notes', d: 'd1', v: 0, op: [] });
+      assert.deepEqual(events, [], 'nothing went to Redis while the turn was open');
+      await published;
+      assert.deepEqual(events, ['commit', 'redis']);
+      await waitFor(() => onB.length === 1, { what: 'the op at the other instance' });
+
+      turn.beforeSend(() => {
+        throw new Error('disk I/O error');
+      });
+      await publish(a, 'notes.d1', { c: 'notes', d: 'd1', v: 1, op: [] }); // answered, not sent
+      await publish(c, 'marker', { m: 1 });
+      await waitFor(() => markers.length === 1, { what: 'marker' });
+      assert.deepEqual(events, ['commit', 'redis'], 'the op of the failed turn never went to Redis');
+      assert.deepEqual(onB.map((m) => (m as { v: number }).v), [0]);
     });
   });
 });

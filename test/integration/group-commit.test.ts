@@ -1,13 +1,15 @@
 /**
- * Fail-stop under group commit: when the turn's COMMIT fails, ShareDB has already been told
- * the commit succeeded, so the server must not let the ack (or the broadcast) out: the
- * client sees its connection dropped without an ack, the server reports the fatal error,
- * and the file does not hold the op — the client's resend, elsewhere or after a restart,
- * is the one that commits it.
+ * Group commit in a running server. Fail-stop: when the turn's COMMIT fails, ShareDB has
+ * already been told the commit succeeded, so the server must not let the ack (or the
+ * broadcast) out: the client sees its connection dropped without an ack, the server reports
+ * the fatal error, and the file does not hold the op — the client's resend, elsewhere or
+ * after a restart, is the one that commits it. Also: what /metrics says about group commit,
+ * and the SQLITE_GROUP_COMMIT setting.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ops } from '../../ot-types/index.js';
+import { loadConfig } from '../../server/config.js';
 import { createSqliteDb, type SqliteDB } from '../../server/storage/sqlite.js';
 import { create, socketClient, stockClient, subscribe, type Doc } from '../helpers/clients.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -67,4 +69,40 @@ describe('group commit: a failed COMMIT', function () {
       assert.deepEqual(stored.data, { items: [] });
     });
   }
+});
+
+describe('group commit in /metrics', function () {
+  const servers: TestServer[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close();
+  });
+  const storeOf = async (s: TestServer) =>
+    ((await (await fetch(`${s.url}/metrics`)).json()) as { store: { kind: string; groupCommit?: string } }).store;
+
+  it('says on for a lone instance, paused while a second one writes the same file, off when configured off', async () => {
+    const first = await startTestServer();
+    servers.push(first);
+    assert.deepEqual(await storeOf(first), { kind: 'sqlite', groupCommit: 'on' });
+    const second = await startTestServer({ DB_URL: `sqlite:${join(first.dir, 'tandem.db')}` });
+    servers.push(second);
+    assert.equal((await storeOf(first)).groupCommit, 'paused');
+    assert.equal((await storeOf(second)).groupCommit, 'paused');
+    await servers.pop()!.close();
+    assert.equal((await storeOf(first)).groupCommit, 'on');
+    const off = await startTestServer({ SQLITE_GROUP_COMMIT: 'false' });
+    servers.push(off);
+    assert.equal((await storeOf(off)).groupCommit, 'off');
+    const memory = await startTestServer({ DB_URL: 'memory:' });
+    servers.push(memory);
+    assert.deepEqual(await storeOf(memory), { kind: 'memory' });
+  });
+});
+
+describe('SQLITE_GROUP_COMMIT', () => {
+  it('defaults to true, takes true/false, and refuses anything else with TANDEM_BAD_CONFIG', () => {
+    assert.equal(loadConfig({}).sqliteGroupCommit, true);
+    assert.equal(loadConfig({ SQLITE_GROUP_COMMIT: 'false' }).sqliteGroupCommit, false);
+    assert.equal(loadConfig({ SQLITE_GROUP_COMMIT: 'TRUE' }).sqliteGroupCommit, true);
+    assert.throws(() => loadConfig({ SQLITE_GROUP_COMMIT: 'maybe' }), { code: 'TANDEM_BAD_CONFIG', message: /SQLITE_GROUP_COMMIT must be true or false/ });
+  });
 });
