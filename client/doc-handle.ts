@@ -226,7 +226,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     const closedError = new TandemError(TandemErrorCode.CLOSED, `document ${this.collection}/${this.id} was closed`);
     for (const reject of [...this.closeWaiters]) reject(closedError);
     this.closeWaiters.clear();
-    this.presenceHandle?.close();
+    const presenceClosed = this.presenceHandle?.close();
     this.gate.hold('closed');
     await this.outbox?.close();
     this.sync.detach();
@@ -237,6 +237,8 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     this.doc.off('error', this.onDocError);
     // Late errors of a forgotten doc must not throw.
     this.doc.on('error', () => undefined);
+    // Our presence's removal is taken by the server before the handle counts as closed.
+    await presenceClosed;
     if (this.d.wantSubscribe) await unsubscribeWhileOnline(this.ctx.connection, this.doc);
     this.d._wantsDestroy = true;
     connectionInternals(this.ctx.connection)._destroyDoc(this.doc);

@@ -2,6 +2,7 @@ import type { Connection, LocalPresence, Presence } from 'sharedb/lib/client/ind
 import type { Json1Presence } from '../ot-types/index.js';
 import { toTandemError } from './doc-sync.js';
 import { Emitter } from './emitter.js';
+import { untilCalledBackOrOffline } from './sharedb-internals.js';
 import type { TandemError } from './protocol.js';
 
 export type PresenceEvents<P> = {
@@ -24,10 +25,11 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
   private readonly remote = new Map<string, P>();
   private readonly stopWatching: () => void;
   private closed = false;
+  private closedPromise: Promise<void> = Promise.resolve();
 
   /** @internal Created by `DocHandle.presence()`. */
   constructor(
-    connection: Connection,
+    private readonly connection: Connection,
     collection: string,
     id: string,
     presenceId: string,
@@ -67,9 +69,13 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     this.submit(null);
   }
 
-  /** Hides our presence for others and stops listening. */
-  close(): void {
-    if (this.closed) return;
+  /**
+   * Hides our presence for others and stops listening. Resolves once the server has taken
+   * the removal (or at once while offline, when the server has already forgotten us), so a
+   * client that closes its connection next does not cut the removal off.
+   */
+  close(): Promise<void> {
+    if (this.closed) return this.closedPromise;
     this.closed = true;
     this.stopWatching();
     this.presence.off('receive', this.onReceive);
@@ -81,9 +87,10 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     this.presence.on('error', ignore);
     this.local.on('error', ignore);
     // ShareDB calls back only once connected; offline, the server already forgot us.
-    this.presence.destroy();
+    this.closedPromise = untilCalledBackOrOffline(this.connection, (done) => this.presence.destroy(() => done()));
     this.remote.clear();
     this.removeAllListeners();
+    return this.closedPromise;
   }
 
   private readonly onReceive = (id: string, value: P | null): void => {

@@ -106,10 +106,22 @@ export function connectionInternals(connection: Connection): ConnectionInternals
  * (and ShareDB may hold the request behind a queued subscribe), so there is nothing to wait for.
  */
 export function unsubscribeWhileOnline(connection: Connection, doc: Doc): Promise<void> {
+  if (!connectionInternals(connection).canSend) return Promise.resolve();
+  return untilCalledBackOrOffline(connection, (done) => doc.unsubscribe(() => done()));
+}
+
+/**
+ * Starts `operation` and resolves when it calls back, or as soon as the connection cannot
+ * send (at once if it already cannot): ShareDB calls back requests like unsubscribe only
+ * once they were answered, which never happens offline.
+ */
+export function untilCalledBackOrOffline(connection: Connection, operation: (done: () => void) => void): Promise<void> {
   const online = () => connectionInternals(connection).canSend;
-  if (!online()) return Promise.resolve();
   return new Promise<void>((resolve) => {
+    let finished = false;
     const finish = () => {
+      if (finished) return;
+      finished = true;
       connection.off('state', onState);
       resolve();
     };
@@ -117,6 +129,7 @@ export function unsubscribeWhileOnline(connection: Connection, doc: Doc): Promis
       if (!online()) finish();
     };
     connection.on('state', onState);
-    doc.unsubscribe(() => finish());
+    operation(finish);
+    if (!online()) finish();
   });
 }

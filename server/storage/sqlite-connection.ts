@@ -62,8 +62,29 @@ export function asShareDbError(err: unknown): ShareDB.Error {
   return e as unknown as ShareDB.Error;
 }
 
+/**
+ * Group-commit writers of each file in this process. Before another connection to the file
+ * opens (a second server, the milestone store, a reader), their open turn transactions are
+ * COMMITted: the new connection's first write would otherwise wait, in this very thread, for
+ * a lock that only the end of the turn releases. COMMITting early is safe: output still
+ * waits for the end of the turn.
+ */
+const groupWriters = new Map<string, Set<SqliteWriter>>();
+
+function fileKey(file: string): string | null {
+  return file === ':memory:' ? null : path.resolve(file); // ':memory:' is private per connection
+}
+
+/** How many group-commit writers of this process write `file`. */
+export function groupWritersOf(file: string): number {
+  const key = fileKey(file);
+  return key === null ? 1 : (groupWriters.get(key)?.size ?? 0);
+}
+
 /** Opens a connection with the pragmas every Tandem connection to the file needs. */
 export function openSqliteFile(opts: SqliteOptions): Connection {
+  const key = fileKey(opts.path);
+  if (key !== null) for (const writer of groupWriters.get(key) ?? []) writer.commitEarly();
   const synchronous = opts.synchronous ?? DEFAULT_SYNCHRONOUS;
   const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   // Both end up inside PRAGMA text, so only known values may pass.
@@ -118,15 +139,35 @@ export class SqliteWriter {
   private readonly release: Database.Statement;
   private readonly rollbackTo: Database.Statement;
 
+  /** True once a failed COMMIT has been thrown to the turn (it must fail the turn once). */
+  private failureReported = false;
+  private readonly key: string | null;
+
   constructor(
     private readonly conn: Connection,
+    /** The file (for the in-process registry of group-commit writers). */
+    file: string,
     private readonly turn: Turn | null,
-    /** False while other processes write the file: then each write is its own transaction. */
+    /** False while other writers share the file: then each write is its own transaction. */
     private readonly mayGroup: () => boolean = () => true,
   ) {
     this.savepoint = conn.prepare('SAVEPOINT tandem_write');
     this.release = conn.prepare('RELEASE tandem_write');
     this.rollbackTo = conn.prepare('ROLLBACK TO tandem_write');
+    this.key = turn ? fileKey(file) : null;
+    if (this.key !== null) {
+      const writers = groupWriters.get(this.key) ?? new Set<SqliteWriter>();
+      writers.add(this);
+      groupWriters.set(this.key, writers);
+    }
+  }
+
+  /** Leaves the in-process registry (the connection is closing). */
+  unregister(): void {
+    if (this.key === null) return;
+    const writers = groupWriters.get(this.key);
+    writers?.delete(this);
+    if (writers?.size === 0) groupWriters.delete(this.key);
   }
 
   /** The error of a failed group COMMIT; writes have been refused since. */
@@ -162,13 +203,27 @@ export class SqliteWriter {
    * reported as done to ShareDB, so the server must stop (Turn discards what it held).
    */
   readonly commit = (): void => {
+    if (this.failure && !this.failureReported) {
+      this.failureReported = true;
+      throw this.failure; // an early COMMIT failed: the turn must still fail
+    }
     if (!this.conn.open || !this.conn.inTransaction) return;
     try {
       this.conn.exec('COMMIT');
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err));
+      this.failureReported = true;
       if (this.conn.inTransaction) this.conn.exec('ROLLBACK');
       throw err;
     }
   };
+
+  /** COMMITs now, before the turn ends; a failure is reported to the turn when it ends. */
+  commitEarly(): void {
+    try {
+      this.commit();
+    } catch {
+      this.failureReported = false;
+    }
+  }
 }

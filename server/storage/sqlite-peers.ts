@@ -1,13 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
-import type { Connection } from './sqlite-connection.js';
-
-/**
- * Writers of each file inside this process. Two servers in one process on one file (tests
- * do that) must not group at all: the second one's write would wait for the first one's
- * turn-long lock in the very thread that has to end the turn.
- */
-const writersInProcess = new Map<string, number>();
+import { groupWritersOf, type Connection } from './sqlite-connection.js';
 
 /** How often each process renews its row. */
 export const DEFAULT_HEARTBEAT_MS = 1_000;
@@ -37,17 +29,15 @@ export class SqlitePeers {
   private others = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly stmts;
-  private readonly file: string;
 
   constructor(
-    file: string,
+    /** The file; other group-commit writers of it in this process count as peers too. */
+    private readonly file: string,
     private readonly conn: Connection,
     /** Runs a write atomically (the writer's own transaction rules). */
     private readonly write: (fn: () => void) => void,
     private readonly heartbeatMs = DEFAULT_HEARTBEAT_MS,
   ) {
-    // ':memory:' is a private database per connection: no one to share it with.
-    this.file = file === ':memory:' ? '' : path.resolve(file);
     conn.exec(SCHEMA);
     this.stmts = {
       beat: conn.prepare(`INSERT INTO tandem_writers (id, heartbeat_at) VALUES (?, ?)
@@ -60,7 +50,6 @@ export class SqlitePeers {
 
   /** Registers this process and renews it every heartbeat; the timer does not hold the process open. */
   start(): void {
-    if (this.file) writersInProcess.set(this.file, (writersInProcess.get(this.file) ?? 0) + 1);
     this.beat();
     this.timer = setInterval(() => {
       try {
@@ -74,7 +63,9 @@ export class SqlitePeers {
 
   /** True while no other writer is in this process, nor has renewed its heartbeat lately. */
   get alone(): boolean {
-    return this.others === 0 && (!this.file || writersInProcess.get(this.file) === 1);
+    // Two servers in one process on one file (tests do that) must not group either: the
+    // second one's write would wait for the first one's lock in the thread that ends the turn.
+    return this.others === 0 && groupWritersOf(this.file) <= 1;
   }
 
   /** Removes this process's row (when the connection closes). */
@@ -82,11 +73,6 @@ export class SqlitePeers {
     if (!this.timer) return;
     clearInterval(this.timer);
     this.timer = null;
-    if (this.file) {
-      const left = (writersInProcess.get(this.file) ?? 1) - 1;
-      if (left > 0) writersInProcess.set(this.file, left);
-      else writersInProcess.delete(this.file);
-    }
     if (this.conn.open) this.write(() => this.stmts.leave.run(this.id));
   }
 

@@ -141,7 +141,7 @@ export class SqliteDB extends ShareDB.DB {
       inWriteTransaction(this.conn, () => this.conn.exec(SCHEMA));
       this.stmts = prepareStatements(this.conn);
       const turn = opts.turn ?? null;
-      this.writer = new SqliteWriter(this.conn, turn, () => this.peers?.alone ?? true);
+      this.writer = new SqliteWriter(this.conn, opts.path, turn, () => this.peers?.alone ?? true);
       if (turn) {
         // Heartbeats never open a turn-long transaction: another connection of this process
         // (the milestone store, opened right after) would wait on that lock in this thread.
@@ -183,6 +183,7 @@ export class SqliteDB extends ShareDB.DB {
       } catch (err) {
         error ??= err as Error;
       }
+      this.writer.unregister();
       this.conn.close();
     }
     if (callback) process.nextTick(callback, error);

@@ -12,6 +12,7 @@ import { ops } from '../../ot-types/index.js';
 import { loadConfig } from '../../server/config.js';
 import { createSqliteDb, type SqliteDB } from '../../server/storage/sqlite.js';
 import { create, socketClient, stockClient, subscribe, type Doc } from '../helpers/clients.js';
+import { failCommits } from '../helpers/failing-commit.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -37,17 +38,7 @@ describe('group commit: a failed COMMIT', function () {
       await subscribe(watched);
 
       const fatal = new Promise<Error>((resolve) => server!.onFatal(resolve));
-      // The store's connection is private; a COMMIT that fails (disk full, I/O error) is
-      // simulated on it.
-      const conn = (server.backend.db as unknown as { conn: { exec(sql: string): unknown } }).conn;
-      const exec = conn.exec.bind(conn);
-      conn.exec = (sql: string) => {
-        if (sql === 'COMMIT') throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
-        return exec(sql);
-      };
-      cleanups.push(() => {
-        conn.exec = exec;
-      });
+      cleanups.push(failCommits(server.backend.db));
 
       let acked = false;
       doc.submitOp(ops.insert(['items', 0], 'lost?'), {}, (err) => {

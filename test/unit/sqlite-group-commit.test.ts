@@ -17,6 +17,7 @@ import type { QuerySnapshot } from '../../server/storage/mingo-query.js';
 import { createSqliteMilestoneDb } from '../../server/storage/sqlite-milestone.js';
 import { createSqliteDb, type SqliteDB, type StoredOp } from '../../server/storage/sqlite.js';
 import { Turn } from '../../server/turn.js';
+import { failCommits } from '../helpers/failing-commit.js';
 import { waitFor } from '../helpers/wait.js';
 
 const JSON0 = 'http://sharejs.org/types/JSONv0';
@@ -25,6 +26,14 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function call<T>(fn: (cb: (err?: unknown, result?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result as T))));
+}
+
+/** A Turn and the failures it reports. */
+function watchedTurn(): { turn: Turn; failures: Error[] } {
+  const turn = new Turn();
+  const failures: Error[] = [];
+  turn.onFailure((err) => failures.push(err));
+  return { turn, failures };
 }
 
 /** Commit n of a counter doc: op at version n, snapshot at n + 1. */
@@ -94,26 +103,18 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
   });
 
   it('a failed COMMIT fails the turn, rolls the turn back and refuses every later write', async () => {
-    const turn = new Turn();
-    const failures: Error[] = [];
-    turn.onFailure((err) => failures.push(err));
+    const { turn, failures } = watchedTurn();
     const writer = open(turn);
     assert.equal(counterCommit(writer, 'a', 0), true);
     await nextTurn();
     assert.equal(counterCommit(writer, 'a', 1), true);
-    // The connection is private; a COMMIT that fails (disk full, I/O error) is simulated on it.
-    const conn = (writer as unknown as { conn: { exec(sql: string): unknown } }).conn;
-    const exec = conn.exec.bind(conn);
-    conn.exec = (sql: string) => {
-      if (sql === 'COMMIT') throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
-      return exec(sql);
-    };
+    const restore = failCommits(writer);
     let held = false;
     turn.send((discard) => {
       held = discard;
     });
     await nextTurn();
-    conn.exec = exec;
+    restore();
     assert.deepEqual(failures.map((e) => e.message), ['disk I/O error']);
     assert.equal(held, true, 'what the turn held is discarded');
     assert.equal(await versionOf(open(), 'a'), 1, 'the failed turn left nothing in the file');
@@ -189,5 +190,34 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     assert.equal(counterCommit(b, 'y', 1), true, 'b is not blocked by a turn-long lock of a');
     await call<void>((cb) => b.close(cb));
     assert.equal(peersOf(a).alone, true);
+  });
+
+  it('a connection opened in this process mid-turn first has the open turn COMMITted, instead of waiting for its lock', async () => {
+    const { turn, failures } = watchedTurn();
+    const writer = open(turn);
+    assert.equal(counterCommit(writer, 'z', 0), true); // the turn's transaction is open now
+    const reader = open(); // its schema transaction needs the write lock (busy timeout 200 ms)
+    assert.equal(await versionOf(reader, 'z'), 1, 'committed early, visible at once');
+    assert.equal(counterCommit(writer, 'z', 1), true, 'the writer goes on in a new transaction');
+    await nextTurn();
+    assert.equal(await versionOf(reader, 'z'), 2);
+    assert.deepEqual(failures, []);
+  });
+
+  it('an early COMMIT that fails still fails the turn when it ends', async () => {
+    const { turn, failures } = watchedTurn();
+    const writer = open(turn);
+    assert.equal(counterCommit(writer, 'w', 0), true);
+    const restore = failCommits(writer);
+    let discarded = false;
+    turn.send((discard) => {
+      discarded = discard;
+    });
+    open(); // triggers the early COMMIT, which fails
+    assert.equal(failures.length, 0, 'not yet: the turn has not ended');
+    await nextTurn();
+    restore();
+    assert.deepEqual(failures.map((e) => e.message), ['disk I/O error']);
+    assert.equal(discarded, true);
   });
 });
