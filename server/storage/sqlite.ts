@@ -3,9 +3,11 @@
  *
  * Several server processes may share one file: WAL journal (readers never block the
  * writer), a busy timeout (a writer waits for another process's write instead of failing),
- * and every commit is one `BEGIN IMMEDIATE` transaction that re-reads the stored version
- * under the write lock, so exactly one of two racing commits to a document wins; the
- * other gets `succeeded=false` and ShareDB re-fetches, transforms and retries.
+ * and every commit re-reads the stored version under the write lock (`BEGIN IMMEDIATE`), so
+ * exactly one of two racing commits to a document wins; the other gets `succeeded=false`
+ * and ShareDB re-fetches, transforms and retries. With a Turn (`SqliteOptions.turn`) the
+ * commits of one event-loop turn share that transaction (group commit, see SqliteWriter in
+ * sqlite-connection.ts) while no other writer shares the file (SqlitePeers).
  *
  * libsql is synchronous: each call blocks the event loop for its duration (tens of µs for
  * a commit with synchronous=NORMAL, up to busyTimeoutMs while another process holds the
