@@ -5,48 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { connect, ops, type DocHandle, type JSONOp } from '../../client/index.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { buildBundles, chromiumAvailable, launchUser, startDemoServer, Teardown, type StaticServer, type User } from './helpers-browser.js';
-import { demoUrl, openDemo, pageView, select, selectedText, waitConverged, type DemoData, type DemoWindow, type Field } from './helpers-page.js';
+import { useBrowserFixture } from './browser-fixture.js';
+import type { User } from './helpers-browser.js';
+import { pageView, select, selectedText, waitConverged, type DemoData, type DemoWindow, type Field } from './helpers-page.js';
 
 describe('browser: editor bindings against a remote SDK client', function () {
   this.timeout(60_000);
-  const teardown = new Teardown();
-  let server: TestServer;
-  let demo: StaticServer;
-  let user: User | null = null;
-  let docId = '';
-  let counter = 0;
-
-  before(async function () {
-    requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    await buildBundles();
-  });
-
-  beforeEach(async () => {
-    server = await startTestServer();
-    teardown.add(() => server.close());
-    demo = await startDemoServer(await buildBundles());
-    teardown.add(() => demo.close());
-    docId = `bind-${process.pid}-${++counter}`;
-    user = null;
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const line of user?.log ?? []) console.log(`      ${line}`);
-    await teardown.run();
-  });
+  const fx = useBrowserFixture('bind');
 
   /** Alice in Chromium and Bob as a Node SDK client, both on the demo document. */
   async function start(): Promise<{ alice: User; bob: DocHandle<DemoData> }> {
-    const alice = await launchUser('Alice', teardown.add);
-    user = alice;
-    await openDemo(alice.page, demoUrl(demo.url, server.url, docId, 'Alice'));
-    const client = connect({ url: server.url, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
-    teardown.add(() => client.close());
-    const bob = client.doc<DemoData>('demo', docId);
+    const alice = await fx.openDemo('Alice');
+    const client = connect({ url: fx.server.url, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+    fx.teardown.add(() => client.close());
+    const bob = client.doc<DemoData>('demo', fx.docId);
     await bob.ready;
     return { alice, bob };
   }
@@ -55,7 +28,7 @@ describe('browser: editor bindings against a remote SDK client', function () {
   async function bobInserts(alice: User, bob: DocHandle<DemoData>, field: Field, offset: number, text: string): Promise<void> {
     bob.submit(ops.textInsert([field], offset, text));
     await bob.whenSynced();
-    await waitConverged([alice.page], server, docId);
+    await waitConverged([alice.page], fx.server, fx.docId);
   }
 
   it('selections keep their characters and carets stay after the last typed character while a remote user inserts before, at and inside them (emoji too)', async () => {
@@ -88,12 +61,12 @@ describe('browser: editor bindings against a remote SDK client', function () {
     for (const field of ['notes', 'code'] as const) {
       await select(alice.page, field, 'end');
       await alice.page.keyboard.type('q😀');
-      await waitConverged([alice.page], server, docId);
+      await waitConverged([alice.page], fx.server, fx.docId);
       const text = (await pageView(alice.page)).data![field];
       // Bob inserts exactly at Alice's caret (the end), in code points.
       await bobInserts(alice, bob, field, Array.from(text).length, 'BOB');
       await alice.page.keyboard.type('z');
-      const final = await waitConverged([alice.page], server, docId);
+      const final = await waitConverged([alice.page], fx.server, fx.docId);
       assert.ok(final[field].endsWith('q😀zBOB'), `${field}: ${JSON.stringify(final[field].slice(-12))}`);
     }
   });
@@ -113,7 +86,7 @@ describe('browser: editor bindings against a remote SDK client', function () {
     await alice.page.keyboard.type('Hello');
     await select(alice.page, 'notes', 0, 8);
     await alice.page.keyboard.press('Delete');
-    const edited = await waitConverged([alice.page], server, docId);
+    const edited = await waitConverged([alice.page], fx.server, fx.docId);
     await waitFor(() => bob.data?.title === edited.title && bob.data?.notes === edited.notes, { what: 'Bob to catch up' });
     assert.equal(edited.title, 'Hello to Tandem!');
     assert.ok(edited.notes.startsWith(' on this page'), edited.notes);
@@ -140,7 +113,7 @@ describe('browser: editor bindings against a remote SDK client', function () {
     assert.ok(during.shown.notes.endsWith('にほ'), `composition kept: ${JSON.stringify(during.shown.notes)}`);
     assert.ok(!during.shown.notes.startsWith('REMOTE'), 'the field is not rewritten mid-composition');
     await cdp.send('Input.insertText', { text: '日本' });
-    const final = await waitConverged([alice.page], server, docId);
+    const final = await waitConverged([alice.page], fx.server, fx.docId);
     assert.equal(final.notes, `REMOTE ${edited.notes}日本`);
     await waitFor(() => bob.data?.notes === final.notes, { what: 'Bob to have the composed text' });
 
@@ -152,7 +125,7 @@ describe('browser: editor bindings against a remote SDK client', function () {
     await alice.page.waitForFunction(() => (window as unknown as DemoWindow).tandemDemo!.handle.data?.code.startsWith('// remote'));
     await cdp.send('Input.imeSetComposition', { text: 'かな', selectionStart: 2, selectionEnd: 2 });
     await cdp.send('Input.insertText', { text: '仮名' });
-    const code = (await waitConverged([alice.page], server, docId)).code;
+    const code = (await waitConverged([alice.page], fx.server, fx.docId)).code;
     assert.equal(code, `// remote\n${edited.code}仮名`);
   });
 });

@@ -5,18 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { requireService } from '../helpers/skip.js';
-import {
-  buildBundles,
-  chromiumAvailable,
-  launchUser,
-  outputPath,
-  startDemoServer,
-  Teardown,
-  type StaticServer,
-  type User,
-} from './helpers-browser.js';
+import { useBrowserFixture } from './browser-fixture.js';
+import { outputPath, type User } from './helpers-browser.js';
 import {
   caretLog,
   demoUrl,
@@ -101,38 +91,8 @@ function netChars(actions: Action[]): number {
 
 describe('browser: the demo page, two users in Chromium', function () {
   this.timeout(60_000);
-  const teardown = new Teardown();
-  let server: TestServer;
-  let demo: StaticServer;
-  let users: User[] = [];
-  let docId = '';
-  let counter = 0;
-
-  before(async function () {
-    requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    await buildBundles();
-  });
-
-  beforeEach(async function () {
-    server = await startTestServer();
-    teardown.add(() => server.close());
-    demo = await startDemoServer(await buildBundles());
-    teardown.add(() => demo.close());
-    docId = `collab-${process.pid}-${++counter}`;
-    users = [];
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const u of users) for (const line of u.log) console.log(`      ${line}`);
-    await teardown.run();
-  });
-
-  async function open(name: string): Promise<User> {
-    const user = await launchUser(name, teardown.add);
-    users.push(user);
-    await openDemo(user.page, demoUrl(demo.url, server.url, docId, name));
-    return user;
-  }
+  const fx = useBrowserFixture('collab');
+  const open = (name: string): Promise<User> => fx.openDemo(name);
 
   it('two pages type concurrently into the textarea and CodeMirror (≥200 keystrokes each): they converge with the server and no caret leaves its character', async () => {
     const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -154,7 +114,7 @@ describe('browser: the demo page, two users in Chromium', function () {
 
     try {
       await Promise.all([play(alice.page, planA, 'notes'), play(bob.page, planB, 'notes')]);
-      const final = await waitConverged([alice.page, bob.page], server, docId);
+      const final = await waitConverged([alice.page, bob.page], fx.server, fx.docId);
       const text = final.notes + final.code;
       const base = initial.notes + initial.code;
       assert.equal(countOf(text, lower) - countOf(base, lower), netChars(planA), "Alice's characters, each exactly once");
@@ -174,16 +134,14 @@ describe('browser: the demo page, two users in Chromium', function () {
   });
 
   it('two tabs of one browser collaborate; one owns the offline outbox (Web Locks), the other follows through the server', async () => {
-    const user = await launchUser('Tabs', teardown.add);
-    users.push(user);
+    const user = await fx.openDemo('Tab one');
     const second = await user.context.newPage();
-    await openDemo(user.page, demoUrl(demo.url, server.url, docId, 'Tab one'));
-    await openDemo(second, demoUrl(demo.url, server.url, docId, 'Tab two'));
+    await openDemo(second, demoUrl(fx.demo.url, fx.server.url, fx.docId, 'Tab two'));
     await select(user.page, 'notes', 'end');
     await user.page.keyboard.type(' one');
     await select(second, 'code', 0);
     await second.keyboard.type('// two\n');
-    const final = await waitConverged([user.page, second], server, docId);
+    const final = await waitConverged([user.page, second], fx.server, fx.docId);
     assert.ok(final.notes.endsWith(' one') && final.code.startsWith('// two\n'), JSON.stringify(final));
     const durable = await Promise.all(
       [user.page, second].map((page) => page.evaluate(() => (window as unknown as DemoWindow).tandemDemo!.handle.durable)),
@@ -214,14 +172,14 @@ describe('browser: the demo page, two users in Chromium', function () {
         { timeout: 5_000 },
       );
     }
-    await waitConverged([alice.page, bob.page], server, docId);
+    await waitConverged([alice.page, bob.page], fx.server, fx.docId);
     // Bob selects a word and Alice types in the notes: each sees the other's place.
     const code = (await pageView(bob.page)).data!.code;
     await select(bob.page, 'code', code.indexOf('greet'), code.indexOf('greet') + 5);
     await alice.page.waitForSelector('.cm-tandem-selection');
     await select(alice.page, 'notes', 'end');
     await alice.page.keyboard.type(' Alice was here.');
-    await waitConverged([alice.page, bob.page], server, docId);
+    await waitConverged([alice.page, bob.page], fx.server, fx.docId);
     await bob.page.waitForSelector('.person[data-name="Alice"]');
     // Bob sees Alice's caret over the notes textarea, after what she typed.
     const notesLength = Array.from((await pageView(bob.page)).data!.notes).length;

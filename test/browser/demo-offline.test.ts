@@ -5,49 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { connect, ops } from '../../client/index.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { buildBundles, chromiumAvailable, launchUser, startDemoServer, Teardown, type StaticServer, type User } from './helpers-browser.js';
-import { demoUrl, openDemo, pageView, select, serverSnapshot, waitConverged, waitReady, type DemoData, type DemoWindow } from './helpers-page.js';
+import { useBrowserFixture } from './browser-fixture.js';
+import type { User } from './helpers-browser.js';
+import { pageView, select, serverSnapshot, waitConverged, waitReady, type DemoData, type DemoWindow } from './helpers-page.js';
 
 /** Occurrences of `needle` in `text`. */
 const occurrences = (text: string, needle: string): number => text.split(needle).length - 1;
 
 describe('browser: offline editing in the demo page', function () {
   this.timeout(60_000);
-  const teardown = new Teardown();
-  let server: TestServer;
-  let demo: StaticServer;
-  let users: User[] = [];
-  let docId = '';
-  let counter = 0;
-
-  before(async function () {
-    requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    await buildBundles();
-  });
-
-  beforeEach(async () => {
-    server = await startTestServer();
-    teardown.add(() => server.close());
-    demo = await startDemoServer(await buildBundles());
-    teardown.add(() => demo.close());
-    docId = `offline-${process.pid}-${++counter}`;
-    users = [];
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const u of users) for (const line of u.log) console.log(`      ${line}`);
-    await teardown.run();
-  });
-
-  async function open(name: string): Promise<User> {
-    const user = await launchUser(name, teardown.add);
-    users.push(user);
-    await openDemo(user.page, demoUrl(demo.url, server.url, docId, name));
-    return user;
-  }
+  const fx = useBrowserFixture('offline');
+  const open = (name: string): Promise<User> => fx.openDemo(name);
 
   it('a page whose browser context goes offline keeps typing; back online, both pages converge with nothing lost', async () => {
     const [alice, bob] = await Promise.all([open('Alice'), open('Bob')]);
@@ -64,15 +33,15 @@ describe('browser: offline editing in the demo page', function () {
     await bob.page.keyboard.type('Bob online notes. ');
     await select(bob.page, 'code', 0);
     await bob.page.keyboard.type('// Bob online code\n');
-    await waitConverged([bob.page], server, docId);
+    await waitConverged([bob.page], fx.server, fx.docId);
 
     const offline = await pageView(alice.page);
     assert.ok(offline.pending > 0, 'Alice has pending ops while offline');
     assert.ok(!offline.data!.notes.includes('Bob online'), 'offline, Alice has not seen Bob yet');
-    assert.ok(!JSON.stringify((await serverSnapshot(server, 'demo', docId)).data).includes('alice offline'), 'the server has nothing of it');
+    assert.ok(!JSON.stringify((await serverSnapshot(fx.server, 'demo', fx.docId)).data).includes('alice offline'), 'the server has nothing of it');
 
     await alice.context.setOffline(false);
-    const final = await waitConverged([alice.page, bob.page], server, docId, 30_000);
+    const final = await waitConverged([alice.page, bob.page], fx.server, fx.docId, 30_000);
     for (const [text, marker] of [
       [final.notes, ' alice offline notes'],
       [final.code, '// alice offline code'],
@@ -85,9 +54,9 @@ describe('browser: offline editing in the demo page', function () {
 
   it('a page reloaded while its edits are pending offline resends them from its outbox: present exactly once', async () => {
     const alice = await open('Alice');
-    const client = connect({ url: server.url, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
-    teardown.add(() => client.close());
-    const bob = client.doc<DemoData>('demo', docId);
+    const client = connect({ url: fx.server.url, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+    fx.teardown.add(() => client.close());
+    const bob = client.doc<DemoData>('demo', fx.docId);
     await bob.ready;
 
     // The demo's button: the SDK holds the connection down, edits queue in IndexedDB.
@@ -114,7 +83,7 @@ describe('browser: offline editing in the demo page', function () {
     await waitReady(alice.page);
     // The reloaded page got the outbox back (the old page's Web Lock went with it).
     assert.equal(await alice.page.evaluate(() => (window as unknown as DemoWindow).tandemDemo!.handle.durable), true);
-    const final = await waitConverged([alice.page], server, docId, 30_000);
+    const final = await waitConverged([alice.page], fx.server, fx.docId, 30_000);
     await waitFor(() => bob.data?.notes === final.notes && bob.data?.code === final.code, { what: 'Bob to catch up' });
     assert.equal(occurrences(final.notes, ' [pending-notes]'), 1, final.notes);
     assert.equal(occurrences(final.code, '/* pending-code */'), 1, final.code);

@@ -5,10 +5,9 @@
  * serves the demo and bundles.
  */
 import assert from 'node:assert/strict';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { buildBundles, chromiumAvailable, launchUser, startDemoServer, Teardown, type StaticServer, type User } from './helpers-browser.js';
+import { useBrowserFixture } from './browser-fixture.js';
+import { buildBundles, startDemoServer, type StaticServer, type User } from './helpers-browser.js';
 import { serverSnapshot } from './helpers-page.js';
 
 /** A page that imports the ES module bundle (inline module script, no build step either). */
@@ -28,36 +27,14 @@ type EmbedWindow = Window & { editor?: { ready: Promise<void>; destroy(): Promis
 
 describe('browser: the embed bundles', function () {
   this.timeout(60_000);
-  const teardown = new Teardown();
-  let server: TestServer;
-  let demo: StaticServer;
-  let users: User[] = [];
-
-  before(async function () {
-    requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    await buildBundles();
-  });
-
-  beforeEach(async () => {
-    server = await startTestServer();
-    teardown.add(() => server.close());
-    demo = await startDemoServer(await buildBundles(), { '/module.html': MODULE_PAGE });
-    teardown.add(() => demo.close());
-    users = [];
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const u of users) for (const line of u.log) console.log(`      ${line}`);
-    await teardown.run();
-  });
+  const fx = useBrowserFixture('embed', { '/module.html': MODULE_PAGE });
 
   it('the script-tag bundle loads in a plain HTML page and collaborates with the ES module build', async () => {
     const doc = `embed-${process.pid}`;
-    const query = (name: string): string => new URLSearchParams({ server: server.url, doc, name }).toString();
-    const [alice, bob] = await Promise.all([launchUser('Alice', teardown.add), launchUser('Bob', teardown.add)]);
-    users.push(alice, bob);
+    const query = (name: string): string => new URLSearchParams({ server: fx.server.url, doc, name }).toString();
+    const [alice, bob] = await Promise.all([fx.launch('Alice'), fx.launch('Bob')]);
     // demo/embed.html is the shipped example: <script src="/tandem-embed.js"> and Tandem.mount().
-    await Promise.all([alice.page.goto(`${demo.url}/embed.html?${query('Alice')}`), bob.page.goto(`${demo.url}/module.html?${query('Bob')}`)]);
+    await Promise.all([alice.page.goto(`${fx.demo.url}/embed.html?${query('Alice')}`), bob.page.goto(`${fx.demo.url}/module.html?${query('Bob')}`)]);
     await Promise.all([
       alice.page.evaluate(() => (window as unknown as EmbedWindow).editor!.ready),
       bob.page.evaluate(() => (window as unknown as EmbedWindow).editor!.ready),
@@ -79,7 +56,7 @@ describe('browser: the embed bundles', function () {
       });
     const final = await waitFor<string | null>(
       async () => {
-        const snapshot = (await serverSnapshot(server, 'embed', doc)).data as { text?: string } | undefined;
+        const snapshot = (await serverSnapshot(fx.server, 'embed', doc)).data as { text?: string } | undefined;
         const [a, b] = await Promise.all([shown(alice), shown(bob)]);
         return snapshot?.text !== undefined && a === snapshot.text && b === snapshot.text && snapshot.text.length === 47 ? snapshot.text : null;
       },

@@ -30,3 +30,36 @@ export async function startTestServer(env: ConfigSource = {}): Promise<TestServe
     },
   };
 }
+
+/** What `useServerPerTest` gives a describe block. */
+export interface ServerPerTest {
+  /** This test's server (throws outside a test). */
+  readonly server: TestServer;
+  /** Close functions the test registers (its clients); run last-first before the server closes. */
+  readonly closers: Array<() => Promise<void>>;
+}
+
+/**
+ * Mocha hooks for a describe block whose tests each get a fresh server: started before each
+ * test, and after it the test's closers run, then the server closes — also when it failed.
+ * More setup on the server goes in a `beforeEach` registered after this call.
+ */
+export function useServerPerTest(env: ConfigSource = {}): ServerPerTest {
+  let current: TestServer | null = null;
+  const closers: Array<() => Promise<void>> = [];
+  beforeEach(async () => {
+    current = await startTestServer(env);
+  });
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+    await current?.close();
+    current = null;
+  });
+  return {
+    get server(): TestServer {
+      if (!current) throw new Error('useServerPerTest: no server outside a test');
+      return current;
+    },
+    closers,
+  };
+}

@@ -12,7 +12,7 @@ import {
   type OpMeta,
   type OutboxStore,
 } from '../../client/node.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerPerTest } from '../helpers/server.js';
 import { sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -22,19 +22,11 @@ interface Note {
 }
 
 describe('sdk: typed client over socket.io', function () {
-  let server: TestServer;
-  const closers: Array<() => Promise<void>> = [];
-
-  beforeEach(async () => {
-    server = await startTestServer();
-  });
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await server.close();
-  });
+  const fixture = useServerPerTest();
+  const { closers } = fixture;
 
   it('reports connecting → online → offline → online, creates a doc and syncs edits both ways', async () => {
-    const a = sdkClient(server.url, closers);
+    const a = sdkClient(fixture.server.url, closers);
     const states: ConnectionState[] = [a.state];
     a.on('state', (s) => states.push(s));
     const docA = a.doc<Note>('notes', 'basics', { create: { title: 'hi', items: [] } });
@@ -42,7 +34,7 @@ describe('sdk: typed client over socket.io', function () {
     assert.equal(a.state, 'online');
     assert.deepEqual(docA.data, { title: 'hi', items: [] });
 
-    const b = sdkClient(server.url, closers);
+    const b = sdkClient(fixture.server.url, closers);
     const docB = b.doc<Note>('notes', 'basics');
     await docB.ready;
     const seen: OpMeta['source'][] = [];
@@ -66,11 +58,11 @@ describe('sdk: typed client over socket.io', function () {
     await docA.whenSynced();
     assert.deepEqual(states.slice(0, 2), ['connecting', 'online']);
     assert.deepEqual(states.slice(-3), ['offline', 'connecting', 'online']);
-    assert.deepEqual((await serverSnapshot(server, 'notes', 'basics')).data, docA.data);
+    assert.deepEqual((await serverSnapshot(fixture.server, 'notes', 'basics')).data, docA.data);
   });
 
   it('throws a coded error for an op that does not fit the document', async () => {
-    const a = sdkClient(server.url, closers);
+    const a = sdkClient(fixture.server.url, closers);
     const doc = a.doc<Note>('notes', 'bad', { create: { title: '', items: [] } });
     await doc.ready;
     assert.throws(() => doc.submit(ops.textInsert(['missing'], 0, 'x')), { code: 'TANDEM_INVALID_OP' });
@@ -95,7 +87,7 @@ describe('sdk: typed client over socket.io', function () {
             : new SqliteOutboxStore({ path: join(dir, 'outbox.db') });
 
       const first = openStore();
-      const a = sdkClient(server.url, closers, { outbox: first });
+      const a = sdkClient(fixture.server.url, closers, { outbox: first });
       const doc = a.doc<Note>('notes', `restore-${kind}`, { create: { title: 'x', items: [] } });
       await doc.ready;
       assert.equal(doc.durable, true);
@@ -109,7 +101,7 @@ describe('sdk: typed client over socket.io', function () {
 
       const second = openStore();
       closers.push(() => second.close());
-      const b = sdkClient(server.url, closers, { outbox: second, startOffline: true });
+      const b = sdkClient(fixture.server.url, closers, { outbox: second, startOffline: true });
       assert.equal(b.state, 'offline');
       const restored = b.doc<Note>('notes', `restore-${kind}`);
       await restored.ready;
@@ -120,12 +112,12 @@ describe('sdk: typed client over socket.io', function () {
       restored.submit(ops.insert(['items', 5], 5));
       b.goOnline();
       await restored.whenSynced();
-      assert.deepEqual((await serverSnapshot(server, 'notes', `restore-${kind}`)).data, { ...expected, items: [0, 1, 2, 3, 4, 5] });
+      assert.deepEqual((await serverSnapshot(fixture.server, 'notes', `restore-${kind}`)).data, { ...expected, items: [0, 1, 2, 3, 4, 5] });
     });
   }
 
   it('refuses to reopen a document whose handle is still closing', async () => {
-    const a = sdkClient(server.url, closers);
+    const a = sdkClient(fixture.server.url, closers);
     const doc = a.doc('notes', 'reopen', { create: { n: 1 } });
     await doc.ready;
     const closing = doc.close();

@@ -3,7 +3,7 @@ import type { Doc } from 'sharedb/lib/client/index.js';
 import { MemoryOutboxStore, ops, type TandemError } from '../../client/index.js';
 import { subscribe, whenNothingPending } from '../helpers/clients.js';
 import { counts, sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerPerTest, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 
 interface Log {
@@ -40,24 +40,16 @@ async function commitMany(doc: Doc, count: number): Promise<void> {
 
 describe('sdk: long offline', function () {
   this.timeout(60_000);
-  let server: TestServer;
-  const closers: Array<() => Promise<void>> = [];
-
-  beforeEach(async () => {
-    server = await startTestServer();
-  });
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await server.close();
-  });
+  const fixture = useServerPerTest();
+  const { closers } = fixture;
 
   it('a client offline while another commits 5,000 ops rebases its edits and converges', async () => {
     const store = new MemoryOutboxStore();
-    const a = sdkClient(server.url, closers, { outbox: store });
+    const a = sdkClient(fixture.server.url, closers, { outbox: store });
     const docA = a.doc<Log>('notes', 'long', { create: { text: 'seed', log: [], count: 0 } });
     await docA.ready;
     await docA.whenSynced();
-    const b = await otherClient(server, 'long');
+    const b = await otherClient(fixture.server, 'long');
     closers.push(async () => b.close());
 
     a.goOffline();
@@ -79,7 +71,7 @@ describe('sdk: long offline', function () {
     const rebaseStart = Date.now();
     a.goOnline();
     await docA.whenSynced();
-    const final = await serverSnapshot(server, 'notes', 'long');
+    const final = await serverSnapshot(fixture.server, 'notes', 'long');
     await waitFor(() => docA.version === final.v && b.doc.version === final.v, { timeoutMs: 20_000, what: 'both at the final version' });
     console.log(`      (5,000 remote commits in ${remoteMs} ms; rebase and sync in ${Date.now() - rebaseStart} ms)`);
 
@@ -107,12 +99,12 @@ describe('sdk: long offline', function () {
 
   it('when the server lacks the ops to rebase, the client keeps its pending ops and reports it', async () => {
     const store = new MemoryOutboxStore();
-    const a = sdkClient(server.url, closers, { outbox: store });
+    const a = sdkClient(fixture.server.url, closers, { outbox: store });
     const docA = a.doc<Log>('notes', 'pruned', { create: { text: '', log: [], count: 0 } });
     await docA.ready;
     await docA.whenSynced();
     const offlineAt = docA.version!;
-    const b = await otherClient(server, 'pruned');
+    const b = await otherClient(fixture.server, 'pruned');
     closers.push(async () => b.close());
 
     a.goOffline();
@@ -120,7 +112,7 @@ describe('sdk: long offline', function () {
     await commitMany(b.doc, 10);
 
     // Simulate a pruned op log: ops below version `offlineAt + 5` are gone from the store.
-    const db = server.backend.db as unknown as { getOps: (...args: unknown[]) => void };
+    const db = fixture.server.backend.db as unknown as { getOps: (...args: unknown[]) => void };
     const getOps = db.getOps.bind(db);
     db.getOps = (collection, id, from, to, options, callback) => {
       if (id === 'pruned' && typeof from === 'number' && from < offlineAt + 5) {
@@ -136,11 +128,11 @@ describe('sdk: long offline', function () {
 
     let submits = 0;
     let subscribes = 0;
-    server.backend.use('submit', (context, next) => {
+    fixture.server.backend.use('submit', (context, next) => {
       if (context.id === 'pruned' && (context.op as { src?: string }).src === a.id) submits++;
       next();
     });
-    server.backend.use('receive', (context, next) => {
+    fixture.server.backend.use('receive', (context, next) => {
       const message = context.data as { a?: string; d?: string; c?: string; b?: unknown };
       if ((message.a === 's' && message.d === 'pruned') || message.a === 'bs') subscribes++;
       next();
@@ -177,7 +169,7 @@ describe('sdk: long offline', function () {
     // The app may give them up explicitly: it gets the ops back and the server's snapshot.
     const dropped = await docA.discardPending();
     assert.equal(dropped.length, 1);
-    const serverNow = await serverSnapshot(server, 'notes', 'pruned');
+    const serverNow = await serverSnapshot(fixture.server, 'notes', 'pruned');
     await waitFor(() => docA.version === serverNow.v, { what: 'reloaded' });
     assert.deepEqual(docA.data, serverNow.data);
     assert.equal(docA.stalled, null);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ops, SqliteOutboxStore } from '../../client/node.js';
 import { GatedStore } from '../helpers/sdk-fakes.js';
 import { sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerPerTest } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 
 interface Items {
@@ -20,38 +20,35 @@ interface OpIdentity {
 }
 
 describe('sdk: lost acknowledgement', function () {
-  let server: TestServer;
+  const fixture = useServerPerTest();
+  const { closers } = fixture;
   let dir: string;
-  const closers: Array<() => Promise<void>> = [];
 
-  beforeEach(async () => {
-    server = await startTestServer();
+  beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'tandem-sdk-ack-'));
   });
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await server.close();
+  afterEach(() => {
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('an op committed just before the connection was cut is not applied twice after a restart', async () => {
     const path = join(dir, 'outbox.db');
     const store = new SqliteOutboxStore({ path });
-    const a = sdkClient(server.url, closers, { outbox: store });
+    const a = sdkClient(fixture.server.url, closers, { outbox: store });
     const doc = a.doc<Items>('notes', 'ack', { create: { items: [] } });
     await doc.ready;
     await doc.whenSynced();
-    const base = (await serverSnapshot(server, 'notes', 'ack')).v;
+    const base = (await serverSnapshot(fixture.server, 'notes', 'ack')).v;
 
     // Every submit of our op the server sees, and one cut: after the commit, before the ack.
     const submits: string[] = [];
     let cut = false;
-    server.backend.use('submit', (context, next) => {
+    fixture.server.backend.use('submit', (context, next) => {
       const op = context.op as OpIdentity;
       if (context.id === 'ack') submits.push(`${op.src}:${op.seq}`);
       next();
     });
-    server.backend.use('afterWrite', (context, next) => {
+    fixture.server.backend.use('afterWrite', (context, next) => {
       if (context.id === 'ack' && !cut) {
         cut = true;
         // The client drops its socket now, synchronously, so the ack cannot reach it.
@@ -62,7 +59,7 @@ describe('sdk: lost acknowledgement', function () {
 
     doc.submit(ops.insert(['items', 0], 'once'));
     await waitFor(() => cut, { what: 'the cut' });
-    const committed = await serverSnapshot(server, 'notes', 'ack');
+    const committed = await serverSnapshot(fixture.server, 'notes', 'ack');
     assert.deepEqual(committed.data, { items: ['once'] });
     assert.equal(committed.v, base + 1);
     assert.equal(doc.pendingCount, 1, 'the client never saw the ack');
@@ -72,7 +69,7 @@ describe('sdk: lost acknowledgement', function () {
     await store.close();
     const store2 = new SqliteOutboxStore({ path });
     closers.push(() => store2.close());
-    const b = sdkClient(server.url, closers, { outbox: store2, startOffline: true });
+    const b = sdkClient(fixture.server.url, closers, { outbox: store2, startOffline: true });
     const restored = b.doc<Items>('notes', 'ack');
     await restored.ready;
     assert.equal(restored.pendingCount, 1);
@@ -80,7 +77,7 @@ describe('sdk: lost acknowledgement', function () {
     b.goOnline();
     await restored.whenSynced();
 
-    const after = await serverSnapshot(server, 'notes', 'ack');
+    const after = await serverSnapshot(fixture.server, 'notes', 'ack');
     assert.deepEqual(after.data, { items: ['once'] }, 'applied once');
     assert.equal(after.v, base + 1, 'no second commit');
     assert.deepEqual(restored.data, after.data);
@@ -96,7 +93,7 @@ describe('sdk: lost acknowledgement', function () {
     // The record lags behind the acks (acks are saved lazily): after a crash it still lists
     // ops the server committed. Their echoes, not resends, may reach the restarted client.
     const first = new GatedStore();
-    const a = sdkClient(server.url, closers, { outbox: first });
+    const a = sdkClient(fixture.server.url, closers, { outbox: first });
     closers.push(async () => first.release());
     const doc = a.doc<Items>('notes', 'lagging', { create: { items: [] }, composeOps: false });
     await doc.ready;
@@ -105,7 +102,7 @@ describe('sdk: lost acknowledgement', function () {
     doc.submit(ops.insert(['items', 1], 'p2'));
     await doc.whenSaved();
     first.block(); // later saves (the acks) never complete: the crash comes first
-    await waitFor(async () => ((await serverSnapshot(server, 'notes', 'lagging')).data as Items).items.length === 2, {
+    await waitFor(async () => ((await serverSnapshot(fixture.server, 'notes', 'lagging')).data as Items).items.length === 2, {
       what: 'both committed',
     });
     a.goOffline();
@@ -117,19 +114,19 @@ describe('sdk: lost acknowledgement', function () {
     const second = new GatedStore();
     closers.push(async () => second.release());
     await second.inner.save(record!);
-    const b = sdkClient(server.url, closers, { outbox: second, startOffline: true });
+    const b = sdkClient(fixture.server.url, closers, { outbox: second, startOffline: true });
     const restored = b.doc<Items>('notes', 'lagging');
     await restored.ready;
     assert.deepEqual(restored.data, { items: ['p1', 'p2'] });
     second.block();
     restored.submit(ops.insert(['items', 2], 'p3'));
     b.goOnline();
-    const committed = (await serverSnapshot(server, 'notes', 'lagging')).v;
+    const committed = (await serverSnapshot(fixture.server, 'notes', 'lagging')).v;
     await waitFor(() => restored.version === committed, { what: 'echoes received' });
     second.release();
     await restored.whenSynced();
 
-    const after = await serverSnapshot(server, 'notes', 'lagging');
+    const after = await serverSnapshot(fixture.server, 'notes', 'lagging');
     assert.deepEqual(after.data, { items: ['p1', 'p2', 'p3'] });
     assert.deepEqual(restored.data, after.data);
     assert.equal(restored.version, after.v);

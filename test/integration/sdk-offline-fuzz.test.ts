@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { MemoryOutboxStore, ops, type DocHandle, type TandemClient } from '../../client/index.js';
 import { counts, sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerPerTest } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 
 interface FuzzDoc {
@@ -35,18 +35,11 @@ const SEEDS = process.env.FUZZ_SEEDS ? Array.from({ length: Number(process.env.F
 
 describe('sdk: seeded offline/restart fuzz with outboxes', function () {
   this.timeout(40_000);
-  let server: TestServer;
-  const closers: Array<() => Promise<void>> = [];
-  beforeEach(async () => {
-    server = await startTestServer();
-  });
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await server.close();
-  });
+  const fixture = useServerPerTest();
+  const { closers } = fixture;
 
   async function open(store: MemoryOutboxStore, startOffline: boolean): Promise<Runner> {
-    const client = sdkClient(server.url, closers, { outbox: store, startOffline });
+    const client = sdkClient(fixture.server.url, closers, { outbox: store, startOffline });
     const doc = client.doc<FuzzDoc>('notes', 'fuzz', { create: { text: '', items: [], n: 0 } });
     doc.on('rejected', (r) => assert.fail(`unexpected rejection ${r.code}: ${r.message}`));
     doc.on('stalled', (e) => assert.fail(`unexpected stall ${e.code}`));
@@ -98,7 +91,7 @@ describe('sdk: seeded offline/restart fuzz with outboxes', function () {
 
         for (const r of runners) r.client.goOnline();
         await Promise.all(runners.map((r) => r.doc.whenSynced()));
-        const final = await serverSnapshot(server, 'notes', 'fuzz');
+        const final = await serverSnapshot(fixture.server, 'notes', 'fuzz');
         await waitFor(() => runners.every((r) => r.doc.version === final.v), { timeoutMs: 15_000, what: 'all at the final version' });
         for (const r of runners) assert.deepEqual(r.doc.data, final.data);
         const data = final.data as FuzzDoc;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ops, type DocHandle, type Json1Presence, type PresenceHandle, type TandemClient } from '../../client/index.js';
 import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers/redis-server.js';
 import { sdkClient } from '../helpers/sdk-clients.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
 

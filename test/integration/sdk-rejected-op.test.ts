@@ -9,7 +9,7 @@ import {
   type OpRejection,
 } from '../../client/index.js';
 import { sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerPerTest } from '../helpers/server.js';
 
 interface Board {
   title: string;
@@ -18,14 +18,13 @@ interface Board {
 }
 
 describe('sdk: an op the server rejects', function () {
-  let server: TestServer;
-  const closers: Array<() => Promise<void>> = [];
+  // A small op limit so a "too large" op is easy to make.
+  const fixture = useServerPerTest({ MAX_OP_BYTES: '1024' });
+  const { closers } = fixture;
 
-  beforeEach(async () => {
-    // A small op limit so a "too large" op is easy to make.
-    server = await startTestServer({ MAX_OP_BYTES: '1024' });
+  beforeEach(() => {
     // An access rule: nobody may change `locked`.
-    server.backend.use('submit', (context, next) => {
+    fixture.server.backend.use('submit', (context, next) => {
       const op = (context.op as { op?: unknown }).op;
       if (context.id === 'rejects' && JSON.stringify(op ?? null).includes('"locked"')) {
         next(new TandemError(TandemErrorCode.FORBIDDEN, '`locked` is read-only'));
@@ -34,14 +33,10 @@ describe('sdk: an op the server rejects', function () {
       next();
     });
   });
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await server.close();
-  });
 
   it('is rolled back locally and reported with its code; the other pending ops are committed', async () => {
     const store = new MemoryOutboxStore();
-    const a = sdkClient(server.url, closers, { outbox: store });
+    const a = sdkClient(fixture.server.url, closers, { outbox: store });
     const initial: Board = { title: 'board', items: [], locked: { note: 'keep me', list: [1, 2, 3] } };
     // One server op per submit: composed ops would share the rejected op's fate.
     const doc = a.doc<Board>('notes', 'rejects', { create: initial, composeOps: false });
@@ -80,7 +75,7 @@ describe('sdk: an op the server rejects', function () {
 
     const expected: Board = { title: 'board', items: ['first', 'second', 'third'], locked: initial.locked };
     assert.deepEqual(doc.data, expected, 'rolled back locally, the removed subtree restored');
-    const onServer = await serverSnapshot(server, 'notes', 'rejects');
+    const onServer = await serverSnapshot(fixture.server, 'notes', 'rejects');
     assert.deepEqual(onServer.data, expected);
     assert.equal(onServer.v, 1 + 3, 'only the three accepted ops were committed');
     assert.equal(doc.version, onServer.v);
@@ -90,7 +85,7 @@ describe('sdk: an op the server rejects', function () {
   });
 
   it('is reported through "error" when nobody listens for "rejected"', async () => {
-    const a = sdkClient(server.url, closers);
+    const a = sdkClient(fixture.server.url, closers);
     const doc = a.doc<Board>('notes', 'rejects', { create: { title: '', items: [], locked: { note: '', list: [] } } });
     await doc.ready;
     const errors: TandemError[] = [];
@@ -102,7 +97,7 @@ describe('sdk: an op the server rejects', function () {
   });
 
   it('an op too large for the transport frame is rejected too, not left waiting for an ack', async () => {
-    const a = sdkClient(server.url, closers);
+    const a = sdkClient(fixture.server.url, closers);
     const doc = a.doc<Board>('notes', 'huge', { create: { title: '', items: [], locked: { note: '', list: [] } }, composeOps: false });
     await doc.ready;
     await doc.whenSynced();
@@ -113,13 +108,13 @@ describe('sdk: an op the server rejects', function () {
     doc.submit(ops.insert(['items', 0], 'after'));
     await doc.whenSynced();
     assert.deepEqual(rejections.map((r) => r.code), [TandemErrorCode.FRAME_TOO_LARGE]);
-    const onServer = await serverSnapshot(server, 'notes', 'huge');
+    const onServer = await serverSnapshot(fixture.server, 'notes', 'huge');
     assert.deepEqual(onServer.data, { title: '', items: ['after'], locked: { note: '', list: [] } });
     assert.deepEqual(doc.data, onServer.data);
   });
 
   it('an op nested too deep for the transport is rejected too', async () => {
-    const a = sdkClient(server.url, closers);
+    const a = sdkClient(fixture.server.url, closers);
     const doc = a.doc<Board>('notes', 'deep', { create: { title: '', items: [], locked: { note: '', list: [] } }, composeOps: false });
     await doc.ready;
     await doc.whenSynced();
@@ -134,6 +129,6 @@ describe('sdk: an op the server rejects', function () {
     await doc.whenSynced();
     assert.deepEqual(rejections.map((r) => r.code), [TandemErrorCode.BAD_FRAME]);
     assert.deepEqual(doc.data?.items, ['shallow']);
-    assert.deepEqual((await serverSnapshot(server, 'notes', 'deep')).data, doc.data);
+    assert.deepEqual((await serverSnapshot(fixture.server, 'notes', 'deep')).data, doc.data);
   });
 });

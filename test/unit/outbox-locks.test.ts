@@ -3,7 +3,7 @@ import { MemoryOutboxStore, ops } from '../../client/index.js';
 import { acquireDocLock } from '../../client/offline/doc-lock.js';
 import { sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
 import { FakeLockManager } from '../helpers/sdk-fakes.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerPerTest } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 
 describe('outbox: one owner per document (Web Locks)', () => {
@@ -25,21 +25,14 @@ describe('outbox: one owner per document (Web Locks)', () => {
   });
 
   describe('two tabs on one outbox', () => {
-    let server: TestServer;
-    const closers: Array<() => Promise<void>> = [];
-    beforeEach(async () => {
-      server = await startTestServer();
-    });
-    afterEach(async () => {
-      for (const close of closers.splice(0).reverse()) await close();
-      await server.close();
-    });
+    const fixture = useServerPerTest();
+    const { closers } = fixture;
 
     it('the second tab follows through the server; it takes over once the first closes', async () => {
       const store = new MemoryOutboxStore('user-1');
       const locks = new FakeLockManager();
-      const tab1 = sdkClient(server.url, closers, { outbox: store, locks });
-      const tab2 = sdkClient(server.url, closers, { outbox: store, locks });
+      const tab1 = sdkClient(fixture.server.url, closers, { outbox: store, locks });
+      const tab2 = sdkClient(fixture.server.url, closers, { outbox: store, locks });
       const owner = tab1.doc<{ n: number }>('notes', 'tabs', { create: { n: 0 } });
       await owner.ready;
       const follower = tab2.doc<{ n: number }>('notes', 'tabs');
@@ -60,7 +53,7 @@ describe('outbox: one owner per document (Web Locks)', () => {
       const again = tab2.doc<{ n: number }>('notes', 'tabs');
       await again.ready;
       assert.equal(again.durable, true, 'the lock is free again');
-      assert.deepEqual((await serverSnapshot(server, 'notes', 'tabs')).data, { n: 3 });
+      assert.deepEqual((await serverSnapshot(fixture.server, 'notes', 'tabs')).data, { n: 3 });
     });
   });
 });

@@ -2,34 +2,29 @@ import assert from 'node:assert/strict';
 import { ops, type TandemError } from '../../client/index.js';
 import { sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
 import { GatedStore } from '../helpers/sdk-fakes.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerPerTest } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 
 describe('outbox: write-ahead', () => {
-  let server: TestServer;
-  const closers: Array<() => Promise<void>> = [];
+  const fixture = useServerPerTest();
+  const { closers } = fixture;
   let opsReceived: Array<{ src?: string; seq?: number }>;
   let subscribesReceived: number;
 
-  beforeEach(async () => {
-    server = await startTestServer();
+  beforeEach(() => {
     opsReceived = [];
     subscribesReceived = 0;
-    server.backend.use('receive', (context, next) => {
+    fixture.server.backend.use('receive', (context, next) => {
       const message = context.data as { a?: string; src?: string; seq?: number };
       if (message.a === 'op') opsReceived.push({ src: message.src, seq: message.seq });
       if (message.a === 's' || message.a === 'bs') subscribesReceived++;
       next();
     });
   });
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await server.close();
-  });
 
   it('sends an op only after the save holding its src and seq has completed', async () => {
     const store = new GatedStore();
-    const a = sdkClient(server.url, closers, { outbox: store });
+    const a = sdkClient(fixture.server.url, closers, { outbox: store });
     const doc = a.doc<{ items: number[] }>('notes', 'wal', { create: { items: [] } });
     await doc.ready;
     await doc.whenSynced();
@@ -52,13 +47,13 @@ describe('outbox: write-ahead', () => {
     store.release();
     await doc.whenSynced();
     assert.deepEqual(opsReceived.slice(createOps), [{ src: a.id, seq }], 'sent once, with the saved identity');
-    assert.deepEqual((await serverSnapshot(server, 'notes', 'wal')).data, { items: [7] });
+    assert.deepEqual((await serverSnapshot(fixture.server, 'notes', 'wal')).data, { items: [7] });
     await other.ready;
   });
 
   it('reports a failed save and still syncs (degraded, not blocked)', async () => {
     const store = new GatedStore();
-    const a = sdkClient(server.url, closers, { outbox: store });
+    const a = sdkClient(fixture.server.url, closers, { outbox: store });
     const doc = a.doc<{ items: number[] }>('notes', 'wal-fail', { create: { items: [] } });
     await doc.ready;
     await doc.whenSynced();
@@ -68,7 +63,7 @@ describe('outbox: write-ahead', () => {
     doc.submit(ops.insert(['items', 0], 1));
     await doc.whenSynced();
     assert.deepEqual(errors.map((e) => e.code), ['TANDEM_OUTBOX_FAILED']);
-    assert.deepEqual((await serverSnapshot(server, 'notes', 'wal-fail')).data, { items: [1] });
+    assert.deepEqual((await serverSnapshot(fixture.server, 'notes', 'wal-fail')).data, { items: [1] });
     // The next save succeeds and holds the acknowledged state.
     await waitFor(async () => (await store.load({ collection: 'notes', id: 'wal-fail' }))?.version === doc.version, {
       what: 'record caught up',
