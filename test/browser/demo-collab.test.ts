@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
+import { Rng } from '../fuzz/rng.js';
 import { useBrowserFixture } from './browser-fixture.js';
 import { outputPath, type User } from './helpers-browser.js';
 import {
@@ -19,18 +20,6 @@ import {
   type DemoWindow,
   type Field,
 } from './helpers-page.js';
-
-/** mulberry32: a small seeded PRNG, so a failing interleaving can be replayed with SEED=… */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Action = { kind: 'char'; char: string } | { kind: 'backspace' } | { kind: 'enter' } | { kind: 'switch' };
 
@@ -96,7 +85,8 @@ describe('browser: the demo page, two users in Chromium', function () {
 
   it('two pages type concurrently into the textarea and CodeMirror (≥200 keystrokes each): they converge with the server and no caret leaves its character', async () => {
     const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
-    const random = prng(seed);
+    const rng = new Rng(seed); // replayable with SEED=…
+    const random = () => rng.next();
     const [alice, bob] = await Promise.all([open('Alice'), open('Bob')]);
     const lower = [...'abcdefghijklmnopqrstuvwxyz', '😀'];
     const upper = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZ', '🎉'];

@@ -1,20 +1,18 @@
 /** Seeded randomness for the fuzz tests: deterministic for a seed, never Math.random. */
 
-/** A small, fast, seedable PRNG (mulberry32) with the helpers the generator needs. */
+import { createRng, type Rng as LoadRng } from '../../load/rng.js';
+
+/** The load tool's seeded PRNG (mulberry32) with the helpers the fuzz generators need. */
 export class Rng {
-  private state: number;
+  private readonly source: LoadRng;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.source = createRng(seed);
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.source.next();
   }
 
   /** Integer in [0, n). */

@@ -10,32 +10,7 @@
  */
 import { validateJson1Op, type OpLimits } from '../../ot-types/index.js';
 import { deepArrayText } from './bad-input-wire.js';
-
-/** mulberry32: small, fast, good enough to drive a fuzzer; same seed, same frames. */
-export class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  range(min: number, max: number): number {
-    return min + this.int(max - min + 1);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
+import type { Rng } from '../fuzz/rng.js';
 
 export type SendMode =
   /** A text frame (socket.io: a string event argument). */

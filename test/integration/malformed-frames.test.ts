@@ -15,7 +15,8 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { create, fetchDoc, stockClient, submit, subscribe } from '../helpers/clients.js';
 import { waitFor } from '../helpers/wait.js';
 import { ProcessFaultRecorder } from './bad-input-faults.js';
-import { Rng, describeFrame, generateFrame, type DocRef, type FuzzFrame } from './bad-input-frames.js';
+import { Rng } from '../fuzz/rng.js';
+import { describeFrame, generateFrame, type DocRef, type FuzzFrame } from './bad-input-frames.js';
 import { TRANSPORTS, WireClient, captureShareDbLogs, healthz, storedDoc, type StoredDoc, type TransportName } from './bad-input-wire.js';
 
 function parseSeed(raw: string | undefined): number | null {
