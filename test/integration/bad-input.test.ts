@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { ShareDbErrorCode, TandemErrorCode } from '../../client/protocol.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { useServerPerTest, type ServerPerTest, type TestServer } from '../helpers/server.js';
 import { create, fetchDoc, stockClient, subscribe, submit, type Doc } from '../helpers/clients.js';
 import { waitFor } from '../helpers/wait.js';
 import { ProcessFaultRecorder } from './bad-input-faults.js';
@@ -95,26 +95,37 @@ async function assertConnectionStillWorks({ server, wire, peer }: Fixture, befor
   assert.deepEqual(after.data, { ...(before.data as object), list: ['peer', 'after', ...(before.data as typeof INITIAL).list] });
 }
 
-describe('bad input: coded errors, and nothing else changes', function () {
-  let server: TestServer;
-  let fixture: Fixture | undefined;
+/**
+ * Per test: ShareDB's log output captured and process faults recorded. Call it after
+ * `useServerPerTest`, so recording also covers the server's close (hooks run in order).
+ */
+function useFaultRecorder(): ProcessFaultRecorder {
   const faults = new ProcessFaultRecorder();
   let logs: ReturnType<typeof captureShareDbLogs>;
-
-  beforeEach(async () => {
+  beforeEach(() => {
     logs = captureShareDbLogs();
     faults.start();
-    server = await startTestServer(LIMITS);
   });
-
-  afterEach(async () => {
-    await fixture?.wire.close();
-    await fixture?.peer.close();
-    fixture = undefined;
-    await server.close();
+  afterEach(() => {
     faults.stop();
     logs.restore();
   });
+  return faults;
+}
+
+/** openFixture on this test's server; both clients are closed after the test. */
+async function openTracked(fx: ServerPerTest, transport: (typeof TRANSPORTS)[number]): Promise<Fixture> {
+  const f = await openFixture(fx.server, transport);
+  fx.closers.push(async () => {
+    await f.wire.close();
+    await f.peer.close();
+  });
+  return f;
+}
+
+describe('bad input: coded errors, and nothing else changes', function () {
+  const fx = useServerPerTest(LIMITS);
+  const faults = useFaultRecorder();
 
   function assertNoFaults(): void {
     assert.equal(faults.faults.length, 0, `process faults:\n${faults.describe()}`);
@@ -124,8 +135,8 @@ describe('bad input: coded errors, and nothing else changes', function () {
     describe(`over ${transport}`, () => {
       for (const input of badInputs) {
         it(`${input.name} → ${input.code}`, async () => {
-          const f = (fixture = await openFixture(server, transport));
-          const before = await storedDoc(server, C, D);
+          const f = await openTracked(fx, transport);
+          const before = await storedDoc(fx.server, C, D);
           const peerMark = f.peer.mark();
           faults.during = input.name;
 
@@ -135,9 +146,9 @@ describe('bad input: coded errors, and nothing else changes', function () {
           assert.equal(reply.error.code, input.code, `reply: ${preview(reply)}`);
           assert.equal(typeof reply.error.message, 'string');
 
-          assert.deepEqual(await storedDoc(server, C, D), before, 'the bad input changed the document');
+          assert.deepEqual(await storedDoc(fx.server, C, D), before, 'the bad input changed the document');
           for (const id of input.staysMissing ?? []) {
-            const missing = await storedDoc(server, C, id);
+            const missing = await storedDoc(fx.server, C, id);
             assert.deepEqual([missing.v, missing.type, missing.ops], [0, null, 0], `${id} was created`);
           }
           await assertConnectionStillWorks(f, before, peerMark);
@@ -154,8 +165,8 @@ describe('bad input: coded errors, and nothing else changes', function () {
         ];
         for (const [what, payload] of payloads) {
           it(`a socket.io event carrying ${what} → ${TandemErrorCode.BAD_FRAME}`, async () => {
-            const f = (fixture = await openFixture(server, transport));
-            const before = await storedDoc(server, C, D);
+            const f = await openTracked(fx, transport);
+            const before = await storedDoc(fx.server, C, D);
             const peerMark = f.peer.mark();
             const from = f.wire.mark();
             f.wire.send(payload);
@@ -167,8 +178,8 @@ describe('bad input: coded errors, and nothing else changes', function () {
         }
 
         it(`a socket.io event with no argument → ${TandemErrorCode.BAD_FRAME}`, async () => {
-          const f = (fixture = await openFixture(server, transport));
-          const before = await storedDoc(server, C, D);
+          const f = await openTracked(fx, transport);
+          const before = await storedDoc(fx.server, C, D);
           const peerMark = f.peer.mark();
           const from = f.wire.mark();
           f.wire.emitArgs();
@@ -179,27 +190,27 @@ describe('bad input: coded errors, and nothing else changes', function () {
         });
       } else {
         it(`a binary WebSocket frame → ${TandemErrorCode.BAD_FRAME}`, async () => {
-          const f = (fixture = await openFixture(server, transport));
-          const before = await storedDoc(server, C, D);
+          const f = await openTracked(fx, transport);
+          const before = await storedDoc(fx.server, C, D);
           const peerMark = f.peer.mark();
           const from = f.wire.mark();
           f.wire.send(Buffer.from(JSON.stringify({ a: 'op', c: C, d: D, v: 1, src: f.wire.src, seq: 99, op: ['list', 0, { i: 'binary' }] })));
           const reply = await f.wire.waitFor(isFrameError, 'frame error', from);
           assert.equal(reply.error.code, TandemErrorCode.BAD_FRAME);
-          assert.deepEqual(await storedDoc(server, C, D), before);
+          assert.deepEqual(await storedDoc(fx.server, C, D), before);
           await assertConnectionStillWorks(f, before, peerMark);
           assertNoFaults();
         });
       }
 
       it('a frame past the transport cap (2 × MAX_FRAME_BYTES) closes only that connection', async () => {
-        const f = (fixture = await openFixture(server, transport));
-        const before = await storedDoc(server, C, D);
+        const f = await openTracked(fx, transport);
+        const before = await storedDoc(fx.server, C, D);
         f.wire.send(`{"a":"pp","pad":"${'x'.repeat(2 * MAX_FRAME_BYTES + 1000)}"}`);
         await waitFor(() => f.wire.closed !== null, { what: `the server to close the ${transport} connection` });
         if (transport === 'ws') assert.match(f.wire.closed!.reason, /^ws close 1009\b/, 'ws closes with 1009 (message too big)');
-        assert.equal(await healthz(server.url), 200);
-        assert.deepEqual(await storedDoc(server, C, D), before);
+        assert.equal(await healthz(fx.server.url), 200);
+        assert.deepEqual(await storedDoc(fx.server, C, D), before);
         // The peer's connection is untouched.
         const ack = await f.peer.submit({ c: C, d: D, v: before.v, op: ['list', 0, { i: 'peer' }] });
         assert.equal(ack.error, undefined, preview(ack));
@@ -218,25 +229,8 @@ describe('bad input: coded errors, and nothing else changes', function () {
 describe('bad input: nesting deep enough to overflow the stack (default limits)', function () {
   const DEPTH = 20_000;
   const deep = deepArrayText(DEPTH);
-  let server: TestServer;
-  let fixture: Fixture | undefined;
-  const faults = new ProcessFaultRecorder();
-  let logs: ReturnType<typeof captureShareDbLogs>;
-
-  beforeEach(async () => {
-    logs = captureShareDbLogs();
-    faults.start();
-    server = await startTestServer();
-  });
-
-  afterEach(async () => {
-    await fixture?.wire.close();
-    await fixture?.peer.close();
-    fixture = undefined;
-    await server.close();
-    faults.stop();
-    logs.restore();
-  });
+  const fx = useServerPerTest();
+  const faults = useFaultRecorder();
 
   interface DeepCase {
     name: string;
@@ -289,10 +283,10 @@ describe('bad input: nesting deep enough to overflow the stack (default limits)'
     describe(`over ${transport}`, () => {
       for (const c of cases) {
         it(`${c.name}: ${c.code === undefined ? 'no fault' : (c.code ?? 'a coded error')}, and everything carries on`, async () => {
-          const f = (fixture = await openFixture(server, transport));
+          const f = await openTracked(fx, transport);
           // A presence subscriber, so a presence update is relayed somewhere.
           await f.peer.exchange({ a: 'ps', ch: `${C}.${D}`, seq: 1 }, (m) => m.a === 'ps', 'presence subscribe');
-          const before = await storedDoc(server, C, D);
+          const before = await storedDoc(fx.server, C, D);
           const seq = f.wire.nextSeq();
           faults.during = c.name;
           const from = f.wire.mark();
@@ -311,9 +305,9 @@ describe('bad input: nesting deep enough to overflow the stack (default limits)'
             assert.equal(ack.error, undefined, preview(ack));
             const peerAck = await f.peer.submit({ c: C, d: D, v: before.v + 1, op: ['list', 0, { i: 'peer' }] }, 3_000);
             assert.equal(peerAck.error, undefined, preview(peerAck));
-            assert.equal((await storedDoc(server, C, D)).v, before.v + 2);
-            assert.equal(server.backend.stats.inFlight, 0, 'a submit never finished');
-            assert.equal(await healthz(server.url), 200);
+            assert.equal((await storedDoc(fx.server, C, D)).v, before.v + 2);
+            assert.equal(fx.server.backend.stats.inFlight, 0, 'a submit never finished');
+            assert.equal(await healthz(fx.server.url), 200);
           });
         });
       }
@@ -322,28 +316,16 @@ describe('bad input: nesting deep enough to overflow the stack (default limits)'
 });
 
 describe('bad input from a stock ShareDB client (submitOp / create callbacks)', function () {
-  let server: TestServer;
-  let client: ReturnType<typeof stockClient> | undefined;
+  const fx = useServerPerTest(LIMITS);
+  const faults = useFaultRecorder();
   let doc: Doc;
-  const faults = new ProcessFaultRecorder();
-  let logs: ReturnType<typeof captureShareDbLogs>;
 
   beforeEach(async () => {
-    logs = captureShareDbLogs();
-    faults.start();
-    server = await startTestServer(LIMITS);
-    client = stockClient(server.url);
+    const client = stockClient(fx.server.url);
+    fx.closers.push(async () => client.close());
     doc = client.connection.get(C, D);
     await subscribe(doc);
     await create(doc, INITIAL);
-  });
-
-  afterEach(async () => {
-    client?.close();
-    client = undefined;
-    await server.close();
-    faults.stop();
-    logs.restore();
   });
 
   function submitError(op: unknown): Promise<{ code?: string; message?: string } | null> {
@@ -356,12 +338,12 @@ describe('bad input from a stock ShareDB client (submitOp / create callbacks)', 
   ];
   for (const [what, op, code] of refused) {
     it(`submitOp with ${what}: the callback gets ${code}, the doc rolls back and takes the next op`, async () => {
-      const before = await storedDoc(server, C, D);
+      const before = await storedDoc(fx.server, C, D);
       const err = await submitError(op);
       assert.equal(err?.code, code, `callback error: ${preview(err)}`);
-      assert.deepEqual(await storedDoc(server, C, D), before);
+      assert.deepEqual(await storedDoc(fx.server, C, D), before);
       await submit(doc, ['list', 0, { i: 'next' }]);
-      const after = await storedDoc(server, C, D);
+      const after = await storedDoc(fx.server, C, D);
       assert.equal(after.v, before.v + 1);
       assert.deepEqual(doc.data, after.data);
       assert.equal(faults.faults.length, 0, faults.describe());
@@ -369,12 +351,12 @@ describe('bad input from a stock ShareDB client (submitOp / create callbacks)', 
   }
 
   it(`create with type json0: the callback gets ${TandemErrorCode.UNSUPPORTED_TYPE} and no document exists`, async () => {
-    const other = client!.connection.get(C, MISSING);
+    const other = doc.connection.get(C, MISSING);
     const err = await new Promise<{ code?: string } | null>((resolve) =>
       other.create({ a: 1 }, 'json0', (e) => resolve((e as unknown as { code?: string } | undefined) ?? null)),
     );
     assert.equal(err?.code, TandemErrorCode.UNSUPPORTED_TYPE);
-    const stored = await storedDoc(server, C, MISSING);
+    const stored = await storedDoc(fx.server, C, MISSING);
     assert.deepEqual([stored.v, stored.type], [0, null]);
     await fetchDoc(other);
     assert.equal(other.type, null);
