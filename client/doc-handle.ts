@@ -51,7 +51,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     this.sync = new DocSync(this.doc, {
       changed: () => this.outbox?.changed(),
       rejected: (error, op) => this.reportRejection({ code: error.code, message: error.message, op, error }),
-      kept: (error, kind) => (kind === 'keep' ? this.stall(error) : this.scheduleRetry(error)),
+      kept: (error, kind) => (kind === 'keep' ? this.stall(error) : kind === 'reauth' ? this.awaitToken() : this.scheduleRetry(error)),
       discarded: (queued, error) => this.reportDiscarded(queued, error),
       // A change without an op: listeners (and the bindings) re-read `data` wholesale.
       reset: () => this.emit('change'),
@@ -354,6 +354,24 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     this.gate.hold('stalled');
     this.outbox?.changed();
     if (first && !this.emit('stalled', error)) this.report(error);
+  }
+
+  /** @internal The client learned its source id (first token): ops made before can be saved. */
+  identityReady(): void {
+    this.outbox?.identityReady();
+  }
+
+  /** Holds sending until the client handed the server a fresh token, then resends. */
+  private awaitToken(): void {
+    if (this.gate.holds('auth')) return;
+    this.gate.hold('auth');
+    this.ctx.reauthenticate().then(
+      () => this.gate.release('auth'),
+      (err: unknown) => {
+        this.gate.release('auth');
+        this.report(toTandemError(err));
+      },
+    );
   }
 
   private scheduleRetry(error: TandemError): void {

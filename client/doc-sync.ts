@@ -15,9 +15,10 @@ import { docInternals, type DocInternals, type OpMessage, type QueuedOp, type Sh
  * What a refused submit means for the op:
  * - 'rejected': the server will never take it (invalid, forbidden, too large): roll back;
  * - 'keep': the server cannot rebase it (ops missing from its log): keep it, stop sending;
- * - 'retry': a transient server failure: keep it and send it again later (bounded).
+ * - 'retry': a transient server failure: keep it and send it again later (bounded);
+ * - 'reauth': the connection's token expired: keep it, refresh the token, send it again.
  */
-export type SubmitErrorKind = 'rejected' | 'keep' | 'retry';
+export type SubmitErrorKind = 'rejected' | 'keep' | 'retry' | 'reauth';
 
 const KEEP_CODES: ReadonlySet<string> = new Set([
   TandemErrorCode.MISSING_OPS,
@@ -34,6 +35,7 @@ const RETRY_CODES: ReadonlySet<string> = new Set([
 ]);
 
 export function classifySubmitError(code: string): SubmitErrorKind {
+  if (code === TandemErrorCode.TOKEN_EXPIRED) return 'reauth';
   if (KEEP_CODES.has(code)) return 'keep';
   if (RETRY_CODES.has(code)) return 'retry';
   return 'rejected';
@@ -83,8 +85,8 @@ export interface DocSyncHooks {
   changed(): void;
   /** The server refused `op` for good; ShareDB already rolled it back locally. */
   rejected(error: TandemError, op: JSONOp | null): void;
-  /** The in-flight op was put back at the head of the queue ('keep' or 'retry'). */
-  kept(error: TandemError, kind: 'keep' | 'retry'): void;
+  /** The in-flight op was put back at the head of the queue ('keep', 'retry' or 'reauth'). */
+  kept(error: TandemError, kind: Exclude<SubmitErrorKind, 'rejected'>): void;
   /** ShareDB had to reload the doc (hard rollback) and dropped these queued ops. */
   discarded(ops: QueuedOp[], error: TandemError): void;
   /** `data` was replaced wholesale (rebuilt from the server snapshot and our queue). */

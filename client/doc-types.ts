@@ -57,7 +57,10 @@ export interface DocContext {
   saveDelayMs: number;
   retryDelayMs: number;
   maxRetries: number;
-  identity: { src(): string; nextSeq(): number };
+  /** This client's source id (null until known: with auth, after the first token) and next seq. */
+  identity: { src(): string | null; nextSeq(): number };
+  /** Gets a fresh token to the server (after TANDEM_TOKEN_EXPIRED); resolves once online with it. */
+  reauthenticate(): Promise<void>;
   randomId(): string;
   watchConnection(listener: (online: boolean) => void): () => void;
   released(collection: string, id: string): void;

@@ -20,6 +20,15 @@ export const BATCH_QUERY_PARAM = 'tandemBatch';
 /** socket.io event the server sends before it disconnects a client to drain an instance. */
 export const DRAIN_EVENT = 'tandem:drain';
 
+/**
+ * socket.io event by which a connected client hands the server a fresh token (same `sub`)
+ * before the current one expires; acknowledged with `{ok: true}` or `{error: WireError}`.
+ */
+export const AUTH_REFRESH_EVENT = 'tandem:auth';
+
+/** Query parameter carrying the token on `/sharedb` upgrades (browsers cannot set WS headers). */
+export const TOKEN_QUERY_PARAM = 'token';
+
 /** Path of ShareDB's plain protocol over a raw WebSocket (stock ShareDB clients). */
 export const SHAREDB_WS_PATH = '/sharedb';
 
@@ -45,8 +54,22 @@ export const TandemErrorCode = {
   UNSUPPORTED_TYPE: 'TANDEM_UNSUPPORTED_TYPE',
   /** The server is shutting down or draining; reconnect (elsewhere). */
   SHUTTING_DOWN: 'TANDEM_SHUTTING_DOWN',
-  /** The op (or its document) is not allowed for this client (access rules). */
+  /**
+   * No token, or one that is malformed, wrongly signed, expired, or for another issuer or
+   * audience, at connect. Nothing of the connection reaches ShareDB.
+   */
+  UNAUTHENTICATED: 'TANDEM_UNAUTHENTICATED',
+  /** The connection's token expired: refresh it (SDK: `getToken()`) and send the request again. */
+  TOKEN_EXPIRED: 'TANDEM_TOKEN_EXPIRED',
+  /** The action (read, create, write, delete, a read-only path, presence) is not allowed by the access rules. */
   FORBIDDEN: 'TANDEM_FORBIDDEN',
+  /**
+   * An op or handshake carried a source id (`src`/`id`) that belongs to another user or
+   * another live connection: op identity is bound to who sent it.
+   */
+  FOREIGN_SOURCE: 'TANDEM_FOREIGN_SOURCE',
+  /** An HTTP request, WebSocket upgrade or socket.io handshake from an Origin not in CORS_ORIGINS. */
+  ORIGIN_FORBIDDEN: 'TANDEM_ORIGIN_FORBIDDEN',
   /**
    * The store no longer has ops a request needs (a pruned op log, a restored backup). A
    * client's pending ops can then not be rebased; the SDK keeps them and reports this code.
@@ -65,6 +88,8 @@ export const TandemErrorCode = {
   // Client-side codes (raised by the SDK itself, never sent by a server):
   /** The client or document handle was closed. */
   CLOSED: 'TANDEM_CLOSED',
+  /** A connection attempt failed without a code from the server (unreachable, transport error). */
+  CONNECT_FAILED: 'TANDEM_CONNECT_FAILED',
   /** An op was submitted to a document that is not loaded or does not exist. */
   DOC_NOT_READY: 'TANDEM_DOC_NOT_READY',
   /** The offline outbox could not be read or written. */

@@ -7,9 +7,10 @@ import type { DocInternals } from './sharedb-internals.js';
  *   same op);
  * - 'stalled': the server cannot rebase our pending ops (its op log lacks what they need);
  * - 'retry': waiting before resending an op the server failed transiently;
- * - 'closed': the handle is closing; what is queued stays in the outbox for the next run.
+ * - 'closed': the handle is closing; what is queued stays in the outbox for the next run;
+ * - 'auth': the connection's token expired; waiting for a fresh one to reach the server.
  */
-export type HoldReason = 'unsaved' | 'stalled' | 'retry' | 'closed';
+export type HoldReason = 'unsaved' | 'stalled' | 'retry' | 'closed' | 'auth';
 
 /**
  * Several independent reasons share ShareDB's single `paused` flag; the doc sends again

@@ -1,5 +1,5 @@
 import { io, type Socket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
-import { BATCH_QUERY_PARAM, DRAIN_EVENT, SHAREDB_BATCH_EVENT, SHAREDB_EVENT } from './protocol.js';
+import { AUTH_REFRESH_EVENT, BATCH_QUERY_PARAM, DRAIN_EVENT, SHAREDB_BATCH_EVENT, SHAREDB_EVENT, TandemError, TandemErrorCode, type WireError } from './protocol.js';
 
 /** WebSocket readyState values, as ShareDB's Connection reads them. */
 const CONNECTING = 0;
@@ -29,6 +29,13 @@ export interface SocketShimOptions {
    * from its offline outbox can then show and edit its documents before syncing.
    */
   startOffline?: boolean;
+  /**
+   * The handshake's `auth` payload, asked before every connection attempt (so a reconnect
+   * carries a fresh token). `refused` is the previous attempt's refusal code, if any.
+   */
+  handshakeAuth?: (refused: string | null) => Promise<Record<string, unknown>>;
+  /** A connection attempt was refused or failed (a code from the server, or a transport error). */
+  onConnectError?: (error: TandemError) => void;
 }
 
 /**
@@ -59,6 +66,8 @@ export class SocketIoShim {
   /** True while the application asked to stay offline (simulated or real). */
   private held = false;
   private closed = false;
+  /** The code of the last refused handshake, handed to `handshakeAuth` on the next attempt. */
+  private refusedWith: string | null = null;
   private readonly policy: ReconnectPolicy;
 
   constructor(private readonly options: SocketShimOptions) {
@@ -121,11 +130,42 @@ export class SocketIoShim {
     return this.held;
   }
 
+  /**
+   * Hands the server a fresh token on the open connection. Resolves true once the server
+   * took it; false when there is no connection or it refused (the caller reconnects).
+   */
+  async sendAuth(payload: Record<string, unknown>, timeoutMs = 10_000): Promise<boolean> {
+    const socket = this.socket;
+    if (!socket?.connected) return false;
+    try {
+      const answer = (await socket.timeout(timeoutMs).emitWithAck(AUTH_REFRESH_EVENT, payload.token)) as { ok?: boolean; error?: WireError };
+      return answer?.ok === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Drops the current connection and opens a new one at once (a new handshake and token). */
+  reconnect(): void {
+    if (this.closed || this.held || !this.socket) return;
+    this.lost(this.socket, 'reauthenticate');
+  }
+
   private open(): void {
     if (this.closed || this.held) return;
     const socketOptions = this.options.socketOptions;
+    const handshakeAuth = this.options.handshakeAuth;
     const socket = io(this.url, {
       ...socketOptions,
+      ...(handshakeAuth
+        ? {
+            auth: (callback: (payload: object) => void) => {
+              // A failed getToken() still connects, without a token: the server's refusal
+              // is then reported like any other, and the next attempt asks again.
+              handshakeAuth(this.refusedWith).then(callback, () => callback({}));
+            },
+          }
+        : {}),
       // Accept the server's per-turn message batches (fewer packets on both ends).
       query: { ...(socketOptions?.query as Record<string, string> | undefined), [BATCH_QUERY_PARAM]: '1' },
       path: this.options.path ?? '/socket.io',
@@ -136,6 +176,7 @@ export class SocketIoShim {
     this.socket = socket;
     socket.on('connect', () => {
       this.attempt = 0;
+      this.refusedWith = null;
       this.readyState = OPEN;
       this.onopen?.();
     });
@@ -155,6 +196,10 @@ export class SocketIoShim {
     });
     socket.on('disconnect', (reason) => this.lost(socket, reason));
     socket.on('connect_error', (err) => {
+      const data = (err as { data?: { code?: unknown } }).data;
+      const code = typeof data?.code === 'string' ? data.code : null;
+      this.refusedWith = code;
+      this.options.onConnectError?.(new TandemError(code ?? TandemErrorCode.CONNECT_FAILED, err.message));
       this.onerror?.(err);
       this.lost(socket, 'connect error');
     });

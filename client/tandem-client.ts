@@ -8,6 +8,7 @@ import { defaultLockManager, type LockManagerLike } from './offline/doc-lock.js'
 import { keyString, type OutboxStore } from './offline/outbox-store.js';
 import { TandemError, TandemErrorCode } from './protocol.js';
 import { connectionInternals } from './sharedb-internals.js';
+import { sourceTagOf, TokenSource, type GetToken } from './token-source.js';
 
 export interface ClientOptions extends ConnectOptions {
   /**
@@ -23,6 +24,13 @@ export interface ClientOptions extends ConnectOptions {
   retryDelayMs?: number;
   /** Transient failures of one op before the document is reported stalled. Default 5. */
   maxRetries?: number;
+  /**
+   * For servers with authentication: returns a JWT for the current user. Called before
+   * each connection, ahead of the token's expiry (the fresh token is handed over on the open
+   * connection), and when the server reports TANDEM_TOKEN_EXPIRED or TANDEM_UNAUTHENTICATED.
+   * One client serves one user: its op ids carry the user's tag (`sub`).
+   */
+  getToken?: GetToken;
 }
 
 /** 'connecting': handshaking; 'online': syncing; 'offline': not connected (retrying unless held); 'closed'. */
@@ -60,11 +68,12 @@ function mapState(state: string): ConnectionState {
  * Create it with `connect()`.
  */
 export class TandemClient extends Emitter<ClientEvents> {
-  /**
-   * This client's op source id (ShareDB's `src`), fresh per run. The server adopts it at
-   * the handshake, so op ids can be assigned — and saved — before the first connection.
-   */
-  readonly id: string;
+  private sourceId: string | null = null;
+  /** Sent in the handshake: lets this run's reconnects keep its source ids (never shown to others). */
+  private readonly sourceKey = `${randomId()}${randomId()}`;
+  private readonly tokens: TokenSource | null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private reauthenticating: Promise<void> | null = null;
   private readonly socket: SocketConnection;
   private readonly docs = new Map<string, DocHandle<unknown>>();
   private readonly ctx: DocContext;
@@ -74,12 +83,18 @@ export class TandemClient extends Emitter<ClientEvents> {
   /** @internal Use `connect()`. */
   constructor(options: ClientOptions) {
     super();
-    this.id = randomId();
-    this.socket = connectSocket(options);
+    this.tokens = options.getToken ? new TokenSource(options.getToken) : null;
+    this.socket = connectSocket({
+      ...options,
+      handshakeAuth: (refused) => this.handshakeAuth(refused),
+      onConnectError: (error) => {
+        if (error.code === TandemErrorCode.UNAUTHENTICATED || error.code === TandemErrorCode.FORBIDDEN) this.emitError(error);
+      },
+    });
     const connection = this.socket.connection;
     const internals = connectionInternals(connection);
-    // Before any handshake (socket.io connects asynchronously): the handshake sends this id.
-    internals.id = this.id;
+    // Without auth the id is known now; with auth once the first token names the user.
+    if (!this.tokens) this.adoptSourceId(randomId());
     this.current = mapState(connection.state);
     connection.on('state', (state) => this.setState(mapState(state)));
     connection.on('error', (err) => this.emitError(toTandemError(err)));
@@ -91,7 +106,8 @@ export class TandemClient extends Emitter<ClientEvents> {
       saveDelayMs: options.saveDelayMs ?? 25,
       retryDelayMs: options.retryDelayMs ?? 500,
       maxRetries: options.maxRetries ?? 5,
-      identity: { src: () => this.id, nextSeq: () => internals.seq++ },
+      identity: { src: () => this.sourceId, nextSeq: () => internals.seq++ },
+      reauthenticate: () => this.reauthenticate(),
       randomId,
       watchConnection: (listener) => {
         let online = this.current === 'online';
@@ -103,6 +119,15 @@ export class TandemClient extends Emitter<ClientEvents> {
       },
       released: (collection, id) => this.docs.delete(keyString({ collection, id })),
     };
+  }
+
+  /**
+   * This client's op source id (ShareDB's `src`), fresh per run; with `getToken`, prefixed
+   * by the user's tag and known once the first token arrived (empty until then). The server
+   * adopts it at the handshake, so op ids can be assigned — and saved — before connecting.
+   */
+  get id(): string {
+    return this.sourceId ?? '';
   }
 
   get state(): ConnectionState {
@@ -168,6 +193,8 @@ export class TandemClient extends Emitter<ClientEvents> {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.all([...this.docs.values()].map((handle) => handle.close()));
+      if (this.refreshTimer) clearTimeout(this.refreshTimer);
+      this.refreshTimer = null;
       this.socket.close();
       this.setState('closed');
       this.removeAllListeners();
@@ -179,6 +206,63 @@ export class TandemClient extends Emitter<ClientEvents> {
     if (state === this.current) return;
     this.current = state;
     this.emit('state', state);
+  }
+
+  private adoptSourceId(id: string): void {
+    this.sourceId = id;
+    // Before the handshake that follows: ShareDB sends this id in it and stamps ops with it.
+    connectionInternals(this.socket.connection).id = id;
+    for (const handle of this.docs.values()) handle.identityReady();
+  }
+
+  /** The socket.io handshake payload: a token (fresh after a refusal) and this run's key. */
+  private async handshakeAuth(refused: string | null): Promise<Record<string, unknown>> {
+    const payload: Record<string, unknown> = { sourceKey: this.sourceKey };
+    if (!this.tokens) return payload;
+    try {
+      payload.token = refused === TandemErrorCode.UNAUTHENTICATED ? await this.tokens.refresh() : await this.tokens.current();
+    } catch (err) {
+      this.emitError(new TandemError(TandemErrorCode.UNAUTHENTICATED, `getToken() failed: ${(err as Error).message}`));
+      throw err;
+    }
+    const sub = this.tokens.sub;
+    if (this.sourceId === null && sub !== null) this.adoptSourceId(`${sourceTagOf(sub)}.${randomId()}`);
+    this.scheduleRefresh();
+    return payload;
+  }
+
+  /** Refreshes the token a little before it expires, on the open connection. */
+  private scheduleRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    const expiresAt = this.tokens?.expiresAt;
+    if (expiresAt == null || this.closing) return;
+    const left = expiresAt - Date.now();
+    const lead = Math.min(60_000, Math.max(1_000, left / 5));
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      if (this.current === 'online') void this.reauthenticate().catch(() => undefined);
+    }, Math.max(0, left - lead));
+  }
+
+  /**
+   * Gets a new token and hands it to the server on the open connection; if that fails,
+   * reconnects (the handshake carries the new token). Resolves once online with it.
+   */
+  private reauthenticate(): Promise<void> {
+    const tokens = this.tokens;
+    if (!tokens) return Promise.resolve();
+    this.reauthenticating ??= (async () => {
+      try {
+        const token = await tokens.refresh();
+        this.scheduleRefresh();
+        if (!(await this.socket.shim.sendAuth({ token }))) this.socket.shim.reconnect();
+        await this.whenOnline();
+      } finally {
+        this.reauthenticating = null;
+      }
+    })();
+    return this.reauthenticating;
   }
 
   private emitError(error: TandemError): void {

@@ -2,6 +2,12 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server as SocketIoServer } from 'socket.io';
 import type { WebSocketServer } from 'ws';
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { TandemError, TandemErrorCode } from '../client/protocol.js';
+import { AccessPolicy, type AccessHook } from './auth/access.js';
+import { loadRulesFile } from './auth/rules.js';
+import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.js';
 import { createBackend, type TandemBackend } from './backend.js';
 import type { Config } from './config.js';
 import type { Logger } from './ops/logger.js';
@@ -12,6 +18,7 @@ import { createHttpHandler } from './transport/http-routes.js';
 import { serveDemoAssets } from './transport/demo-assets.js';
 import { FRAME_ENVELOPE_DEPTH } from './transport/message-stream.js';
 import { attachRawWebSocket, closeRawWebSockets } from './transport/raw-websocket.js';
+import { createOriginPolicy } from './transport/origins.js';
 import { attachSocketIo, drainSocketIo } from './transport/socketio.js';
 import { Turn } from './turn.js';
 
@@ -38,8 +45,51 @@ export interface TandemServer {
   close(): Promise<void>;
 }
 
+/** What an application embedding Tandem adds to the configuration. */
+export interface EmbeddingOptions {
+  /**
+   * Access decisions the rules file cannot express, asked after the rules allowed an action
+   * (see AccessRequest): e.g. a lookup in the application's own database.
+   */
+  access?: AccessHook;
+}
+
+function bearer(req: IncomingMessage): string | undefined {
+  return /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Who may read /metrics: anyone while the server runs without auth; with auth, a bearer
+ * METRICS_TOKEN (for scrapers) or any valid user token.
+ */
+function metricsAuthorizer(verifier: TokenVerifier | null, metricsToken: string | null) {
+  return async (req: IncomingMessage): Promise<TandemError | null> => {
+    const token = bearer(req);
+    if (metricsToken !== null && token !== undefined && sameSecret(token, metricsToken)) return null;
+    if (verifier === null) {
+      return metricsToken === null ? null : new TandemError(TandemErrorCode.UNAUTHENTICATED, 'METRICS_TOKEN required');
+    }
+    try {
+      await verifier.verify(token);
+      return null;
+    } catch (err) {
+      return err as TandemError;
+    }
+  };
+}
+
 /** Opens the store and pub/sub, builds the backend and transports, and listens. */
-export async function startServer(config: Config, logger: Logger): Promise<TandemServer> {
+export async function startServer(config: Config, logger: Logger, embedding: EmbeddingOptions = {}): Promise<TandemServer> {
+  // Configuration mistakes first, before anything is opened.
+  const verifier = config.auth.mode === 'jwt' ? createTokenVerifier(config.auth) : null;
+  const access = new AccessPolicy(config.rulesFile ? loadRulesFile(config.rulesFile) : null, embedding.access ?? null);
+  const origins = createOriginPolicy(config.corsOrigins, config.host);
   // Where this instance holds its output until the turn's writes are durable (server/turn.ts).
   const turn = new Turn();
   const storage = await openStorage(config.dbUrl, {
@@ -55,12 +105,22 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
     pubsub: pubsub.pubsub,
     limits: { maxOpBytes: config.maxOpBytes, maxDepth: config.maxOpDepth },
     logger,
+    access,
   });
 
   let draining = false;
   const http = createServer(
+    {
+      // A connection that never completes its request (and so never authenticates) is
+      // closed after AUTH_TIMEOUT_MS; the check runs every second instead of every 30 s.
+      headersTimeout: config.authTimeoutMs,
+      requestTimeout: Math.max(config.authTimeoutMs, 30_000),
+      connectionsCheckingInterval: Math.min(1_000, config.authTimeoutMs),
+    },
     createHttpHandler({
       isDraining: () => draining,
+      origins,
+      authorize: metricsAuthorizer(verifier, config.metricsToken),
       checks: [
         { name: 'store', check: () => storage.ping() },
         // Not critical: without Redis an instance still serves and commits for its own
@@ -84,8 +144,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
   // The frame depth limit is a guard against stack overflows (thousands of levels), set
   // well above MAX_OP_DEPTH so an op slightly too deep still gets TANDEM_OP_TOO_DEEP.
   const frameLimits = { maxFrameBytes: config.maxFrameBytes, maxFrameDepth: 2 * config.maxOpDepth + FRAME_ENVELOPE_DEPTH };
-  const io = attachSocketIo(http, { backend, logger, ...frameLimits, turn, isDraining: () => draining });
-  const wss = attachRawWebSocket(http, { backend, ...frameLimits, turn });
+  const io = attachSocketIo(http, {
+    backend,
+    logger,
+    ...frameLimits,
+    turn,
+    isDraining: () => draining,
+    verifier,
+    origins,
+    authTimeoutMs: config.authTimeoutMs,
+  });
+  const wss = attachRawWebSocket(http, { backend, ...frameLimits, turn, verifier, origins });
 
   // Fail-stop: ShareDB was told the turn's commits succeeded, but they are not in the store.
   // Nothing of the turn left the process; dropping every client makes each resend its
@@ -117,7 +186,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Tande
   }
   const port = (http.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, db: storage.kind, pubsub: pubsub.kind }, 'tandem listening');
+  logger.info({ url, db: storage.kind, pubsub: pubsub.kind, auth: config.auth.mode, rules: config.rulesFile !== null }, 'tandem listening');
+  if (config.auth.mode === 'none' && config.auth.explicit) {
+    logger.warn({ host: config.host }, 'AUTH=none: every client may read and write every document');
+  }
 
   // Drain order matters: refuse new clients, send the connected ones elsewhere, let the
   // commits already accepted finish (and publish), and only then close pub/sub and store.

@@ -1,7 +1,12 @@
 import ShareDB from 'sharedb';
 import { ShareDbErrorCode } from '../client/protocol.js';
 import { registerTandemTypes, type OpLimits } from '../ot-types/index.js';
+import { AccessPolicy } from './auth/access.js';
+import { setIdentity, type Agent } from './auth/agent-identity.js';
+import { useSourceBinding } from './middleware/bind-source.js';
+import { readableOnly, SILENT_REFUSAL, useAccessControl } from './middleware/enforce-access.js';
 import { useMessageValidation } from './middleware/validate-messages.js';
+import { MessageStream } from './transport/message-stream.js';
 import { useOpValidation } from './middleware/validate-ops.js';
 import type { Logger } from './ops/logger.js';
 
@@ -13,6 +18,8 @@ export interface BackendOptions {
   pubsub?: ShareDB.PubSub;
   limits: OpLimits;
   logger: Logger;
+  /** Access rules and hook; default: everything allowed. */
+  access?: AccessPolicy;
   /**
    * Queue submits per document inside this instance (default true). Off only to measure
    * what the queue saves (test/integration/hot-doc.test.ts): ShareDB's plain optimistic
@@ -37,6 +44,17 @@ export interface BackendStats {
 
 type SubmitCallback = Parameters<ShareDB['submit']>[5];
 
+/** ShareDB's query request builder, not in @types/sharedb. */
+interface ShareDbInternals {
+  _triggerQuery(
+    agent: Agent,
+    index: string,
+    query: unknown,
+    options: unknown,
+    callback: (err: unknown, request?: { db: ShareDB.DB | null }) => void,
+  ): void;
+}
+
 /**
  * ShareDB's Backend with submits serialised per document inside this instance.
  *
@@ -56,6 +74,21 @@ export class TandemBackend extends ShareDB {
   private readonly idleWaiters = new Set<() => void>();
   /** See BackendOptions.serializeSubmits; mutable so a test can compare both on one server. */
   serializeSubmits = true;
+  /** Who may read and write what (server/auth/access.ts). */
+  access = new AccessPolicy(null, null);
+
+  /**
+   * Every query's DB is wrapped so its results and polls hold only readable documents.
+   * ShareDB sets `request.db` after the 'query' middleware, so this is the one place to do it.
+   */
+  _triggerQuery(...args: Parameters<ShareDbInternals['_triggerQuery']>): void {
+    const [agent, , , , callback] = args;
+    const original = (ShareDB.prototype as unknown as ShareDbInternals)._triggerQuery;
+    original.call(this, ...args.slice(0, 4) as [Agent, string, unknown, unknown], (err, request) => {
+      if (request?.db && agent && !this.access.open) request.db = readableOnly(request.db, this.access, agent);
+      callback(err, request);
+    });
+  }
 
   override submit(
     agent: Parameters<ShareDB["submit"]>[0],
@@ -131,9 +164,22 @@ export function createBackend(options: BackendOptions): TandemBackend {
     presence: true,
     // Presence errors are the sender's business; do not tear down other clients' streams.
     doNotForwardSendPresenceErrorsToClient: true,
+    errorHandler: (err: Error) => {
+      // Presence withheld from a client that may not read the document is not a fault.
+      if ((err as { code?: string }).code === SILENT_REFUSAL) return;
+      options.logger.warn({ err }, 'sharedb error');
+    },
   });
   backend.serializeSubmits = options.serializeSubmits ?? true;
+  if (options.access) backend.access = options.access;
+  // The transport verified who is connecting; ShareDB's agent takes it before anything else.
+  backend.use('connect', (context, next) => {
+    if (context.stream instanceof MessageStream && context.stream.identity) setIdentity(context.agent, context.stream.identity);
+    next();
+  });
   useMessageValidation(backend);
+  useSourceBinding(backend);
+  useAccessControl(backend, backend.access);
   useOpValidation(backend, options.limits);
   backend.on('error', (err: Error) => options.logger.error({ err }, 'sharedb backend error'));
   return backend;

@@ -40,6 +40,92 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** pino level. Env LOG_LEVEL, default info. */
   readonly logLevel: string;
+  /** How connections prove who they are (see AuthConfig). */
+  readonly auth: AuthConfig;
+  /** JSON access rules per collection (server/auth/rules.ts). Env RULES_FILE; unset: no narrowing. */
+  readonly rulesFile: string | null;
+  /**
+   * Origins allowed for browsers (socket.io, WebSocket upgrades, HTTP routes, embed assets).
+   * Env CORS_ORIGINS, comma-separated (`*` allows any). Unset: loopback origins on a loopback
+   * bind, none otherwise. Requests without an Origin header (non-browser clients) are not
+   * concerned.
+   */
+  readonly corsOrigins: readonly string[] | null;
+  /** Bearer token for /metrics when auth is on (else a valid JWT is needed). Env METRICS_TOKEN. */
+  readonly metricsToken: string | null;
+  /**
+   * Longest time a connection may stay without authenticating (socket.io handshake, HTTP
+   * request headers), ms. Env AUTH_TIMEOUT_MS, default 10000.
+   */
+  readonly authTimeoutMs: number;
+}
+
+/**
+ * `none`: every connection is anonymous and may do everything (loopback development; on a
+ * public interface only with AUTH=none given explicitly). `jwt`: every connection presents a
+ * JWT verified with AUTH_JWT_SECRET (HS256), AUTH_JWT_PUBLIC_KEY (PEM text or a file path;
+ * RS256/PS256, ES256/384/512 or EdDSA, from the key's type) or AUTH_JWKS_FILE (a JSON Web
+ * Key Set file), optionally checked against AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE.
+ */
+export type AuthConfig =
+  | { readonly mode: 'none'; readonly explicit: boolean }
+  | {
+      readonly mode: 'jwt';
+      readonly secret: string | null;
+      readonly publicKey: string | null;
+      readonly jwksFile: string | null;
+      readonly issuer: string | null;
+      readonly audience: string | null;
+    };
+
+/** True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare);
+}
+
+function authConfig(source: ConfigSource, host: string): AuthConfig {
+  const mode = (source.AUTH ?? '').toLowerCase();
+  const keys = { secret: source.AUTH_JWT_SECRET || null, publicKey: source.AUTH_JWT_PUBLIC_KEY || null, jwksFile: source.AUTH_JWKS_FILE || null };
+  const given = Object.entries(keys).filter(([, v]) => v !== null).map(([k]) => k);
+  if (mode !== '' && mode !== 'none' && mode !== 'jwt') throw new ConfigError(`AUTH must be none or jwt, got "${source.AUTH}"`);
+  if (mode === 'none') {
+    if (given.length > 0) throw new ConfigError('AUTH=none contradicts AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_JWKS_FILE');
+    return { mode: 'none', explicit: true };
+  }
+  if (given.length === 0) {
+    if (mode === 'jwt') throw new ConfigError('AUTH=jwt needs AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_FILE');
+    if (!isLoopbackHost(host)) {
+      throw new ConfigError(
+        `HOST=${host} is reachable from the network but no authentication is configured: set AUTH_JWT_SECRET (or AUTH_JWT_PUBLIC_KEY / AUTH_JWKS_FILE), or AUTH=none to run open on purpose`,
+      );
+    }
+    return { mode: 'none', explicit: false };
+  }
+  if (given.length > 1) throw new ConfigError('set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY, AUTH_JWKS_FILE');
+  if (keys.secret !== null && Buffer.byteLength(keys.secret) < 32) {
+    throw new ConfigError('AUTH_JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)');
+  }
+  return { mode: 'jwt', ...keys, issuer: source.AUTH_JWT_ISSUER || null, audience: source.AUTH_JWT_AUDIENCE || null };
+}
+
+function origins(source: ConfigSource): readonly string[] | null {
+  const raw = source.CORS_ORIGINS;
+  if (raw === undefined || raw.trim() === '') return null;
+  const list = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of list) {
+    if (origin === '*') continue;
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port])`);
+    }
+    if (parsed.origin !== origin.replace(/\/$/, '')) {
+      throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path)`);
+    }
+  }
+  return Object.freeze(list.map((o) => o.replace(/\/$/, '')));
 }
 
 export class ConfigError extends Error {
@@ -81,9 +167,10 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     );
   }
   const maxOpBytes = integer(source, 'MAX_OP_BYTES', DEFAULT_OP_LIMITS.maxOpBytes, 1024);
+  const host = source.HOST || '127.0.0.1';
   return Object.freeze({
     port: integer(source, 'PORT', 8080, 0),
-    host: source.HOST || '127.0.0.1',
+    host,
     dbUrl,
     redisUrl: source.REDIS_URL || null,
     redisPrefix: source.REDIS_PREFIX || 'tandem',
@@ -95,5 +182,10 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     milestoneInterval: integer(source, 'MILESTONE_INTERVAL', 500, 1),
     shutdownTimeoutMs: integer(source, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
     logLevel: source.LOG_LEVEL || 'info',
+    auth: authConfig(source, host),
+    rulesFile: source.RULES_FILE || null,
+    corsOrigins: origins(source),
+    metricsToken: source.METRICS_TOKEN || null,
+    authTimeoutMs: integer(source, 'AUTH_TIMEOUT_MS', 10_000, 100),
   });
 }

@@ -18,8 +18,8 @@ export interface DocOutboxOptions {
   doc: DocInternals;
   sync: DocSync;
   gate: SendGate;
-  /** Identity for new ops: this client's src and the next seq of its connection. */
-  identity: { src(): string; nextSeq(): number };
+  /** Identity for new ops: this client's src (null until known) and the next seq of its connection. */
+  identity: { src(): string | null; nextSeq(): number };
   /** Delay before saving changes that do not hold an op back (acks, remote ops). */
   saveDelayMs: number;
   onError(error: TandemError): void;
@@ -39,6 +39,8 @@ export class DocOutbox {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private failures = 0;
   private closed = false;
+  /** The last capture left out ops that have no identity yet: they must not be sent. */
+  private unidentified = false;
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly o: DocOutboxOptions) {}
@@ -126,10 +128,19 @@ export class DocOutbox {
     this.timer = null;
   }
 
-  private identify(q: QueuedOp): void {
-    if (q.seq != null) return;
-    q.src = this.o.identity.src();
+  /** The client's source id became known: save (and so release) ops that waited for it. */
+  identityReady(): void {
+    if (this.unidentified) this.request(true);
+  }
+
+  /** Gives a queued op its src/seq; false while the client's source id is not known yet. */
+  private identify(q: QueuedOp): boolean {
+    if (q.seq != null) return true;
+    const src = this.o.identity.src();
+    if (src === null) return false;
+    q.src = src;
     q.seq = this.o.identity.nextSeq();
+    return true;
   }
 
   private request(urgent: boolean): void {
@@ -163,7 +174,7 @@ export class DocOutbox {
         if (record) await this.o.store.save(record);
         this.failures = 0;
         this.savedRevision = revision;
-        if (this.savedRevision === this.localRevision) this.o.gate.release('unsaved');
+        if (this.savedRevision === this.localRevision && !this.unidentified) this.o.gate.release('unsaved');
       }
     } catch (err) {
       this.failures++;
@@ -201,12 +212,17 @@ export class DocOutbox {
     if (doc.version === null || !doc.type || snapshot === undefined) return null;
     const queue = doc.inflightOp ? [doc.inflightOp, ...doc.pendingOps] : doc.pendingOps;
     const pending: OutboxOp[] = [];
+    this.unidentified = false;
     for (const q of queue) {
       // A create is not yet on the server: there is nothing to resume from after a restart.
       if (q.create) return null;
-      this.identify(q);
+      if (!this.identify(q)) {
+        // Before the first token names the user: saved (and sent) once it does.
+        this.unidentified = true;
+        break;
+      }
       // ShareDB sets src right after sending an op it numbered itself; ours is that src.
-      const src = q.src ?? this.o.identity.src();
+      const src = q.src ?? (this.o.identity.src() as string);
       const seq = q.seq as number;
       if (q.del) pending.push({ src, seq, del: true });
       else if (q.op !== undefined) pending.push({ src, seq, op: q.op });

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TandemError } from '../../client/protocol.js';
+import { applyCors, type OriginPolicy } from './origins.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -16,8 +18,12 @@ export interface HttpRoutesOptions {
   checks: readonly ReadinessCheck[];
   /** Serves `/` and static demo assets; returns false when it does not own the path. */
   serveDemo?: (req: IncomingMessage, res: ServerResponse) => boolean;
-  /** Extra JSON routes (e.g. /metrics) keyed by path. */
+  /** Extra JSON routes (e.g. /metrics) keyed by path; each passes `authorize` first. */
   extra?: Record<string, () => unknown>;
+  /** Decides whether a request may use the extra routes (null: yes; else the refusal). */
+  authorize?: (req: IncomingMessage) => Promise<TandemError | null>;
+  /** Browser origins allowed on every route. */
+  origins: OriginPolicy;
   /** True once shutdown began: /readyz turns 503 so load balancers stop routing here. */
   isDraining(): boolean;
 }
@@ -58,6 +64,7 @@ async function readiness(checks: readonly ReadinessCheck[]): Promise<Readiness> 
 export function createHttpHandler(options: HttpRoutesOptions) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0];
+    if (!applyCors(options.origins, req, res)) return;
     if (path === '/healthz') return sendJson(res, 200, { status: 'alive' });
     if (path === '/readyz') {
       if (options.isDraining()) return sendJson(res, 503, { status: 'draining' });
@@ -69,7 +76,17 @@ export function createHttpHandler(options: HttpRoutesOptions) {
       return;
     }
     const extra = options.extra?.[path];
-    if (extra) return sendJson(res, 200, extra());
+    if (extra) {
+      const authorize = options.authorize ?? (async () => null);
+      void authorize(req).then((refusal) => {
+        if (refusal) {
+          res.setHeader('www-authenticate', 'Bearer');
+          return sendJson(res, 401, { error: refusal.toJSON() });
+        }
+        sendJson(res, 200, extra());
+      });
+      return;
+    }
     if (options.serveDemo?.(req, res)) return;
     sendJson(res, 404, { error: { code: 'TANDEM_NOT_FOUND', message: `no route for ${path}` } });
   };

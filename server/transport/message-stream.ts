@@ -1,6 +1,8 @@
 import { Duplex } from 'node:stream';
 import { TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
 import { jsonTextNestsDeeper } from '../../ot-types/index.js';
+import type { Identity } from '../auth/identity.js';
+import type { SourceOwnerHint } from '../middleware/bind-source.js';
 
 /** Levels a ShareDB message adds around an op or document (message → create → data …). */
 export const FRAME_ENVELOPE_DEPTH = 4;
@@ -28,8 +30,12 @@ export interface MessageTransport {
  * on a frame that is not an object; Tandem answers such a frame with a coded error and
  * keeps the connection and its subscriptions.
  */
-export class MessageStream extends Duplex {
+export class MessageStream extends Duplex implements SourceOwnerHint {
   private ended = false;
+  /** The verified user of this connection (null: anonymous); ShareDB's agent takes it at connect. */
+  identity: Identity | null = null;
+  /** See SourceOwnerHint. */
+  sourceKey: string | null = null;
 
   constructor(
     private readonly transport: MessageTransport,

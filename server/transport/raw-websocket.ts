@@ -2,11 +2,14 @@ import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { SHAREDB_WS_PATH } from '../../client/protocol.js';
+import { SHAREDB_WS_PATH, TOKEN_QUERY_PARAM, type TandemError } from '../../client/protocol.js';
+import type { Identity } from '../auth/identity.js';
+import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { TandemBackend } from '../backend.js';
 import type { Turn } from '../turn.js';
 import { corkUntilTurnEnds } from './cork.js';
 import { MessageStream } from './message-stream.js';
+import { originRefusal, type OriginPolicy } from './origins.js';
 
 export interface RawWebSocketOptions {
   backend: TandemBackend;
@@ -15,6 +18,28 @@ export interface RawWebSocketOptions {
   maxFrameDepth: number;
   /** Frames are held (corked) until the turn ends and its writes are durable. */
   turn: Turn;
+  /** Verifies the upgrade's token; null: connections are anonymous (AUTH=none). */
+  verifier: TokenVerifier | null;
+  origins: OriginPolicy;
+}
+
+/** `Authorization: Bearer …`, else the `token` query parameter (browsers cannot set headers). */
+function tokenOf(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (header !== undefined) return /^Bearer\s+(.+)$/i.exec(header)?.[1];
+  const url = new URL(req.url ?? '/', 'http://x');
+  return url.searchParams.get(TOKEN_QUERY_PARAM) ?? undefined;
+}
+
+/** Answers an upgrade with an HTTP error and our code; nothing reached ShareDB. */
+function refuseUpgrade(socket: Duplex, status: number, reason: string, body: string): void {
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /**
@@ -27,9 +52,14 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
   httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== SHAREDB_WS_PATH) return;
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    if (!options.origins.allows(req.headers.origin)) return refuseUpgrade(socket, 403, 'Forbidden', originRefusal());
+    const upgrade = (identity: Identity | null) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req, identity));
+    if (!options.verifier) return upgrade(null);
+    options.verifier.verify(tokenOf(req)).then(upgrade, (err: TandemError) =>
+      refuseUpgrade(socket, 401, 'Unauthorized', JSON.stringify({ error: err.toJSON() })),
+    );
   });
-  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage, identity: Identity | null) => {
     // ws keeps its TCP socket private (no cork API); stock clients need one message per
     // frame, so the frames of a turn are merged at the socket instead (one writev).
     const tcp = (ws as unknown as { _socket: Socket })._socket;
@@ -49,6 +79,7 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
     ws.on('message', (data, isBinary) => stream.receive(isBinary ? data : data.toString('utf8')));
     ws.on('close', () => stream.clientClosed());
     ws.on('error', () => stream.clientClosed());
+    stream.identity = identity;
     options.backend.listen(stream, req);
   });
   return wss;

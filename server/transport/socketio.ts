@@ -1,10 +1,14 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server as SocketIoServer } from 'socket.io';
-import { SHAREDB_EVENT, DRAIN_EVENT, TandemErrorCode } from '../../client/protocol.js';
+import { AUTH_REFRESH_EVENT, SHAREDB_EVENT, DRAIN_EVENT, TandemError, TandemErrorCode } from '../../client/protocol.js';
+import { setIdentity } from '../auth/agent-identity.js';
+import type { Identity } from '../auth/identity.js';
+import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { TandemBackend } from '../backend.js';
 import type { Logger } from '../ops/logger.js';
 import type { Turn } from '../turn.js';
 import { MessageStream } from './message-stream.js';
+import { ORIGIN_REFUSED_MESSAGE, type OriginPolicy } from './origins.js';
 import { SocketIoSender } from './socketio-sender.js';
 
 export interface SocketIoTransportOptions {
@@ -17,6 +21,23 @@ export interface SocketIoTransportOptions {
   turn: Turn;
   /** True once the instance drains: new connections are refused so clients try another URL. */
   isDraining?: () => boolean;
+  /** Verifies the handshake's `auth.token`; null: connections are anonymous (AUTH=none). */
+  verifier: TokenVerifier | null;
+  /** Browser origins allowed to connect (polling requests and WebSocket upgrades alike). */
+  origins: OriginPolicy;
+  /** A connection that has not joined (authenticated) within this is closed, ms. */
+  authTimeoutMs: number;
+}
+
+/** A refusal socket.io sends as `connect_error`, with our code in `data`. */
+function connectError(error: TandemError): Error {
+  return Object.assign(new Error(error.message), { data: { code: error.code } });
+}
+
+/** The per-run secret the SDK sends so its reconnects keep their source ids (bind-source.ts). */
+function sourceKeyOf(auth: Record<string, unknown>): string | null {
+  const key = auth.sourceKey;
+  return typeof key === 'string' && key.length >= 16 && key.length <= 128 ? key : null;
 }
 
 /**
@@ -29,8 +50,17 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     // dropped connection; only a frame past this cuts the connection (socket.io's own rule).
     maxHttpBufferSize: options.maxFrameBytes * 2,
     serveClient: false,
-    cors: { origin: true, credentials: true },
+    cors: { origin: (origin, callback) => callback(null, options.origins.allows(origin)), credentials: true },
+    // Browsers do not enforce CORS on WebSocket upgrades: check Origin on every request.
+    allowRequest: (req, callback) => {
+      const allowed = options.origins.allows(req.headers.origin);
+      callback(allowed ? null : `${TandemErrorCode.ORIGIN_FORBIDDEN}: ${ORIGIN_REFUSED_MESSAGE}`, allowed);
+    },
+    // An engine.io connection that never joins (sends no authenticated CONNECT) is closed
+    // after this; until then it holds only engine.io's small per-connection state.
+    connectTimeout: options.authTimeoutMs,
   });
+  const identities = new WeakMap<object, Identity>();
   // http.close() stops new TCP connections, but a kept-alive one (long-polling, a load
   // balancer's pool) can still carry a handshake: refuse it with a coded connect_error.
   io.use((_socket, next) => {
@@ -39,6 +69,18 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       data: { code: TandemErrorCode.SHUTTING_DOWN },
     });
     next(err);
+  });
+  // Authentication at the handshake: nothing of a socket that fails it reaches ShareDB.
+  io.use((socket, next) => {
+    const verifier = options.verifier;
+    if (!verifier) return next();
+    verifier.verify((socket.handshake.auth as Record<string, unknown>).token).then(
+      (identity) => {
+        identities.set(socket, identity);
+        next();
+      },
+      (err: TandemError) => next(connectError(err)),
+    );
   });
   io.on('connection', (socket) => {
     const sender = new SocketIoSender(socket, options.turn);
@@ -59,7 +101,27 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       else next();
     });
     socket.on('disconnect', () => stream.clientClosed());
-    options.backend.listen(stream, socket.request);
+    stream.identity = identities.get(socket) ?? null;
+    stream.sourceKey = sourceKeyOf(socket.handshake.auth as Record<string, unknown>);
+    const agent = options.backend.listen(stream, socket.request);
+    // A fresh token for the same user, before the current one expires (the SDK refreshes
+    // ahead of `exp`): the connection, its subscriptions and its source ids carry on.
+    socket.on(AUTH_REFRESH_EVENT, (token: unknown, ack: unknown) => {
+      const reply = typeof ack === 'function' ? (ack as (answer: object) => void) : () => undefined;
+      const current = stream.identity;
+      if (!options.verifier || !current) return reply({ error: new TandemError(TandemErrorCode.BAD_FRAME, 'this server does not use tokens').toJSON() });
+      options.verifier.verify(token).then(
+        (identity) => {
+          if (identity.sub !== current.sub) {
+            return reply({ error: new TandemError(TandemErrorCode.FORBIDDEN, 'a refreshed token must be for the same user (sub)').toJSON() });
+          }
+          stream.identity = identity;
+          setIdentity(agent, identity);
+          reply({ ok: true });
+        },
+        (err: TandemError) => reply({ error: err.toJSON() }),
+      );
+    });
   });
   return io;
 }
