@@ -36,6 +36,8 @@ export interface MountOptions {
   initial?: JsonValue;
   /** Keep edits made offline in IndexedDB so they survive a reload. Default true. */
   durable?: boolean;
+  /** For servers with authentication: returns the user's JWT (see ClientOptions.getToken). */
+  getToken?: () => string | Promise<string>;
 }
 
 export interface MountedEditor {
@@ -61,11 +63,13 @@ interface Shared<T> {
 const clients = new Map<string, Shared<TandemClient>>();
 const docs = new Map<string, Shared<DocHandle>>();
 
-function takeClient(url: string, durable: boolean): TandemClient {
+function takeClient(url: string, durable: boolean, getToken: MountOptions['getToken']): TandemClient {
   const key = `${durable}|${url}`;
   let entry = clients.get(key);
   if (!entry) {
-    entry = { value: connect({ url, outbox: durable && typeof indexedDB !== 'undefined' ? new IndexedDbOutboxStore() : null }), refs: 0 };
+    const outbox = durable && typeof indexedDB !== 'undefined' ? new IndexedDbOutboxStore() : null;
+    // The first mount on a URL decides the client's token provider (one client per user).
+    entry = { value: connect({ url, outbox, ...(getToken ? { getToken } : {}) }), refs: 0 };
     clients.set(key, entry);
   }
   entry.refs++;
@@ -90,7 +94,7 @@ function initialFor(path: Path): JsonValue {
 export function mount(element: Element, options: MountOptions): MountedEditor {
   const durable = options.durable !== false;
   const user: PresenceUser = { ...randomUser(), ...options.user };
-  const client = takeClient(options.url, durable);
+  const client = takeClient(options.url, durable, options.getToken);
   const docKey = `${durable}|${options.url}|${options.collection}|${options.id}`;
   const docEntry = docs.get(docKey) ?? { value: client.doc(options.collection, options.id, { create: options.initial ?? initialFor(options.path) }), refs: 0 };
   docs.set(docKey, docEntry);

@@ -85,8 +85,11 @@ async function main(): Promise<void> {
 
   // `durable=0` keeps unsent edits in memory only (to compare, or where IndexedDB is off).
   const durable = params.get('durable') !== '0';
+  // A server with authentication: `?token=<JWT>` (e.g. from `tandem token --sub ada`).
+  const token = params.get('token');
   const client: TandemClient = connect({
     url: server,
+    ...(token ? { getToken: () => token } : {}),
     outbox: durable ? new IndexedDbOutboxStore() : null,
     // A demo should come back quickly: retry at most every 2 s (the SDK default is 5 s).
     reconnect: { maxDelayMs: 2_000 },

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server as SocketIoServer } from 'socket.io';
 import type { WebSocketServer } from 'ws';
 import { timingSafeEqual } from 'node:crypto';
+import ShareDB from 'sharedb';
 import type { IncomingMessage } from 'node:http';
 import { TandemError, TandemErrorCode } from '../client/protocol.js';
 import { AccessPolicy, type AccessHook } from './auth/access.js';
@@ -84,8 +85,22 @@ function metricsAuthorizer(verifier: TokenVerifier | null, metricsToken: string 
   };
 }
 
+/**
+ * ShareDB logs through its own global logger to the console (a stack trace per refused
+ * request at `info`): send it through pino instead, stacks at debug level.
+ */
+function routeShareDbLogs(logger: Logger): void {
+  const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.stack ?? a.message : String(a))).join(' ');
+  ShareDB.logger.setMethods({
+    info: (...args: unknown[]) => logger.debug({ sharedb: text(args) }, 'sharedb'),
+    warn: (...args: unknown[]) => logger.warn({ sharedb: text(args) }, 'sharedb'),
+    error: (...args: unknown[]) => logger.error({ sharedb: text(args) }, 'sharedb'),
+  });
+}
+
 /** Opens the store and pub/sub, builds the backend and transports, and listens. */
 export async function startServer(config: Config, logger: Logger, embedding: EmbeddingOptions = {}): Promise<TandemServer> {
+  routeShareDbLogs(logger);
   // Configuration mistakes first, before anything is opened.
   const verifier = config.auth.mode === 'jwt' ? createTokenVerifier(config.auth) : null;
   const access = new AccessPolicy(config.rulesFile ? loadRulesFile(config.rulesFile) : null, embedding.access ?? null);

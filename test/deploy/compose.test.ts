@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { loadConfig } from '../../server/config.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { requireService } from '../helpers/skip.js';
@@ -28,8 +29,11 @@ interface Service {
 }
 
 /** `docker-compose config` prints YAML; Debian's docker-compose depends on python3-yaml for /usr/bin/python3 (not a pyenv python). */
+/** The secret an operator must provide: the compose file refuses to resolve without it. */
+const COMPOSE_ENV = { ...process.env, TANDEM_JWT_SECRET: 'compose-test-secret-0123456789abcdef' };
+
 function resolvedConfig(): { services: Record<string, Service> } {
-  const yaml = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], { cwd: ROOT, encoding: 'utf8' });
+  const yaml = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], { cwd: ROOT, encoding: 'utf8', env: COMPOSE_ENV });
   const json = execFileSync('/usr/bin/python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
     input: yaml,
     encoding: 'utf8',
@@ -53,7 +57,7 @@ describe('deploy: docker-compose.yml', function () {
 
   it('passes `docker-compose config` validation', () => {
     // Throws (non-zero exit, schema errors on stderr) when the file is invalid.
-    execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '--quiet'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '--quiet'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: COMPOSE_ENV });
   });
 
   it('runs MongoDB, Redis, two or more Tandem instances built from this repo, and a load balancer on :8080', () => {
@@ -67,6 +71,9 @@ describe('deploy: docker-compose.yml', function () {
     for (const [name, s] of instances) {
       const env = s.environment ?? {};
       assert.equal(env.HOST, '0.0.0.0', `${name} listens on all interfaces`);
+      // A public bind refuses to start without authentication (server/config.ts).
+      assert.equal(env.AUTH_JWT_SECRET, COMPOSE_ENV.TANDEM_JWT_SECRET, `${name} takes its JWT secret from TANDEM_JWT_SECRET`);
+      assert.doesNotThrow(() => loadConfig(env), `${name}'s environment is a valid Tandem config`);
       assert.match(env.DB_URL ?? '', /^mongodb:\/\/mongo:27017\//, `${name} uses the MongoDB service`);
       assert.match(env.REDIS_URL ?? '', /^redis:\/\/redis:6379/, `${name} uses the Redis service`);
       assert.ok(env.REDIS_PREFIX, `${name} sets a Redis channel prefix`);

@@ -6,6 +6,7 @@
  *   MODE=edit     open the doc online, then make EDITS edits (offline unless ONLINE=1;
  *                 one op per edit when COMPOSE=0), print {"event":"saved"} once all are in
  *                 the outbox, and wait to be killed.
+ *   TOKEN         optional: a JWT the client presents (servers with authentication)
  *   MODE=resume   start offline, open the doc from the outbox and print {"event":"restored"};
  *                 on the stdin line "online", sync and print {"event":"synced"}, then exit.
  *
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
     outbox: store,
     startOffline: mode === 'resume',
     reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+    ...(process.env.TOKEN ? { getToken: () => env('TOKEN') } : {}),
   });
   client.on('error', (err) => print({ event: 'error', code: err.code, message: err.message }));
   const doc = client.doc<Items>('notes', env('DOC_ID'), { composeOps: process.env.COMPOSE !== '0' });

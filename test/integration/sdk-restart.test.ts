@@ -4,20 +4,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startClientProcess, type ClientProcess } from '../helpers/sdk-process.js';
 import { counts, sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
+import { AUTH_ENV, testToken } from '../helpers/auth.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const EDITS = 100;
 const expected = Array.from({ length: EDITS }, (_, i) => `edit-${i}`);
 
-describe('sdk: a Node client process killed with SIGKILL resumes from its outbox', function () {
+for (const auth of [false, true]) describe(`sdk: a Node client process killed with SIGKILL resumes from its outbox${auth ? ' (authenticated: same user, source ids bound to it)' : ''}`, function () {
   this.timeout(40_000);
   let server: TestServer;
+  let token = '';
   let dir: string;
   const processes: ClientProcess[] = [];
   const closers: Array<() => Promise<void>> = [];
 
   beforeEach(async () => {
-    server = await startTestServer();
+    server = await startTestServer(auth ? AUTH_ENV : {});
+    // Each process run asks for its token again; both runs are the same user.
+    if (auth) token = await testToken('restart-user');
     dir = mkdtempSync(join(tmpdir(), 'tandem-sdk-restart-'));
   });
   afterEach(async () => {
@@ -28,14 +32,14 @@ describe('sdk: a Node client process killed with SIGKILL resumes from its outbox
   });
 
   async function createDoc(id: string): Promise<void> {
-    const setup = sdkClient(server.url, closers);
+    const setup = sdkClient(server.url, closers, auth ? { getToken: () => testToken('setup-user') } : {});
     const doc = setup.doc<{ items: string[] }>('notes', id, { create: { items: [] } });
     await doc.ready;
     await doc.whenSynced();
   }
 
   function spawnClient(env: Record<string, string>): ClientProcess {
-    const p = startClientProcess({ TANDEM_URL: server.url, OUTBOX_PATH: join(dir, 'outbox.db'), ...env });
+    const p = startClientProcess({ TANDEM_URL: server.url, OUTBOX_PATH: join(dir, 'outbox.db'), ...(auth ? { TOKEN: token } : {}), ...env });
     processes.push(p);
     return p;
   }
