@@ -23,6 +23,17 @@ const conflictResolving = json1.type.typeAllowingConflictsPred(() => true);
 /** Error code of a transform that json1 could not compute (see `tandemJson1.transform`). */
 export const TRANSFORM_FAILED_CODE = 'TANDEM_TRANSFORM_FAILED';
 
+/** True when a json1 op removes something without carrying the removed value (`r: true`). */
+function hasBareRemoval(op: unknown): boolean {
+  const stack: unknown[] = [op];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (Array.isArray(item)) stack.push(...item);
+    else if (typeof item === 'object' && item !== null && (item as { r?: unknown }).r === true) return true;
+  }
+  return false;
+}
+
 export const tandemJson1 = Object.freeze({
   ...conflictResolving,
   /**
@@ -39,6 +50,15 @@ export const tandemJson1 = Object.freeze({
       const detail = err instanceof Error && err.message ? err.message : 'internal assertion';
       throw Object.assign(new Error(`json1 could not transform the op (${side}): ${detail}`), { code: TRANSFORM_FAILED_CODE, cause: err });
     }
+  },
+  /**
+   * json1 inverts a removal it has no value for (`r: true`) into the insertion of `true`:
+   * a client rolling back such an op would corrupt its copy. Refuse instead, so ShareDB's
+   * client reloads the document (the SDK first makes its ops invertible against its snapshot).
+   */
+  invert(op: JSONOp): JSONOp {
+    if (hasBareRemoval(op)) throw new Error('json1 op removes values it does not carry: not invertible');
+    return conflictResolving.invert(op);
   },
   transformPresence,
   /** Marks the type so registration can tell ours from the plain one. */

@@ -169,7 +169,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     origins,
     authTimeoutMs: config.authTimeoutMs,
   });
-  const wss = attachRawWebSocket(http, { backend, ...frameLimits, turn, verifier, origins });
+  const wss = attachRawWebSocket(http, { backend, ...frameLimits, turn, verifier, origins, authTimeoutMs: config.authTimeoutMs });
 
   // Fail-stop: ShareDB was told the turn's commits succeeded, but they are not in the store.
   // Nothing of the turn left the process; dropping every client makes each resend its

@@ -4,7 +4,7 @@ import { registerTandemTypes, type OpLimits } from '../ot-types/index.js';
 import { AccessPolicy } from './auth/access.js';
 import { setIdentity, type Agent } from './auth/agent-identity.js';
 import { useSourceBinding } from './middleware/bind-source.js';
-import { readableOnly, SILENT_REFUSAL, useAccessControl } from './middleware/enforce-access.js';
+import { isServerSide, readableOnly, SILENT_REFUSAL, useAccessControl } from './middleware/enforce-access.js';
 import { useMessageValidation } from './middleware/validate-messages.js';
 import { MessageStream } from './transport/message-stream.js';
 import { useOpValidation } from './middleware/validate-ops.js';
@@ -85,7 +85,7 @@ export class TandemBackend extends ShareDB {
     const [agent, , , , callback] = args;
     const original = (ShareDB.prototype as unknown as ShareDbInternals)._triggerQuery;
     original.call(this, ...args.slice(0, 4) as [Agent, string, unknown, unknown], (err, request) => {
-      if (request?.db && agent && !this.access.open) request.db = readableOnly(request.db, this.access, agent);
+      if (request?.db && !isServerSide(agent) && !this.access.open) request.db = readableOnly(request.db, this.access, agent);
       callback(err, request);
     });
   }

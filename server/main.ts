@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type ConfigSource } from './config.js';
 import { startServer } from './app.js';
+import { tokenCommand } from './cli/token-command.js';
 import { createLogger } from './ops/logger.js';
 
 /** Flags mirror the environment variables; a flag wins over the variable. */
@@ -66,4 +67,5 @@ serveCommand.action(async (flags: Record<string, string | undefined>) => {
     process.exit(1);
   }
 });
+program.addCommand(tokenCommand());
 await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import { TandemError, TandemErrorCode } from '../../client/protocol.js';
 import type { Path } from '../../ot-types/index.js';
 import type { AccessPolicy } from '../auth/access.js';
 import { agentState, identityOf, type Agent } from '../auth/agent-identity.js';
+import { hasExpired } from '../auth/expiry-timer.js';
 import type { AccessAction } from '../auth/rules.js';
 
 /** ShareDB's error code for a read refused without telling the client (dropped presence). */
@@ -17,6 +18,18 @@ export const SILENT_REFUSAL = 'ERR_SNAPSHOT_READ_SILENT_REJECTION';
 
 function forbidden(message: string): TandemError {
   return new TandemError(TandemErrorCode.FORBIDDEN, message);
+}
+
+function expired(): TandemError {
+  return new TandemError(TandemErrorCode.TOKEN_EXPIRED, 'the token of this connection expired; refresh it and send again');
+}
+
+/**
+ * The application's own connections (`backend.connect()` in the server process) are not
+ * clients: access rules do not apply to them.
+ */
+export function isServerSide(agent: Agent | null | undefined): boolean {
+  return !agent || (agent.stream as { isServer?: boolean } | undefined)?.isServer === true;
 }
 
 /** Read decision for one document on one connection; allowed ones are remembered. */
@@ -32,31 +45,35 @@ async function canRead(policy: AccessPolicy, agent: Agent, collection: string, i
   return allowed;
 }
 
-/** The (collection, id) pairs a presence channel `collection.id` can name (ids may hold dots). */
-function channelDocs(channel: unknown): Array<[string, string]> {
-  if (typeof channel !== 'string') return [];
-  const docs: Array<[string, string]> = [];
-  for (let i = channel.indexOf('.'); i > 0 && i < channel.length - 1; i = channel.indexOf('.', i + 1)) {
-    docs.push([channel.slice(0, i), channel.slice(i + 1)]);
-  }
-  return docs;
+/**
+ * The document a presence channel `collection.id` names. Collection names cannot contain
+ * dots (validate-messages.ts), so the first dot splits it; ids may hold dots.
+ */
+function channelDoc(channel: unknown): [string, string] | null {
+  if (typeof channel !== 'string') return null;
+  const dot = channel.indexOf('.');
+  return dot > 0 && dot < channel.length - 1 ? [channel.slice(0, dot), channel.slice(dot + 1)] : null;
 }
 
-/** A presence channel is usable when every document it can name is readable. */
+/** Presence is only for documents: its channel must name one this connection may read. */
 async function canUseChannel(policy: AccessPolicy, agent: Agent, channel: unknown): Promise<boolean> {
-  const docs = channelDocs(channel);
-  if (docs.length === 0) return false;
-  for (const [collection, id] of docs) if (!(await canRead(policy, agent, collection, id))) return false;
-  return true;
+  const doc = channelDoc(channel);
+  return doc !== null && canRead(policy, agent, doc[0], doc[1]);
 }
 
-/** True when a query names document metadata (`_m…` keys or `$_m…` field references). */
+/**
+ * True when a query may read document metadata: a key or field name whose path starts at
+ * `_m`, a field reference (`$…`) with an `_m` segment (`$_m.src`, `$$ROOT._m.mtime`), or a reference to the
+ * whole stored document (`$$ROOT`, `$$CURRENT`), which holds `_m`.
+ */
 export function queryMentionsMetadata(value: unknown): boolean {
   const stack: unknown[] = [value];
   while (stack.length > 0) {
     const item = stack.pop();
     if (typeof item === 'string') {
-      if (/^\$?_m(\.|$)/.test(item)) return true;
+      // A field name (`$distinct: {field: '_m.mtime'}`) or a reference to one.
+      if (/^_m(\.|$)/.test(item)) return true;
+      if (item.startsWith('$') && (/(^\$*|\.)_m(\.|$)/.test(item) || /^\$\$(ROOT|CURRENT)$/.test(item))) return true;
     } else if (Array.isArray(item)) {
       stack.push(...item);
     } else if (typeof item === 'object' && item !== null) {
@@ -69,8 +86,13 @@ export function queryMentionsMetadata(value: unknown): boolean {
   return false;
 }
 
-/** Query keys whose results are figures over every matching document, not documents. */
-const AGGREGATE_KEYS = ['$count', '$distinct', '$aggregate', '$mapReduce'];
+/**
+ * Query keys whose results depend on documents the user may not read: figures over every
+ * match (counts, distinct values), and paging — filtering happens after the store applied
+ * `$limit`/`$skip`, so whether a readable document makes the page would tell about the
+ * unreadable ones before it.
+ */
+const WHOLE_COLLECTION_KEYS = ['$count', '$distinct', '$aggregate', '$mapReduce', '$limit', '$skip'];
 
 function actionOf(op: { create?: unknown; del?: unknown }): AccessAction {
   return op.create ? 'create' : op.del ? 'delete' : 'write';
@@ -95,12 +117,10 @@ const before = new WeakMap<object, unknown>();
 
 export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
   backend.use('receive', (context, next) => {
-    const identity = identityOf(context.agent);
-    if (identity?.expiresAt != null && Date.now() >= identity.expiresAt) {
-      return next(new TandemError(TandemErrorCode.TOKEN_EXPIRED, 'the token of this connection expired; refresh it and send again'));
-    }
+    if (hasExpired(identityOf(context.agent))) return next(expired());
     const message = context.data;
-    if (policy.open || (message.a !== 'p' && message.a !== 'ps')) return next();
+    // Presence: sending (p), subscribing (ps) and asking others to re-send (pr).
+    if (policy.open || isServerSide(context.agent) || (message.a !== 'p' && message.a !== 'ps' && message.a !== 'pr')) return next();
     // Presence: the channel, and for document presence the document it names.
     const checks = [canUseChannel(policy, context.agent, message.ch)];
     if (typeof message.c === 'string' && typeof message.d === 'string') checks.push(canRead(policy, context.agent, message.c, message.d));
@@ -111,7 +131,7 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
   });
 
   backend.use('readSnapshots', (context, next) => {
-    if (policy.open || !context.agent) return next();
+    if (policy.open || isServerSide(context.agent)) return next();
     const request = context as typeof context & { rejectSnapshotRead(snapshot: ShareDB.Snapshot, error: unknown): void };
     Promise.all(
       context.snapshots.map(async (snapshot) => {
@@ -123,9 +143,11 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
   });
 
   // Ops sent to a client (subscriptions, catch-up, ops since a version) never pass
-  // readSnapshots: the same read decision applies to them.
+  // readSnapshots: the same read decision applies to them, and nothing goes to a connection
+  // whose token expired (it is closed after a grace period: ExpiryTimer).
   backend.use('op', (context, next) => {
-    if (policy.open || !context.agent) return next();
+    if (hasExpired(identityOf(context.agent))) return next(expired());
+    if (policy.open || isServerSide(context.agent)) return next();
     canRead(policy, context.agent, context.collection, context.id).then(
       (allowed) => next(allowed ? undefined : forbidden(`reading ${context.collection}/${context.id} is not allowed`)),
       () => next(forbidden('read check failed')),
@@ -133,7 +155,8 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
   });
 
   backend.use('sendPresence', (context, next) => {
-    if (policy.open || !context.agent) return next();
+    if (hasExpired(identityOf(context.agent))) return next({ code: SILENT_REFUSAL, message: 'token expired' });
+    if (policy.open || isServerSide(context.agent)) return next();
     canUseChannel(policy, context.agent, context.presence.ch).then(
       (allowed) => next(allowed ? undefined : { code: SILENT_REFUSAL, message: 'presence not for this client' }),
       () => next({ code: SILENT_REFUSAL, message: 'presence check failed' }),
@@ -141,18 +164,18 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
   });
 
   backend.use('query', (context, next) => {
-    if (queryMentionsMetadata(context.query)) return next(forbidden('queries cannot read document metadata (_m)'));
-    if (policy.open || !context.agent) return next();
+    if (!isServerSide(context.agent) && queryMentionsMetadata(context.query)) return next(forbidden('queries cannot read document metadata (_m)'));
+    if (policy.open || isServerSide(context.agent)) return next();
     const query = context.query as Record<string, unknown> | null;
-    const aggregate = query !== null && typeof query === 'object' && AGGREGATE_KEYS.some((key) => key in query);
-    if (aggregate && !policy.readsWholeCollection(identityOf(context.agent), context.collection)) {
-      return next(forbidden(`${AGGREGATE_KEYS.filter((k) => k in query!).join(', ')} would count documents this user cannot read`));
+    const used = query !== null && typeof query === 'object' ? WHOLE_COLLECTION_KEYS.filter((key) => key in query) : [];
+    if (used.length > 0 && !policy.readsWholeCollection(identityOf(context.agent), context.collection)) {
+      return next(forbidden(`${used.join(', ')} would depend on documents this user cannot read`));
     }
     next();
   });
 
   backend.use('submit', (context, next) => {
-    if (policy.open || !context.agent) return next();
+    if (policy.open || isServerSide(context.agent)) return next();
     const action = actionOf(context.op as { create?: unknown; del?: unknown });
     if (!policy.rulesAllow(identityOf(context.agent), context.collection, context.id, action)) {
       return next(forbidden(`${action} on ${context.collection}/${context.id} is not allowed`));
@@ -161,7 +184,7 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
   });
 
   backend.use('apply', (context, next) => {
-    if (!policy.open && context.snapshot) before.set(context, context.snapshot.data);
+    if (!policy.open && !isServerSide(context.agent) && context.snapshot) before.set(context, context.snapshot.data);
     next();
   });
 
@@ -170,7 +193,7 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
     const op = context.op as { op?: unknown; create?: unknown; del?: unknown; m?: Record<string, unknown> };
     // Who wrote it, kept with the op for history (ShareDB stores `m` with the op).
     if (identity && op.m) op.m.user = identity.sub;
-    if (policy.open || !context.agent) return next();
+    if (policy.open || isServerSide(context.agent)) return next();
     const previous = before.get(context);
     const after = context.snapshot?.data;
     if ('op' in op) {

@@ -15,6 +15,15 @@ function isName(value: unknown): boolean {
 }
 
 /**
+ * Collections cannot contain dots: ShareDB names a document's pub/sub and presence channel
+ * `collection.id`, so `a.b`/`c` and `a`/`b.c` would share one, and access rules could not
+ * tell which document a presence channel is about.
+ */
+function isCollection(value: unknown): boolean {
+  return isName(value) && !(value as string).includes('.');
+}
+
+/**
  * Returns why a client message is malformed, or null. ShareDB checks `c` and `d` only when
  * present and reads `op.seq` before checking that an op message carries an op, so such
  * messages reached the store or answered without a code; they are refused here first.
@@ -23,9 +32,9 @@ export function checkClientMessage(message: Record<string, unknown>): string | n
   const action = message.a;
   if (typeof action !== 'string') return 'Invalid or unknown message';
   if (DOC_ACTIONS.has(action)) {
-    if (!isName(message.c)) return 'Invalid collection';
+    if (!isCollection(message.c)) return 'Invalid collection';
     if (!isName(message.d)) return 'Invalid id';
-  } else if (COLLECTION_ACTIONS.has(action) && !isName(message.c)) {
+  } else if (COLLECTION_ACTIONS.has(action) && !isCollection(message.c)) {
     return 'Invalid collection';
   }
   if (action === 'op') {

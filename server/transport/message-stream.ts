@@ -78,6 +78,9 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
 
   override _write(message: object, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.ended) return callback();
+    // ShareDB answers a refused request by echoing all of it with `error` added: a refused
+    // 1 MB op would come back whole (and sit in memory for a client that does not read).
+    if ((message as { error?: unknown }).error) message = withoutPayload(message as Record<string, unknown>);
     try {
       this.transport.send(message);
     } catch (err) {
@@ -120,6 +123,16 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   private reply(error: WireError, frame: string | null): void {
     this.transport.send({ ...(frame === null ? {} : requestFields(frame)), error });
   }
+}
+
+/** Request fields that carry data, not identity: never echoed in an error reply. */
+const PAYLOAD_FIELDS = new Set(['op', 'create', 'q', 'p', 'data']);
+
+function withoutPayload(message: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.keys(message).some((key) => PAYLOAD_FIELDS.has(key))) return message;
+  const reply: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(message)) if (!PAYLOAD_FIELDS.has(key)) reply[key] = value;
+  return reply;
 }
 
 const ECHOED_FIELDS: ReadonlyArray<[field: string, type: 'string' | 'number']> = [

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { TandemErrorCode } from '../../client/protocol.js';
 import { isLoopbackHost } from '../config.js';
 
@@ -63,4 +64,15 @@ export function applyCors(policy: OriginPolicy, req: IncomingMessage, res: Serve
     }
   }
   return true;
+}
+
+/** Answers an upgrade with an HTTP error and a JSON body; nothing reached ShareDB. */
+export function refuseUpgrade(socket: Duplex, status: number, reason: string, body: string): void {
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }

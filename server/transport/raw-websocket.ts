@@ -3,13 +3,14 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SHAREDB_WS_PATH, TOKEN_QUERY_PARAM, type TandemError } from '../../client/protocol.js';
+import { ExpiryTimer } from '../auth/expiry-timer.js';
 import type { Identity } from '../auth/identity.js';
 import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { TandemBackend } from '../backend.js';
 import type { Turn } from '../turn.js';
 import { corkUntilTurnEnds } from './cork.js';
 import { MessageStream } from './message-stream.js';
-import { originRefusal, type OriginPolicy } from './origins.js';
+import { originRefusal, refuseUpgrade, type OriginPolicy } from './origins.js';
 
 export interface RawWebSocketOptions {
   backend: TandemBackend;
@@ -21,6 +22,8 @@ export interface RawWebSocketOptions {
   /** Verifies the upgrade's token; null: connections are anonymous (AUTH=none). */
   verifier: TokenVerifier | null;
   origins: OriginPolicy;
+  /** Grace after a token's expiry before its connection is closed, ms. */
+  authTimeoutMs: number;
 }
 
 /** `Authorization: Bearer …`, else the `token` query parameter (browsers cannot set headers). */
@@ -31,16 +34,6 @@ function tokenOf(req: IncomingMessage): string | undefined {
   return url.searchParams.get(TOKEN_QUERY_PARAM) ?? undefined;
 }
 
-/** Answers an upgrade with an HTTP error and our code; nothing reached ShareDB. */
-function refuseUpgrade(socket: Duplex, status: number, reason: string, body: string): void {
-  if (socket.writable) {
-    socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy();
-}
 
 /**
  * ShareDB's own protocol over a plain WebSocket at /sharedb, so stock ShareDB clients
@@ -77,8 +70,17 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
       options.maxFrameDepth,
     );
     ws.on('message', (data, isBinary) => stream.receive(isBinary ? data : data.toString('utf8')));
-    ws.on('close', () => stream.clientClosed());
-    ws.on('error', () => stream.clientClosed());
+    // Stock clients cannot refresh a token in-band: past the grace they reconnect with a new one.
+    const expiry = new ExpiryTimer(options.authTimeoutMs, () => options.turn.send(() => ws.close(4401, 'token expired')));
+    expiry.set(identity);
+    ws.on('close', () => {
+      expiry.clear();
+      stream.clientClosed();
+    });
+    ws.on('error', () => {
+      expiry.clear();
+      stream.clientClosed();
+    });
     stream.identity = identity;
     options.backend.listen(stream, req);
   });

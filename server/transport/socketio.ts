@@ -1,14 +1,16 @@
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Server as SocketIoServer } from 'socket.io';
-import { AUTH_REFRESH_EVENT, SHAREDB_EVENT, DRAIN_EVENT, TandemError, TandemErrorCode } from '../../client/protocol.js';
+import { AUTH_REFRESH_EVENT, SHAREDB_EVENT, SHAREDB_WS_PATH, DRAIN_EVENT, TandemError, TandemErrorCode } from '../../client/protocol.js';
 import { setIdentity } from '../auth/agent-identity.js';
+import { ExpiryTimer } from '../auth/expiry-timer.js';
 import type { Identity } from '../auth/identity.js';
 import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { TandemBackend } from '../backend.js';
 import type { Logger } from '../ops/logger.js';
 import type { Turn } from '../turn.js';
 import { MessageStream } from './message-stream.js';
-import { ORIGIN_REFUSED_MESSAGE, type OriginPolicy } from './origins.js';
+import { ORIGIN_REFUSED_MESSAGE, originRefusal, refuseUpgrade, type OriginPolicy } from './origins.js';
 import { SocketIoSender } from './socketio-sender.js';
 
 export interface SocketIoTransportOptions {
@@ -60,6 +62,13 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     // after this; until then it holds only engine.io's small per-connection state.
     connectTimeout: options.authTimeoutMs,
   });
+  // engine.io answers a refused WebSocket upgrade with a bare 400: refuse a foreign Origin
+  // first, with 403 and our code, as for every other route (engine.io then finds the socket
+  // closed). /sharedb upgrades are checked by the raw WebSocket transport.
+  httpServer.prependListener('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    if ((req.url ?? '').split('?')[0] === SHAREDB_WS_PATH) return;
+    if (!options.origins.allows(req.headers.origin)) refuseUpgrade(socket, 403, 'Forbidden', originRefusal());
+  });
   const identities = new WeakMap<object, Identity>();
   // http.close() stops new TCP connections, but a kept-alive one (long-polling, a load
   // balancer's pool) can still carry a handshake: refuse it with a coded connect_error.
@@ -100,8 +109,13 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       if (event === SHAREDB_EVENT) stream.receive(frame);
       else next();
     });
-    socket.on('disconnect', () => stream.clientClosed());
+    const expiry = new ExpiryTimer(options.authTimeoutMs, () => options.turn.send(() => socket.disconnect(true)));
+    socket.on('disconnect', () => {
+      expiry.clear();
+      stream.clientClosed();
+    });
     stream.identity = identities.get(socket) ?? null;
+    expiry.set(stream.identity);
     stream.sourceKey = sourceKeyOf(socket.handshake.auth as Record<string, unknown>);
     const agent = options.backend.listen(stream, socket.request);
     // A fresh token for the same user, before the current one expires (the SDK refreshes
@@ -117,6 +131,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
           }
           stream.identity = identity;
           setIdentity(agent, identity);
+          expiry.set(identity);
           reply({ ok: true });
         },
         (err: TandemError) => reply({ error: err.toJSON() }),
