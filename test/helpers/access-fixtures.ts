@@ -5,7 +5,7 @@
  * client calls those tests refuse or allow.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -15,11 +15,10 @@ import { SHAREDB_WS_PATH, TOKEN_QUERY_PARAM } from '../../client/protocol.js';
 import { registerTandemTypes } from '../../ot-types/index.js';
 import type { AccessHook } from '../../server/auth/access.js';
 import type { RulesFile } from '../../server/auth/rules.js';
-import { startServer, type TandemServer } from '../../server/app.js';
-import { loadConfig, type ConfigSource } from '../../server/config.js';
-import { createLogger } from '../../server/ops/logger.js';
+import type { TandemServer } from '../../server/app.js';
+import type { ConfigSource } from '../../server/config.js';
 import { socketClient } from './clients.js';
-import type { TestServer } from './server.js';
+import { startTestServer, type TestServer } from './server.js';
 
 export type Transport = 'stock' | 'socket.io';
 export const TRANSPORTS: readonly Transport[] = ['stock', 'socket.io'];
@@ -40,32 +39,10 @@ export function useRulesFile(rules: RulesFile): string {
 
 /**
  * An in-process server with a programmatic access hook, as an application embedding Tandem
- * starts one: startServer(loadConfig(env), logger, {access}). Same shape as startTestServer.
+ * starts one: startServer(loadConfig(env), logger, {access}).
  */
-export async function startServerWithHook(env: ConfigSource, access: AccessHook): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'tandem-hook-'));
-  let server: TandemServer;
-  try {
-    const config = loadConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DB_URL: `sqlite:${join(dir, 'tandem.db')}`,
-      SHUTDOWN_TIMEOUT_MS: '2000',
-      ...env,
-    });
-    server = await startServer(config, createLogger('silent'), { access });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    ...server,
-    dir,
-    close: async () => {
-      await server.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+export function startServerWithHook(env: ConfigSource, access: AccessHook): Promise<TestServer> {
+  return startTestServer(env, { access });
 }
 
 export interface Client {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, type TandemServer } from '../../server/app.js';
+import { startServer, type EmbeddingOptions, type TandemServer } from '../../server/app.js';
 import { loadConfig, type ConfigSource } from '../../server/config.js';
 import { createLogger } from '../../server/ops/logger.js';
 
@@ -10,17 +10,26 @@ export interface TestServer extends TandemServer {
   readonly dir: string;
 }
 
-/** An in-process server on a free port with a fresh SQLite file (or `env.DB_URL`). */
-export async function startTestServer(env: ConfigSource = {}): Promise<TestServer> {
+/**
+ * An in-process server on a free port with a fresh SQLite file (or `env.DB_URL`), started as
+ * an application embedding Tandem starts it (`embedding`: e.g. an access hook).
+ */
+export async function startTestServer(env: ConfigSource = {}, embedding: EmbeddingOptions = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-test-'));
-  const config = loadConfig({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DB_URL: `sqlite:${join(dir, 'tandem.db')}`,
-    SHUTDOWN_TIMEOUT_MS: '2000',
-    ...env,
-  });
-  const server = await startServer(config, createLogger(process.env.LOG_LEVEL ?? 'silent'));
+  let server: TandemServer;
+  try {
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DB_URL: `sqlite:${join(dir, 'tandem.db')}`,
+      SHUTDOWN_TIMEOUT_MS: '2000',
+      ...env,
+    });
+    server = await startServer(config, createLogger(process.env.LOG_LEVEL ?? 'silent'), embedding);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     ...server,
     dir,
