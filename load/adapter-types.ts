@@ -57,9 +57,12 @@ export interface LoadConnection {
 
 export interface ConnectRequest {
   url: string;
+  /** For a server with authentication: a fresh token for this client's user, per call. */
+  getToken?: () => Promise<string>;
 }
 
-export type ConnectFn = (request: ConnectRequest) => LoadConnection;
+/** Resolves once the client exists (a token may have to be fetched before its socket opens). */
+export type ConnectFn = (request: ConnectRequest) => Promise<LoadConnection>;
 
 /** A string code for any error a client library reports. */
 export function errorCode(err: unknown): string {

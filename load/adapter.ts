@@ -1,7 +1,8 @@
 /**
  * The load tool's one seam to Tandem's client SDK: every simulated client is a
- * `connect({url})` TandemClient with `client.doc()` handles and `handle.presence()`. Nothing
- * else in load/ touches client/; when the SDK's API moves, this is the file to change.
+ * `connect({url, getToken})` TandemClient with `client.doc()` handles and
+ * `handle.presence()`. Nothing else in load/ touches client/; when the SDK's API moves, this
+ * is the file to change.
  *
  * One measurement need is not in the SDK's public API: per-op acknowledgement with its
  * version (`DocHandle.submit` returns nothing; `whenSynced()` only says "everything so far").
@@ -153,8 +154,8 @@ class SdkConnection implements LoadConnection {
   private readonly reconnectListeners: Array<() => void> = [];
   private everOnline = false;
 
-  constructor(url: string) {
-    this.client = connect({ url, reconnect: { initialDelayMs: 100, maxDelayMs: 2_000 } });
+  constructor(url: string, getToken: (() => Promise<string>) | undefined) {
+    this.client = connect({ url, getToken, reconnect: { initialDelayMs: 100, maxDelayMs: 2_000 } });
     this.client.on('error', (err) => this.emitError(err.code));
     this.client.on('state', (state) => {
       if (state !== 'online') return;
@@ -225,4 +226,4 @@ class SdkConnection implements LoadConnection {
   }
 }
 
-export const connectTandem: ConnectFn = ({ url }) => new SdkConnection(url);
+export const connectTandem: ConnectFn = async ({ url, getToken }) => new SdkConnection(url, getToken);

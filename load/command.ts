@@ -10,6 +10,7 @@ import {
   LIMITS,
   OptionError,
   defaultWorkers,
+  parseClaims,
   parseDuration,
   parseMix,
   parseRange,
@@ -47,6 +48,8 @@ interface RawFlags {
   progress: LoadOptions['progress'];
   label?: string;
   cpuProf?: string;
+  jwtSecret?: string;
+  jwtClaims?: string;
 }
 
 function int(name: string, text: string): number {
@@ -71,6 +74,7 @@ export function optionsFromFlags(flags: RawFlags): LoadOptions {
   }
   const seed = int('--seed', flags.seed);
   const workers = flags.workers !== undefined ? int('--workers', flags.workers) : defaultWorkers(clients, os.availableParallelism());
+  if (flags.jwtClaims !== undefined && !flags.jwtSecret) throw new OptionError('--jwt-claims needs --jwt-secret (or LOAD_JWT_SECRET)');
   return {
     urls: flags.url.flatMap((u) => u.split(',')).map((u) => u.trim()).filter(Boolean),
     transport: flags.transport,
@@ -92,7 +96,15 @@ export function optionsFromFlags(flags: RawFlags): LoadOptions {
     connectTimeoutMs: parseDuration(flags.connectTimeout),
     progress: flags.progress,
     label: flags.label ?? '',
+    auth: flags.jwtSecret ? { secret: flags.jwtSecret, claims: flags.jwtClaims === undefined ? {} : parseClaims(flags.jwtClaims) } : null,
   };
+}
+
+/** The command line as reports record it: the value of --jwt-secret blanked. */
+export function reportedCommand(argv: readonly string[]): string {
+  return argv
+    .map((arg, i) => (argv[i - 1] === '--jwt-secret' ? '***' : arg.replace(/^(--jwt-secret=).*/s, '$1***')))
+    .join(' ');
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -132,6 +144,8 @@ export function loadCommand(): Command {
     .addOption(new Option('--progress <mode>', 'live progress').choices(['auto', 'bar', 'lines', 'none']).default('auto'))
     .option('--label <text>', 'label stored in the report')
     .option('--cpu-prof <dir>', 'write CPU profiles of the load generator processes into <dir>')
+    .addOption(new Option('--jwt-secret <secret>', "server's AUTH_JWT_SECRET: each client signs its own HS256 token (sub load-<n>)").env('LOAD_JWT_SECRET'))
+    .option('--jwt-claims <json>', 'extra claims in every token, a JSON object (e.g. \'{"role":"editor"}\')')
     .action(async (flags: RawFlags) => {
       let options: LoadOptions;
       try {
@@ -146,7 +160,7 @@ export function loadCommand(): Command {
       let result;
       try {
         result = await runLoad(options, {
-          command: process.argv.slice(1).join(' '),
+          command: reportedCommand(process.argv.slice(1)),
           workerExecArgv: flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${flags.cpuProf}`] : [],
           hooks: { onPhase: (p) => progress.phase(p), onTick: (pt, e, t) => progress.tick(pt, e, t) },
         });

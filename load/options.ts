@@ -15,6 +15,14 @@ export type OpMix = Readonly<Record<OpKind, number>>;
  */
 export type TransportKind = 'socketio' | 'sharedb-ws';
 
+/** Tokens for a server with authentication (AUTH_JWT_SECRET): each client signs its own. */
+export interface LoadAuth {
+  /** The server's HS256 secret. Left out of reports (see reportedOptions). */
+  readonly secret: string;
+  /** Extra claims in every token (e.g. `{role: 'editor'}`); `sub` is `load-<n>` per client. */
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
 export interface LoadOptions {
   /** Server URLs; clients are assigned round-robin (client i → urls[i % n]). */
   readonly urls: readonly string[];
@@ -52,6 +60,16 @@ export interface LoadOptions {
   readonly progress: 'auto' | 'bar' | 'lines' | 'none';
   /** Free text stored in the report (e.g. "W1 tandem"). */
   readonly label: string;
+  /** null: connect without tokens (a server without authentication). */
+  readonly auth: LoadAuth | null;
+}
+
+/** LoadOptions as a report stores them: without the secret. */
+export type ReportedOptions = Omit<LoadOptions, 'auth'> & { readonly auth: Omit<LoadAuth, 'secret'> | null };
+
+export function reportedOptions(o: LoadOptions): ReportedOptions {
+  const { auth, ...rest } = o;
+  return { ...rest, auth: auth && { claims: auth.claims } };
 }
 
 /** Hard bounds: a typo must not fork a thousand processes or run all night. */
@@ -116,6 +134,23 @@ export function parseRange(text: string): [number, number] {
   return [min, max];
 }
 
+/** Claims the tool sets itself in every token: `sub` per client, `iat` and `exp`. */
+const OWN_CLAIMS = ['sub', 'iat', 'exp'];
+
+/** '{"role":"editor"}' → claims (a JSON object). */
+export function parseClaims(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new OptionError(`--jwt-claims must be a JSON object, got "${text}"`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OptionError(`--jwt-claims must be a JSON object, got "${text}"`);
+  const own = OWN_CLAIMS.filter((k) => k in value);
+  if (own.length) throw new OptionError(`--jwt-claims: ${own.join(', ')} are set by the load tool (sub is load-<n> per client)`);
+  return value as Record<string, unknown>;
+}
+
 const LOOPBACK_HOSTS = new Set(['localhost', '::1', '[::1]']);
 
 /** True for localhost, 127.0.0.0/8 and ::1. */
@@ -165,6 +200,8 @@ export function validateOptions(o: LoadOptions): LoadOptions {
   if (o.chaosOfflineMs[0] < 0 || o.chaosOfflineMs[1] > 60_000) throw new OptionError('--chaos-offline must be within 0-60000 ms');
   if (!/^[\w.-]{1,64}$/.test(o.collection)) throw new OptionError('--collection: letters, digits, _ . - only');
   if (!/^[\w.-]{1,80}$/.test(o.docPrefix)) throw new OptionError('--doc-prefix: letters, digits, _ . - only');
+  // As the server checks AUTH_JWT_SECRET: a shorter one cannot be the server's.
+  if (o.auth && Buffer.byteLength(o.auth.secret) < 32) throw new OptionError('--jwt-secret must be at least 32 bytes, as the server requires');
   return o;
 }
 

@@ -3,7 +3,7 @@
  * Latencies are in milliseconds; memory in bytes.
  */
 import type { ConvergenceReport, Phase } from './ipc.js';
-import type { LoadOptions } from './options.js';
+import type { ReportedOptions } from './options.js';
 
 export interface LatencySummary {
   count: number;
@@ -73,7 +73,8 @@ export interface LoadResult {
   finishedAt: string;
   machine: MachineInfo;
   command: string;
-  options: LoadOptions;
+  /** The run's options, without the JWT secret. */
+  options: ReportedOptions;
   client: string;
   setup: { clients: number; connected: number; connectFailed: number; openFailed: number; connectMs: number; openDocsMs: number; workers: number };
   /** Figures over the measured window only (after ramp-up and warm-up). */

@@ -10,11 +10,12 @@ import { Aggregator, percentileCurve, summarize } from './aggregate.js';
 import { Timeline } from './timeline.js';
 import { TANDEM_CLIENT_NAME } from './adapter.js';
 import type { ConvergenceReport, WorkerOptions } from './ipc.js';
-import { validateOptions, type LoadOptions } from './options.js';
+import { reportedOptions, validateOptions, type LoadOptions } from './options.js';
 import { planWorkers } from './plan.js';
 import type { LoadResult, MachineInfo, ServerFigures, TimelinePoint } from './result.js';
 import { httpMetricsProbe, type ServerProbe, type ServerSample } from './server-probe.js';
 import { SlotClock, TICK_MS } from './slot-clock.js';
+import { tokenGetter } from './tokens.js';
 import { LoadRunError, WorkerPool } from './worker-pool.js';
 
 export interface RunHooks {
@@ -67,6 +68,7 @@ function workerOptions(o: LoadOptions): WorkerOptions {
     rampMs: o.rampMs,
     drainTimeoutMs: o.drainTimeoutMs,
     connectTimeoutMs: o.connectTimeoutMs,
+    auth: o.auth,
     totalClients: o.clients,
   };
 }
@@ -102,7 +104,7 @@ function sumMemory(samples: Array<{ memory: { heapUsed: number } }>): number {
 export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Promise<LoadResult> {
   const options = validateOptions(input);
   const plans = planWorkers(options);
-  const probe = env.probe ?? httpMetricsProbe(options.urls);
+  const probe = env.probe ?? httpMetricsProbe(options.urls, tokenGetter(options.auth, 'load-probe'));
   const hooks = env.hooks ?? {};
   const startedAt = new Date();
   const t0 = performance.now();
@@ -228,7 +230,7 @@ export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Pro
     finishedAt: new Date().toISOString(),
     machine: machineInfo(),
     command: env.command ?? '',
-    options,
+    options: reportedOptions(options),
     client: options.transport === 'socketio' ? TANDEM_CLIENT_NAME : 'stock ShareDB client over ws',
     setup,
     measuredSeconds: Math.round(seconds * 10) / 10,

@@ -106,9 +106,14 @@ function cpuOf(pid: number): number | null {
   }
 }
 
-/** Polls `<origin>/metrics` of every distinct server URL; adds /proc RSS for loopback ones. */
-export function httpMetricsProbe(urls: readonly string[]): ServerProbe {
+/**
+ * Polls `<origin>/metrics` of every distinct server URL; adds /proc RSS for loopback ones.
+ * A server with authentication shows /metrics to any valid token: `getToken` gives one.
+ */
+export function httpMetricsProbe(urls: readonly string[], getToken?: () => Promise<string>): ServerProbe {
   const origins = [...new Set(urls.map(httpOrigin))];
+  let token: Promise<string> | null = null;
+  const headers = async (): Promise<Record<string, string>> => (getToken ? { authorization: `Bearer ${await (token ??= getToken())}` } : {});
   const pids = new Map<string, number | null>();
   const pidFor = (origin: string): number | null => {
     if (!pids.has(origin)) {
@@ -126,7 +131,7 @@ export function httpMetricsProbe(urls: readonly string[]): ServerProbe {
     let body: Record<string, unknown> = {};
     try {
       // A saturated server answers late; the caller does not wait for this to close a slot.
-      const res = await fetch(`${origin}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(`${origin}/metrics`, { headers: await headers(), signal: AbortSignal.timeout(10_000) });
       if (res.ok) body = (await res.json()) as Record<string, unknown>;
     } catch {
       // no /metrics (a stock ShareDB server) or not answering: figures stay null

@@ -14,6 +14,7 @@ import type { ClientPlan } from './plan.js';
 import type { Recorder } from './recorder.js';
 import { createRng, hashSeed, type Rng } from './rng.js';
 import type { SeenLedger } from './seen-ledger.js';
+import { clientSub, tokenGetter } from './tokens.js';
 import { ClientWorkload, INITIAL_DOC, type LoadPresence } from './workload.js';
 
 /** Ops a client may have unacknowledged before it drops new ones (counted as
@@ -54,7 +55,7 @@ export class SimClient {
   }
 
   async open(): Promise<void> {
-    const connection = this.connect({ url: this.plan.url });
+    const connection = await this.connect({ url: this.plan.url, getToken: tokenGetter(this.options.auth, clientSub(this.plan.index)) });
     this.connection = connection;
     connection.onError((code) => this.recorder.error(code));
     connection.onReconnect(() => {

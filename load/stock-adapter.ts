@@ -18,17 +18,27 @@ export function toWebSocketUrl(url: string): string {
   return url.replace(/^http/, 'ws');
 }
 
-export const connectStockWs: ConnectFn = ({ url }) => {
+/** The socket URL, with a fresh token when the server wants one (Tandem's /sharedb reads `?token=`). */
+async function socketUrl(wsUrl: string, getToken: (() => Promise<string>) | undefined): Promise<string> {
+  if (!getToken) return wsUrl;
+  const url = new URL(wsUrl);
+  url.searchParams.set('token', await getToken());
+  return url.toString();
+}
+
+export const connectStockWs: ConnectFn = async ({ url, getToken }) => {
   registerTandemTypes();
   const wsUrl = toWebSocketUrl(url);
   let held = false;
   let closed = false;
   let attempt = 0;
   let timer: ReturnType<typeof setTimeout> | null = null;
-  let socket: WebSocket;
+  /** Bumped per (re)connect: a reconnect that was still fetching its token when a newer
+   * one started (or the client went offline) gives up. */
+  let generation = 0;
 
-  const open = (): WebSocket => {
-    const ws = new WebSocket(wsUrl);
+  const open = (address: string): WebSocket => {
+    const ws = new WebSocket(address);
     ws.on('error', () => {
       // ShareDB sees the error through onerror; this listener only keeps ws from throwing.
     });
@@ -36,18 +46,34 @@ export const connectStockWs: ConnectFn = ({ url }) => {
       attempt = 0;
     });
     ws.on('close', () => {
-      if (ws !== socket || held || closed) return;
-      const delay = Math.min(RECONNECT_MS[1], RECONNECT_MS[0] * 2 ** attempt++);
-      timer = setTimeout(() => {
-        timer = null;
-        if (!held && !closed) connection.bindToSocket(asShareDbSocket((socket = open())));
-      }, delay * (0.5 + Math.random() / 2));
+      if (ws === socket) reconnectLater();
     });
     return ws;
   };
+  const reconnectLater = () => {
+    if (held || closed) return;
+    const delay = Math.min(RECONNECT_MS[1], RECONNECT_MS[0] * 2 ** attempt++);
+    timer = setTimeout(() => {
+      timer = null;
+      void reconnect();
+    }, delay * (0.5 + Math.random() / 2));
+  };
+  // A fresh token per connection, as a reconnecting client with a URL provider does.
+  const reconnect = async () => {
+    const mine = ++generation;
+    let address: string;
+    try {
+      address = await socketUrl(wsUrl, getToken);
+    } catch {
+      if (mine === generation) reconnectLater();
+      return;
+    }
+    if (mine !== generation || held || closed) return;
+    connection.bindToSocket(asShareDbSocket((socket = open(address))));
+  };
   // ws's WebSocket is what ShareDB's README passes; its typings differ from the DOM's.
   const asShareDbSocket = (ws: WebSocket) => ws as unknown as ConstructorParameters<typeof Connection>[0];
-  socket = open();
+  let socket = open(await socketUrl(wsUrl, getToken));
   // bindToSocket is ShareDB's documented reconnect call but missing from @types/sharedb.
   const connection = new Connection(asShareDbSocket(socket)) as Connection & {
     bindToSocket(socket: ConstructorParameters<typeof Connection>[0]): void;
@@ -63,7 +89,7 @@ export const connectStockWs: ConnectFn = ({ url }) => {
     goOnline: () => {
       if (!held || closed) return;
       held = false;
-      connection.bindToSocket(asShareDbSocket((socket = open())));
+      void reconnect();
     },
     close: () => {
       closed = true;

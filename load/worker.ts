@@ -15,6 +15,7 @@ import { Recorder } from './recorder.js';
 import { SeenLedger } from './seen-ledger.js';
 import { SimClient } from './sim-client.js';
 import { connectStockWs } from './stock-adapter.js';
+import { tokenGetter } from './tokens.js';
 
 // ShareDB's client logger (untyped): its warnings become counted codes instead of console noise.
 const sharedbLogger = createRequire(import.meta.url)('sharedb/lib/logger') as {
@@ -163,7 +164,7 @@ class Worker {
     if (url === undefined || byDoc.size === 0) {
       convergence = { docsChecked: 0, clientsChecked: 0, divergent: 0, details: [], undrained, totalVersions: 0 };
     } else {
-      const checker = CONNECTORS[this.options.transport]({ url });
+      const checker = await CONNECTORS[this.options.transport]({ url, getToken: tokenGetter(this.options.auth, `load-check-${this.plan.worker}`) });
       try {
         await checker.whenConnected(this.options.connectTimeoutMs);
         convergence = await checkConvergence(checker, this.options.collection, byDoc, undrained);

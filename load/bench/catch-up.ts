@@ -6,7 +6,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { ConnectFn, LoadConnection, LoadDocHandle } from '../adapter-types.js';
+import type { LoadAuth } from '../options.js';
 import { createRng, hashSeed } from '../rng.js';
+import { tokenGetter } from '../tokens.js';
 import { ClientWorkload, INITIAL_DOC } from '../workload.js';
 
 export interface CatchUpResult {
@@ -41,12 +43,13 @@ async function writeOps(doc: LoadDocHandle, gen: ClientWorkload, n: number): Pro
   }
 }
 
-export async function runCatchUp(connect: ConnectFn, url: string, missedOps: number, repetitions: number): Promise<CatchUpResult> {
+export async function runCatchUp(connect: ConnectFn, url: string, missedOps: number, repetitions: number, auth: LoadAuth | null = null): Promise<CatchUpResult> {
   const connections: LoadConnection[] = [];
   try {
-    const writer = connect({ url });
-    const reader = connect({ url });
-    connections.push(writer, reader);
+    const writer = await connect({ url, getToken: tokenGetter(auth, 'load-w5-writer') });
+    connections.push(writer);
+    const reader = await connect({ url, getToken: tokenGetter(auth, 'load-w5-reader') });
+    connections.push(reader);
     await Promise.all([writer.whenConnected(20_000), reader.whenConnected(20_000)]);
     const docId = `w5-${Date.now().toString(36)}`;
     const w = writer.doc('bench', docId);

@@ -1,5 +1,6 @@
 /** Starts and drives a server host process (load/bench/server-host.ts) from the benchmark. */
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ export interface HostedServer {
   /** ShareDB's protocol over a plain WebSocket (Tandem: /sharedb; stock: its only endpoint). */
   readonly sharedbWsUrl: string;
   readonly pid: number;
+  /** The server's AUTH_JWT_SECRET when it runs with authentication, else null. */
+  readonly jwtSecret: string | null;
   stats(): Promise<HostStats>;
   /** Heap after forced garbage collection in the server process. */
   gcHeap(): Promise<{ heapUsed: number; rss: number }>;
@@ -29,13 +32,18 @@ const HOST = fileURLToPath(new URL('./server-host.ts', import.meta.url));
 /** Which store both sides use: our SQLite adapter (default) or ShareDB's in-memory DB. */
 export type BenchStore = 'sqlite' | 'memory';
 
-export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: string; store?: BenchStore } = {}): Promise<HostedServer> {
+export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: string; store?: BenchStore; auth?: boolean } = {}): Promise<HostedServer> {
   const dir = mkdtempSync(join(tmpdir(), `tandem-bench-${kind}-`));
+  // Only a side asked to run with authentication gets a secret (never one from the environment).
+  const env = { ...process.env };
+  delete env.AUTH_JWT_SECRET;
+  const jwtSecret = opts.auth ? randomBytes(32).toString('base64url') : null;
+  if (jwtSecret) env.AUTH_JWT_SECRET = jwtSecret;
   const execArgv = ['--import', import.meta.resolve('tsx'), '--expose-gc'];
   // One directory per server: Node writes a profile per thread (main, and tsx's loader).
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, `${kind}-${Date.now()}`)}`);
   const dbUrl = opts.store === 'memory' ? 'memory:' : `sqlite:${join(dir, 'bench.db')}`;
-  const child: ChildProcess = fork(HOST, [kind, dbUrl], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(HOST, [kind, dbUrl], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 
   const waiters = new Map<FromHost['type'], Array<(m: FromHost) => void>>();
   let fatal: string | null = null;
@@ -69,6 +77,7 @@ export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: s
     url: listening.url,
     sharedbWsUrl: listening.sharedbWsUrl,
     pid: child.pid ?? -1,
+    jwtSecret,
     stats,
     gcHeap: async () => {
       const m = await request({ type: 'gc-heap' }, 'gc-heap', 60_000);

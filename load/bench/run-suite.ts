@@ -8,7 +8,7 @@ import { connectTandem } from '../adapter.js';
 import { createProgress } from '../progress.js';
 import { writeReports } from '../report-files.js';
 import { runLoad } from '../run-load.js';
-import type { LoadOptions } from '../options.js';
+import type { LoadAuth, LoadOptions } from '../options.js';
 import { connectStockWs } from '../stock-adapter.js';
 import { runCatchUp } from './catch-up.js';
 import { startHostedServer, type BenchStore, type HostedServer } from './hosted-server.js';
@@ -37,12 +37,17 @@ export interface WorkloadOutcome {
 }
 
 async function withServer<T>(side: Side, opts: SuiteOptions, body: (host: HostedServer) => Promise<T>): Promise<T> {
-  const host = await startHostedServer(side.server, { cpuProfDir: opts.cpuProfDir, store: opts.store });
+  const host = await startHostedServer(side.server, { cpuProfDir: opts.cpuProfDir, store: opts.store, auth: side.auth });
   try {
     return await body(host);
   } finally {
     await host.close();
   }
+}
+
+/** Tokens for the clients of a server with authentication; no extra claims (no rules file). */
+function authOf(host: HostedServer): LoadAuth | null {
+  return host.jwtSecret === null ? null : { secret: host.jwtSecret, claims: {} };
 }
 
 async function runLoadSide(w: LoadWorkload, side: Side, opts: SuiteOptions, round: number, rounds: number): Promise<SideOutcome> {
@@ -60,6 +65,7 @@ async function runLoadSide(w: LoadWorkload, side: Side, opts: SuiteOptions, roun
       transport: side.transport,
       label,
       docPrefix: `${w.id.toLowerCase()}-${round}`,
+      auth: authOf(host),
     };
     const result = await runLoad(options, {
       probe: host.probe(),
@@ -112,7 +118,7 @@ async function runCatchUpSide(side: Side, opts: SuiteOptions): Promise<SideOutco
     const reps = CATCH_UP.repetitions(opts.scale);
     opts.log(`[bench] W5 ${side.name}: ${reps} × catch-up after ${missed} missed ops`);
     try {
-      const c = await runCatchUp(connect, side.url(host), missed, reps);
+      const c = await runCatchUp(connect, side.url(host), missed, reps, authOf(host));
       opts.log(`[bench] W5 ${side.name}: median ${c.medianMs.toFixed(1)} ms, worst ${c.maxMs.toFixed(1)} ms (${c.samplesMs.join(', ')})`);
       return { side: side.name, figures: catchUpFigures(c), converged: c.converged, error: c.converged ? null : 'reader did not converge', catchUp: c };
     } catch (err) {

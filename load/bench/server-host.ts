@@ -39,8 +39,17 @@ async function main(): Promise<void> {
   let sharedbWsUrl: string;
   let close: () => Promise<void>;
   if (kind === 'tandem') {
-    // SQLITE_GROUP_COMMIT passes through, to measure what group commit alone brings.
-    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DB_URL: dbUrl, SHUTDOWN_TIMEOUT_MS: '2000', LOG_LEVEL: 'warn', SQLITE_GROUP_COMMIT: process.env.SQLITE_GROUP_COMMIT });
+    // SQLITE_GROUP_COMMIT passes through, to measure what group commit alone brings;
+    // AUTH_JWT_SECRET is set by the benchmark for a side with authentication (hosted-server.ts).
+    const config = loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DB_URL: dbUrl,
+      SHUTDOWN_TIMEOUT_MS: '2000',
+      LOG_LEVEL: 'warn',
+      SQLITE_GROUP_COMMIT: process.env.SQLITE_GROUP_COMMIT,
+      AUTH_JWT_SECRET: process.env.AUTH_JWT_SECRET,
+    });
     const server = await startServer(config, createLogger('warn'));
     backend = server.backend;
     url = server.url;

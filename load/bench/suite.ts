@@ -13,6 +13,8 @@ export interface Side {
   readonly name: string;
   readonly server: ServerKind;
   readonly transport: TransportKind;
+  /** The server requires tokens (a fresh AUTH_JWT_SECRET per server); each client has its own. */
+  readonly auth?: boolean;
   url(host: HostedServer): string;
 }
 
@@ -23,6 +25,8 @@ export const SIDES: Readonly<Record<string, Side>> = {
   stock: { name: 'stock', server: 'stock', transport: 'sharedb-ws', url: (h) => h.sharedbWsUrl },
   /** Tandem server, stock ShareDB client over ws at /sharedb: separates transport from server. */
   'tandem-ws': { name: 'tandem-ws', server: 'tandem', transport: 'sharedb-ws', url: (h) => h.sharedbWsUrl },
+  /** As `tandem`, with authentication on (HS256 tokens): next to `tandem`, what auth costs. */
+  'tandem-auth': { name: 'tandem-auth', server: 'tandem', transport: 'socketio', auth: true, url: (h) => h.url },
 };
 
 export interface SuiteScale {
@@ -38,7 +42,7 @@ export interface LoadWorkload {
   /** Rounds in a default run: the noisy throughput and latency workloads run twice, sides
    * in A B B A order, so one slow spell of a shared machine does not decide the ratio. */
   readonly rounds: number;
-  options(scale: SuiteScale): Omit<LoadOptions, 'urls' | 'transport' | 'label' | 'docPrefix'>;
+  options(scale: SuiteScale): Omit<LoadOptions, 'urls' | 'transport' | 'label' | 'docPrefix' | 'auth'>;
 }
 
 const atLeast = (n: number, min: number) => Math.max(min, Math.round(n));

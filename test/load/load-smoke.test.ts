@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHART_IDS } from '../../load/report-html.js';
 import type { LoadResult } from '../../load/result.js';
+import { AUTH_ENV, TEST_JWT_SECRET } from '../helpers/auth.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-function run(script: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(script: string, args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -90,19 +91,65 @@ describe('load tool smoke run', function () {
   });
 });
 
+describe('load tool smoke run against a server with authentication', function () {
+  this.timeout(90_000);
+  let server: TestServer;
+  let dir: string;
+
+  before(async () => {
+    server = await startTestServer(AUTH_ENV);
+    dir = mkdtempSync(join(tmpdir(), 'tandem-load-auth-'));
+  });
+  after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const runs: Array<{ transport: string; url: () => string; args: string[]; env: Record<string, string> }> = [
+    // SDK clients (getToken), the secret from the variable; stock clients (?token=), from the flag.
+    { transport: 'socketio', url: () => server.url, args: [], env: { LOAD_JWT_SECRET: TEST_JWT_SECRET } },
+    { transport: 'sharedb-ws', url: () => server.url.replace(/^http/, 'ws') + '/sharedb', args: ['--jwt-secret', TEST_JWT_SECRET], env: {} },
+  ];
+  for (const { transport, url, args, env } of runs) {
+    it(`signs a token per client over ${transport}, converges, reads /metrics with a token, and reports no secret`, async () => {
+      const json = join(dir, `${transport}.json`);
+      const html = join(dir, `${transport}.html`);
+      const { code, stdout, stderr } = await run(
+        'load/cli.ts',
+        [
+          ...['--url', url(), '--transport', transport, '--clients', '6', '--docs', '2', '--workers', '1', '--rate', '5'],
+          ...['--mix', 'text=80,struct=20', '--duration', '2s', '--warmup', '500ms', '--ramp', '200ms', '--chaos', '20', '--chaos-offline', '50-300'],
+          ...['--jwt-claims', '{"role":"editor"}', '--json', json, '--html', html, '--progress', 'none', ...args],
+        ],
+        60_000,
+        env,
+      );
+      assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+      const result = JSON.parse(readFileSync(json, 'utf8')) as LoadResult;
+      assert.equal(result.convergence.passed, true, result.failures.join('; '));
+      assert.equal(result.setup.connected, 6);
+      assert.ok(result.latency.ack.count > 0, 'acks measured');
+      assert.equal(typeof result.server.commits, 'number', '/metrics read with a token');
+      assert.deepEqual(result.options.auth, { claims: { role: 'editor' } });
+      for (const file of [json, html]) assert.ok(!readFileSync(file, 'utf8').includes(TEST_JWT_SECRET), `no secret in ${file}`);
+    });
+  }
+});
+
 describe('benchmark smoke run', function () {
   this.timeout(150_000);
 
-  it('runs W2 and W5 against Tandem and stock ShareDB and prints the ratio table', async () => {
+  it('runs W2 and W5 against Tandem, Tandem with authentication and stock ShareDB and prints the ratio table', async () => {
     const out = mkdtempSync(join(tmpdir(), 'tandem-bench-smoke-'));
     try {
-      const { code, stdout, stderr } = await run('load/bench.ts', ['--smoke', '--only', 'W2,W5', '--scale', '0.1', '--rounds', '1', '--progress', 'none', '--out', out], 140_000);
+      const { code, stdout, stderr } = await run('load/bench.ts', ['--smoke', '--only', 'W2,W5', '--scale', '0.1', '--rounds', '1', '--sides', 'tandem,tandem-auth,stock', '--progress', 'none', '--out', out], 140_000);
       assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
-      assert.match(stdout, /\| W2 \| committed ops\/s \(server\) \| [\d,]+ \| [\d,]+ \| [\d.]+×/);
+      assert.match(stdout, /\| W2 \| committed ops\/s \(server\) \| [\d,]+ \| [\d,]+ \| [\d,]+ \| [\d.]+×/);
       assert.match(stdout, /\| W5 \| catch-up median ms/);
       assert.match(stdout, /Every run converged/);
-      const bench = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as { outcomes: Array<{ id: string }> };
+      const bench = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as { outcomes: Array<{ id: string; runs: Record<string, Array<{ converged: boolean }>> }> };
       assert.deepEqual(bench.outcomes.map((o) => o.id), ['W2', 'W5']);
+      for (const o of bench.outcomes) assert.deepEqual(o.runs['tandem-auth']?.map((r) => r.converged), [true], `${o.id} tandem-auth`);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -1,10 +1,22 @@
 import assert from 'node:assert/strict';
+import { jwtVerify } from 'jose';
 import { tandemJson1 } from '../../ot-types/index.js';
-import { optionsFromFlags } from '../../load/command.js';
-import { OptionError, isLoopbackUrl, parseDuration, parseMix, parseRange, validateOptions, type LoadOptions } from '../../load/options.js';
+import { optionsFromFlags, reportedCommand } from '../../load/command.js';
+import {
+  OptionError,
+  isLoopbackUrl,
+  parseClaims,
+  parseDuration,
+  parseMix,
+  parseRange,
+  reportedOptions,
+  validateOptions,
+  type LoadOptions,
+} from '../../load/options.js';
 import { planWorkers } from '../../load/plan.js';
 import { createRng, hashSeed } from '../../load/rng.js';
 import { SeenLedger } from '../../load/seen-ledger.js';
+import { LOAD_TOKEN_TTL_SECONDS, clientSub, tokenGetter } from '../../load/tokens.js';
 import { ClientWorkload, INITIAL_DOC, MAX_ITEMS, MAX_TEXT, isLoadDoc } from '../../load/workload.js';
 
 const flags = {
@@ -58,6 +70,32 @@ describe('load tool: options, plan and workload (pure parts)', () => {
     assert.throws(() => optionsFromFlags({ ...flags, clients: '10', docs: '2', clientsPerDoc: '4' }), OptionError);
     assert.throws(() => validateOptions({ ...o, clients: 1_000_000 }), OptionError);
     assert.throws(() => validateOptions({ ...o, docs: 101 }), OptionError);
+  });
+
+  it('takes --jwt-secret / --jwt-claims into per-client tokens, and keeps the secret out of reports', async () => {
+    const secret = 'load-test-secret-0123456789abcdef!';
+    assert.equal(optionsFromFlags(flags).auth, null, 'no secret: no tokens');
+    const o = validateOptions(optionsFromFlags({ ...flags, jwtSecret: secret, jwtClaims: '{"role":"editor","tenant":"acme","level":2}' }));
+    assert.deepEqual(o.auth, { secret, claims: { role: 'editor', tenant: 'acme', level: 2 } });
+    assert.deepEqual(optionsFromFlags({ ...flags, jwtSecret: secret }).auth, { secret, claims: {} });
+    assert.throws(() => optionsFromFlags({ ...flags, jwtClaims: '{"role":"editor"}' }), /--jwt-claims needs --jwt-secret/);
+    assert.throws(() => validateOptions(optionsFromFlags({ ...flags, jwtSecret: 'short' })), /at least 32 bytes/);
+    for (const bad of ['role=editor', '[1]', 'null', '"x"']) assert.throws(() => parseClaims(bad), /JSON object/, bad);
+    assert.throws(() => parseClaims('{"sub":"x"}'), /set by the load tool/);
+    assert.deepEqual(parseClaims('{"tags":["a"],"n":1}'), { tags: ['a'], n: 1 });
+
+    const reported = reportedOptions(o);
+    assert.deepEqual(reported.auth, { claims: { role: 'editor', tenant: 'acme', level: 2 } });
+    assert.ok(!JSON.stringify(reported).includes(secret), 'no secret in the reported options');
+    assert.equal(reportedCommand(['load/cli.ts', '--jwt-secret', secret, '-c', '5']), 'load/cli.ts --jwt-secret *** -c 5');
+    assert.equal(reportedCommand(['load/cli.ts', `--jwt-secret=${secret}`]), 'load/cli.ts --jwt-secret=***');
+
+    assert.equal(tokenGetter(null, 'x'), undefined);
+    const token = await tokenGetter(o.auth, clientSub(3))!();
+    const { payload } = await jwtVerify(token, new TextEncoder().encode(secret), { algorithms: ['HS256'] });
+    assert.equal(payload.sub, 'load-3');
+    assert.equal(payload.role, 'editor');
+    assert.equal(payload.exp! - payload.iat!, LOAD_TOKEN_TTL_SECONDS);
   });
 
   it('keeps all clients of a document in one worker and spreads them over the URLs', () => {
