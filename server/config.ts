@@ -58,6 +58,48 @@ export interface Config {
    * request headers), ms. Env AUTH_TIMEOUT_MS, default 10000.
    */
   readonly authTimeoutMs: number;
+  /** What one client may cost the server (server/limits/); each refusal has its own code. */
+  readonly limits: ResourceLimits;
+}
+
+/** Bounds on what one client can make the server do or hold (README "Limits"). */
+export interface ResourceLimits {
+  /** Largest document after an op, bytes of JSON (TANDEM_DOC_TOO_LARGE). Env MAX_DOC_BYTES, default 16 MiB. */
+  readonly maxDocBytes: number;
+  /** Longest collection name or document id, characters (TANDEM_INVALID_ID). Env MAX_ID_LENGTH, default 512. */
+  readonly maxIdLength: number;
+  /** Largest presence value, bytes of JSON (TANDEM_PRESENCE_TOO_LARGE). Env MAX_PRESENCE_BYTES, default 16 KiB. */
+  readonly maxPresenceBytes: number;
+  /** Presence updates per second per connection, burst twice that (TANDEM_RATE_LIMITED). Env PRESENCE_PER_SECOND, default 30. */
+  readonly presencePerSecond: number;
+  /**
+   * Presence at a document version more than this behind the current one is refused
+   * (TANDEM_PRESENCE_STALE) instead of transformed through the whole history. Env
+   * PRESENCE_MAX_LAG, default 100.
+   */
+  readonly presenceMaxLag: number;
+  /** Documents, queries and presence channels one connection may subscribe to (TANDEM_TOO_MANY_SUBSCRIPTIONS). Env MAX_SUBSCRIPTIONS, default 1000. */
+  readonly maxSubscriptions: number;
+  /** Open connections from one IP address (TANDEM_TOO_MANY_CONNECTIONS). Env MAX_CONNECTIONS_PER_IP, default 1000; 0 = no limit. */
+  readonly maxConnectionsPerIp: number;
+  /** Ops per user (or IP, anonymous) per minute, across instances with Redis (TANDEM_RATE_LIMITED). Env OPS_PER_MINUTE, default 6000. */
+  readonly opsPerMinute: number;
+  /** Document creations per user (or IP) per minute (TANDEM_RATE_LIMITED). Env CREATES_PER_MINUTE, default 600. */
+  readonly createsPerMinute: number;
+  /** Queries (fetch or subscribe) per connection per minute (TANDEM_RATE_LIMITED). Env QUERIES_PER_MINUTE, default 600. */
+  readonly queriesPerMinute: number;
+  /** Documents a query may examine before it is refused (TANDEM_QUERY_TOO_LARGE). Env MAX_QUERY_SCAN, default 10000. */
+  readonly maxQueryScan: number;
+  /** Documents a query may return (TANDEM_QUERY_TOO_LARGE). Env MAX_QUERY_RESULTS, default 1000. */
+  readonly maxQueryResults: number;
+  /** Query subscriptions re-run at most this often, ms (not once per op). Env QUERY_POLL_INTERVAL_MS, default 500. */
+  readonly queryPollIntervalMs: number;
+  /** Bytes queued for a client that does not read before it is dropped (it reconnects and catches up). Env MAX_BUFFERED_BYTES, default 8 MiB. */
+  readonly maxBufferedBytes: number;
+  /** Ping interval for /sharedb WebSockets; a socket silent for two intervals is closed, ms. Env WS_PING_INTERVAL_MS, default 25000. */
+  readonly wsPingIntervalMs: number;
+  /** Refused-message log lines per second per instance (the rest are counted, not logged). Env REFUSAL_LOGS_PER_SECOND, default 10. */
+  readonly refusalLogsPerSecond: number;
 }
 
 /**
@@ -88,7 +130,7 @@ function authConfig(source: ConfigSource, host: string): AuthConfig {
   const mode = (source.AUTH ?? '').toLowerCase();
   const keys = { secret: source.AUTH_JWT_SECRET || null, publicKey: source.AUTH_JWT_PUBLIC_KEY || null, jwksFile: source.AUTH_JWKS_FILE || null };
   const given = Object.entries(keys).filter(([, v]) => v !== null).map(([k]) => k);
-  if (mode !== '' && mode !== 'none' && mode !== 'jwt') throw new ConfigError(`AUTH must be none or jwt, got "${source.AUTH}"`);
+  if (mode !== '' && mode !== 'none' && mode !== 'jwt') throw new ConfigError(`AUTH must be none or jwt, got "${source.AUTH}"`, 'AUTH');
   if (mode === 'none') {
     if (given.length > 0) throw new ConfigError('AUTH=none contradicts AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_JWKS_FILE');
     return { mode: 'none', explicit: true };
@@ -104,7 +146,7 @@ function authConfig(source: ConfigSource, host: string): AuthConfig {
   }
   if (given.length > 1) throw new ConfigError('set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY, AUTH_JWKS_FILE');
   if (keys.secret !== null && Buffer.byteLength(keys.secret) < 32) {
-    throw new ConfigError('AUTH_JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)');
+    throw new ConfigError('AUTH_JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)', 'AUTH_JWT_SECRET');
   }
   return { mode: 'jwt', ...keys, issuer: source.AUTH_JWT_ISSUER || null, audience: source.AUTH_JWT_AUDIENCE || null };
 }
@@ -119,10 +161,10 @@ function origins(source: ConfigSource): readonly string[] | null {
     try {
       parsed = new URL(origin);
     } catch {
-      throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port])`);
+      throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port])`, 'CORS_ORIGINS');
     }
     if (parsed.origin !== origin.replace(/\/$/, '')) {
-      throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path)`);
+      throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path)`, 'CORS_ORIGINS');
     }
   }
   return Object.freeze(list.map((o) => o.replace(/\/$/, '')));
@@ -130,7 +172,18 @@ function origins(source: ConfigSource): readonly string[] | null {
 
 export class ConfigError extends Error {
   readonly code = 'TANDEM_BAD_CONFIG';
+
+  constructor(
+    message: string,
+    /** The variable the message is about (its name starts the message), when it is one. */
+    readonly variable?: string,
+  ) {
+    super(message);
+  }
 }
+
+/** pino's levels, plus `silent`. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export type ConfigSource = Record<string, string | undefined>;
 
@@ -139,24 +192,31 @@ function boolean(source: ConfigSource, name: string, fallback: boolean): boolean
   if (raw === undefined || raw === '') return fallback;
   if (/^(true|1|yes|on)$/i.test(raw)) return true;
   if (/^(false|0|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`, name);
 }
 
-function integer(source: ConfigSource, name: string, fallback: number, min: number): number {
+function integer(source: ConfigSource, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = source[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
-    throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+    throw new ConfigError(`${name} must be an integer ${range}, got "${raw}"`, name);
   }
   return value;
+}
+
+function logLevel(source: ConfigSource): string {
+  const level = source.LOG_LEVEL || 'info';
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`, 'LOG_LEVEL');
+  return level;
 }
 
 /** Builds the frozen Config from environment-style variables (flags are mapped onto them). */
 export function loadConfig(source: ConfigSource = process.env): Config {
   const synchronous = (source.SQLITE_SYNCHRONOUS ?? 'NORMAL').toUpperCase();
   if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
-    throw new ConfigError(`SQLITE_SYNCHRONOUS must be FULL or NORMAL, got "${source.SQLITE_SYNCHRONOUS}"`);
+    throw new ConfigError(`SQLITE_SYNCHRONOUS must be FULL or NORMAL, got "${source.SQLITE_SYNCHRONOUS}"`, 'SQLITE_SYNCHRONOUS');
   }
   const dbUrl = source.DB_URL || 'sqlite:./data/tandem.db';
   if (!/^(sqlite:.+|memory:(\/\/)?|mongodb(\+srv)?:\/\/.+)$/i.test(dbUrl)) {
@@ -164,12 +224,13 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(dbUrl)?.[0] ?? '(no scheme)';
     throw new ConfigError(
       `Unsupported DB_URL scheme ${scheme}: expected sqlite:<path>, memory:, mongodb://… or mongodb+srv://…`,
+      'DB_URL',
     );
   }
   const maxOpBytes = integer(source, 'MAX_OP_BYTES', DEFAULT_OP_LIMITS.maxOpBytes, 1024);
   const host = source.HOST || '127.0.0.1';
   return Object.freeze({
-    port: integer(source, 'PORT', 8080, 0),
+    port: integer(source, 'PORT', 8080, 0, 65_535),
     host,
     dbUrl,
     redisUrl: source.REDIS_URL || null,
@@ -181,11 +242,29 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     maxFrameBytes: integer(source, 'MAX_FRAME_BYTES', maxOpBytes * 4, 1024),
     milestoneInterval: integer(source, 'MILESTONE_INTERVAL', 500, 1),
     shutdownTimeoutMs: integer(source, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
-    logLevel: source.LOG_LEVEL || 'info',
+    logLevel: logLevel(source),
     auth: authConfig(source, host),
     rulesFile: source.RULES_FILE || null,
     corsOrigins: origins(source),
     metricsToken: source.METRICS_TOKEN || null,
     authTimeoutMs: integer(source, 'AUTH_TIMEOUT_MS', 10_000, 100),
+    limits: Object.freeze({
+      maxDocBytes: integer(source, 'MAX_DOC_BYTES', 16 * 1024 * 1024, 1024),
+      maxIdLength: integer(source, 'MAX_ID_LENGTH', 512, 16),
+      maxPresenceBytes: integer(source, 'MAX_PRESENCE_BYTES', 16 * 1024, 64),
+      presencePerSecond: integer(source, 'PRESENCE_PER_SECOND', 30, 1),
+      presenceMaxLag: integer(source, 'PRESENCE_MAX_LAG', 100, 0),
+      maxSubscriptions: integer(source, 'MAX_SUBSCRIPTIONS', 1000, 1),
+      maxConnectionsPerIp: integer(source, 'MAX_CONNECTIONS_PER_IP', 1000, 0),
+      opsPerMinute: integer(source, 'OPS_PER_MINUTE', 6000, 1),
+      createsPerMinute: integer(source, 'CREATES_PER_MINUTE', 600, 1),
+      queriesPerMinute: integer(source, 'QUERIES_PER_MINUTE', 600, 1),
+      maxQueryScan: integer(source, 'MAX_QUERY_SCAN', 10_000, 1),
+      maxQueryResults: integer(source, 'MAX_QUERY_RESULTS', 1000, 1),
+      queryPollIntervalMs: integer(source, 'QUERY_POLL_INTERVAL_MS', 500, 0),
+      maxBufferedBytes: integer(source, 'MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 64 * 1024),
+      wsPingIntervalMs: integer(source, 'WS_PING_INTERVAL_MS', 25_000, 100),
+      refusalLogsPerSecond: integer(source, 'REFUSAL_LOGS_PER_SECOND', 10, 0),
+    }),
   });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,12 +46,46 @@ describe('tandem serve (the built package bin)', function () {
       timeout: 20_000,
     });
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /TANDEM_BAD_CONFIG: PORT must be an integer/);
+    assert.match(result.stderr, /TANDEM_BAD_CONFIG: --port must be an integer/);
     const badDb = spawnSync(process.execPath, [join(ROOT, 'bin/tandem.js'), 'serve', '--port', '0', '--db-url', 'postgres://x'], {
       encoding: 'utf8',
       timeout: 20_000,
     });
     assert.equal(badDb.status, 1);
-    assert.match(badDb.stderr, /TANDEM_BAD_CONFIG: Unsupported DB_URL scheme postgres:/);
+    assert.match(badDb.stderr, /TANDEM_BAD_CONFIG: Unsupported --db-url scheme postgres:/);
+  });
+
+  describe('commands and values in our words', function () {
+    const run = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [join(ROOT, 'bin/tandem.js'), ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...env } });
+
+    it('prints help listing every command when run without one (and starts nothing)', () => {
+      const result = run([]);
+      assert.equal(result.status, 0);
+      for (const command of ['serve', 'token', 'load']) assert.match(result.stdout, new RegExp(`^\\s+${command}\\b`, 'm'), command);
+    });
+
+    it('prints the package version', () => {
+      const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+      assert.equal(run(['--version']).stdout.trim(), version);
+    });
+
+    it('suggests the closest command on a typo', () => {
+      const result = run(['serv']);
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /unknown command 'serv'[\s\S]*Did you mean serve\?/);
+    });
+
+    it('names the flag when a flag was given and the variable when the variable was', () => {
+      const flag = run(['serve', '--port', '99999']);
+      assert.equal(flag.status, 1);
+      assert.match(flag.stderr, /TANDEM_BAD_CONFIG: --port must be an integer from 0 to 65535, got "99999"/);
+      const variable = run(['serve'], { PORT: '99999' });
+      assert.equal(variable.status, 1);
+      assert.match(variable.stderr, /TANDEM_BAD_CONFIG: PORT must be an integer from 0 to 65535/);
+      assert.match(run(['serve', '--log-level', 'loud']).stderr, /TANDEM_BAD_CONFIG: --log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/);
+      assert.match(run(['serve'], { LOG_LEVEL: 'loud' }).stderr, /TANDEM_BAD_CONFIG: LOG_LEVEL must be one of/);
+      assert.match(run(['serve', '--host', '0.0.0.0', '--port', '0']).stderr, /TANDEM_BAD_CONFIG: HOST=0\.0\.0\.0 is reachable from the network but no authentication is configured/);
+    });
   });
 });
