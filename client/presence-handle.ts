@@ -2,7 +2,8 @@ import type { Connection, LocalPresence, Presence } from 'sharedb/lib/client/ind
 import type { Json1Presence } from '../ot-types/index.js';
 import { toTandemError } from './doc-sync.js';
 import { Emitter } from './emitter.js';
-import { untilCalledBackOrOffline } from './sharedb-internals.js';
+import { jsonEqual } from './rebase.js';
+import { presenceInternals, untilCalledBackOrOffline } from './sharedb-internals.js';
 import type { TandemError } from './protocol.js';
 
 export type PresenceEvents<P> = {
@@ -99,6 +100,10 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
       this.emit('change', id, null);
       return;
     }
+    // ShareDB re-emits a remote presence whenever it moves it through an op, also when the
+    // op did not move it: a change is reported once per actual change.
+    const previous = this.remote.get(id);
+    if (previous !== undefined && jsonEqual(previous, value)) return;
     this.remote.set(id, value);
     this.emit('change', id, value);
   };
@@ -113,8 +118,15 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     if (!this.closed && value !== null && value !== undefined) this.submit(value);
   }
 
-  /** Offline we stop hearing about others: drop them rather than show stale cursors. */
+  /**
+   * Offline we stop hearing about others: drop them rather than show stale cursors — here and
+   * in ShareDB, which would otherwise keep moving them through our offline edits and bring
+   * them back (also someone who left meanwhile). Back online, ShareDB re-subscribes and asks
+   * everyone present to send their presence again, so we then hold exactly the server's view.
+   */
   private forgetRemotes(): void {
+    const internals = presenceInternals(this.presence);
+    for (const id of Object.keys(internals._remotePresenceInstances)) internals._removeRemotePresence(id);
     const ids = [...this.remote.keys()];
     this.remote.clear();
     for (const id of ids) this.emit('change', id, null);

@@ -90,6 +90,19 @@ export interface ConnectionInternals {
   handleMessage(message: Record<string, unknown>): void;
 }
 
+/** ShareDB's client Presence (lib/client/presence/presence.js): the remote presences it tracks. */
+export interface PresenceInternals {
+  /** Remote presence instances by presence id; each moves its value through local ops and re-emits it. */
+  _remotePresenceInstances: Record<string, unknown>;
+  /** Forgets one remote presence without emitting anything. */
+  _removeRemotePresence(id: string): void;
+}
+
+export function presenceInternals(presence: object): PresenceInternals {
+  // The untyped ShareDB boundary (see file comment).
+  return presence as unknown as PresenceInternals;
+}
+
 export function docInternals(doc: Doc): DocInternals {
   // The untyped ShareDB boundary: the runtime object has these fields (see file comment).
   return doc as unknown as DocInternals;

@@ -127,4 +127,62 @@ describe('sdk: presence on json1 text', function () {
     await ann.client.close();
     await waitFor(() => cursorOf(bob, 'ann') === null, { timeoutMs: 3000, what: "ann's cursor removed" });
   });
+
+  it('no ghosts: offline a client shows nobody and keeps nobody while it types; back online it holds exactly the server view', async () => {
+    const server = await startTestServer();
+    closers.push(() => server.close());
+    const ann = await joinDoc(server.url, 'ann', closers);
+    const bob = await joinDoc(server.url, 'bob', closers);
+    ann.presence.submit({ path: ['text'], anchor: 4, head: 4, user: { name: 'ann' } });
+    await waitFor(() => cursorOf(bob, 'ann') === 4, { what: "bob sees ann's cursor" });
+
+    // Bob goes offline and keeps typing before ann's cursor; ann leaves meanwhile.
+    const seenOffline: Array<string | null> = [];
+    bob.presence.on('change', (_id, value) => seenOffline.push(value ? value.user.name : null));
+    bob.client.goOffline();
+    assert.equal(bob.presence.remotes.size, 0, 'offline, nobody is shown live');
+    for (let i = 0; i < 5; i++) bob.doc.submit(ops.textInsert(['text'], 0, 'x'));
+    await ann.client.close();
+    for (let i = 0; i < 5; i++) bob.doc.submit(ops.textInsert(['text'], 0, 'y'));
+    assert.equal(bob.presence.remotes.size, 0, 'typing offline brings no one back');
+    assert.deepEqual(seenOffline.filter((name) => name !== null), [], 'no presence reappeared while offline');
+
+    // Back online, with cid present: bob sees cid (the server's view) and never ann again.
+    const cid = await joinDoc(server.url, 'cid', closers);
+    cid.presence.submit({ path: ['text'], anchor: 0, head: 0, user: { name: 'cid' } });
+    const seenOnline: string[] = [];
+    bob.presence.on('change', (_id, value) => {
+      if (value) seenOnline.push(value.user.name);
+    });
+    bob.client.goOnline();
+    await bob.doc.whenSynced();
+    await waitFor(() => cursorOf(bob, 'cid') !== null, { what: "bob sees cid after reconnecting" });
+    // One more round trip through the server: cid moves; once bob sees that, anything the
+    // server had about ann would have arrived too.
+    cid.presence.submit({ path: ['text'], anchor: 1, head: 1, user: { name: 'cid' } });
+    await waitFor(() => cursorOf(bob, 'cid') === 1, { what: "bob sees cid's update" });
+    assert.equal(cursorOf(bob, 'ann'), null);
+    assert.ok(!seenOnline.includes('ann'), 'the leaver never reappeared');
+    assert.equal(bob.presence.remotes.size, 1);
+  });
+
+  it('reports each remote update once', async () => {
+    const server = await startTestServer();
+    closers.push(() => server.close());
+    const ann = await joinDoc(server.url, 'ann', closers);
+    const bob = await joinDoc(server.url, 'bob', closers);
+    const changes: Array<number | null> = [];
+    bob.presence.on('change', (_id, value) => changes.push(value?.anchor ?? null));
+    for (const anchor of [3, 7, 11]) {
+      ann.presence.submit({ path: ['text'], anchor, head: anchor, user: { name: 'ann' } });
+      await waitFor(() => cursorOf(bob, 'ann') === anchor, { what: `bob sees anchor ${anchor}` });
+    }
+    // An op that does not move ann's cursor (typed after it) changes nothing for bob.
+    bob.doc.submit(ops.textInsert(['text'], 30, 'z'));
+    await bob.doc.whenSynced();
+    await waitFor(() => ann.doc.version === bob.doc.version, { what: 'ann has the op' });
+    ann.presence.submit({ path: ['text'], anchor: 12, head: 12, user: { name: 'ann' } });
+    await waitFor(() => cursorOf(bob, 'ann') === 12, { what: 'bob sees anchor 12' });
+    assert.deepEqual(changes, [3, 7, 11, 12]);
+  });
 });
