@@ -74,6 +74,8 @@ export class TandemClient extends Emitter<ClientEvents> {
   private readonly tokens: TokenSource | null;
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private reauthenticating: Promise<void> | null = null;
+  /** Connection failures (by code) reported since the client was last online. */
+  private readonly reportedFailures = new Set<string>();
   private readonly socket: SocketConnection;
   private readonly docs = new Map<string, DocHandle<unknown>>();
   private readonly ctx: DocContext;
@@ -87,9 +89,7 @@ export class TandemClient extends Emitter<ClientEvents> {
     this.socket = connectSocket({
       ...options,
       handshakeAuth: (refused) => this.handshakeAuth(refused),
-      onConnectError: (error) => {
-        if (error.code === TandemErrorCode.UNAUTHENTICATED || error.code === TandemErrorCode.FORBIDDEN) this.emitError(error);
-      },
+      onConnectError: (error) => this.connectFailed(error),
     });
     const connection = this.socket.connection;
     const internals = connectionInternals(connection);
@@ -203,9 +203,24 @@ export class TandemClient extends Emitter<ClientEvents> {
   }
 
   private setState(state: ConnectionState): void {
+    if (state === 'online') this.reportedFailures.clear();
     if (state === this.current) return;
     this.current = state;
     this.emit('state', state);
+  }
+
+  /**
+   * A connection attempt failed: reported once per kind of failure until the client is
+   * online again (it keeps retrying meanwhile), and the state says 'offline' instead of
+   * 'connecting' forever. A draining server is not a failure: the client moves on.
+   */
+  private connectFailed(error: TandemError): void {
+    if (this.closing || error.code === TandemErrorCode.SHUTTING_DOWN) return;
+    if (!this.reportedFailures.has(error.code)) {
+      this.reportedFailures.add(error.code);
+      this.emitError(error);
+    }
+    if (this.current === 'connecting') this.setState('offline');
   }
 
   private adoptSourceId(id: string): void {
