@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { DEFAULT_OP_LIMITS } from '../ot-types/index.js';
 
 /** Everything the server reads from its environment, parsed once (see README "Configuration"). */
@@ -212,13 +214,28 @@ function logLevel(source: ConfigSource): string {
   return level;
 }
 
+const DEFAULT_DB_URL = 'sqlite:./data/tandem.db';
+
+/**
+ * A SQLite file in a folder that does not exist is a typo far more often than a wish: only
+ * the default's own folder (./data) is created; any other must exist.
+ */
+function checkSqliteDirectory(dbUrl: string): void {
+  if (!/^sqlite:/i.test(dbUrl) || dbUrl === DEFAULT_DB_URL) return;
+  let file = dbUrl.slice('sqlite:'.length);
+  if (file.startsWith('//')) file = file.slice(2);
+  if (file === '' || file === ':memory:') return;
+  const dir = dirname(resolve(file));
+  if (!existsSync(dir)) throw new ConfigError(`DB_URL names a SQLite file in ${dir}, which does not exist; create it first`, 'DB_URL');
+}
+
 /** Builds the frozen Config from environment-style variables (flags are mapped onto them). */
 export function loadConfig(source: ConfigSource = process.env): Config {
   const synchronous = (source.SQLITE_SYNCHRONOUS ?? 'NORMAL').toUpperCase();
   if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
     throw new ConfigError(`SQLITE_SYNCHRONOUS must be FULL or NORMAL, got "${source.SQLITE_SYNCHRONOUS}"`, 'SQLITE_SYNCHRONOUS');
   }
-  const dbUrl = source.DB_URL || 'sqlite:./data/tandem.db';
+  const dbUrl = source.DB_URL || DEFAULT_DB_URL;
   if (!/^(sqlite:.+|memory:(\/\/)?|mongodb(\+srv)?:\/\/.+)$/i.test(dbUrl)) {
     // Only the scheme is echoed: the rest of a URL may hold credentials.
     const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(dbUrl)?.[0] ?? '(no scheme)';
@@ -227,6 +244,7 @@ export function loadConfig(source: ConfigSource = process.env): Config {
       'DB_URL',
     );
   }
+  checkSqliteDirectory(dbUrl);
   const maxOpBytes = integer(source, 'MAX_OP_BYTES', DEFAULT_OP_LIMITS.maxOpBytes, 1024);
   const host = source.HOST || '127.0.0.1';
   return Object.freeze({

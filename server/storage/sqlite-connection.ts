@@ -94,7 +94,11 @@ export function openSqliteFile(opts: SqliteOptions): Connection {
   if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
     throw new Error(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
   }
-  if (opts.path !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(opts.path)), { recursive: true });
+  // Only the file's own folder (./data for the default path); config refuses deeper typos.
+  if (opts.path !== ':memory:') {
+    const dir = path.dirname(path.resolve(opts.path));
+    if (!fs.existsSync(dir)) fs.mkdirSync(dir);
+  }
   const conn = new Database(opts.path);
   try {
     // The timeout first, so switching to WAL waits for a process that is mid-write.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +26,7 @@ describe('tandem serve (the built package bin)', function () {
   });
 
   it('serves /healthz, /readyz and / with flags mirroring the variables, and exits 0 on SIGTERM', async () => {
-    server = await startServerProcess({}, { entry: 'bin', args: ['--port', '0', '--db-url', `sqlite:${join(dir, 'sub', 't.db')}`] });
+    server = await startServerProcess({}, { entry: 'bin', args: ['--port', '0', '--db-url', `sqlite:${join(dir, 't.db')}`] });
     const health = await fetch(`${server.url}/healthz`);
     assert.equal(health.status, 200);
     const ready = await fetch(`${server.url}/readyz`);
@@ -85,6 +85,10 @@ describe('tandem serve (the built package bin)', function () {
       assert.match(variable.stderr, /TANDEM_BAD_CONFIG: PORT must be an integer from 0 to 65535/);
       assert.match(run(['serve', '--log-level', 'loud']).stderr, /TANDEM_BAD_CONFIG: --log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/);
       assert.match(run(['serve'], { LOG_LEVEL: 'loud' }).stderr, /TANDEM_BAD_CONFIG: LOG_LEVEL must be one of/);
+      const missingDir = run(['serve', '--port', '0', '--db-url', 'sqlite:/nonexistent/dir/x.db']);
+      assert.equal(missingDir.status, 1);
+      assert.match(missingDir.stderr, /TANDEM_BAD_CONFIG: --db-url names a SQLite file in \/nonexistent\/dir, which does not exist/);
+      assert.ok(!existsSync('/nonexistent'), 'no folder was created');
       assert.match(run(['serve', '--host', '0.0.0.0', '--port', '0']).stderr, /TANDEM_BAD_CONFIG: HOST=0\.0\.0\.0 is reachable from the network but no authentication is configured/);
     });
   });
