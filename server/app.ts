@@ -202,6 +202,11 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   const port = (http.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, db: storage.kind, pubsub: pubsub.kind, auth: config.auth.mode, rules: config.rulesFile !== null }, 'tandem listening');
+  // Not a reason to stay down (the store may come up later, /readyz tells load balancers),
+  // but an operator must not read "listening" and assume all is well.
+  storage.ping().catch((err: unknown) =>
+    logger.warn({ db: storage.kind, err: (err as Error).message }, 'store unreachable: /readyz answers 503 until it answers'),
+  );
   if (config.auth.mode === 'none' && config.auth.explicit) {
     logger.warn({ host: config.host }, 'AUTH=none: every client may read and write every document');
   }

@@ -21,6 +21,7 @@ import { createRequire } from 'node:module';
 import { MongoClient, type MongoClientOptions } from 'mongodb';
 import type ShareDB from 'sharedb';
 import { DEFAULT_MILESTONE_INTERVAL } from './sqlite-milestone.js';
+import { withStorageErrorCodes } from './storage-errors.js';
 
 export interface MongoStorageOptions {
   /** mongodb:// or mongodb+srv:// URL; its path names the database. */
@@ -58,11 +59,13 @@ export function createMongoStorage(opts: MongoStorageOptions): MongoStorage {
   // Throws synchronously on a malformed URL, which is what a config error should do.
   const client = new MongoClient(opts.url, opts.mongoOptions);
   const factory: ClientFactory = (callback) => callback(null, client);
-  const db = new ShareDbMongo({ mongo: factory });
-  const milestoneDb = new MongoMilestoneDB({
-    mongo: factory,
-    interval: opts.milestoneInterval ?? DEFAULT_MILESTONE_INTERVAL,
-  });
+  const db = withStorageErrorCodes(new ShareDbMongo({ mongo: factory }));
+  const milestoneDb = withStorageErrorCodes(
+    new MongoMilestoneDB({
+      mongo: factory,
+      interval: opts.milestoneInterval ?? DEFAULT_MILESTONE_INTERVAL,
+    }),
+  );
 
   let closing: Promise<void> | undefined;
   return {

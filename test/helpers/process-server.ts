@@ -14,6 +14,10 @@ export interface ServerProcess {
   readonly url: string;
   /** Every JSON log line the process printed so far (pino objects). */
   readonly logs: Array<Record<string, unknown>>;
+  /** stdout lines that were not JSON (every log line should be). */
+  readonly nonJson: string[];
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
   /** SIGKILL: no shutdown code runs. */
   kill(): Promise<void>;
   /** SIGTERM and wait for exit; resolves with the exit code. */
@@ -34,6 +38,7 @@ export async function startServerProcess(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
+  const nonJson: string[] = [];
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -47,6 +52,7 @@ export async function startServerProcess(
       try {
         entry = JSON.parse(line) as Record<string, unknown>;
       } catch {
+        nonJson.push(line);
         return;
       }
       logs.push(entry);
@@ -69,6 +75,8 @@ export async function startServerProcess(
     child,
     url,
     logs,
+    nonJson,
+    stderr: () => stderr,
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await waitExit();

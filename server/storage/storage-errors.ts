@@ -1,0 +1,32 @@
+import { TandemError, TandemErrorCode } from '../../client/protocol.js';
+
+/**
+ * A store driver's own failures (MongoDB's "Topology is closed", a lost connection) carry no
+ * code a client can act on. This wraps a ShareDB DB or MilestoneDB so every callback error
+ * without a code reaches clients as TANDEM_STORAGE_ERROR (transient: the SDK retries); coded
+ * errors (ShareDB's, or sharedb-mongo's numeric ones) pass unchanged.
+ */
+export function withStorageErrorCodes<T extends object>(db: T): T {
+  return new Proxy(db, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return function (this: unknown, ...args: unknown[]) {
+        const last = args.length - 1;
+        const callback = args[last];
+        if (typeof callback === 'function') {
+          args[last] = (err: unknown, ...results: unknown[]) =>
+            (callback as (...a: unknown[]) => void)(err ? coded(err) : err, ...results);
+        }
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+function coded(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== undefined && code !== null) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new TandemError(TandemErrorCode.STORAGE_ERROR, `the store failed: ${message}`);
+}
