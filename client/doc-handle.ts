@@ -1,7 +1,7 @@
 import * as json1 from 'ot-json1';
 import type { Doc as JsonValue, JSONOp } from 'ot-json1';
 import type { Doc } from 'sharedb/lib/client/index.js';
-import { JSON1_TYPE_URI, type Json1Presence } from '../ot-types/index.js';
+import { checkOpAgainst, JSON1_TYPE_URI, type Json1Presence } from '../ot-types/index.js';
 import type { DeepReadonly, DocContext, DocEvents, DocOptions, OpMeta, OpRejection } from './doc-types.js';
 import { DocSync, isMissingHistory, toTandemError } from './doc-sync.js';
 import { Emitter } from './emitter.js';
@@ -114,6 +114,16 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     }
     try {
       json1.type.checkValidOp(op);
+    } catch (err) {
+      throw new TandemError(TandemErrorCode.INVALID_OP, `not a json1 op: ${(err as Error).message}`);
+    }
+    // json1 would apply a text delete of other text, or fail deep in a subtype on a typo'd
+    // path: say where and why instead.
+    const mismatch = checkOpAgainst(this.d.data as JsonValue, op);
+    if (mismatch) {
+      throw new TandemError(TandemErrorCode.INVALID_OP, `op does not fit ${this.collection}/${this.id} at ${JSON.stringify(mismatch.path)}: ${mismatch.reason}`);
+    }
+    try {
       json1.type.apply(this.d.data as JsonValue, op);
     } catch (err) {
       throw new TandemError(TandemErrorCode.INVALID_OP, `op does not apply to ${this.collection}/${this.id}: ${(err as Error).message}`);

@@ -9,6 +9,7 @@ export {
   type TandemJson1Type,
 } from './json1-type.js';
 export { ops, setOp } from './op-builders.js';
+export { checkOpAgainst, type OpMismatch } from './check-op.js';
 export { transformPresence, isJson1Presence, type Json1Presence } from './presence.js';
 export {
   validateJson1Op,
