@@ -115,6 +115,9 @@ export function loadCommand(): Command {
     .join(',');
   return new Command('load')
     .description('drive simulated clients against Tandem server(s), check convergence, write JSON + HTML reports')
+    // Usage mistakes (unknown flag, bad choice, missing value) exit 2 like every bad option;
+    // help and version still exit 0.
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .addOption(
       new Option('-u, --url <url>', 'server URL; repeat (or comma-separate) for several instances, clients go round-robin')
         .argParser(collect)

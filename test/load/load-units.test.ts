@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { jwtVerify } from 'jose';
 import { tandemJson1 } from '../../ot-types/index.js';
 import { optionsFromFlags, reportedCommand } from '../../load/command.js';
@@ -153,5 +155,19 @@ describe('load tool: options, plan and workload (pure parts)', () => {
     assert.equal(sink.delayedByDisconnect, 1);
     ledger.sweep(1_000_000);
     assert.equal(ledger.size, 0);
+  });
+});
+
+describe('load tool: exit codes for usage mistakes', function () {
+  this.timeout(30_000);
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../load/cli.ts', import.meta.url)), ...args], { encoding: 'utf8', timeout: 20_000 });
+
+  it('an unknown flag or a bad choice exits 2 (bad options), help exits 0', () => {
+    const unknown = run(['--bogus']);
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /unknown option '--bogus'/);
+    assert.equal(run(['--transport', 'carrier-pigeon']).status, 2);
+    assert.equal(run(['--help']).status, 0);
   });
 });
