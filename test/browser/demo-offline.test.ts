@@ -90,4 +90,30 @@ describe('browser: offline editing in the demo page', function () {
     assert.ok(final.notes.startsWith('Bob was here. '), final.notes);
     assert.ok(final.code.startsWith('// Bob\n'), final.code);
   });
+
+  it('no ghost presence: offline a page shows nobody else; a user who left while it was offline never comes back', async () => {
+    const [alice, bob] = await Promise.all([open('Alice'), open('Bob')]);
+    const others = (user: User) => user.page.evaluate(() => Array.from(document.querySelectorAll('#people .person:not(.me)'), (el) => (el as HTMLElement).dataset.name));
+    await select(alice.page, 'notes', 0);
+    await waitFor(async () => (await others(bob)).includes('Alice'), { what: "Bob's bar shows Alice" });
+
+    await bob.page.click('#offline-toggle');
+    await bob.page.waitForSelector('#state[data-state="offline"]');
+    await waitFor(async () => (await others(bob)).length === 0, { what: "Bob's bar to empty while offline" });
+    // Bob keeps typing before Alice's caret; Alice leaves meanwhile.
+    await select(bob.page, 'notes', 0);
+    await bob.page.keyboard.type('offline typing ');
+    await alice.browser.close();
+    await bob.page.keyboard.type('more ');
+    assert.deepEqual(await others(bob), [], 'typing offline brings no one back');
+
+    // Back online, with Carol here: Bob sees Carol, and never Alice again.
+    const carol = await open('Carol');
+    await select(carol.page, 'notes', 0);
+    await bob.page.click('#offline-toggle');
+    await bob.page.waitForSelector('#state[data-state="online"]');
+    await waitFor(async () => (await others(bob)).includes('Carol'), { what: "Bob's bar shows Carol" });
+    await waitConverged([bob.page, carol.page], fx.server, fx.docId);
+    assert.deepEqual(await others(bob), ['Carol']);
+  });
 });
