@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import * as json1 from 'ot-json1';
-import { checkOpAgainst, ops } from '../../ot-types/index.js';
+import { checkOpAgainst, ops, type JSONOp } from '../../ot-types/index.js';
 
 describe('checkOpAgainst: an op checked against the document it is for', () => {
   const doc = { title: 'Hello 😀 world', n: 3, list: ['a', 'b'], meta: { owner: 'ada' } };
@@ -14,7 +14,7 @@ describe('checkOpAgainst: an op checked against the document it is for', () => {
       ops.add(['n'], 2),
       ops.remove(['list', 1]),
       ops.replace(['meta', 'owner'], 'bob'),
-      json1.removeOp(['meta', 'owner'], 'ada'),
+      ['meta', 'owner', { r: 'ada' }] as JSONOp,
       ops.move(['list', 0], ['list', 1]),
       ops.compose(ops.textInsert(['title'], 0, 'x'), ops.add(['n'], 1)),
     ]) {
@@ -32,6 +32,6 @@ describe('checkOpAgainst: an op checked against the document it is for', () => {
     assert.match(checkOpAgainst(doc, ops.textDelete(['title'], 10, 20))!.reason, /deletes 20 characters at 10 but the text has 13/);
     assert.deepEqual(checkOpAgainst(doc, ops.add(['title'], 1)), { path: ['title'], reason: 'adding needs a number there' });
     assert.deepEqual(checkOpAgainst(doc, ops.remove(['list', 5])), { path: ['list', 5], reason: 'removes a value that is not there' });
-    assert.deepEqual(checkOpAgainst(doc, json1.removeOp(['meta', 'owner'], 'bob')), { path: ['meta', 'owner'], reason: 'removes a value other than the one there' });
+    assert.deepEqual(checkOpAgainst(doc, ['meta', 'owner', { r: 'bob' }] as JSONOp), { path: ['meta', 'owner'], reason: 'removes a value other than the one there' });
   });
 });
