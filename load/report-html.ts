@@ -5,8 +5,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { BUCKETS_PER_OCTAVE } from './ipc.js';
 import type { LoadResult } from './result.js';
-import { fmtBytes, fmtLatency } from './summary.js';
+import { fmtBytes, latencyNote } from './summary.js';
 
 const require = createRequire(import.meta.url);
 
@@ -32,6 +33,8 @@ const r = JSON.parse(document.getElementById('result').textContent);
 const W = Math.min(1150, document.body.clientWidth - 10);
 const tl = r.timeline;
 const t = tl.map(p => p.t);
+// The uPlot instances, for the report's tests and for poking at in the console.
+const charts = window.reportCharts = { histogram: [] };
 // No worker report for that second (a starved generator never answered): a gap, not a zero.
 const w = (p, v) => p.workersReporting > 0 ? v : null;
 const shadeUnmeasured = u => {
@@ -48,36 +51,61 @@ const timeOpts = (title, yLabel, series, log) => ({
   axes: [{ label: 'seconds since start' }, { label: yLabel }],
   series: [{ label: 's' }, ...series], hooks: { drawClear: [shadeUnmeasured] },
 });
-new uPlot(timeOpts('Throughput (shaded: ramp-up / warm-up, not measured)', 'ops/s', [
+charts.throughput = new uPlot(timeOpts('Throughput (shaded: ramp-up / warm-up, not measured)', 'ops/s', [
   { label: 'acked ops/s (clients)', stroke: '#1f77b4', width: 2 },
   { label: 'server commits/s', stroke: '#2ca02c', width: 2 },
   { label: 'submitted ops/s', stroke: '#aaa', dash: [4, 4] },
   { label: 'presence seen/s', stroke: '#9467bd' },
 ]), [t, tl.map(p => w(p, p.ackedPerSec)), tl.map(p => p.serverCommitsPerSec), tl.map(p => w(p, p.submittedPerSec)), tl.map(p => w(p, p.presencePerSec))],
   document.getElementById('chart-throughput'));
-new uPlot(timeOpts('Latency percentiles per second, and event-loop delays (log scale)', 'ms', [
+// Only a server that reports its event-loop delay (the benchmark's server host) gets a series:
+// GET /metrics has no such figure, and an always-empty series would only mislead.
+const serverLoop = tl.some(p => p.serverLoopDelayP99Ms !== undefined);
+const latencySeries = [
   { label: 'ack p50', stroke: '#1f77b4' }, { label: 'ack p99', stroke: '#d62728', width: 2 },
   { label: 'seen p50', stroke: '#17becf' }, { label: 'seen p99', stroke: '#ff7f0e', width: 2 },
-  { label: 'load-gen loop delay p99', stroke: '#8c564b', dash: [3, 3] }, { label: 'server loop delay p99', stroke: '#e377c2', dash: [3, 3] },
-], true), [t, tl.map(p => p.ackP50), tl.map(p => p.ackP99), tl.map(p => p.seenP50), tl.map(p => p.seenP99),
-  tl.map(p => w(p, p.loopDelayP99Ms || null)), tl.map(p => p.serverLoopDelayP99Ms || null)],
-  document.getElementById('chart-latency-time'));
+  { label: 'load-gen loop delay p99', stroke: '#8c564b', dash: [3, 3] },
+];
+const latencyData = [t, tl.map(p => p.ackP50), tl.map(p => p.ackP99), tl.map(p => p.seenP50), tl.map(p => p.seenP99),
+  tl.map(p => w(p, p.loopDelayP99Ms || null))];
+if (serverLoop) {
+  latencySeries.push({ label: 'server loop delay p99', stroke: '#e377c2', dash: [3, 3] });
+  latencyData.push(tl.map(p => p.serverLoopDelayP99Ms || null));
+}
+charts.latencyTime = new uPlot(timeOpts(serverLoop ? 'Latency percentiles per second, and event-loop delays (log scale)'
+  : "Latency percentiles per second, and the load generators' event-loop delay (log scale; the server reports none)", 'ms', latencySeries, true),
+  latencyData, document.getElementById('chart-latency-time'));
 const h = r.histogram;
+const histEl = document.getElementById('chart-histogram');
 if (h.floorsMs.length > 0) {
-  new uPlot({
-    title: 'Latency histogram, measured window (quarter-octave buckets)', width: W, height: 280,
-    scales: { x: { time: false, distr: 3 } },
-    axes: [{ label: 'latency ms (bucket lower bound, log)' }, { label: 'ops' }],
-    series: [{ label: 'ms' },
-      { label: 'submit→ack', stroke: '#1f77b4', fill: 'rgba(31,119,180,0.35)', paths: uPlot.paths.bars({ size: [0.45, 40], align: -1 }) },
-      { label: 'submit→seen', stroke: '#ff7f0e', fill: 'rgba(255,127,14,0.35)', paths: uPlot.paths.bars({ size: [0.45, 40], align: 1 }) }],
-  }, [h.floorsMs, h.ack, h.seen], document.getElementById('chart-histogram'));
-} else document.getElementById('chart-histogram').textContent = 'no latency samples in the measured window';
+  // One panel each, with its own count axis: every op is seen by each other client of its
+  // document, so seen counts run several times ack counts and would flatten ack on a shared
+  // axis. The x axes (log, whole decades) match, so the panels compare position for position.
+  const step = 2 ** (1 / ${BUCKETS_PER_OCTAVE}); // a bucket's upper bound over its lower bound
+  const lo = 10 ** Math.floor(Math.log10(h.floorsMs[0]));
+  const hi = 10 ** Math.ceil(Math.log10(h.floorsMs[h.floorsMs.length - 1] * step));
+  const panels = [
+    ['submit→ack', h.ack, '#1f77b4', 'rgba(31,119,180,0.35)', 'ops acknowledged', 'one sample per op'],
+    ['submit→seen by others', h.seen, '#ff7f0e', 'rgba(255,127,14,0.35)', 'deliveries', 'one sample per receiving client'],
+  ];
+  for (const [label, counts, stroke, fill, yLabel, per] of panels) {
+    const el = document.createElement('div');
+    histEl.append(el);
+    if (!counts.some(c => c > 0)) { el.textContent = 'no ' + label + ' samples in the measured window'; continue; }
+    charts.histogram.push(new uPlot({
+      title: label + ' latency histogram, measured window (quarter-octave buckets, ' + per + ')', width: W, height: 220,
+      cursor: { sync: { key: 'histogram' } },
+      scales: { x: { time: false, distr: 3, range: () => [lo, hi] }, y: { range: (u, min, max) => [0, Math.max(1, max) * 1.05] } },
+      axes: [{ label: 'latency ms (log; a bar spans its bucket)' }, { label: yLabel }],
+      series: [{ label: 'from ms' }, { label, stroke, fill, paths: uPlot.paths.bars({ size: [0.9, 80], align: 1 }), points: { show: false } }],
+    }, [h.floorsMs, counts], el));
+  }
+} else histEl.textContent = 'no latency samples in the measured window';
 const curve = r.percentiles.ack.length ? r.percentiles.ack : r.percentiles.seen;
 if (curve.length > 0) {
   const xs = curve.map(([p], i) => p < 100 ? 100 / (100 - p) : 100 / (100 - curve[i - 1][0]) * 1.78);
   const pick = (c) => curve.map((_, i) => c.length ? c[i][1] : null);
-  new uPlot({
+  charts.percentiles = new uPlot({
     title: 'Latency by percentile, measured window (HDR histogram)', width: W, height: 300,
     scales: { x: { time: false, distr: 3 }, y: { distr: 3 } },
     axes: [{ label: 'percentile (log scale of 1/(1-p))', splits: (u, ax, min, max) => [1, 10, 100, 1e3, 1e4, 1e5].filter(v => v >= min && v <= max),
@@ -89,7 +117,7 @@ if (curve.length > 0) {
   }, [xs, pick(r.percentiles.ack), pick(r.percentiles.seen)], document.getElementById('chart-percentiles'));
 }
 const MB = b => b == null ? null : b / 1048576;
-new uPlot(timeOpts('Memory', 'MiB', [
+charts.memory = new uPlot(timeOpts('Memory', 'MiB', [
   { label: 'load generators heap', stroke: '#8c564b' }, { label: 'server RSS', stroke: '#e377c2', width: 2 },
 ]), [t, tl.map(p => w(p, MB(p.clientHeapBytes))), tl.map(p => MB(p.serverRssBytes))], document.getElementById('chart-memory'));
 `;
@@ -136,7 +164,7 @@ ${row(['disconnects', `reconnects ${r.reconnects} · chaos disconnects ${r.chaos
 ${row(['convergence', `${c.passed ? 'PASS' : 'FAIL'}: ${c.clientsChecked} client copies of ${c.docsChecked} documents compared with the server snapshot; ${c.divergent} divergent; ${c.undrained} undrained`])}
 </table>
 <h2>Latency (ms)</h2><table>${latencyRows(r)}</table>
-<p class="note">${escapeHtml(fmtLatency(r.latency.ack))}</p>
+<p class="note" id="latency-note">${escapeHtml(latencyNote(r))}</p>
 <h2>Errors by code</h2>
 ${errors.length ? `<table>${row(['code', 'count'], true)}${errors.map(([k, v]) => row([k, v])).join('')}</table>` : '<p>none</p>'}
 ${c.details.length ? `<h2>Divergences</h2><table>${row(['doc', 'client', 'client v', 'server v', 'reason'], true)}${c.details.map((d) => row([d.docId, d.client, d.clientVersion ?? '-', d.serverVersion, d.reason])).join('')}</table>` : ''}

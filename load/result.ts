@@ -36,8 +36,10 @@ export interface TimelinePoint {
   reconnects: number;
   clientHeapBytes: number;
   serverRssBytes: number | null;
-  /** The server's event-loop delay p99 over the second, when it reports it (bench hosts). */
-  serverLoopDelayP99Ms: number | null;
+  /** The server's event-loop delay p99 over the second. Present only when the server reports
+   * it (the benchmark's server host does); a server's GET /metrics has no such figure, and
+   * the key is left out rather than filled with nulls. */
+  serverLoopDelayP99Ms?: number;
   /** The load generators' worst event-loop delay p99 over the second. */
   loopDelayP99Ms: number;
 }
@@ -53,7 +55,8 @@ export interface ServerFigures {
   heapUsedBytes: number | null;
   /** Server CPU time per commit in the measured window, µs (when the server reports CPU). */
   cpuMicrosPerCommit: number | null;
-  /** Worst per-second event-loop delay p99 of the server in the measured window, ms. */
+  /** Worst per-second event-loop delay p99 of the server in the measured window, ms (null
+   * when the server does not report its event-loop delay, as GET /metrics does not). */
   worstLoopDelayP99Ms: number | null;
 }
 

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { Aggregator, percentileCurve, summarize } from './aggregate.js';
 import { Timeline } from './timeline.js';
 import { TANDEM_CLIENT_NAME } from './adapter.js';
-import type { ConvergenceReport, WorkerOptions } from './ipc.js';
+import type { ConvergenceReport, Phase, WorkerOptions } from './ipc.js';
 import { reportedOptions, validateOptions, type LoadOptions } from './options.js';
 import { planWorkers } from './plan.js';
 import type { LoadResult, MachineInfo, ServerFigures, TimelinePoint } from './result.js';
@@ -23,7 +23,12 @@ export interface RunHooks {
   afterConnect?(info: { connected: number }): Promise<void>;
   /** After every client opened its document (before ops start). */
   afterDocsOpen?(info: { connected: number }): Promise<void>;
-  /** Every second with the newest timeline point (live progress). */
+  /**
+   * Every second with the newest timeline point (live progress), and at the start of each
+   * timed phase with elapsedMs 0. elapsedMs counts the current phase: the warm-up, then the
+   * measured window (its totalMs is what the report calls "measured"); totalMs is 0 in the
+   * setup phases, which have no fixed length.
+   */
   onTick?(point: TimelinePoint, elapsedMs: number, totalMs: number): void;
   onPhase?(phase: string): void;
 }
@@ -118,20 +123,30 @@ export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Pro
   let measuredMs = 0;
   let serverMeasuredMs = 0;
   let heapPerClient = 0;
-  const runMs = options.warmupMs + options.durationMs;
-  let runStart = Number.POSITIVE_INFINITY;
 
   const pool = new WorkerPool(plans.length, env.workerExecArgv);
   const timeline = new Timeline();
+  // Live progress counts the phase in progress, not the whole run: a 15 s run shows x/15 s
+  // while measuring (the warm-up has its own count before).
+  let phaseWindow = { startedAt: t0, totalMs: 0 };
+  let lastPoint: TimelinePoint | null = null;
   const clock = new SlotClock(pool, aggregator, timeline, probe, t0, (point) => {
-    hooks.onTick?.(point, Math.max(0, performance.now() - runStart), runMs);
+    lastPoint = point;
+    // Timed from the slot's flush, not from now: the point may come up to 0.8 s after it.
+    hooks.onTick?.(point, Math.max(0, clock.lastFlushAt - phaseWindow.startedAt), phaseWindow.totalMs);
   });
+  /** `name` is what progress shows; opening documents is part of the 'connect' phase. */
+  const enterPhase = (name: Phase | 'open-docs', startedAt: number, totalMs: number): void => {
+    clock.phase = name === 'open-docs' ? 'connect' : name;
+    phaseWindow = { startedAt, totalMs };
+    hooks.onPhase?.(name);
+    if (totalMs > 0 && lastPoint) hooks.onTick?.(lastPoint, 0, totalMs);
+  };
   await clock.sampleServerNow();
 
   try {
     const ready = await pool.request((w) => ({ type: 'init', plan: plans[w]!, options: workerOptions(options) }), 'ready', 30_000);
-    hooks.onPhase?.('connect');
-    clock.phase = 'connect';
+    enterPhase('connect', performance.now(), 0);
     clock.startBackground();
     const connected = await pool.request({ type: 'connect' }, 'connected', options.rampMs + options.connectTimeoutMs + 60_000);
     setup.connected = connected.reduce((a, r) => a + r.ok, 0);
@@ -139,7 +154,7 @@ export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Pro
     setup.connectMs = Math.max(...connected.map((r) => r.ms));
     if (setup.connected === 0) throw new LoadRunError('no client could connect');
     await hooks.afterConnect?.({ connected: setup.connected });
-    hooks.onPhase?.('open-docs');
+    enterPhase('open-docs', performance.now(), 0);
     const opened = await pool.request({ type: 'open-docs' }, 'docs-open', options.connectTimeoutMs + 120_000);
     setup.openFailed = opened.reduce((a, r) => a + r.failed, 0);
     setup.openDocsMs = Math.max(...opened.map((r) => r.ms));
@@ -149,20 +164,21 @@ export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Pro
 
     // The run: slots on an absolute 1 s grid from the start, phase changes on slot edges.
     const warmupSlots = Math.ceil(options.warmupMs / TICK_MS);
-    const totalSlots = warmupSlots + Math.ceil(options.durationMs / TICK_MS);
+    const measureSlots = Math.ceil(options.durationMs / TICK_MS);
+    const totalSlots = warmupSlots + measureSlots;
     // Workers start in warm-up; the switch to 'measure' follows a flush, so every interval
     // belongs wholly to one phase.
-    hooks.onPhase?.('warmup');
     clock.phase = 'warmup';
     await pool.request({ type: 'run', phase: 'warmup' }, 'running', 30_000);
-    runStart = performance.now();
+    const runStart = performance.now();
+    // The phases last whole slots, and progress shows what will be measured.
+    if (warmupSlots > 0) enterPhase('warmup', runStart, warmupSlots * TICK_MS);
     let measureStartedAt = runStart;
     let serverStart: Promise<{ sample: ServerSample | null; at: number }> = Promise.resolve({ sample: null, at: 0 });
     const startMeasuring = () => {
       pool.broadcast({ type: 'phase', phase: 'measure' });
-      clock.phase = 'measure';
-      hooks.onPhase?.('measure');
       measureStartedAt = clock.lastFlushAt;
+      enterPhase('measure', measureStartedAt, measureSlots * TICK_MS);
       // Server rates are taken between two samples of their own, while ops flow.
       serverStart = clock.sampleServerNow();
     };
@@ -182,8 +198,7 @@ export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Pro
     measureEnd = last.sample;
     serverMeasuredMs = last.at - first.at;
 
-    hooks.onPhase?.('drain');
-    clock.phase = 'drain';
+    enterPhase('drain', performance.now(), 0);
     pool.broadcast({ type: 'phase', phase: 'drain' });
     const stopped = await pool.request({ type: 'stop' }, 'stopped', options.drainTimeoutMs + 90_000);
     convergence = emptyConvergence();
@@ -208,7 +223,7 @@ export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Pro
   const seconds = measuredMs / 1000 || 1;
   const server = serverFigures(probe.source, measureStart, measureEnd);
   const points = timeline.points();
-  const serverLoops = points.filter((p) => p.phase === 'measure' && p.serverLoopDelayP99Ms !== null).map((p) => p.serverLoopDelayP99Ms!);
+  const serverLoops = points.filter((p) => p.phase === 'measure' && p.serverLoopDelayP99Ms !== undefined).map((p) => p.serverLoopDelayP99Ms!);
   server.worstLoopDelayP99Ms = serverLoops.length ? Math.max(...serverLoops) : null;
   if (failures.length === 0 && convergence.divergent > 0) failures.push(`${convergence.divergent} client document(s) diverged from the server`);
   if (failures.length === 0 && convergence.undrained > 0) failures.push(`${convergence.undrained} client(s) still had unacknowledged ops after the drain timeout`);

@@ -9,6 +9,20 @@ export const fmtLatency = (l: LatencySummary): string =>
     ? 'no samples'
     : `p50 ${l.p50.toFixed(2)}  p90 ${l.p90.toFixed(2)}  p99 ${l.p99.toFixed(2)}  p99.9 ${l.p999.toFixed(2)}  max ${l.max.toFixed(2)} ms  (n=${l.count})`;
 
+/**
+ * What the latency rows measure, for the line under the report's latency table: the rows
+ * themselves carry the figures, this says what they are samples of and what is left out.
+ */
+export function latencyNote(r: LoadResult): string {
+  return (
+    `Measured window only (${r.measuredSeconds} s). Each latency runs from when the op was scheduled, so a late timer counts against it. ` +
+    'submit→ack: until the server acknowledged the op (one sample per op); ' +
+    'submit→seen by others: until another client of the document applied it (one sample per receiving client); ' +
+    'presence→seen: a caret update until another client received it. ' +
+    `Samples delayed by a disconnect are left out (${r.delayedByDisconnect} over the whole run).`
+  );
+}
+
 export function formatSummary(r: LoadResult): string {
   const s = r.server;
   const errors = Object.entries(r.errors)

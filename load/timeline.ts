@@ -109,7 +109,7 @@ export class Timeline {
       reconnects: sum('reconnects'),
       clientHeapBytes: sum('heapUsed'),
       serverRssBytes: m.server.rssBytes,
-      serverLoopDelayP99Ms: m.server.loopDelayP99Ms,
+      ...(m.server.loopDelayP99Ms === null ? {} : { serverLoopDelayP99Ms: m.server.loopDelayP99Ms }),
       loopDelayP99Ms: samples.reduce((a, s) => Math.max(a, s.loopDelayP99Ms), 0),
     };
   }

@@ -3,6 +3,10 @@
  * each other user's caret is in the bound string. Text fields cannot hold decorations, so
  * carets are drawn in an overlay, placed with a hidden "mirror" element that lays out the
  * same text with the same styles to find a character's pixel position.
+ *
+ * The name label sits on the caret's own line, right of the caret (left of it near the
+ * field's right edge): above the caret it would hide the line above, and the overlay clips
+ * at the field's edges, so in a one-line <input> a label above or below would be cut off.
  */
 import type { Path } from 'ot-json1';
 import { cpToUtf16 } from './text-ops.js';
@@ -17,9 +21,16 @@ const MIRRORED = [
   'textIndent', 'letterSpacing', 'wordSpacing', 'tabSize', 'direction',
 ] as const;
 
+/** The caret bar's width (px). */
+const BAR_PX = 2;
+
 const samePath = (a: Path, b: Path): boolean => a.length === b.length && a.every((k, i) => k === b[i]);
 
-/** Pixel position (relative to the field's border box, scrolled) of UTF-16 index `index`. */
+/**
+ * Pixel position (relative to the field's border box, scrolled) of UTF-16 index `index`, and
+ * the height of the text there (its line's glyph box, as a native caret spans; not the line
+ * height, which would reach into the next line's leading).
+ */
 function caretCoordinates(field: TextField, index: number): { left: number; top: number; height: number } {
   const doc = field.ownerDocument;
   const mirror = doc.createElement('div');
@@ -45,7 +56,8 @@ function caretCoordinates(field: TextField, index: number): { left: number; top:
   const at = {
     left: marker.offsetLeft - field.scrollLeft,
     top: marker.offsetTop - field.scrollTop,
-    height: lineHeight,
+    // The marker's first box is on the caret's line (the rest may wrap onto later lines).
+    height: marker.getClientRects()[0]?.height || lineHeight,
   };
   mirror.remove();
   return at;
@@ -93,6 +105,8 @@ export function fieldRemoteCursors(field: TextField, path: Path, presence: Prese
       carets.push(caretElement(doc, id, p, x, y, at.height));
     }
     overlay.replaceChildren(...carets);
+    // Labels are measured in place, so each goes where it fits within the field's width.
+    for (const caret of carets) placeLabel(caret, field.clientWidth);
   };
   const schedule = (): void => {
     if (scheduled || destroyed) return;
@@ -130,14 +144,16 @@ function caretElement(doc: Document, id: string, p: CursorPresence, x: number, y
   caret.dataset.presenceId = id;
   caret.dataset.user = p.user?.name ?? 'anonymous';
   caret.dataset.offset = String(p.head);
-  Object.assign(caret.style, { position: 'absolute', left: `${x}px`, top: `${y}px`, height: `${height}px`, borderLeft: `2px solid ${color}` });
+  Object.assign(caret.style, { position: 'absolute', left: `${x}px`, top: `${y}px`, height: `${height}px`, borderLeft: `${BAR_PX}px solid ${color}` });
   const label = doc.createElement('div');
+  label.className = 'tandem-field-caret-label';
   label.textContent = p.user?.name ?? 'anonymous';
   Object.assign(label.style, {
     position: 'absolute',
-    left: '-2px',
-    // Below the caret on the first line (the overlay clips above the field), else above.
-    [y < 16 ? 'top' : 'bottom']: '100%',
+    // Centred on the caret, which spans the line's text: 15 px high, it stays in the line.
+    top: '50%',
+    transform: 'translateY(-50%)',
+    left: '0',
     padding: '0 4px',
     borderRadius: '3px',
     background: color,
@@ -147,4 +163,18 @@ function caretElement(doc: Document, id: string, p: CursorPresence, x: number, y
   });
   caret.append(label);
   return caret;
+}
+
+/**
+ * Right of the caret if the label fits before the field's right edge, else left of it, else
+ * (a field narrower than caret and label) against the right edge. `left` is relative to the
+ * caret's padding box, which starts right of the bar.
+ */
+function placeLabel(caret: HTMLElement, fieldWidth: number): void {
+  const label = caret.lastElementChild as HTMLElement;
+  const x = caret.offsetLeft;
+  const width = label.offsetWidth;
+  const room = fieldWidth - (x + BAR_PX);
+  const left = width <= room ? 0 : width <= x ? -(width + BAR_PX) : Math.max(-(x + BAR_PX), room - width);
+  label.style.left = `${left}px`;
 }

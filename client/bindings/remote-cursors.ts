@@ -1,11 +1,15 @@
 /**
- * Remote carets and selections in CodeMirror 6: a coloured caret with the user's name above
+ * Remote carets and selections in CodeMirror 6: a coloured caret with the user's name beside
  * it, and a tinted selection. Positions arrive as UTF-16 offsets of the editor's document
  * (the CodeMirror binding converts them from presence's code points) and are mapped through
  * every change until the next presence update replaces them.
+ *
+ * The name label sits on the caret's own line, right of the caret (left of it when the line
+ * has no room): above the caret it would hide the line above, and on the first line it would
+ * be cut off by the editor's top edge.
  */
 import { RangeSetBuilder, StateEffect, StateField, type Extension, type Range } from '@codemirror/state';
-import { Decoration, EditorView, WidgetType, type DecorationSet } from '@codemirror/view';
+import { Decoration, EditorView, ViewPlugin, WidgetType, type DecorationSet } from '@codemirror/view';
 
 export interface RemoteCursor {
   /** Presence id (stable per remote client). */
@@ -19,6 +23,12 @@ export interface RemoteCursor {
 
 /** Replaces the whole set of remote cursors shown. */
 export const setRemoteCursors = StateEffect.define<readonly RemoteCursor[]>();
+
+const LABEL_CLASS = 'cm-tandem-caret-label';
+/** On a label drawn left of its caret, because the line has no room right of it. */
+const FLIPPED_CLASS = 'cm-tandem-caret-label-left';
+/** The caret bar's width (px), border-left in the theme below. */
+const BAR_PX = 2;
 
 class CaretWidget extends WidgetType {
   constructor(
@@ -38,10 +48,15 @@ class CaretWidget extends WidgetType {
     caret.className = 'cm-tandem-caret';
     caret.style.setProperty('--tandem-color', this.cursor.color);
     caret.dataset.presenceId = this.cursor.id;
-    // The name label is drawn by CSS from this attribute (::after), so the editor's DOM
-    // holds no extra text that could end up in innerText or a copied selection.
     caret.dataset.user = this.cursor.name;
     caret.title = this.cursor.name;
+    // The label's text is drawn by CSS from its attribute (::after), so the editor's DOM
+    // holds no extra text that could end up in innerText or a copied selection.
+    const label = document.createElement('span');
+    label.className = LABEL_CLASS;
+    label.dataset.user = this.cursor.name;
+    label.setAttribute('aria-hidden', 'true');
+    caret.append(label);
     return caret;
   }
 
@@ -99,13 +114,15 @@ const theme = EditorView.baseTheme({
     marginRight: '-1px',
     pointerEvents: 'none',
   },
-  '.cm-tandem-caret::after': {
-    content: 'attr(data-user)',
+  // Vertically centred on the caret, which spans its line's text: 15 px fits inside a line
+  // of any usual editor font, so the label never reaches the line above or below.
+  [`.${LABEL_CLASS}`]: {
     position: 'absolute',
-    left: '-2px',
-    bottom: '100%',
+    left: '0',
+    top: '50%',
+    transform: 'translateY(-50%)',
     padding: '0 4px',
-    borderRadius: '3px 3px 3px 0',
+    borderRadius: '0 3px 3px 0',
     background: 'var(--tandem-color, #888)',
     color: '#fff',
     fontSize: '11px',
@@ -117,11 +134,51 @@ const theme = EditorView.baseTheme({
     userSelect: 'none',
     zIndex: '10',
   },
+  [`.${LABEL_CLASS}::after`]: { content: 'attr(data-user)' },
+  [`.${LABEL_CLASS}.${FLIPPED_CLASS}`]: {
+    left: 'auto',
+    right: `${BAR_PX}px`,
+    borderRadius: '3px 0 0 3px',
+  },
 });
+
+/**
+ * Puts a label left of its caret when it would run past the editor's visible right edge
+ * (a caret near the end of a long or wrapped line); CSS alone cannot know the room left.
+ */
+const labelPlacement = ViewPlugin.fromClass(
+  class {
+    constructor(readonly view: EditorView) {
+      this.schedule();
+    }
+
+    /** Any update may have redrawn a caret (a new one starts right of its caret) or moved one. */
+    update(): void {
+      this.schedule();
+    }
+
+    schedule(): void {
+      this.view.requestMeasure({
+        key: this,
+        read: (view) => {
+          const scroller = view.scrollDOM.getBoundingClientRect();
+          const right = scroller.left + view.scrollDOM.clientWidth;
+          return [...view.contentDOM.querySelectorAll<HTMLElement>(`.${LABEL_CLASS}`)].map((label) => {
+            const caret = label.parentElement!.getBoundingClientRect();
+            return { label, flip: caret.left + BAR_PX + label.offsetWidth > right };
+          });
+        },
+        write: (placements) => {
+          for (const { label, flip } of placements) label.classList.toggle(FLIPPED_CLASS, flip);
+        },
+      });
+    }
+  },
+);
 
 /** The remote cursor layer (added by the CodeMirror binding; usable on its own). */
 export function remoteCursors(): Extension {
-  return [remoteCursorField, theme];
+  return [remoteCursorField, theme, labelPlacement];
 }
 
 /** The remote cursors currently shown, with mapped positions (for tests and tooling). */

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHART_IDS } from '../../load/report-html.js';
 import type { LoadResult } from '../../load/result.js';
+import { fmtLatency, latencyNote } from '../../load/summary.js';
 import { AUTH_ENV, TEST_JWT_SECRET } from '../helpers/auth.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -62,6 +63,11 @@ describe('load tool smoke run', function () {
     assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
     assert.match(stdout, /convergence: PASS/);
     assert.match(stderr, /\[load\] phase measure/, 'progress lines on a non-TTY stderr');
+    // Progress counts each phase on its own: the 2 s measured window ends at 2/2 s (it read
+    // 3/3 s, warm-up included, before).
+    assert.match(stderr, /\[load\] warmup 1\/1s /);
+    assert.match(stderr, /\[load\] measure 2\/2s /);
+    assert.doesNotMatch(stderr, /\d\/3s /);
 
     const result = JSON.parse(readFileSync(json, 'utf8')) as LoadResult;
     assert.equal(result.tool, 'tandem-load');
@@ -77,10 +83,14 @@ describe('load tool smoke run', function () {
     assert.equal(typeof result.server.commits, 'number', 'server figures from /metrics');
     assert.equal(typeof result.errors, 'object');
     assert.ok(result.histogram.floorsMs.length === result.histogram.ack.length);
+    // GET /metrics has no event-loop delay: the series is left out, not filled with nulls.
+    assert.ok(result.timeline.every((p) => !('serverLoopDelayP99Ms' in p)), 'no server loop-delay series');
 
     const page = readFileSync(html, 'utf8');
     for (const id of CHART_IDS) assert.ok(page.includes(`id="${id}"`), `chart container ${id}`);
     assert.ok(page.includes('uPlot'), 'uPlot inlined');
+    assert.ok(page.includes(`<p class="note" id="latency-note">${latencyNote(result)}</p>`), 'the note says what the latency rows measure');
+    assert.ok(!page.includes(fmtLatency(result.latency.ack)), 'and does not repeat the ack row');
     assert.ok(!/<script[^>]+src=/i.test(page) && !/<link[^>]+href=/i.test(page), 'no external resources');
   });
 

@@ -16,8 +16,11 @@ import {
   type LoadOptions,
 } from '../../load/options.js';
 import { planWorkers } from '../../load/plan.js';
+import { createProgress, phaseClock } from '../../load/progress.js';
+import type { TimelinePoint } from '../../load/result.js';
 import { createRng, hashSeed } from '../../load/rng.js';
 import { SeenLedger } from '../../load/seen-ledger.js';
+import { Timeline } from '../../load/timeline.js';
 import { LOAD_TOKEN_TTL_SECONDS, clientSub, tokenGetter } from '../../load/tokens.js';
 import { ClientWorkload, INITIAL_DOC, MAX_ITEMS, MAX_TEXT, isLoadDoc } from '../../load/workload.js';
 
@@ -169,5 +172,81 @@ describe('load tool: exit codes for usage mistakes', function () {
     assert.match(unknown.stderr, /unknown option '--bogus'/);
     assert.equal(run(['--transport', 'carrier-pigeon']).status, 2);
     assert.equal(run(['--help']).status, 0);
+  });
+});
+
+/** A stand-in for stderr that keeps what is written (a terminal when `isTTY`). */
+function captureStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
+  let text = '';
+  const fake = { isTTY, columns: 200, rows: 40, write: (chunk: string) => ((text += chunk), true) };
+  // Only write/isTTY/columns are used by createProgress and cli-progress (through readline).
+  return { stream: fake as unknown as NodeJS.WriteStream, text: () => text };
+}
+
+type Step = { phase: string } | { elapsedMs: number; totalMs: number };
+
+/** What RunHooks.onTick reports over a run with `warmupS` then `measureS` seconds: a tick at
+ * the start of each timed phase, then one a second (each a little late, as slots close after
+ * their flush). */
+function runSteps(warmupS: number, measureS: number): Step[] {
+  const steps: Step[] = [{ phase: 'connect' }, { elapsedMs: 1_020, totalMs: 0 }];
+  for (const [phase, seconds] of [['warmup', warmupS], ['measure', measureS]] as const) {
+    steps.push({ phase }, { elapsedMs: 0, totalMs: seconds * 1_000 });
+    for (let k = 1; k <= seconds; k++) steps.push({ elapsedMs: k * 1_000 + 40, totalMs: seconds * 1_000 });
+  }
+  return [...steps, { phase: 'drain' }];
+}
+
+function play(progress: ReturnType<typeof createProgress>, point: TimelinePoint, steps: Step[]): void {
+  for (const step of steps) {
+    if ('phase' in step) progress.phase(step.phase);
+    else progress.tick(point, step.elapsedMs, step.totalMs);
+  }
+}
+
+describe('load tool: live progress, timeline points', () => {
+  const point: TimelinePoint = {
+    t: 1, phase: 'measure', workersReporting: 1, ackedPerSec: 42, submittedPerSec: 42, serverCommitsPerSec: 41, presencePerSec: 3,
+    ackP50: 1, ackP99: 2, seenP50: 1.5, seenP99: 3, online: 8, pending: 0, errors: 0, reconnects: 0, clientHeapBytes: 1, serverRssBytes: null, loopDelayP99Ms: 1,
+  };
+
+  it('counts the phase in progress: a 15 s measured window after a 3 s warm-up reads x/15 s, never 16 or 18', () => {
+    assert.equal(phaseClock(15_040, 15_000), '15/15s');
+    assert.equal(phaseClock(15_900, 15_000), '15/15s', 'never past the total');
+    assert.equal(phaseClock(0, 15_000), '0/15s');
+    assert.equal(phaseClock(7_200, 0), '7s', 'a phase of no fixed length');
+
+    const lines = captureStream(false);
+    play(createProgress('lines', lines.stream), point, runSteps(3, 15));
+    const printed = lines.text().split('\n').filter((l) => /^\[load\] \w+ \d/.test(l)).map((l) => l.split(' ').slice(1, 3).join(' '));
+    assert.deepEqual(printed, ['warmup 3/3s', 'measure 5/15s', 'measure 10/15s', 'measure 15/15s']);
+
+    // The bar redraws on a timer; stop() draws the frame that stays on the terminal, so each
+    // moment of the run is played up to there on a bar of its own.
+    const lastFrame = (steps: Step[]): string => {
+      const bar = captureStream(true);
+      const progress = createProgress('bar', bar.stream);
+      play(progress, point, steps);
+      progress.stop();
+      const frames = bar.text().replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '\n').split('\n');
+      return frames.filter((f) => f.includes('|')).at(-1)!;
+    };
+    const all = runSteps(3, 15);
+    const measuring = all.findIndex((s) => 'phase' in s && s.phase === 'measure');
+    assert.match(lastFrame(all.slice(0, 2)), /^connect\s+\|░+\| +1s \| +42 ops\/s/, 'setup: seconds spent, no total');
+    assert.match(lastFrame(all.slice(0, measuring)), /^warmup\s+\|█+\| +3\/3s \|/, 'the warm-up has its own count');
+    assert.match(lastFrame(all.slice(0, measuring + 2)), /^measure\s+\|░+\| +0\/15s \|/, 'the measured window starts at 0');
+    assert.match(lastFrame(all.slice(0, -3)), /^measure\s+\|█{21}░{3}\| +13\/15s \|/);
+    assert.match(lastFrame(all), /^drain\s+\|█+\| +15\/15s \|/);
+  });
+
+  it('leaves the server loop-delay key out of timeline points when the server does not report it', () => {
+    const timeline = new Timeline();
+    const meta = { t: 1, seconds: 1, phase: 'measure' as const };
+    const bare = timeline.close(0, { ...meta, server: { commitsPerSec: 10, rssBytes: 1, loopDelayP99Ms: null } })!;
+    assert.ok(!('serverLoopDelayP99Ms' in bare), 'no key at all, not null');
+    assert.ok(!JSON.stringify(timeline.points()).includes('serverLoopDelayP99Ms'));
+    const hosted = timeline.close(1, { ...meta, t: 2, server: { commitsPerSec: 10, rssBytes: 1, loopDelayP99Ms: 4.5 } })!;
+    assert.equal(hosted.serverLoopDelayP99Ms, 4.5);
   });
 });
