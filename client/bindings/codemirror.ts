@@ -166,7 +166,11 @@ class CollabPlugin {
     if (!presence) return;
     const user = this.options.user ? { user: this.options.user } : {};
     if (!this.view.hasFocus) {
-      if (focusChanged) presence.submit({ path: [], ...user });
+      // CodeMirror reports a blur some milliseconds late: when the focus went to another
+      // field, that field's binding has already published its caret, which must stand.
+      const active = this.view.dom.ownerDocument.activeElement;
+      const movedToAnotherField = active !== null && active !== active.ownerDocument.body && !this.view.dom.contains(active);
+      if (focusChanged && !movedToAnotherField) presence.submit({ path: [], ...user });
       return;
     }
     const text = state.doc.sliceString(0);

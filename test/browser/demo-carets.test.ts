@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
+import { waitFor } from '../helpers/wait.js';
 import { useBrowserFixture } from './browser-fixture.js';
 import { outputPath } from './helpers-browser.js';
 import { select, waitConverged, type DemoWindow } from './helpers-page.js';
@@ -223,5 +224,18 @@ describe('browser: remote caret labels in the demo, two users in Chromium', func
     assertPlaced(await fieldLabel(bob.page, 'title', 'Alice', 7), 'title (screenshot)', 'Alice');
     await alice.page.screenshot({ path: outputPath('demo-carets-alice.png') });
     await bob.page.screenshot({ path: outputPath('demo-carets-bob.png') });
+  });
+
+  it('a click from the code editor straight into the notes shows the caret in the notes, and it stays there', async () => {
+    const [alice, bob] = await Promise.all([fx.openDemo('Alice'), fx.openDemo('Bob')]);
+    await select(bob.page, 'code', 0);
+    await alice.page.waitForFunction(() => document.querySelector('.cm-tandem-caret[data-user="Bob"]') !== null, undefined, { timeout: 5_000 });
+    // A real click, no pause: CodeMirror's late blur must not replace the caret the notes
+    // just published.
+    await bob.page.click('#notes');
+    const inNotes = () => alice.page.evaluate(() => document.querySelector('.tandem-field-caret[data-user="Bob"]') !== null);
+    await waitFor(inNotes, { what: "Bob's caret in Alice's notes" });
+    const until = Date.now() + 500;
+    while (Date.now() < until) assert.ok(await inNotes(), "Bob's caret left the notes (replaced by the late blur)");
   });
 });
