@@ -159,7 +159,9 @@ describe('browser: the demo page, two users in Chromium', function () {
           return view.state.sliceDoc(pos - typed.length, pos) === typed && view.state.sliceDoc(pos - 1, pos) === char;
         },
         [c, bobChars.slice(0, i + 1)] as const,
-        { timeout: 5_000 },
+        // A deadline, not a pace: under a loaded full run (two Chromiums, load average ~10 on
+        // two cores) the round trip took over 5 s.
+        { timeout: 15_000 },
       );
     }
     await waitConverged([alice.page, bob.page], fx.server, fx.docId);
