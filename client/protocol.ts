@@ -71,6 +71,27 @@ export const TandemErrorCode = {
   /** An HTTP request, WebSocket upgrade or socket.io handshake from an Origin not in CORS_ORIGINS. */
   ORIGIN_FORBIDDEN: 'TANDEM_ORIGIN_FORBIDDEN',
   /**
+   * Over a rate limit (ops, creates, queries, presence): the error carries `retryAfterMs`;
+   * wait that long and send again (the SDK does, losing nothing).
+   */
+  RATE_LIMITED: 'TANDEM_RATE_LIMITED',
+  /** The document would exceed MAX_DOC_BYTES after the op. */
+  DOC_TOO_LARGE: 'TANDEM_DOC_TOO_LARGE',
+  /** A collection name or document id that is not well-formed Unicode or is longer than MAX_ID_LENGTH. */
+  INVALID_ID: 'TANDEM_INVALID_ID',
+  /** A query the server cannot run (syntax, refused operators, unsafe regular expressions). */
+  INVALID_QUERY: 'TANDEM_INVALID_QUERY',
+  /** A query that would examine more than MAX_QUERY_SCAN or return more than MAX_QUERY_RESULTS documents. */
+  QUERY_TOO_LARGE: 'TANDEM_QUERY_TOO_LARGE',
+  /** A presence value over MAX_PRESENCE_BYTES. */
+  PRESENCE_TOO_LARGE: 'TANDEM_PRESENCE_TOO_LARGE',
+  /** Presence at a document version more than PRESENCE_MAX_LAG behind: re-send it at the current one. */
+  PRESENCE_STALE: 'TANDEM_PRESENCE_STALE',
+  /** More than MAX_SUBSCRIPTIONS documents, queries and presence channels on one connection. */
+  TOO_MANY_SUBSCRIPTIONS: 'TANDEM_TOO_MANY_SUBSCRIPTIONS',
+  /** More than MAX_CONNECTIONS_PER_IP open connections from one address (at connect). */
+  TOO_MANY_CONNECTIONS: 'TANDEM_TOO_MANY_CONNECTIONS',
+  /**
    * The store no longer has ops a request needs (a pruned op log, a restored backup). A
    * client's pending ops can then not be rebased; the SDK keeps them and reports this code.
    */
@@ -125,6 +146,23 @@ export type ErrorCode = TandemErrorCode | ShareDbErrorCode | (string & {});
 export interface WireError {
   code: ErrorCode;
   message: string;
+  /** TANDEM_RATE_LIMITED: how long to wait before sending again. */
+  retryAfterMs?: number;
+}
+
+/**
+ * How a TANDEM_RATE_LIMITED message states its wait. ShareDB forwards only an error's code
+ * and message, and its client keeps only those: the wait travels in the message (servers
+ * also lift it into `retryAfterMs` on the wire), read back with `retryAfterOf`.
+ */
+export function rateLimitedMessage(what: string, retryAfterMs: number): string {
+  return `${what}: rate limited, retry after ${Math.max(1, Math.ceil(retryAfterMs))} ms`;
+}
+
+/** The wait a TANDEM_RATE_LIMITED message asks for, or null when it does not say. */
+export function retryAfterOf(error: { message: string }): number | null {
+  const match = /retry after (\d+) ms/.exec(error.message);
+  return match ? Number(match[1]) : null;
 }
 
 /** The one error class Tandem throws or returns; `code` is stable, `message` is for people. */

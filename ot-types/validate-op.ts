@@ -71,15 +71,120 @@ export function checkJsonLimits(value: unknown, limits: OpLimits, what: string):
   return null;
 }
 
-/** Validates a json1 op: limits first (so a huge op is not walked), then json1's own shape check. */
+/**
+ * Validates a json1 op: limits first (so a huge op is not walked), then keys and text the
+ * store or json1 could not keep (before json1's own check, which refuses a "__proto__" path
+ * without naming it), then json1's own shape check.
+ */
 export function validateJson1Op(op: unknown, limits: OpLimits = DEFAULT_OP_LIMITS): OpProblem | null {
   const problem = checkJsonLimits(op, limits, 'op');
   if (problem) return problem;
+  const content = findOpContentProblem(op);
+  if (content) return { kind: 'invalid', message: content };
   try {
     // checkValidOp is typed to take a JSONOp; it is exactly the guard for unknown input.
     json1.type.checkValidOp(op as json1.JSONOp);
   } catch (err) {
     return { kind: 'invalid', message: `invalid json1 op: ${(err as Error).message}` };
+  }
+  return null;
+}
+
+/** A UTF-16 surrogate without its partner: not a character, and not encodable as UTF-8. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * True when `text` is well-formed Unicode (no lone surrogate). Stores encode strings as
+ * UTF-8, which turns each lone surrogate into U+FFFD: "\ud800", "\udc00" and "\ufffd" would
+ * come back as the same string.
+ */
+export function isWellFormedText(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
+/**
+ * Object keys json1 cannot keep: every property of Object.prototype. json1 refuses to insert
+ * a key whose value it reads as present (`toString`, `hasOwnProperty`… are inherited), and a
+ * document's own `__proto__` key is turned into the object's prototype by the next edit
+ * anywhere in it (json1 copies objects with Object.assign), vanishing from the JSON.
+ */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set([
+  '__proto__',
+  'constructor',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'toLocaleString',
+  'toString',
+  'valueOf',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+]);
+
+function keyProblem(key: string): string | null {
+  if (RESERVED_KEYS.has(key)) return `the key "${key}" is reserved (every JavaScript object has it) and cannot be stored; rename it`;
+  if (!isWellFormedText(key)) return `the key ${JSON.stringify(key)} is not well-formed Unicode (a lone surrogate)`;
+  return null;
+}
+
+const STRING_PROBLEM = 'a string is not well-formed Unicode (a lone surrogate) and cannot be stored as UTF-8';
+
+/**
+ * Why `value` (a created document, or a value an op inserts) cannot be stored faithfully:
+ * a reserved key or a string that is not well-formed Unicode, anywhere in it. Null when fine.
+ * Iterative: the value may be as deep as the depth limit allows.
+ */
+export function findContentProblem(value: unknown): string | null {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === 'string') {
+      if (!isWellFormedText(node)) return STRING_PROBLEM;
+    } else if (Array.isArray(node)) {
+      for (const item of node) stack.push(item);
+    } else if (typeof node === 'object' && node !== null) {
+      for (const key of Object.keys(node)) {
+        const problem = keyProblem(key);
+        if (problem) return problem;
+        stack.push((node as Record<string, unknown>)[key]);
+      }
+    }
+  }
+  return null;
+}
+
+/** The text a text-unicode edit inserts: its string components. */
+function insertedText(edit: unknown): string[] {
+  return Array.isArray(edit) ? edit.filter((c): c is string => typeof c === 'string') : [];
+}
+
+function editsText(component: Record<string, unknown>): boolean {
+  return component.es !== undefined || component.et === 'text-unicode' || component.et === 'http://sharejs.org/types/text-unicode';
+}
+
+/**
+ * Why a (valid) json1 op would store something it cannot keep: a reserved key on its path or
+ * in a value it inserts, or text that is not well-formed Unicode. Null when fine.
+ */
+export function findOpContentProblem(op: unknown): string | null {
+  const stack: unknown[] = [op];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === 'string') {
+      const problem = keyProblem(node);
+      if (problem) return problem;
+    } else if (Array.isArray(node)) {
+      for (const item of node) stack.push(item);
+    } else if (typeof node === 'object' && node !== null) {
+      const component = node as Record<string, unknown>;
+      if (component.i !== undefined) {
+        const problem = findContentProblem(component.i);
+        if (problem) return problem;
+      }
+      if (editsText(component) && !insertedText(component.es ?? component.e).every(isWellFormedText)) return STRING_PROBLEM;
+    }
   }
   return null;
 }

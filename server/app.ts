@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { TandemError, TandemErrorCode } from '../client/protocol.js';
 import { AccessPolicy, type AccessHook } from './auth/access.js';
 import { loadRulesFile } from './auth/rules.js';
+import { useResourceLimits } from './limits/index.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.js';
 import { createBackend, type TandemBackend } from './backend.js';
 import type { Config } from './config.js';
@@ -92,7 +93,10 @@ function metricsAuthorizer(verifier: TokenVerifier | null, metricsToken: string 
 function routeShareDbLogs(logger: Logger): void {
   const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.stack ?? a.message : String(a))).join(' ');
   ShareDB.logger.setMethods({
-    info: (...args: unknown[]) => logger.debug({ sharedb: text(args) }, 'sharedb'),
+    // ShareDB logs the stack of every refused request at info: format it only when shown.
+    info: (...args: unknown[]) => {
+      if (logger.isLevelEnabled('debug')) logger.debug({ sharedb: text(args) }, 'sharedb');
+    },
     warn: (...args: unknown[]) => logger.warn({ sharedb: text(args) }, 'sharedb'),
     error: (...args: unknown[]) => logger.error({ sharedb: text(args) }, 'sharedb'),
   });
@@ -121,6 +125,13 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     limits: { maxOpBytes: config.maxOpBytes, maxDepth: config.maxOpDepth },
     logger,
     access,
+    maxIdLength: config.limits.maxIdLength,
+  });
+  const rateLimits = await useResourceLimits(backend, {
+    limits: config.limits,
+    redisUrl: config.redisUrl,
+    redisPrefix: config.redisPrefix,
+    logger,
   });
 
   let draining = false;
@@ -168,8 +179,18 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     verifier,
     origins,
     authTimeoutMs: config.authTimeoutMs,
+    limits: config.limits,
   });
-  const wss = attachRawWebSocket(http, { backend, ...frameLimits, turn, verifier, origins, authTimeoutMs: config.authTimeoutMs });
+  const wss = attachRawWebSocket(http, {
+    backend,
+    ...frameLimits,
+    turn,
+    verifier,
+    origins,
+    authTimeoutMs: config.authTimeoutMs,
+    limits: config.limits,
+    logger,
+  });
 
   // Fail-stop: ShareDB was told the turn's commits succeeded, but they are not in the store.
   // Nothing of the turn left the process; dropping every client makes each resend its
@@ -195,6 +216,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     // Port taken, say: release the store and the Redis connections (their reconnect loop
     // would otherwise keep the process alive) before reporting the failure.
     io.close();
+    await rateLimits.close().catch(() => undefined);
     await backend.closeAsync().catch(() => undefined);
     await storage.close().catch(() => undefined);
     throw err;
@@ -227,6 +249,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
       http.closeAllConnections();
       await httpClosed;
       await backend.closeAsync();
+      await rateLimits.close();
       await pubsub.close();
       await storage.close();
       logger.info('tandem stopped');

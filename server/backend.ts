@@ -2,10 +2,11 @@ import ShareDB from 'sharedb';
 import { ShareDbErrorCode } from '../client/protocol.js';
 import { registerTandemTypes, type OpLimits } from '../ot-types/index.js';
 import { AccessPolicy } from './auth/access.js';
+import { loadConfig } from './config.js';
 import { setIdentity, type Agent } from './auth/agent-identity.js';
 import { useSourceBinding } from './middleware/bind-source.js';
 import { isServerSide, readableOnly, SILENT_REFUSAL, useAccessControl } from './middleware/enforce-access.js';
-import { useMessageValidation } from './middleware/validate-messages.js';
+import { useIdValidation, useMessageValidation } from './middleware/validate-messages.js';
 import { MessageStream } from './transport/message-stream.js';
 import { useOpValidation } from './middleware/validate-ops.js';
 import type { Logger } from './ops/logger.js';
@@ -20,6 +21,8 @@ export interface BackendOptions {
   logger: Logger;
   /** Access rules and hook; default: everything allowed. */
   access?: AccessPolicy;
+  /** Longest collection name or document id (MAX_ID_LENGTH; default in server/config.ts). */
+  maxIdLength?: number;
   /**
    * Queue submits per document inside this instance (default true). Off only to measure
    * what the queue saves (test/integration/hot-doc.test.ts): ShareDB's plain optimistic
@@ -178,6 +181,8 @@ export function createBackend(options: BackendOptions): TandemBackend {
     next();
   });
   useMessageValidation(backend);
+  // Ids before anything reads them: the access rules, the store, pub/sub channels.
+  useIdValidation(backend, options.maxIdLength ?? loadConfig({}).limits.maxIdLength);
   useSourceBinding(backend);
   useAccessControl(backend, backend.access);
   useOpValidation(backend, options.limits);

@@ -36,6 +36,7 @@ export function checkSubmittedOp(submitted: SubmittedOp, limits: OpLimits): Tand
 /** Refuses invalid, oversized and too-deep ops before ShareDB loads or transforms anything. */
 export function useOpValidation(backend: ShareDB, limits: OpLimits): void {
   backend.use('submit', (context, next) => {
-    next(checkSubmittedOp(context.op as SubmittedOp, limits) ?? undefined);
+    // A plain {code, message}: an Error's stack would be captured and formatted per refusal.
+    next(checkSubmittedOp(context.op as SubmittedOp, limits)?.toJSON());
   });
 }

@@ -1,55 +1,98 @@
 /**
- * In-process storage: ShareDB's MemoryDB with the same query language as SqliteDB
- * (mingo-query.ts), and ShareDB's MemoryMilestoneDB. Data lives only as long as the process:
+ * In-process storage: ShareDB's MemoryDB with the same query language and limits as SqliteDB
+ * (mingo-query.ts, server/limits/query-executor.ts), and ShareDB's MemoryMilestoneDB. Data lives only as long as the process:
  * for tests, demos and `DB_URL=memory:`.
  */
 import ShareDB from 'sharedb';
-import {
-  canPollDoc as canPollDocQuery,
-  matchesQuery,
-  runQuery,
-  type QueryResult,
-  type QuerySnapshot,
-} from './mingo-query.js';
+import { QueryExecutor, type ScanSource } from '../limits/query-executor.js';
+import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
+import type { QuerySnapshot } from './mingo-query.js';
 
 type Callback<T> = (err: Error | null, result?: T) => void;
 
 /*
- * MemoryDB's internals (lib/db/memory.js) that we hook, untyped in @types/sharedb:
- * `query` calls `_querySync(snapshots, query, options)`; `_getSnapshotSync` reads one doc.
+ * MemoryDB's internals (lib/db/memory.js) that we read, untyped in @types/sharedb: `docs`
+ * holds the stored snapshot of each live document by collection and id (deleted ones are
+ * removed); `_getSnapshotSync` returns a copy of one, metadata optional.
  */
 interface MemoryDbInternals {
+  docs: Record<string, Record<string, QuerySnapshot> | undefined>;
   _getSnapshotSync(collection: string, id: string, includeMetadata: boolean): QuerySnapshot;
 }
 
-export class TandemMemoryDB extends ShareDB.MemoryDB {
+export class TandemMemoryDB extends ShareDB.MemoryDB implements QueryLimitedDb {
   /** Set by MemoryDB.close(); MemoryDB itself keeps serving after it. */
   declare readonly closed: boolean;
+  /** Queries as SqliteDB runs them: validated first, bounded, in slices. */
+  private readonly queries = new QueryExecutor(this.querySource());
 
-  /** Called by MemoryDB.query with the collection's live snapshots. */
-  _querySync(snapshots: QuerySnapshot[], query: unknown): QueryResult<QuerySnapshot> {
-    return runQuery(snapshots, query);
+  /** Caps client queries (MAX_QUERY_SCAN, MAX_QUERY_RESULTS); set by useQueryLimits. */
+  setQueryLimits(limits: QueryLimits): void {
+    this.queries.setLimits(limits);
+  }
+
+  private querySource(): ScanSource {
+    const self = this as unknown as MemoryDbInternals;
+    const docsOf = (collection: string) => self.docs[collection] ?? {};
+    const live = (collection: string, id: string, withMeta: boolean) => {
+      const stored = docsOf(collection)[id];
+      return stored && stored.type != null ? self._getSnapshotSync(collection, id, withMeta) : null;
+    };
+    return {
+      countLive: (collection, atMost) => {
+        let n = 0;
+        for (const id in docsOf(collection)) if (++n > atMost) break;
+        return n;
+      },
+      readIds: (collection, ids, withMeta) => ids.flatMap((id) => live(collection, id, withMeta) ?? []),
+      openCursor: (collection, withMeta) => {
+        // The ids as of the start; documents are read (copied) when their page comes.
+        const ids = Object.keys(docsOf(collection));
+        let at = 0;
+        return {
+          next: (max) => {
+            if (at >= ids.length) return null;
+            const page = ids.slice(at, at + max);
+            at += page.length;
+            return page.flatMap((id) => live(collection, id, withMeta) ?? []);
+          },
+        };
+      },
+      readVersion: (collection, id) => docsOf(collection)[id]?.v ?? null,
+      readOne: (collection, id) => self._getSnapshotSync(collection, id, true),
+    };
+  }
+
+  override query = (
+    collection: string, query: unknown, _fields: unknown, options: unknown, callback: ShareDB.DBQueryCallback,
+  ): void => {
+    this.queries.query(collection, query, options, (err, result) => {
+      // @types/sharedb types errors with numeric codes and snapshots with full metadata; ours
+      // carry string codes (TANDEM_…) and the metadata the store holds.
+      if (err) callback(err as unknown as ShareDB.Error, []);
+      else callback(null, result!.snapshots as unknown as ShareDB.Snapshot[], result!.extra);
+    });
+  };
+
+  override queryPoll(
+    collection: string, query: unknown, options: unknown,
+    callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
+  ): void {
+    this.queries.queryPoll(collection, query, options, (err, result) => {
+      if (err) callback(err);
+      else callback(null, result!.ids, result!.extra);
+    });
   }
 
   override queryPollDoc(
     collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>,
   ): void {
-    process.nextTick(() => {
-      let matches: boolean;
-      try {
-        const self = this as unknown as MemoryDbInternals;
-        matches = matchesQuery(self._getSnapshotSync(collection, id, true), query);
-      } catch (err) {
-        callback(err as Error);
-        return;
-      }
-      callback(null, matches);
-    });
+    this.queries.pollDoc(collection, id, query, callback);
   }
 
   // @types/sharedb declares canPollDoc without the (collection, query) ShareDB passes.
   override canPollDoc(_collection?: string, query?: unknown): boolean {
-    return canPollDocQuery(query);
+    return this.queries.canPollDoc(query);
   }
 }
 

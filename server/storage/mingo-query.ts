@@ -1,17 +1,23 @@
 /**
- * The one query evaluator shared by the SQLite and memory adapters.
+ * The query language of the SQLite and memory adapters: a query is parsed, validated and
+ * compiled here before anything is read (compileQuery), then evaluated within the limits
+ * (MAX_QUERY_SCAN, MAX_QUERY_RESULTS, in slices) by server/limits/query-executor.ts and
+ * query-run.ts.
  *
  * Query language: sharedb-mongo's, so a client query works the same whichever store is
  * configured. A query is a Mongo filter over the document's data, plus `$`-keys that
  * sharedb-mongo maps to cursor/collection calls:
  *   - `$sort` (or the deprecated `$orderby`): `{field: 1 | -1, ...}`, applied in key order
- *   - `$skip`, `$limit`: non-negative integers, applied after the sort
+ *   - `$skip`, `$limit`: non-negative integers, applied after the sort (`$limit: 0`: none)
  *   - `$count`: results become `[]` and the count (after skip/limit) goes in `extra`
  *   - `$distinct: {field}`: results become `[]`, the distinct values go in `extra`
  *   - hints that only tune a Mongo cursor (`$comment`, `$hint`, `$maxTimeMS`, ...) are
  *     accepted and ignored, so queries written for Mongo do not break here.
  * Refused: `$aggregate`, `$mapReduce`, `$where` and other script or Mongo-internal keys
- * (sharedb-mongo also disables the first three by default: clients send these queries).
+ * (sharedb-mongo also disables the first three by default: clients send these queries), and
+ * in the filter every operator but the plain query operators (server/limits/query-shape.ts:
+ * no `$expr`, `$jsonSchema`…); regular expressions must be safe and run on RE2
+ * (server/limits/query-regex.ts).
  *
  * Snapshots are queried in sharedb-mongo's stored shape: data fields at the top level
  * (non-object data under `_data`), plus `_id`, `_v`, `_type` and `_m` (metadata), so
@@ -19,6 +25,13 @@
  * Deleted documents (type null) never match, as with ShareDB's MemoryDB.
  */
 import { Query } from 'mingo';
+import { Context } from 'mingo/core';
+import { TandemError } from '../../client/protocol.js';
+import { QueryError, QueryTooLargeError } from '../limits/query-errors.js';
+import { LINEAR_REGEX_OPERATOR, linearRegex } from '../limits/query-regex.js';
+import { prepareFilter } from '../limits/query-shape.js';
+
+export { QueryError, QueryTooLargeError };
 
 /** The snapshot shape both adapters hand in (ShareDB's Snapshot). */
 export interface QuerySnapshot {
@@ -36,10 +49,8 @@ export interface QueryResult<T> {
   extra?: unknown;
 }
 
-/** Error with a stable code; ShareDB sends `{code, message}` of it to the client. */
-export class QueryError extends Error {
-  readonly code = 'TANDEM_INVALID_QUERY';
-}
+/** A stored document in sharedb-mongo's shape, as query field names see it. */
+export type MongoDoc = Record<string, unknown>;
 
 // Mongo cursor tuning that has no meaning for an in-process evaluation.
 const IGNORED_KEYS = new Set([
@@ -51,8 +62,10 @@ const REFUSED_KEYS = new Set([
 ]);
 // Keys after which a per-document check cannot tell whether the result set changed.
 const NOT_POLLABLE_BY_DOC = ['$sort', '$orderby', '$skip', '$limit', '$count', '$distinct'];
+/** Fields one `$sort` may name. */
+const MAX_SORT_KEYS = 16;
 
-interface ParsedQuery {
+export interface ParsedQuery {
   filter: Record<string, unknown>;
   sort?: Record<string, 1 | -1>;
   skip?: number;
@@ -74,7 +87,9 @@ function nonNegativeInt(key: string, value: unknown): number {
 
 function parseSort(value: unknown): Record<string, 1 | -1> {
   if (!isPlainObject(value)) throw new QueryError('$sort must be an object like {field: 1}');
-  for (const [field, dir] of Object.entries(value)) {
+  const entries = Object.entries(value);
+  if (entries.length > MAX_SORT_KEYS) throw new QueryError(`$sort may name at most ${MAX_SORT_KEYS} fields`);
+  for (const [field, dir] of entries) {
     if (dir !== 1 && dir !== -1) throw new QueryError(`$sort.${field} must be 1 or -1`);
   }
   return value as Record<string, 1 | -1>;
@@ -86,7 +101,11 @@ export function parseQuery(query: unknown): ParsedQuery {
   for (const [key, value] of Object.entries(query)) {
     if (key === '$sort' || key === '$orderby') parsed.sort = parseSort(value);
     else if (key === '$skip') parsed.skip = nonNegativeInt(key, value);
-    else if (key === '$limit') parsed.limit = nonNegativeInt(key, value);
+    else if (key === '$limit') {
+      // As MongoDB (and mingo's cursor): a limit of 0 is no limit.
+      const limit = nonNegativeInt(key, value);
+      if (limit > 0) parsed.limit = limit;
+    }
     else if (key === '$count') parsed.count = true;
     else if (key === '$distinct') {
       const field = isPlainObject(value) ? value.field : undefined;
@@ -103,86 +122,84 @@ export function parseQuery(query: unknown): ParsedQuery {
 }
 
 /** The document shape sharedb-mongo stores, which query field names refer to. */
-function toMongoDoc(snapshot: QuerySnapshot): Record<string, unknown> {
+export function toMongoDoc(snapshot: QuerySnapshot): MongoDoc {
   const body = isPlainObject(snapshot.data) ? { ...snapshot.data } : { _data: snapshot.data };
   return { ...body, _id: snapshot.id, _type: snapshot.type, _v: snapshot.v, _m: snapshot.m };
 }
 
+const MINGO_OPTIONS = {
+  // Queries come from clients: never evaluate their code, and use only the operators
+  // registered here (not whatever another module added to mingo's global context).
+  scriptEnabled: false,
+  useGlobalContext: false,
+  context: Context.init().addQueryOps({ [LINEAR_REGEX_OPERATOR]: linearRegex }),
+};
+
+/** mingo errors become QueryError; Tandem's own coded errors (a regex over a too long string) pass. */
+export function asQueryError(err: unknown): Error {
+  return err instanceof TandemError ? err : new QueryError((err as Error).message);
+}
+
 function compileFilter(filter: Record<string, unknown>): Query {
   try {
-    // scriptEnabled: false — queries come from clients; never evaluate their code.
-    return new Query(filter, { scriptEnabled: false });
+    return new Query(filter, MINGO_OPTIONS);
   } catch (err) {
-    throw new QueryError((err as Error).message);
+    throw asQueryError(err);
   }
 }
 
-function getPath(doc: unknown, path: string): unknown[] {
-  // Mongo's distinct descends through arrays and flattens array values.
-  let values: unknown[] = [doc];
-  for (const part of path.split('.')) {
-    const next: unknown[] = [];
-    for (const v of values) {
-      if (Array.isArray(v)) {
-        for (const item of v) if (isPlainObject(item) && part in item) next.push(item[part]);
-      } else if (isPlainObject(v) && part in v) next.push(v[part]);
-    }
-    values = next;
+/** The ids a filter restricts results to at its top level (`_id: x`, `{$eq: x}`, `{$in: [...]}`), or null. */
+function idsOf(filter: Record<string, unknown>): string[] | null {
+  if (!Object.prototype.hasOwnProperty.call(filter, '_id')) return null;
+  const cond = filter._id;
+  let values: unknown[];
+  if (!isPlainObject(cond)) values = [cond];
+  else {
+    const keys = Object.keys(cond);
+    if (keys.length !== 1) return null;
+    if (keys[0] === '$eq') values = [cond.$eq];
+    else if (keys[0] === '$in' && Array.isArray(cond.$in)) values = cond.$in;
+    else return null;
   }
-  return values.flatMap((v) => (Array.isArray(v) ? v : [v]));
+  // Ids are strings: any other value matches no document.
+  return [...new Set(values.filter((v): v is string => typeof v === 'string'))];
 }
 
-function distinctValues(docs: Record<string, unknown>[], field: string): unknown[] {
-  const seen = new Map<string, unknown>();
-  for (const doc of docs) {
-    for (const value of getPath(doc, field)) {
-      const key = JSON.stringify(value);
-      if (!seen.has(key)) seen.set(key, value);
-    }
-  }
-  return [...seen.values()];
+/** A query checked and compiled once, before any document is read. */
+export interface CompiledQuery {
+  readonly parsed: ParsedQuery;
+  /** Whether the query refers to metadata (`_m`): otherwise the stores need not parse it to run it. */
+  readonly readsMetadata: boolean;
+  /** When the filter names its documents by `_id`: only these can match (read them, no scan). */
+  readonly ids: string[] | null;
+  /** Whether one stored document (sharedb-mongo shape) passes the filter. */
+  test(doc: MongoDoc): boolean;
 }
 
 /**
- * Runs `query` over `snapshots` (one collection's, deleted ones may be included).
- * Throws QueryError for malformed queries; adapters pass it to the callback.
+ * Parses, validates (operators, size, regular expressions: server/limits/query-shape.ts)
+ * and compiles `query`. Throws QueryError (TANDEM_INVALID_QUERY); reads nothing.
  */
-export function runQuery<T extends QuerySnapshot>(snapshots: T[], query: unknown): QueryResult<T> {
+export function compileQuery(query: unknown): CompiledQuery {
   const parsed = parseQuery(query);
-  const mingo = compileFilter(parsed.filter);
-  const byId = new Map<string, T>();
-  const docs: Record<string, unknown>[] = [];
-  for (const snapshot of snapshots) {
-    if (snapshot.type == null) continue;
-    byId.set(snapshot.id, snapshot);
-    docs.push(toMongoDoc(snapshot));
-  }
-  let matched: Record<string, unknown>[];
-  try {
-    let cursor = mingo.find<Record<string, unknown>>(docs);
-    if (parsed.sort) cursor = cursor.sort(parsed.sort);
-    if (parsed.skip !== undefined) cursor = cursor.skip(parsed.skip);
-    if (parsed.limit !== undefined) cursor = cursor.limit(parsed.limit);
-    matched = cursor.all();
-  } catch (err) {
-    throw new QueryError((err as Error).message);
-  }
-  if (parsed.count) return { snapshots: [], extra: matched.length };
-  if (parsed.distinct !== undefined) {
-    return { snapshots: [], extra: distinctValues(matched, parsed.distinct) };
-  }
-  return { snapshots: matched.map((doc) => byId.get(doc._id as string) as T) };
-}
-
-/** Whether one (possibly deleted) snapshot matches the filter part of `query`. */
-export function matchesQuery(snapshot: QuerySnapshot, query: unknown): boolean {
-  if (snapshot.type == null) return false;
-  const mingo = compileFilter(parseQuery(query).filter);
-  try {
-    return mingo.test(toMongoDoc(snapshot));
-  } catch (err) {
-    throw new QueryError((err as Error).message);
-  }
+  const filter = prepareFilter(parsed.filter);
+  const mingo = compileFilter(filter);
+  // `{$sort: …, $limit: …}` alone is common: nothing to test per document.
+  const matchesAll = Object.keys(filter).length === 0;
+  return {
+    parsed,
+    // Conservative: "_m" anywhere, even inside a value, counts.
+    readsMetadata: JSON.stringify(query).includes('_m'),
+    ids: idsOf(parsed.filter),
+    test: (doc) => {
+      if (matchesAll) return true;
+      try {
+        return mingo.test(doc);
+      } catch (err) {
+        throw asQueryError(err);
+      }
+    },
+  };
 }
 
 /** ShareDB's canPollDoc: may a changed doc be re-checked alone instead of re-running the query? */

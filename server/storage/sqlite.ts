@@ -15,12 +15,9 @@
  * process.nextTick.
  */
 import ShareDB from 'sharedb';
-import {
-  canPollDoc as canPollDocQuery,
-  matchesQuery,
-  runQuery,
-  type QuerySnapshot,
-} from './mingo-query.js';
+import { QueryExecutor, type ScanCursor, type ScanSource } from '../limits/query-executor.js';
+import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
+import type { QuerySnapshot } from './mingo-query.js';
 import {
   asShareDbError,
   inWriteTransaction,
@@ -97,8 +94,14 @@ function prepareStatements(conn: Connection) {
       'SELECT v, type, data, metadata FROM snapshots WHERE collection = ? AND id = ?'),
     snapshotBulk: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
       WHERE collection = ? AND id IN (SELECT value FROM json_each(?))`),
-    liveSnapshots: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
-      WHERE collection = ? AND type IS NOT NULL`),
+    // Queries read a collection a page at a time in primary-key order (query-executor.ts),
+    // and count it without reading documents, at most up to the scan limit.
+    livePageFirst: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
+      WHERE collection = ? AND type IS NOT NULL ORDER BY id LIMIT ?`),
+    livePageAfter: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
+      WHERE collection = ? AND id > ? AND type IS NOT NULL ORDER BY id LIMIT ?`),
+    countLive: conn.prepare(`SELECT count(*) AS n FROM
+      (SELECT 1 FROM snapshots WHERE collection = ? AND type IS NOT NULL LIMIT ?)`),
     ops: conn.prepare(`SELECT v, op FROM ops
       WHERE collection = ? AND id = ? AND v >= ? AND v < ? ORDER BY v`),
     insertOp: conn.prepare(
@@ -123,7 +126,7 @@ const STALE = Symbol('stale commit');
  * canPollDoc/skipPoll, while the runtime (lib/db/index.js) passes (collection, query[, op]).
  * The overrides below therefore declare those parameters optional.
  */
-export class SqliteDB extends ShareDB.DB {
+export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   override projectsSnapshots = false; // ShareDB's Backend applies projections, as for MemoryDB
   readonly path: string;
   /** Set by close(); every later call fails with TANDEM_DB_CLOSED instead of touching the handle. */
@@ -133,6 +136,8 @@ export class SqliteDB extends ShareDB.DB {
   private readonly writer: SqliteWriter;
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
+  /** Queries: validated first, bounded, run in slices (server/limits/query-executor.ts). */
+  private readonly queries = new QueryExecutor(this.querySource());
 
   constructor(opts: SqliteOptions) {
     super();
@@ -333,52 +338,94 @@ export class SqliteDB extends ShareDB.DB {
     });
   }
 
-  private liveSnapshots(collection: string): QuerySnapshot[] {
-    const rows = this.stmts.liveSnapshots.all(collection) as Array<SnapshotRow & { id: string }>;
-    // Metadata is always loaded so filters on `_m` work; stripped later unless asked for.
-    return rows.map((row) => toSnapshot(row.id, row, true));
+  /** Caps client queries (MAX_QUERY_SCAN, MAX_QUERY_RESULTS); set by useQueryLimits. */
+  setQueryLimits(limits: QueryLimits): void {
+    this.queries.setLimits(limits);
   }
 
-  /** Evaluates the query in process over the collection's live snapshots (a full scan). */
+  private assertOpen(): void {
+    if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
+  }
+
+  /** What the query executor reads, one short statement at a time (no cursor stays open). */
+  private querySource(): ScanSource {
+    type Row = SnapshotRow & { id: string };
+    const live = (rows: Row[], withMeta: boolean) => rows.map((row) => toSnapshot(row.id, row, withMeta));
+    return {
+      countLive: (collection, atMost) => {
+        this.assertOpen();
+        return (this.stmts.countLive.get(collection, atMost + 1) as { n: number }).n;
+      },
+      readIds: (collection, ids, withMeta) => {
+        this.assertOpen();
+        const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as Row[];
+        const byId = new Map(rows.map((row) => [row.id, row]));
+        return live(ids.flatMap((id) => {
+          const row = byId.get(id);
+          return row && row.type !== null ? [row] : [];
+        }), withMeta);
+      },
+      openCursor: (collection, withMeta): ScanCursor => {
+        let after: string | null = null;
+        let ended = false;
+        return {
+          next: (max) => {
+            this.assertOpen();
+            if (ended) return null;
+            const rows = (after === null
+              ? this.stmts.livePageFirst.all(collection, max)
+              : this.stmts.livePageAfter.all(collection, after, max)) as Row[];
+            if (rows.length < max) ended = true;
+            if (rows.length === 0) return null;
+            after = rows[rows.length - 1]!.id;
+            return live(rows, withMeta);
+          },
+        };
+      },
+      readVersion: (collection, id) => {
+        this.assertOpen();
+        return (this.stmts.version.get(collection, id) as { v: number } | undefined)?.v ?? null;
+      },
+      readOne: (collection, id) => {
+        this.assertOpen();
+        return this.readSnapshot(collection, id, true);
+      },
+    };
+  }
+
+  /**
+   * Evaluates the query in process: validated before anything is read, then over the
+   * documents it names by `_id` or a scan of the collection, in slices (query-executor.ts).
+   */
   override query = (
     collection: string, query: unknown, _fields: unknown,
     options: { metadata?: boolean } | null, callback: ShareDB.DBQueryCallback,
   ): void => {
-    let result: { snapshots: QuerySnapshot[]; extra?: unknown };
-    try {
-      if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
-      result = runQuery(this.liveSnapshots(collection), query);
-    } catch (err) {
-      process.nextTick(callback, asShareDbError(err), []);
-      return;
-    }
-    if (!options?.metadata) for (const s of result.snapshots) s.m = null;
-    process.nextTick(callback, null, result.snapshots, result.extra);
+    this.queries.query(collection, query, options, (err, result) => {
+      if (err) callback(asShareDbError(err), []);
+      // @types/sharedb wants full SnapshotMeta; the store hands back the metadata it holds.
+      else callback(null, result!.snapshots as unknown as ShareDB.Snapshot[], result!.extra);
+    });
   };
 
   override queryPoll(
-    collection: string, query: unknown, _options: unknown,
+    collection: string, query: unknown, options: unknown,
     callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
   ): void {
-    let result: { snapshots: QuerySnapshot[]; extra?: unknown };
-    try {
-      if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
-      result = runQuery(this.liveSnapshots(collection), query);
-    } catch (err) {
-      process.nextTick(callback, err as Error);
-      return;
-    }
-    process.nextTick(callback, null, result.snapshots.map((s) => s.id), result.extra);
+    this.queries.queryPoll(collection, query, options, (err, result) => {
+      if (err) callback(err);
+      else callback(null, result!.ids, result!.extra);
+    });
   }
 
   override queryPollDoc(
     collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>,
   ): void {
-    this.run(callback, () => matchesQuery(this.readSnapshot(collection, id, true), query));
+    this.queries.pollDoc(collection, id, query, callback);
   }
 
   override canPollDoc(_collection?: string, query?: unknown): boolean {
-    return canPollDocQuery(query);
+    return this.queries.canPollDoc(query);
   }
 
   /** As ShareDB's MemoryDB: always re-poll (sharedb-mongo's op inspection is json0-only). */

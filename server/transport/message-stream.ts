@@ -1,8 +1,9 @@
 import { Duplex } from 'node:stream';
-import { TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
+import { retryAfterOf, TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
 import { jsonTextNestsDeeper } from '../../ot-types/index.js';
 import type { Identity } from '../auth/identity.js';
 import type { SourceOwnerHint } from '../middleware/bind-source.js';
+import { FramePacer } from '../limits/connection-pacing.js';
 
 /** Levels a ShareDB message adds around an op or document (message → create → data …). */
 export const FRAME_ENVELOPE_DEPTH = 4;
@@ -22,6 +23,22 @@ export interface MessageTransport {
   send(message: object): void;
   /** Ends the client connection (ShareDB ended the stream, or the server is closing). */
   close(): void;
+  /** Stops reading frames from the client until `resume` (see FramePacer); optional. */
+  pause?(): void;
+  resume?(): void;
+  /**
+   * Cuts the client at once: it queued more frames than the server holds for it (a
+   * transport that cannot pause). Then `clientDropped()` must follow (or the close event).
+   */
+  drop?(): void;
+}
+
+/** Options of a MessageStream beyond the frame limits. */
+export interface MessageStreamOptions {
+  /** Sees every error reply (as sent, without payload), to log the refusal. */
+  onRefusal?: (reply: Readonly<Record<string, unknown>>) => void;
+  /** Bytes of frames waiting to be taken (see FramePacer) past which the client is dropped. */
+  maxWaitingBytes?: number;
 }
 
 /**
@@ -32,24 +49,39 @@ export interface MessageTransport {
  */
 export class MessageStream extends Duplex implements SourceOwnerHint {
   private ended = false;
+  /** The client is gone: no frame is taken any more (waiting ones may still be handled). */
+  private clientGone = false;
   /** The verified user of this connection (null: anonymous); ShareDB's agent takes it at connect. */
   identity: Identity | null = null;
   /** See SourceOwnerHint. */
   sourceKey: string | null = null;
+  private readonly pacer: FramePacer;
+  private readonly onRefusal: ((reply: Readonly<Record<string, unknown>>) => void) | null;
 
   constructor(
     private readonly transport: MessageTransport,
     private readonly maxFrameBytes: number,
     /** Deepest nesting a frame may have; deeper ones are refused before they are parsed. */
     private readonly maxFrameDepth: number,
+    options: MessageStreamOptions = {},
   ) {
     super({ objectMode: true, allowHalfOpen: false });
+    this.onRefusal = options.onRefusal ?? null;
+    this.pacer = new FramePacer((frame) => this.handleFrame(frame), transport, options.maxWaitingBytes ?? Number.POSITIVE_INFINITY, () => {
+      this.transport.drop?.();
+      this.clientDropped();
+    });
     // ShareDB ends or destroys the stream when it closes the agent: close the client too.
     this.once('finish', () => this.transport.close());
   }
 
-  /** Feeds one frame received from the client. */
+  /** Feeds one frame received from the client (taken now, or in a later turn: FramePacer). */
   receive(frame: unknown): void {
+    if (this.clientGone) return;
+    this.pacer.offer(frame);
+  }
+
+  private handleFrame(frame: unknown): void {
     if (this.ended) return;
     const parsed = this.parse(frame);
     if (parsed instanceof TandemError) {
@@ -66,6 +98,22 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
    * a duplicate — and then clean up the agent on 'end'.
    */
   clientClosed(): void {
+    if (this.clientGone) return;
+    this.clientGone = true;
+    this.pacer.whenIdle(() => this.endReadable());
+  }
+
+  /**
+   * Called when the server dropped the client (it did not read, or sent more than the
+   * server holds): frames not taken yet are forgotten — no work for a client that is gone.
+   */
+  clientDropped(): void {
+    this.clientGone = true;
+    this.pacer.discard();
+    this.endReadable();
+  }
+
+  private endReadable(): void {
     if (this.ended) return;
     this.ended = true;
     this.once('end', () => this.destroy());
@@ -73,14 +121,17 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   }
 
   override _read(): void {
-    // Frames are pushed as they arrive; the transports have their own flow control.
+    // Frames are pushed as they are taken; FramePacer and the transports do flow control.
   }
 
   override _write(message: object, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.ended) return callback();
     // ShareDB answers a refused request by echoing all of it with `error` added: a refused
     // 1 MB op would come back whole (and sit in memory for a client that does not read).
-    if ((message as { error?: unknown }).error) message = withoutPayload(message as Record<string, unknown>);
+    if ((message as { error?: unknown }).error) {
+      message = withRetryAfter(withoutPayload(message as Record<string, unknown>));
+      this.onRefusal?.(message as Record<string, unknown>);
+    }
     try {
       this.transport.send(message);
     } catch (err) {
@@ -121,7 +172,9 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
    * ShareDB clients log it and go on.
    */
   private reply(error: WireError, frame: string | null): void {
-    this.transport.send({ ...(frame === null ? {} : requestFields(frame)), error });
+    const reply = { ...(frame === null ? {} : requestFields(frame)), error };
+    this.onRefusal?.(reply);
+    this.transport.send(reply);
   }
 }
 
@@ -133,6 +186,14 @@ function withoutPayload(message: Record<string, unknown>): Record<string, unknow
   const reply: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(message)) if (!PAYLOAD_FIELDS.has(key)) reply[key] = value;
   return reply;
+}
+
+/** A RATE_LIMITED reply carries the wait as a number too: `error.retryAfterMs`. */
+function withRetryAfter(message: Record<string, unknown>): Record<string, unknown> {
+  const error = message.error as WireError;
+  if (error?.code !== TandemErrorCode.RATE_LIMITED) return message;
+  const retryAfterMs = retryAfterOf(error);
+  return retryAfterMs === null ? message : { ...message, error: { ...error, retryAfterMs } };
 }
 
 const ECHOED_FIELDS: ReadonlyArray<[field: string, type: 'string' | 'number']> = [

@@ -7,7 +7,13 @@ import { ExpiryTimer } from '../auth/expiry-timer.js';
 import type { Identity } from '../auth/identity.js';
 import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { TandemBackend } from '../backend.js';
+import type { ResourceLimits } from '../config.js';
 import type { Logger } from '../ops/logger.js';
+import { SendBudget } from '../limits/connection-budget.js';
+import { EngineOutbox, type EngineSocket } from '../limits/connection-outbox.js';
+import { refusalOfReply } from '../limits/connection-refusals.js';
+import { connectionLimitsOf, normalizeIp, tooManyConnections } from '../limits/connections.js';
+import { releaseSubscriptionsAtEnd } from '../limits/subscriptions.js';
 import type { Turn } from '../turn.js';
 import { MessageStream } from './message-stream.js';
 import { ORIGIN_REFUSED_MESSAGE, originRefusal, refuseUpgrade, type OriginPolicy } from './origins.js';
@@ -29,6 +35,8 @@ export interface SocketIoTransportOptions {
   origins: OriginPolicy;
   /** A connection that has not joined (authenticated) within this is closed, ms. */
   authTimeoutMs: number;
+  /** Per-connection bounds (buffered bytes, connections per IP, subscriptions). */
+  limits: ResourceLimits;
 }
 
 /** A refusal socket.io sends as `connect_error`, with our code in `data`. */
@@ -70,6 +78,12 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     if (!options.origins.allows(req.headers.origin)) refuseUpgrade(socket, 403, 'Forbidden', originRefusal());
   });
   const identities = new WeakMap<object, Identity>();
+  const { limits, perIp, refusals } = connectionLimitsOf(options.backend, options.limits, options.logger);
+  // Every engine.io connection counts, joined or not, until it closes: counted here and
+  // refused at the socket.io CONNECT below, where the refusal can carry our code.
+  io.engine.on('connection', (conn: EngineSocket) => {
+    conn.once('close', perIp.add(normalizeIp(conn.remoteAddress)));
+  });
   // http.close() stops new TCP connections, but a kept-alive one (long-polling, a load
   // balancer's pool) can still carry a handshake: refuse it with a coded connect_error.
   io.use((_socket, next) => {
@@ -78,6 +92,21 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       data: { code: TandemErrorCode.SHUTTING_DOWN },
     });
     next(err);
+  });
+  io.use((socket, next) => {
+    const ip = normalizeIp(socket.conn.remoteAddress);
+    // This connection is counted already.
+    if (perIp.max === 0 || perIp.count(ip) <= perIp.max) return next();
+    refusals.record({ code: TandemErrorCode.TOO_MANY_CONNECTIONS, action: 'connect', ip }, 'connection refused', 'warn');
+    // Closed once the refusal has left engine.io's buffer (a long-polling client may take
+    // it only with its next GET), at the latest after AUTH_TIMEOUT_MS: socket.io would close
+    // a connection that joined nothing only gracefully, waiting for a GET that may never come.
+    const conn = socket.conn;
+    const closeNow = () => conn.close(true);
+    const latest = setTimeout(closeNow, options.authTimeoutMs);
+    conn.once('drain', closeNow);
+    conn.once('close', () => clearTimeout(latest));
+    next(connectError(tooManyConnections(perIp.max)));
   });
   // Authentication at the handshake: nothing of a socket that fails it reaches ShareDB.
   io.use((socket, next) => {
@@ -92,15 +121,38 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     );
   });
   io.on('connection', (socket) => {
-    const sender = new SocketIoSender(socket, options.turn);
+    const who = { user: identities.get(socket)?.sub, ip: normalizeIp(socket.conn.remoteAddress) };
+    const outbox = new EngineOutbox(socket.conn);
+    const sender = new SocketIoSender(socket, options.turn, {
+      outbox,
+      budget: new SendBudget(limits.maxBufferedBytes, options.turn, () => outbox.buffered()),
+      onOverflow: (overflow) => {
+        const transport = socket.conn.transport.name;
+        refusals.record({ code: 'MAX_BUFFERED_BYTES', action: 'drop', ...overflow, transport, ...who }, 'client dropped: not reading', 'warn');
+        outbox.drop();
+        // engine.io reports the close synchronously, but only if the socket was still open.
+        stream.clientDropped();
+      },
+    });
     const stream = new MessageStream(
       {
         send: (message) => sender.send(message),
         // After the messages already held for this socket (send flushes run in order).
         close: () => options.turn.send(() => socket.disconnect(true)),
+        pause: () => outbox.pauseInput(),
+        resume: () => outbox.resumeInput(),
+        drop: () => {
+          refusals.record({ code: 'MAX_BUFFERED_BYTES', action: 'drop', transport: socket.conn.transport.name, ...who }, 'client dropped: too many frames waiting', 'warn');
+          outbox.drop();
+        },
       },
       options.maxFrameBytes,
       options.maxFrameDepth,
+      {
+        onRefusal: (reply) => refusals.record(refusalOfReply(reply, who)),
+        // Long-polling cannot pause: a POST (up to twice MAX_FRAME_BYTES) is taken whole.
+        maxWaitingBytes: limits.maxBufferedBytes + 2 * options.maxFrameBytes,
+      },
     );
     // Frames are taken in a socket middleware, not an event listener: socket.io defers event
     // dispatch a tick and drops events whose socket disconnected meanwhile, which loses an op
@@ -118,6 +170,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     expiry.set(stream.identity);
     stream.sourceKey = sourceKeyOf(socket.handshake.auth as Record<string, unknown>);
     const agent = options.backend.listen(stream, socket.request);
+    releaseSubscriptionsAtEnd(stream, agent);
     // A fresh token for the same user, before the current one expires (the SDK refreshes
     // ahead of `exp`): the connection, its subscriptions and its source ids carry on.
     socket.on(AUTH_REFRESH_EVENT, (token: unknown, ack: unknown) => {

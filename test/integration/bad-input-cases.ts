@@ -201,7 +201,8 @@ export const badInputs: BadInput[] = [
     staysMissing: [MISSING],
   },
   // Types other than json1.
-  ...['json0', 'http://sharejs.org/types/JSONv0'].map(
+  // json0 is a type ShareDB knows; 'no-such-type' is one it does not (it used to answer ERR_OT_OP_BADLY_FORMED).
+  ...['json0', 'http://sharejs.org/types/JSONv0', 'no-such-type'].map(
     (type): BadInput => ({
       name: `a create with type ${type}`,
       send: opMessage({ c: C, d: MISSING, v: null, create: { type, data: {} } }),

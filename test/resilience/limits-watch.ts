@@ -1,0 +1,99 @@
+/**
+ * What the rate and document attack tests watch while an attack runs: that the server
+ * answers /healthz within 1 s, the RSS of its process (Linux /proc), and a bystander on its
+ * own connection committing ops the whole time.
+ */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import type { Doc } from 'sharedb/lib/client/index.js';
+
+/** Resident set size of a process, bytes. */
+export function rssBytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** One GET /healthz: its latency in ms, or Infinity without a 200 within `timeoutMs`. */
+export function healthzLatency(url: string, timeoutMs = 1000): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const req = request(`${url}/healthz`, { timeout: timeoutMs, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200 ? performance.now() - started : Infinity));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(Infinity));
+    req.end();
+  });
+}
+
+export interface HealthReport {
+  /** Slowest /healthz answer, ms (Infinity if one did not come within 1 s). */
+  maxHealthzMs: number;
+  healthzChecks: number;
+  /** Highest RSS seen, bytes (0 when no pid was given: an in-process server). */
+  maxRssBytes: number;
+}
+
+/** Probes /healthz back to back (and samples RSS) until stopped. */
+export function watchHealth(url: string, pid: number | null): { stop(): Promise<HealthReport> } {
+  const report: HealthReport = { maxHealthzMs: 0, healthzChecks: 0, maxRssBytes: pid ? rssBytes(pid) : 0 };
+  let stopped = false;
+  const sample = () => {
+    if (pid) report.maxRssBytes = Math.max(report.maxRssBytes, rssBytes(pid));
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      const ms = await healthzLatency(url);
+      report.healthzChecks++;
+      report.maxHealthzMs = Math.max(report.maxHealthzMs, ms);
+      sample();
+      // Probe cadence (about 20 a second), not a wait for a condition.
+      if (!stopped) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      sample();
+      return report;
+    },
+  };
+}
+
+export interface BystanderReport {
+  commits: number;
+  /** Slowest acknowledgement, ms. */
+  maxAckMs: number;
+  errors: string[];
+}
+
+/**
+ * Another user at work: adds 1 to `n` in `doc` (a stock ShareDB doc, loaded) after each
+ * acknowledgement, at most every `everyMs`, until stopped. Well under any default budget.
+ */
+export function bystander(doc: Doc, everyMs = 25): { stop(): Promise<BystanderReport> } {
+  const report: BystanderReport = { commits: 0, maxAckMs: 0, errors: [] };
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const started = performance.now();
+      const err = await new Promise<unknown>((resolve) => doc.submitOp(['n', { ena: 1 }], {}, (e) => resolve(e)));
+      const ackMs = performance.now() - started;
+      if (err) report.errors.push(`${(err as { code?: string }).code}: ${(err as Error).message}`);
+      else report.commits++;
+      report.maxAckMs = Math.max(report.maxAckMs, ackMs);
+      // The bystander's typing cadence, not a wait for a condition.
+      if (!stopped && ackMs < everyMs) await new Promise((resolve) => setTimeout(resolve, everyMs - ackMs));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return report;
+    },
+  };
+}

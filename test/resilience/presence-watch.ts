@@ -1,0 +1,192 @@
+/**
+ * What an attack test watches while the attack runs: /healthz latency, the server
+ * process's RSS and CPU time (from /proc), and a bystander committing ops.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Doc } from 'sharedb/lib/client/index.js';
+import { waitFor } from '../helpers/wait.js';
+import { callback, type Transport } from './presence-clients.js';
+
+/** Resident set size of a process, bytes (Linux /proc). */
+export function rssOf(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** User + system CPU time a process has used, ms (Linux /proc; clock ticks of 10 ms). */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state, field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** One GET /healthz; resolves with its latency, or Infinity when no 200 came within `timeoutMs` (in all). */
+export function healthzMs(url: string, timeoutMs = 1000): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const finish = (ms: number) => {
+      clearTimeout(deadline);
+      resolve(ms);
+    };
+    const req = request(`${url}/healthz`, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => finish(res.statusCode === 200 ? performance.now() - started : Infinity));
+      res.on('error', () => finish(Infinity));
+    });
+    const deadline = setTimeout(() => {
+      req.destroy();
+      finish(Infinity);
+    }, timeoutMs);
+    req.on('error', () => finish(Infinity));
+    req.end();
+  });
+}
+
+export interface ServerWatch {
+  /** Slowest /healthz answered. */
+  maxHealthzMs: number;
+  healthzChecks: number;
+  /** /healthz requests not answered 200 within 1 s. */
+  healthzFailures: number;
+  maxRssBytes: number;
+}
+
+/**
+ * Polls /healthz (one request at a time, each given 1 s) and the RSS of `pid` until
+ * stopped; stop() waits for the request in flight.
+ */
+export function watchServer(url: string, pid: number): { stop(): Promise<ServerWatch> } {
+  const watch: ServerWatch = { maxHealthzMs: 0, healthzChecks: 0, healthzFailures: 0, maxRssBytes: rssOf(pid) };
+  let stopped = false;
+  const rssTimer = setInterval(() => {
+    watch.maxRssBytes = Math.max(watch.maxRssBytes, rssOf(pid));
+  }, 50);
+  const loop = (async () => {
+    while (!stopped) {
+      const ms = await healthzMs(url);
+      watch.healthzChecks++;
+      if (ms === Infinity) watch.healthzFailures++;
+      else watch.maxHealthzMs = Math.max(watch.maxHealthzMs, ms);
+      // A probe cadence, not a wait for something: a check every ~50 ms.
+      if (!stopped) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(rssTimer);
+      await loop;
+      watch.maxRssBytes = Math.max(watch.maxRssBytes, rssOf(pid));
+      return watch;
+    },
+  };
+}
+
+export interface Committer {
+  commits: number;
+  maxAckMs: number;
+}
+
+/**
+ * A bystander: submits one json1 op to `doc` (field `n` +1) after the previous one was
+ * acknowledged, every `everyMs` at most, until stopped.
+ */
+export function keepCommitting(doc: Doc, everyMs = 20): { stop(): Promise<Committer> } {
+  const result: Committer = { commits: 0, maxAckMs: 0 };
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const started = performance.now();
+      await callback((done) => doc.submitOp(['n', { ena: 1 }], {}, done));
+      const ackMs = performance.now() - started;
+      result.commits++;
+      result.maxAckMs = Math.max(result.maxAckMs, ackMs);
+      // The bystander's own cadence (a user typing fast), not a wait for a condition.
+      if (!stopped && ackMs < everyMs) await new Promise((resolve) => setTimeout(resolve, everyMs - ackMs));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return result;
+    },
+  };
+}
+
+const WATCHER = fileURLToPath(new URL('./presence-watcher.ts', import.meta.url));
+
+/** What the watcher process saw during one attack. */
+export interface Watched {
+  watched: ServerWatch;
+  wrote: Committer;
+}
+
+/** Controls a presence-watcher.ts process observing the server at `url` (process `pid`). */
+export interface Watcher {
+  /** Starts watching and a bystander committing to `collection/id` over `transport`. */
+  start(collection: string, id: string, transport: Transport): Promise<void>;
+  stop(): Promise<Watched>;
+  /** Ends the process (closing its clients); kills it if it does not exit in 5 s. */
+  close(): Promise<void>;
+}
+
+export function startWatcher(url: string, pid: number): Watcher {
+  const child = spawn(process.execPath, ['--import', 'tsx', WATCHER, url, String(pid)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const events: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      events.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a library's console output
+    }
+  });
+  const exited = once(child, 'exit');
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  const next = async (name: string): Promise<Record<string, unknown>> => {
+    const found = await waitFor(
+      () => {
+        const index = events.findIndex((e) => e.event === name || e.event === 'fatal');
+        if (index < 0) {
+          if (gone()) throw new Error(`watcher exited (${child.exitCode}) before "${name}": ${stderr}`);
+          return null;
+        }
+        const [event] = events.splice(index, 1);
+        if (event!.event === 'fatal') throw new Error(`watcher failed: ${String(event!.message)}`);
+        return event!;
+      },
+      { timeoutMs: 20_000, what: `watcher event "${name}"` },
+    );
+    return found!;
+  };
+  const send = (command: object) => child.stdin!.write(`${JSON.stringify(command)}\n`);
+  return {
+    async start(collection, id, transport) {
+      send({ start: { collection, id, transport } });
+      await next('started');
+    },
+    async stop() {
+      send({ stop: true });
+      const event = await next('stopped');
+      return { watched: event.watched as ServerWatch, wrote: event.wrote as Committer };
+    },
+    async close() {
+      if (gone()) return;
+      child.stdin!.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
