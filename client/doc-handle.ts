@@ -15,6 +15,9 @@ import { connectionInternals, docInternals, unsubscribeWhileOnline, type DocInte
 
 export type { DeepReadonly, DocContext, DocEvents, DocOptions, OpMeta, OpRejection };
 
+/** Longest wait between resends of a rate-limited op when the server did not say how long. */
+const MAX_THROTTLE_BACKOFF_MS = 60_000;
+
 /**
  * A typed handle on one json1 document: its data and version, local edits that survive
  * restarts (with an outbox), and events. Get one with `client.doc(collection, id)`.
@@ -32,6 +35,8 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   private presenceHandle: PresenceHandle | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly retryAttempts = new Map<string, number>();
+  /** RATE_LIMITED refusals that named no wait, in a row (for the fallback backoff). */
+  private throttledAttempts = 0;
   private isClosed = false;
   private closing: Promise<void> | null = null;
   private readonly closeWaiters = new Set<(err: TandemError) => void>();
@@ -51,7 +56,12 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     this.sync = new DocSync(this.doc, {
       changed: () => this.outbox?.changed(),
       rejected: (error, op) => this.reportRejection({ code: error.code, message: error.message, op, error }),
-      kept: (error, kind) => (kind === 'keep' ? this.stall(error) : kind === 'reauth' ? this.awaitToken() : this.scheduleRetry(error)),
+      kept: (error, kind, retryAfterMs) => {
+        if (kind === 'keep') this.stall(error);
+        else if (kind === 'reauth') this.awaitToken();
+        else if (kind === 'throttled') this.waitForBudget(retryAfterMs);
+        else this.scheduleRetry(error);
+      },
       discarded: (queued, error) => this.reportDiscarded(queued, error),
       // A change without an op: listeners (and the bindings) re-read `data` wholesale.
       reset: () => this.emit('change'),
@@ -384,6 +394,31 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     );
   }
 
+  /**
+   * Over a rate limit: hold sending for the wait the server asked (or the retry backoff if
+   * it did not say), then resend. Never counts toward maxRetries and never stalls: a client
+   * typing faster than its budget only sees its ops composed and committed later.
+   */
+  private waitForBudget(retryAfterMs: number | null): void {
+    let delay = retryAfterMs;
+    if (delay !== null) this.throttledAttempts = 0;
+    else {
+      const attempt = ++this.throttledAttempts;
+      delay = Math.min(this.ctx.retryDelayMs * 2 ** Math.min(attempt - 1, 16), MAX_THROTTLE_BACKOFF_MS);
+    }
+    this.holdFor(delay);
+  }
+
+  /** Holds sending for `delayMs` (the 'retry' reason), replacing any earlier wait. */
+  private holdFor(delayMs: number): void {
+    this.gate.hold('retry');
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.gate.release('retry');
+    }, delayMs);
+  }
+
   private scheduleRetry(error: TandemError): void {
     const head = this.d.pendingOps[0];
     const key = `${head?.src}:${head?.seq}`;
@@ -393,12 +428,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
       this.stall(error);
       return;
     }
-    this.gate.hold('retry');
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.gate.release('retry');
-    }, this.ctx.retryDelayMs * 2 ** (attempt - 1));
+    this.holdFor(this.ctx.retryDelayMs * 2 ** (attempt - 1));
   }
 
   private reportRejection(rejection: OpRejection): void {

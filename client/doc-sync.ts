@@ -7,7 +7,7 @@ import * as json1 from 'ot-json1';
 import type { Doc as JsonValue, JSONOp } from 'ot-json1';
 import type { Doc } from 'sharedb/lib/client/index.js';
 import { tandemJson1 } from '../ot-types/index.js';
-import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
+import { retryAfterOf, ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
 import { applyAll, isTextOnlyOp, jsonEqual, rebaseQueue } from './rebase.js';
 import { docInternals, type DocInternals, type OpMessage, type QueuedOp, type ShareDbClientError } from './sharedb-internals.js';
 
@@ -16,9 +16,11 @@ import { docInternals, type DocInternals, type OpMessage, type QueuedOp, type Sh
  * - 'rejected': the server will never take it (invalid, forbidden, too large): roll back;
  * - 'keep': the server cannot rebase it (ops missing from its log): keep it, stop sending;
  * - 'retry': a transient server failure: keep it and send it again later (bounded);
- * - 'reauth': the connection's token expired: keep it, refresh the token, send it again.
+ * - 'reauth': the connection's token expired: keep it, refresh the token, send it again;
+ * - 'throttled': over a rate limit, nothing was done: keep it and send it again once the
+ *   server's `retryAfterMs` passed, however often that happens (it is never a failure).
  */
-export type SubmitErrorKind = 'rejected' | 'keep' | 'retry' | 'reauth';
+export type SubmitErrorKind = 'rejected' | 'keep' | 'retry' | 'reauth' | 'throttled';
 
 const KEEP_CODES: ReadonlySet<string> = new Set([
   TandemErrorCode.MISSING_OPS,
@@ -36,6 +38,7 @@ const RETRY_CODES: ReadonlySet<string> = new Set([
 
 export function classifySubmitError(code: string): SubmitErrorKind {
   if (code === TandemErrorCode.TOKEN_EXPIRED) return 'reauth';
+  if (code === TandemErrorCode.RATE_LIMITED) return 'throttled';
   if (KEEP_CODES.has(code)) return 'keep';
   if (RETRY_CODES.has(code)) return 'retry';
   return 'rejected';
@@ -85,8 +88,11 @@ export interface DocSyncHooks {
   changed(): void;
   /** The server refused `op` for good; ShareDB already rolled it back locally. */
   rejected(error: TandemError, op: JSONOp | null): void;
-  /** The in-flight op was put back at the head of the queue ('keep', 'retry' or 'reauth'). */
-  kept(error: TandemError, kind: Exclude<SubmitErrorKind, 'rejected'>): void;
+  /**
+   * The in-flight op was put back at the head of the queue ('keep', 'retry', 'reauth' or
+   * 'throttled'); `retryAfterMs` is the server's wait for 'throttled', when it sent one.
+   */
+  kept(error: TandemError, kind: Exclude<SubmitErrorKind, 'rejected'>, retryAfterMs: number | null): void;
   /** ShareDB had to reload the doc (hard rollback) and dropped these queued ops. */
   discarded(ops: QueuedOp[], error: TandemError): void;
   /** `data` was replaced wholesale (rebuilt from the server snapshot and our queue). */
@@ -261,12 +267,13 @@ export class DocSync {
     const doc = this.doc;
     const error = toTandemError(err);
     const kind = classifySubmitError(error.code);
-    if (kind !== 'rejected' && !inflight.create) {
+    // A throttled create is kept too: the server refused it before reading anything.
+    if (kind === 'throttled' || (kind !== 'rejected' && !inflight.create)) {
       // Back to the head of the queue, still marked as sent so ShareDB never composes into
       // it: it may have reached the server, and its src/seq must stay its identity.
       doc.inflightOp = null;
       doc.pendingOps.unshift(inflight);
-      this.hooks.kept(error, kind);
+      this.hooks.kept(error, kind, kind === 'throttled' ? retryAfterOf(error) : null);
       this.hooks.changed();
       return;
     }

@@ -1,10 +1,17 @@
-import type { Connection, LocalPresence, Presence } from 'sharedb/lib/client/index.js';
-import type { Json1Presence } from '../ot-types/index.js';
+import type { Connection, Doc, LocalPresence, Presence } from 'sharedb/lib/client/index.js';
+import { transformPresence, type Json1Presence, type JSONOp } from '../ot-types/index.js';
 import { toTandemError } from './doc-sync.js';
 import { Emitter } from './emitter.js';
 import { jsonEqual } from './rebase.js';
 import { presenceInternals, untilCalledBackOrOffline } from './sharedb-internals.js';
-import type { TandemError } from './protocol.js';
+import { retryAfterOf, TandemErrorCode, type TandemError } from './protocol.js';
+
+/**
+ * Fewest milliseconds between two presence updates sent. The server allows PRESENCE_PER_SECOND
+ * per connection (default 30, burst 60); a caret dragged with the mouse changes at 60 Hz. Only
+ * the latest value matters, so updates in between are coalesced and the last one always sent.
+ */
+const MIN_SEND_INTERVAL_MS = 66;
 
 export type PresenceEvents<P> = {
   /** A remote presence appeared or moved (`value`), or left (`null`). */
@@ -23,10 +30,17 @@ export type PresenceEvents<P> = {
 export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emitter<PresenceEvents<P>> {
   private readonly presence: Presence<P | null>;
   private readonly local: LocalPresence<P | null>;
+  private readonly doc: Doc;
   private readonly remote = new Map<string, P>();
   private readonly stopWatching: () => void;
   private closed = false;
   private closedPromise: Promise<void> = Promise.resolve();
+  /** The value to show others: what was last submitted, sent or about to be. */
+  private latest: P | null = null;
+  private lastSentAt = 0;
+  private sendTimer: ReturnType<typeof setTimeout> | null = null;
+  /** A refusal of the same value is retried once (stale); then reported. */
+  private retriedStale = false;
 
   /** @internal Created by `DocHandle.presence()`. */
   constructor(
@@ -44,6 +58,10 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
       if (err) this.onError(err);
     });
     this.local = this.presence.create(presenceId);
+    // ShareDB moves its own copy of our value through each op; a value we hold back (see
+    // MIN_SEND_INTERVAL_MS) must move the same way, or it would land where the text was.
+    this.doc = connection.get(collection, id);
+    this.doc.on('op', this.onDocOp);
     this.local.on('error', this.onError);
     this.stopWatching = watchConnection((online) => (online ? this.resend() : this.forgetRemotes()));
   }
@@ -55,15 +73,20 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
 
   /** Our own presence as it stands now (ShareDB moves it through ops too). */
   get value(): P | null {
-    return this.local.value ?? null;
+    // While an update waits to be sent, it is what we show; once sent, ShareDB moves it.
+    return this.sendTimer !== null ? this.latest : (this.local.value ?? null);
   }
 
-  /** Publishes our cursor/selection; `null` hides it. Errors arrive as 'error' events. */
+  /**
+   * Publishes our cursor/selection; `null` hides it. Updates closer together than the
+   * server's presence rate allows are coalesced: the latest is sent, never lost. Errors
+   * arrive as 'error' events.
+   */
   submit(value: P | null): void {
     if (this.closed) return;
-    this.local.submit(value, (err) => {
-      if (err) this.onError(err);
-    });
+    this.latest = value;
+    this.retriedStale = false;
+    this.scheduleSend(Math.max(0, this.lastSentAt + MIN_SEND_INTERVAL_MS - Date.now()));
   }
 
   clear(): void {
@@ -84,6 +107,9 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     this.local.off('error', this.onError);
     // Late errors of a closed presence (e.g. its unsubscribe failing) are nobody's business
     // any more; without a listener ShareDB's emitter would throw them.
+    if (this.sendTimer !== null) clearTimeout(this.sendTimer);
+    this.sendTimer = null;
+    this.doc.off('op', this.onDocOp);
     const ignore = () => undefined;
     this.presence.on('error', ignore);
     this.local.on('error', ignore);
@@ -93,6 +119,12 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     this.removeAllListeners();
     return this.closedPromise;
   }
+
+  private readonly onDocOp = (op: unknown, source: unknown): void => {
+    if (this.sendTimer === null || this.latest === null) return;
+    // Our presence type keeps the value's other fields (user…) as they are.
+    this.latest = transformPresence(this.latest, op as JSONOp, Boolean(source)) as P | null;
+  };
 
   private readonly onReceive = (id: string, value: P | null): void => {
     if (value === null || value === undefined) {
@@ -112,9 +144,53 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     if (!this.emit('error', toTandemError(err))) console.warn('Tandem presence error', err);
   };
 
+  private scheduleSend(delayMs: number): void {
+    if (this.closed) return;
+    if (this.sendTimer !== null) {
+      if (delayMs > 0) return; // the pending send will carry the latest value
+      clearTimeout(this.sendTimer);
+      this.sendTimer = null;
+    }
+    if (delayMs > 0) {
+      this.sendTimer = setTimeout(() => {
+        this.sendTimer = null;
+        this.send();
+      }, delayMs);
+      return;
+    }
+    this.send();
+  }
+
+  private send(): void {
+    if (this.closed) return;
+    this.lastSentAt = Date.now();
+    const value = this.latest;
+    this.local.submit(value, (err) => {
+      if (err) this.refused(err, value);
+    });
+  }
+
+  /** Over the rate: send the latest value once the server's wait passed. Stale: once more. */
+  private refused(err: unknown, value: P | null): void {
+    const error = toTandemError(err);
+    if (this.closed || value !== this.latest) return; // a newer value is on its way
+    if (error.code === TandemErrorCode.RATE_LIMITED) {
+      this.scheduleSend(Math.max(MIN_SEND_INTERVAL_MS, retryAfterOf(error) ?? 1_000));
+      return;
+    }
+    if (error.code === TandemErrorCode.PRESENCE_STALE && !this.retriedStale) {
+      // Sent before the document caught up (e.g. right after a reconnect): ShareDB sends the
+      // same value at the document's current version now.
+      this.retriedStale = true;
+      this.scheduleSend(MIN_SEND_INTERVAL_MS);
+      return;
+    }
+    this.onError(error);
+  }
+
   /** A server forgets our presence when our connection drops; send it again. */
   private resend(): void {
-    const value = this.local.value;
+    const value = this.latest ?? this.local.value;
     if (!this.closed && value !== null && value !== undefined) this.submit(value);
   }
 

@@ -185,4 +185,36 @@ describe('sdk: presence on json1 text', function () {
     await waitFor(() => cursorOf(bob, 'ann') === 12, { what: 'bob sees anchor 12' });
     assert.deepEqual(changes, [3, 7, 11, 12]);
   });
+
+  it('a caret moved faster than the presence rate: updates are coalesced, none refused, the last one arrives', async () => {
+    const server = await startTestServer({ PRESENCE_PER_SECOND: '5' });
+    closers.push(() => server.close());
+    const ann = await joinDoc(server.url, 'ann', closers);
+    const bob = await joinDoc(server.url, 'bob', closers);
+    const errors: string[] = [];
+    ann.presence.on('error', (e) => errors.push(e.code));
+    // 40 moves in a burst (a mouse drag), far over 5 per second.
+    for (let anchor = 0; anchor < 40; anchor++) ann.presence.submit({ path: ['text'], anchor, head: anchor, user: { name: 'ann' } });
+    assert.equal(ann.presence.value?.anchor, 39, 'our own value is the latest at once');
+    await waitFor(() => cursorOf(bob, 'ann') === 39, { timeoutMs: 10_000, what: 'the last caret position to arrive' });
+    assert.deepEqual(errors, []);
+  });
+
+  it('over the server presence rate: refused updates are sent again after the wait, the last one arrives, no error surfaces', async () => {
+    const server = await startTestServer({ PRESENCE_PER_SECOND: '1' });
+    closers.push(() => server.close());
+    const ann = await joinDoc(server.url, 'ann', closers);
+    const bob = await joinDoc(server.url, 'bob', closers);
+    const errors: string[] = [];
+    ann.presence.on('error', (e) => errors.push(e.code));
+    // A caret moving every 100 ms (each a separate send): past the burst of 2 the server
+    // refuses with TANDEM_RATE_LIMITED and the handle re-sends the latest after the wait.
+    for (let anchor = 1; anchor <= 6; anchor++) {
+      ann.presence.submit({ path: ['text'], anchor, head: anchor, user: { name: 'ann' } });
+      const sentAt = Date.now();
+      await waitFor(() => Date.now() - sentAt >= 100, { what: 'typing pace' });
+    }
+    await waitFor(() => cursorOf(bob, 'ann') === 6, { timeoutMs: 10_000, what: 'the last caret position to arrive' });
+    assert.deepEqual(errors, []);
+  });
 });
