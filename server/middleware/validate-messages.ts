@@ -43,6 +43,10 @@ export function checkClientMessage(message: Record<string, unknown>): string | n
   if (action === 'op') {
     const kinds = ['op', 'create', 'del'].filter((k) => message[k] !== undefined);
     if (kinds.length !== 1) return 'Op message must carry exactly one of op, create or del';
+    // ShareDB builds an op only from a truthy create or del (agent.js createClientOp); a null
+    // one would reach `op.seq` of nothing and answer without a code.
+    if (kinds[0] === 'create' && !message.create) return 'Invalid create';
+    if (kinds[0] === 'del' && !message.del) return 'Invalid del';
     if (message.v !== undefined && message.v !== null && !Number.isSafeInteger(message.v)) return 'Invalid version';
   }
   if ((action === 'f' || action === 's' || action === 'nf') && message.v != null && !Number.isSafeInteger(message.v)) {

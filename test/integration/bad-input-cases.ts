@@ -200,6 +200,16 @@ export const badInputs: BadInput[] = [
     code: TandemErrorCode.OP_TOO_DEEP,
     staysMissing: [MISSING],
   },
+  // A create or del that is there but empty (null, false, 0, ""): ShareDB would build no op.
+  ...[null, false, 0, ''].flatMap((empty): BadInput[] => [
+    {
+      name: `a create of ${JSON.stringify(empty)}`,
+      send: opMessage({ c: C, d: MISSING, v: null, create: empty }),
+      code: 'ERR_MESSAGE_BADLY_FORMED',
+      staysMissing: [MISSING],
+    },
+    { name: `a del of ${JSON.stringify(empty)}`, send: opMessage({ c: C, d: D, v: 1, del: empty }), code: 'ERR_MESSAGE_BADLY_FORMED' },
+  ]),
   // Types other than json1.
   // json0 is a type ShareDB knows; 'no-such-type' is one it does not (it used to answer ERR_OT_OP_BADLY_FORMED).
   ...['json0', 'http://sharejs.org/types/JSONv0', 'no-such-type'].map(
