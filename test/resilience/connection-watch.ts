@@ -5,23 +5,18 @@
  * socket.io, from 127.0.0.1) keep committing.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { TandemClient } from '../../client/index.js';
 import type { DocHandle } from '../../client/doc-handle.js';
 import { ops } from '../../ot-types/index.js';
 import { create, stockClient, submit, subscribe, type Doc } from '../helpers/clients.js';
 import { sdkClient } from '../helpers/sdk-clients.js';
+import { rssOf } from '../helpers/process-stats.js';
 import { waitFor } from '../helpers/wait.js';
 
 export const HEALTHZ_LIMIT_MS = 1_000;
 
-/** Resident set size of a process, bytes (Linux /proc). */
-export function rssOf(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) * 1024;
-}
+export { rssOf };
 
 /** One GET; resolves with status and body, or status 0 when no answer came within `timeoutMs`. */
 export function httpGet(url: string, timeoutMs = 5_000): Promise<{ status: number; body: string; ms: number }> {

@@ -3,30 +3,8 @@
  * answers /healthz within 1 s, the RSS of its process (Linux /proc), and a bystander on its
  * own connection committing ops the whole time.
  */
-import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { healthzMs, rssOf } from '../helpers/process-stats.js';
 import type { Doc } from 'sharedb/lib/client/index.js';
-
-/** Resident set size of a process, bytes. */
-export function rssBytes(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) * 1024;
-}
-
-/** One GET /healthz: its latency in ms, or Infinity without a 200 within `timeoutMs`. */
-export function healthzLatency(url: string, timeoutMs = 1000): Promise<number> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const req = request(`${url}/healthz`, { timeout: timeoutMs, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200 ? performance.now() - started : Infinity));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(Infinity));
-    req.end();
-  });
-}
 
 export interface HealthReport {
   /** Slowest /healthz answer, ms (Infinity if one did not come within 1 s). */
@@ -38,14 +16,14 @@ export interface HealthReport {
 
 /** Probes /healthz back to back (and samples RSS) until stopped. */
 export function watchHealth(url: string, pid: number | null): { stop(): Promise<HealthReport> } {
-  const report: HealthReport = { maxHealthzMs: 0, healthzChecks: 0, maxRssBytes: pid ? rssBytes(pid) : 0 };
+  const report: HealthReport = { maxHealthzMs: 0, healthzChecks: 0, maxRssBytes: pid ? rssOf(pid) : 0 };
   let stopped = false;
   const sample = () => {
-    if (pid) report.maxRssBytes = Math.max(report.maxRssBytes, rssBytes(pid));
+    if (pid) report.maxRssBytes = Math.max(report.maxRssBytes, rssOf(pid));
   };
   const loop = (async () => {
     while (!stopped) {
-      const ms = await healthzLatency(url);
+      const ms = await healthzMs(url);
       report.healthzChecks++;
       report.maxHealthzMs = Math.max(report.maxHealthzMs, ms);
       sample();

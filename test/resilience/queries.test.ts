@@ -30,7 +30,8 @@ import { waitFor } from '../helpers/wait.js';
 import { Rng } from '../fuzz/rng.js';
 import { QueryRun } from '../../server/limits/query-run.js';
 import { compileQuery, toMongoDoc, type QuerySnapshot } from '../../server/storage/mingo-query.js';
-import { bystander, rssBytes, watchHealth, type BystanderReport, type HealthReport } from './limits-watch.js';
+import { rssOf } from '../helpers/process-stats.js';
+import { bystander, watchHealth, type BystanderReport, type HealthReport } from './limits-watch.js';
 import {
   TRANSPORTS,
   codeOf,
@@ -359,7 +360,7 @@ describe('resilience: queries', function () {
 
         it('10 query subscriptions on the 20,000 documents do not slow down the commits of others', async function () {
           const attacker = await openQueryClient(open.url, transport, closers);
-          const rssBefore = rssBytes(open.child.pid!);
+          const rssBefore = rssOf(open.child.pid!);
           // Ten different subscriptions (nothing to share), each re-run after ops on the collection.
           const queries = Array.from({ length: 10 }, (_, k) => ({ $sort: { n: -1 }, $limit: k + 1 }));
           const subscriptions = await Promise.all(queries.map((q) => subscribeQuery(attacker.connection, 'big', q)));
