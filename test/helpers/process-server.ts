@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -85,5 +88,33 @@ export async function startServerProcess(
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return waitExit();
     },
+  };
+}
+
+/**
+ * Mocha hooks for a describe block whose tests each get a server process on a fresh SQLite
+ * file (plus `env`): started before each test; after it the test's closers run (last
+ * first), then the process stops and its folder goes.
+ */
+export function useServerProcessPerTest(env: Record<string, string> = {}): { readonly server: ServerProcess; readonly closers: Array<() => Promise<void>> } {
+  let current: ServerProcess | null = null;
+  let dir = '';
+  const closers: Array<() => Promise<void>> = [];
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tandem-process-'));
+    current = await startServerProcess({ DB_URL: `sqlite:${join(dir, 'tandem.db')}`, ...env });
+  });
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+    await current?.stop();
+    current = null;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get server(): ServerProcess {
+      if (!current) throw new Error('useServerProcessPerTest: no server outside a test');
+      return current;
+    },
+    closers,
   };
 }

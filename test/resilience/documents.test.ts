@@ -18,15 +18,12 @@
  *   the key, in creates and ops, over the stock client, the raw wire and the SDK.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { JSONOp } from 'ot-json1';
 import { ops, TandemError, TandemErrorCode, type OpRejection } from '../../client/index.js';
 import { tandemJson1 } from '../../ot-types/index.js';
 import { jsonBytes, opSizeDelta } from '../../server/limits/doc-size.js';
 import { create, fetchDoc, stockClient, submit } from '../helpers/clients.js';
-import { startServerProcess, type ServerProcess } from '../helpers/process-server.js';
+import { useServerProcessPerTest } from '../helpers/process-server.js';
 import { sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
 import { useServerPerTest } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -172,24 +169,12 @@ describe('resilience: documents', function () {
   describe('the growth attack (250 KB ops), MAX_DOC_BYTES=4 MiB, server in its own process', () => {
     const LIMIT = 4 * 1024 * 1024;
     const CHUNK = 250_000;
-    let server: ServerProcess | null = null;
-    let dir = '';
-    const closers: Array<() => Promise<void>> = [];
-
-    beforeEach(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'tandem-growth-'));
-      server = await startServerProcess({ DB_URL: `sqlite:${join(dir, 'tandem.db')}`, MAX_DOC_BYTES: String(LIMIT) });
-    });
-    afterEach(async () => {
-      for (const close of closers.splice(0).reverse()) await close();
-      await server?.stop();
-      server = null;
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const fixture = useServerProcessPerTest({ MAX_DOC_BYTES: String(LIMIT) });
+    const closers = fixture.closers;
 
     for (const transport of TRANSPORTS) {
       it(`over ${transport}: growth stops at the limit, small ops stay fast, a fetch returns at most the limit`, async () => {
-        const url = server!.url;
+        const url = fixture.server.url;
         const other = stockClient(url);
         closers.push(async () => other.close());
         const otherDoc = other.connection.get(T, 'bystander');
@@ -199,7 +184,7 @@ describe('resilience: documents', function () {
         await attacker.handshake();
         await attacker.create(T, 'grown', { n: 10, log: [] });
 
-        const health = watchHealth(url, server!.child.pid!);
+        const health = watchHealth(url, fixture.server.child.pid!);
         const work = bystander(otherDoc);
         let v = 1;
         let accepted = 0;
@@ -231,7 +216,7 @@ describe('resilience: documents', function () {
         const bytes = jsonBytes(fetched.data.data);
         assert.ok(bytes <= LIMIT, `a fetch returned ${bytes} bytes`);
         assert.ok(Math.max(...smallAckMs) < 1000, `10-byte ops took up to ${Math.round(Math.max(...smallAckMs))} ms`);
-        assert.equal(server!.child.exitCode, null);
+        assert.equal(fixture.server.child.exitCode, null);
         assert.ok(report.maxHealthzMs < 1000, `/healthz took ${report.maxHealthzMs} ms`);
         assert.ok(report.maxRssBytes < RSS_BOUND_BYTES, `RSS ${Math.round(report.maxRssBytes / 1e6)} MB`);
         assert.ok(committed > 0, 'the bystander committed meanwhile');

@@ -29,7 +29,7 @@ import { rateLimited } from '../../server/limits/retry-after.js';
 import { tokenStockClient } from '../helpers/auth-wire.js';
 import { AUTH_ENV, testToken } from '../helpers/auth.js';
 import { create, fetchDoc, stockClient, submit, type Doc } from '../helpers/clients.js';
-import { startServerProcess, type ServerProcess } from '../helpers/process-server.js';
+import { useServerProcessPerTest } from '../helpers/process-server.js';
 import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers/redis-server.js';
 import { counts, sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
 import { startTestServer, useServerPerTest, type TestServer } from '../helpers/server.js';
@@ -197,24 +197,12 @@ describe('resilience: rates', function () {
   });
 
   describe('the creates flood (20,000 creates in 2.3 s)', () => {
-    let server: ServerProcess | null = null;
-    let dir = '';
-    const closers: Array<() => Promise<void>> = [];
-
-    beforeEach(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'tandem-flood-'));
-      server = await startServerProcess({ DB_URL: `sqlite:${join(dir, 'tandem.db')}`});
-    });
-    afterEach(async () => {
-      for (const close of closers.splice(0).reverse()) await close();
-      await server?.stop();
-      server = null;
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const fixture = useServerProcessPerTest();
+    const closers = fixture.closers;
 
     for (const transport of TRANSPORTS) {
       it(`over ${transport}: creates past the budget are refused; the server stays up, answers, and others commit`, async () => {
-        const url = server!.url;
+        const url = fixture.server.url;
         const other = stockClient(url);
         closers.push(async () => other.close());
         const otherDoc = other.connection.get(T, 'bystander');
@@ -223,7 +211,7 @@ describe('resilience: rates', function () {
         closers.push(() => attacker.close());
         await attacker.handshake();
 
-        const health = watchHealth(url, server!.child.pid!);
+        const health = watchHealth(url, fixture.server.child.pid!);
         const work = bystander(otherDoc);
         const started = performance.now();
         const from = attacker.mark();
@@ -256,7 +244,7 @@ describe('resilience: rates', function () {
         // One window of the budget, two if the flood took longer than a window to answer.
         assert.ok(acks >= DEFAULT_CREATES_WINDOW.points && acks <= 2 * DEFAULT_CREATES_WINDOW.points, `${acks} creates accepted`);
         assert.ok(limited.every((m) => m.error.retryAfterMs > 0 && m.error.retryAfterMs <= DEFAULT_CREATES_WINDOW.durationSeconds * 1000));
-        assert.equal(server!.child.exitCode, null, 'the server is up');
+        assert.equal(fixture.server.child.exitCode, null, 'the server is up');
         assert.ok(report.maxHealthzMs < 1000, `/healthz took ${report.maxHealthzMs} ms`);
         assert.ok(report.maxRssBytes < RSS_BOUND_BYTES, `RSS ${Math.round(report.maxRssBytes / 1e6)} MB`);
         assert.ok(commitsDuring > 0, 'the bystander committed during the flood');
