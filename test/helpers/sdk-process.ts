@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { spawnJsonLines } from './json-lines-process.js';
 import { waitFor } from './wait.js';
 
 const SCRIPT = fileURLToPath(new URL('./sdk-offline-client.ts', import.meta.url));
@@ -19,24 +18,9 @@ export interface ClientProcess {
 
 /** Spawns `sdk-offline-client.ts` in its own Node process (see that file for `env`). */
 export function startClientProcess(env: Record<string, string>): ClientProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT], {
+  const { child, events, stderr: stderrText, gone, exited: exit } = spawnJsonLines(['--import', 'tsx', SCRIPT], {
     env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
   });
-  const events: Array<Record<string, unknown>> = [];
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // not ours (a library's console output)
-    }
-  });
-  const exit = once(child, 'exit');
-  const gone = () => child.exitCode !== null || child.signalCode !== null;
   return {
     child,
     events,
@@ -46,12 +30,12 @@ export function startClientProcess(env: Record<string, string>): ClientProcess {
           const fatal = events.find((e) => e.event === 'fatal');
           if (fatal) throw new Error(`client process failed: ${String(fatal.message)}`);
           const found = events.find((e) => e.event === name);
-          if (!found && gone()) throw new Error(`client process exited (${child.exitCode}) before "${name}": ${stderr}`);
+          if (!found && gone()) throw new Error(`client process exited (${child.exitCode}) before "${name}": ${stderrText()}`);
           return found;
         },
         { timeoutMs, what: `client process event "${name}"` },
       ).catch((err: Error) => {
-        throw new Error(`${err.message}\nstderr: ${stderr}`);
+        throw new Error(`${err.message}\nstderr: ${stderrText()}`);
       });
       // waitFor resolves only with a truthy value.
       return found!;

@@ -29,7 +29,7 @@ import { useServerPerTest } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 import { OpGenerator, Rng, initialDoc, pickFocus, type Json as GenJson } from '../fuzz/gen-op.js';
 import { JSON1_URI, TRANSPORTS, WireClient, type Json } from '../integration/bad-input-wire.js';
-import { bystander, watchHealth } from './limits-watch.js';
+import { bystander, openAttack, watchHealth } from './limits-watch.js';
 
 /** The documented bound for the growth attack: the server process stays under 400 MB of RSS. */
 const RSS_BOUND_BYTES = 400 * 1024 * 1024;
@@ -175,13 +175,7 @@ describe('resilience: documents', function () {
     for (const transport of TRANSPORTS) {
       it(`over ${transport}: growth stops at the limit, small ops stay fast, a fetch returns at most the limit`, async () => {
         const url = fixture.server.url;
-        const other = stockClient(url);
-        closers.push(async () => other.close());
-        const otherDoc = other.connection.get(T, 'bystander');
-        await create(otherDoc, { n: 0 });
-        const attacker = await WireClient.open(transport, url);
-        closers.push(() => attacker.close());
-        await attacker.handshake();
+        const { otherDoc, attacker } = await openAttack(url, transport, T, closers);
         await attacker.create(T, 'grown', { n: 10, log: [] });
 
         const health = watchHealth(url, fixture.server.child.pid!);

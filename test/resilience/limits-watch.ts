@@ -5,6 +5,8 @@
  */
 import { healthzMs, rssOf } from '../helpers/process-stats.js';
 import type { Doc } from 'sharedb/lib/client/index.js';
+import { WireClient, type TransportName } from '../integration/bad-input-wire.js';
+import { create, stockClient } from '../helpers/clients.js';
 
 export interface HealthReport {
   /** Slowest /healthz answer, ms (Infinity if one did not come within 1 s). */
@@ -74,4 +76,25 @@ export function bystander(doc: Doc, everyMs = 25): { stop(): Promise<BystanderRe
       return report;
     },
   };
+}
+
+/**
+ * The two sides of an attack test: a bystander document (`collection/bystander`, on a stock
+ * client of its own) and the attacker's raw wire client over `transport`, handshaken. Both
+ * are closed by `closers`.
+ */
+export async function openAttack(
+  url: string,
+  transport: TransportName,
+  collection: string,
+  closers: Array<() => Promise<void>>,
+): Promise<{ otherDoc: Doc; attacker: WireClient }> {
+  const other = stockClient(url);
+  closers.push(async () => other.close());
+  const otherDoc = other.connection.get(collection, 'bystander');
+  await create(otherDoc, { n: 0 });
+  const attacker = await WireClient.open(transport, url);
+  closers.push(() => attacker.close());
+  await attacker.handshake();
+  return { otherDoc, attacker };
 }

@@ -2,11 +2,9 @@
  * What an attack test watches while the attack runs: /healthz latency, the server
  * process's RSS and CPU time (from /proc), and a bystander committing ops.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Doc } from 'sharedb/lib/client/index.js';
+import { spawnJsonLines } from '../helpers/json-lines-process.js';
 import { cpuMsOf, healthzMs, rssOf } from '../helpers/process-stats.js';
 import { waitFor } from '../helpers/wait.js';
 import { callback, type Transport } from './presence-clients.js';
@@ -103,27 +101,13 @@ export interface Watcher {
 }
 
 export function startWatcher(url: string, pid: number): Watcher {
-  const child = spawn(process.execPath, ['--import', 'tsx', WATCHER, url, String(pid)], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const events: Array<Record<string, unknown>> = [];
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // a library's console output
-    }
-  });
-  const exited = once(child, 'exit');
-  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  const { child, events, stderr: stderrText, gone, exited } = spawnJsonLines(['--import', 'tsx', WATCHER, url, String(pid)]);
   const next = async (name: string): Promise<Record<string, unknown>> => {
     const found = await waitFor(
       () => {
         const index = events.findIndex((e) => e.event === name || e.event === 'fatal');
         if (index < 0) {
-          if (gone()) throw new Error(`watcher exited (${child.exitCode}) before "${name}": ${stderr}`);
+          if (gone()) throw new Error(`watcher exited (${child.exitCode}) before "${name}": ${stderrText()}`);
           return null;
         }
         const [event] = events.splice(index, 1);

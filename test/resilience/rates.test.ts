@@ -36,7 +36,7 @@ import { startTestServer, useServerPerTest, type TestServer } from '../helpers/s
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
 import { JSON1_URI, TRANSPORTS, WireClient, type Json } from '../integration/bad-input-wire.js';
-import { bystander, watchHealth } from './limits-watch.js';
+import { bystander, openAttack, watchHealth } from './limits-watch.js';
 
 /**
  * The documented bound for the flood tests: the attacked server process stays under 400 MB
@@ -203,13 +203,7 @@ describe('resilience: rates', function () {
     for (const transport of TRANSPORTS) {
       it(`over ${transport}: creates past the budget are refused; the server stays up, answers, and others commit`, async () => {
         const url = fixture.server.url;
-        const other = stockClient(url);
-        closers.push(async () => other.close());
-        const otherDoc = other.connection.get(T, 'bystander');
-        await create(otherDoc, { n: 0 });
-        const attacker = await WireClient.open(transport, url);
-        closers.push(() => attacker.close());
-        await attacker.handshake();
+        const { otherDoc, attacker } = await openAttack(url, transport, T, closers);
 
         const health = watchHealth(url, fixture.server.child.pid!);
         const work = bystander(otherDoc);
