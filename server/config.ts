@@ -102,6 +102,12 @@ export interface ResourceLimits {
   readonly wsPingIntervalMs: number;
   /** Refused-message log lines per second per instance (the rest are counted, not logged). Env REFUSAL_LOGS_PER_SECOND, default 10. */
   readonly refusalLogsPerSecond: number;
+  /**
+   * Refused requests a second one connection may cause (burst twice that) before the server
+   * stops reading from it until its budget is back, at most 1 s at a time. Env
+   * REFUSALS_PER_SECOND, default 20; 0 = never held.
+   */
+  readonly refusalsPerSecond: number;
 }
 
 /**
@@ -283,6 +289,7 @@ export function loadConfig(source: ConfigSource = process.env): Config {
       maxBufferedBytes: integer(source, 'MAX_BUFFERED_BYTES', 8 * 1024 * 1024, 64 * 1024),
       wsPingIntervalMs: integer(source, 'WS_PING_INTERVAL_MS', 25_000, 100),
       refusalLogsPerSecond: integer(source, 'REFUSAL_LOGS_PER_SECOND', 10, 0),
+      refusalsPerSecond: integer(source, 'REFUSALS_PER_SECOND', 20, 0),
     }),
   });
 }

@@ -40,6 +40,9 @@ export class FramePacer {
   private paused = false;
   private idleWaiters: Array<() => void> = [];
   private stopped = false;
+  /** Set while the connection is held (see hold): no frame is taken until it fires. */
+  private holdTimer: NodeJS.Timeout | null = null;
+  private heldUntil = 0;
 
   constructor(
     private readonly take: (frame: unknown) => void,
@@ -52,21 +55,41 @@ export class FramePacer {
   offer(frame: unknown): void {
     if (this.stopped) return;
     this.scheduleTurn();
-    if (this.waitingCount === 0 && this.takenThisTurn < FRAMES_PER_TURN) {
+    if (this.holdTimer === null && this.waitingCount === 0 && this.takenThisTurn < FRAMES_PER_TURN) {
       this.takenThisTurn++;
       this.take(frame);
       return;
     }
     this.waiting.push(frame);
     this.waitingBytes += sizeOf(frame);
-    if (!this.paused) {
-      this.paused = true;
-      this.input.pause?.();
-    }
+    this.pauseInput();
     if (this.waitingBytes > this.maxHeldBytes) {
       this.discard();
       this.onOverflow();
     }
+  }
+
+  /**
+   * Takes no frame for `ms` (or until an earlier hold ends, if that is later): the client is
+   * slowed down, its socket paused so TCP holds what it sends meanwhile. Frames already
+   * handed to ShareDB go on; the order of the rest is kept.
+   */
+  hold(ms: number): void {
+    if (this.stopped || ms <= 0) return;
+    const until = performance.now() + ms;
+    if (until <= this.heldUntil) return;
+    this.heldUntil = until;
+    this.pauseInput();
+    if (this.holdTimer !== null) clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(this.endHold, ms);
+  }
+
+  /** Ends a hold now (the client is gone: slowing it down serves nobody). */
+  release(): void {
+    if (this.holdTimer === null) return;
+    clearTimeout(this.holdTimer);
+    this.heldUntil = 0;
+    this.endHold();
   }
 
   /** Calls `done` once no frame waits (at once if none does). */
@@ -78,12 +101,32 @@ export class FramePacer {
   /** Forgets the waiting frames and takes no more (the client was dropped). */
   discard(): void {
     this.stopped = true;
+    if (this.holdTimer !== null) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
     this.waiting = [];
     this.head = 0;
     this.waitingBytes = 0;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const done of waiters) done();
+  }
+
+  private readonly endHold = (): void => {
+    this.holdTimer = null;
+    if (this.waitingCount > 0) this.scheduleTurn();
+    else this.resumeInput();
+  };
+
+  private pauseInput(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.input.pause?.();
+  }
+
+  private resumeInput(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.input.resume?.();
   }
 
   private get waitingCount(): number {
@@ -100,9 +143,9 @@ export class FramePacer {
   private readonly nextTurn = (): void => {
     this.turnScheduled = false;
     this.takenThisTurn = 0;
-    if (this.stopped || this.waitingCount === 0) return;
+    if (this.stopped || this.holdTimer !== null || this.waitingCount === 0) return;
     this.scheduleTurn();
-    while (this.waitingCount > 0 && this.takenThisTurn < FRAMES_PER_TURN) {
+    while (this.holdTimer === null && this.waitingCount > 0 && this.takenThisTurn < FRAMES_PER_TURN) {
       const frame = this.waiting[this.head];
       this.waiting[this.head++] = undefined;
       this.waitingBytes -= sizeOf(frame);
@@ -119,10 +162,7 @@ export class FramePacer {
     }
     this.waiting = [];
     this.head = 0;
-    if (this.paused) {
-      this.paused = false;
-      this.input.resume?.();
-    }
+    if (this.holdTimer === null) this.resumeInput();
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const done of waiters) done();

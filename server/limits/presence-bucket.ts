@@ -29,10 +29,13 @@ export class TokenBucket {
   /**
    * Takes `cost` tokens whatever is left: work already accepted whose price is known only
    * later (presence transformed through many ops) is paid by refusing the next messages.
+   * The debt stops growing at `maxDebt` tokens. Returns the ms until the bucket is out of
+   * debt (0 if it is not in debt).
    */
-  charge(cost: number): void {
+  charge(cost: number, maxDebt = Number.POSITIVE_INFINITY): number {
     this.refill();
-    this.tokens -= cost;
+    this.tokens = Math.max(-maxDebt, this.tokens - cost);
+    return this.tokens >= 0 ? 0 : (-this.tokens / this.ratePerSecond) * 1000;
   }
 
   private refill(): void {

@@ -4,6 +4,7 @@ import { jsonTextNestsDeeper } from '../../ot-types/index.js';
 import type { Identity } from '../auth/identity.js';
 import type { SourceOwnerHint } from '../middleware/bind-source.js';
 import { FramePacer } from '../limits/connection-pacing.js';
+import { RefusalPenalty } from '../limits/refusal-penalty.js';
 
 /** Levels a ShareDB message adds around an op or document (message → create → data …). */
 export const FRAME_ENVELOPE_DEPTH = 4;
@@ -39,6 +40,8 @@ export interface MessageStreamOptions {
   onRefusal?: (reply: Readonly<Record<string, unknown>>) => void;
   /** Bytes of frames waiting to be taken (see FramePacer) past which the client is dropped. */
   maxWaitingBytes?: number;
+  /** Refusals a second before the connection's input is held (RefusalPenalty); 0 or absent: never held. */
+  refusalsPerSecond?: number;
 }
 
 /**
@@ -57,6 +60,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   sourceKey: string | null = null;
   private readonly pacer: FramePacer;
   private readonly onRefusal: ((reply: Readonly<Record<string, unknown>>) => void) | null;
+  private readonly penalty: RefusalPenalty;
 
   constructor(
     private readonly transport: MessageTransport,
@@ -67,6 +71,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   ) {
     super({ objectMode: true, allowHalfOpen: false });
     this.onRefusal = options.onRefusal ?? null;
+    this.penalty = new RefusalPenalty(options.refusalsPerSecond ?? 0);
     this.pacer = new FramePacer((frame) => this.handleFrame(frame), transport, options.maxWaitingBytes ?? Number.POSITIVE_INFINITY, () => {
       this.transport.drop?.();
       this.clientDropped();
@@ -100,6 +105,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   clientClosed(): void {
     if (this.clientGone) return;
     this.clientGone = true;
+    this.pacer.release();
     this.pacer.whenIdle(() => this.endReadable());
   }
 
@@ -130,7 +136,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
     // 1 MB op would come back whole (and sit in memory for a client that does not read).
     if ((message as { error?: unknown }).error) {
       message = withRetryAfter(withoutPayload(message as Record<string, unknown>));
-      this.onRefusal?.(message as Record<string, unknown>);
+      this.refused(message as Record<string, unknown>);
     }
     try {
       this.transport.send(message);
@@ -173,8 +179,15 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
    */
   private reply(error: WireError, frame: string | null): void {
     const reply = { ...(frame === null ? {} : requestFields(frame)), error };
-    this.onRefusal?.(reply);
+    this.refused(reply);
     this.transport.send(reply);
+  }
+
+  private refused(reply: Readonly<Record<string, unknown>>): void {
+    this.onRefusal?.(reply);
+    // ERR_NO_OP is ShareDB telling an honest client its op vanished in a transform.
+    const code = (reply.error as { code?: unknown } | undefined)?.code;
+    if (!this.clientGone && code !== 'ERR_NO_OP') this.pacer.hold(this.penalty.refused());
   }
 }
 

@@ -111,6 +111,7 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
       options.maxFrameDepth,
       {
         onRefusal: (reply) => refusals.record(refusalOfReply(reply, who)),
+        refusalsPerSecond: limits.refusalsPerSecond,
         // Paused, a socket still delivers the rest of its last read: one chunk and a frame.
         maxWaitingBytes: limits.maxBufferedBytes + 2 * options.maxFrameBytes,
       },

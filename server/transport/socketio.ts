@@ -150,6 +150,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       options.maxFrameDepth,
       {
         onRefusal: (reply) => refusals.record(refusalOfReply(reply, who)),
+        refusalsPerSecond: limits.refusalsPerSecond,
         // Long-polling cannot pause: a POST (up to twice MAX_FRAME_BYTES) is taken whole.
         maxWaitingBytes: limits.maxBufferedBytes + 2 * options.maxFrameBytes,
       },

@@ -172,15 +172,16 @@ describe('browser: remote caret labels in the demo, two users in Chromium', func
     // (in the notes) sees it from its start.
     await select(alice.page, 'notes', 'end');
     await select(bob.page, 'title', 'end');
-    await bob.page.keyboard.insertText(' — with a subtitle long enough to run past the right edge of the title field');
+    await bob.page.keyboard.insertText(' — with a subtitle long enough to run past the right edge of the title field, whatever the fonts');
     const longTitle = (await waitConverged([alice.page, bob.page], fx.server, fx.docId)).title;
     const titleEdge = await alice.page.evaluate(() => {
-      // The offset whose caret is about 30 px before the field's right edge.
+      // The offset whose caret is about 12 px before the field's right edge: closer than any
+      // label is wide (a label of ~32 px fitted 30 px before it with Chromium 156's fonts).
       const input = (window as unknown as DemoWindow).tandemDemo!.fields.title;
       const style = getComputedStyle(input);
       const ctx = document.createElement('canvas').getContext('2d')!;
       ctx.font = style.font;
-      const limit = input.clientWidth - 30;
+      const limit = input.clientWidth - 12;
       let offset = 0;
       while (offset < input.value.length && parseFloat(style.paddingLeft) + ctx.measureText(input.value.slice(0, offset + 1)).width - input.scrollLeft < limit) offset++;
       return offset;

@@ -165,3 +165,35 @@ describe('benchmark smoke run', function () {
     }
   });
 });
+
+describe('flood isolation smoke run (npm run flood)', function () {
+  this.timeout(120_000);
+
+  it('runs base and flood with an attacker on three connections; the attacker is refused past its budgets, the others lose nothing', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'tandem-flood-smoke-'));
+    try {
+      const { code, stdout, stderr } = await run(
+        'load/flood.ts',
+        ['--rounds', '1', '--clients', '5', '--docs', '2', '--duration', '3s', '--warmup', '1s', '--attacker-connections', '3', '-o', out],
+        110_000,
+      );
+      assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+      assert.match(stdout, /p99 flood\/base by round: [\d.]+× \(bound: 2×\)/);
+      type Counts = { sent: number; accepted: number; refused: Record<string, number> };
+      const flood = JSON.parse(readFileSync(join(out, 'flood.json'), 'utf8')) as {
+        runs: Array<{ label: string; failedOps: number; convergence: boolean; attacker: Record<'ops' | 'presence' | 'queries', Counts> | null }>;
+      };
+      assert.deepEqual(flood.runs.map((r) => r.label), ['base 1', 'flood 1']);
+      for (const r of flood.runs) {
+        assert.equal(r.failedOps, 0, r.label);
+        assert.ok(r.convergence, r.label);
+      }
+      const attacker = flood.runs[1]!.attacker!;
+      // Presence past its burst and rate (≈ 60 + 30/s) within the ~7 s of the attack.
+      assert.ok(attacker.presence.accepted > 0 && (attacker.presence.refused.TANDEM_RATE_LIMITED ?? 0) > 0, JSON.stringify(attacker.presence));
+      assert.ok(attacker.ops.accepted > 0 && attacker.queries.accepted > 0, JSON.stringify(attacker));
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});

@@ -76,6 +76,8 @@ describe('resilience: connections and transports: connections per address, subsc
     MAX_CONNECTIONS_PER_IP: String(MAX_CONNECTIONS_PER_IP),
     MAX_SUBSCRIPTIONS: String(MAX_SUBSCRIPTIONS),
     REFUSAL_LOGS_PER_SECOND: String(REFUSAL_LOGS_PER_SECOND),
+    // The log limit alone, at a refusal rate the penalty would not let through (refusal-penalty.test.ts).
+    REFUSALS_PER_SECOND: '0',
   });
 
   it('logs a flood of refusals at most REFUSAL_LOGS_PER_SECOND lines a second, and counts the rest', async () => {

@@ -1,6 +1,6 @@
 /**
- * The pieces of the connection limits that need no server: FramePacer (frames per turn),
- * SocketIoSender with a budget (pre-encoded packets, drops), RefusalLog (lines per second).
+ * The pieces of the connection limits that need no server: FramePacer (frames per turn,
+ * holds), RefusalPenalty (how long a refusing connection is held), SocketIoSender with a budget (pre-encoded packets, drops), RefusalLog (lines per second).
  */
 import assert from 'node:assert/strict';
 import type { Socket as ServerSocket } from 'socket.io';
@@ -9,6 +9,8 @@ import { SendBudget, type Overflow } from '../../server/limits/connection-budget
 import type { EngineOutbox } from '../../server/limits/connection-outbox.js';
 import { FRAMES_PER_TURN, FramePacer } from '../../server/limits/connection-pacing.js';
 import { RefusalLog } from '../../server/limits/connection-refusals.js';
+import { MAX_REFUSAL_HOLD_MS, RefusalPenalty } from '../../server/limits/refusal-penalty.js';
+import { waitFor } from '../helpers/wait.js';
 import type { Logger } from '../../server/ops/logger.js';
 import { SocketIoSender } from '../../server/transport/socketio-sender.js';
 import { Turn } from '../../server/turn.js';
@@ -45,6 +47,73 @@ describe('resilience: FramePacer', () => {
     pacer.offer('late');
     await nextTurn();
     assert.equal(taken.length, FRAMES_PER_TURN);
+  });
+
+  it('hold: takes nothing until the hold ends, then the waiting frames in order; the input is paused meanwhile', async () => {
+    const taken: number[] = [];
+    const calls: string[] = [];
+    const pacer = new FramePacer((frame) => taken.push(frame as number), { pause: () => calls.push('pause'), resume: () => calls.push('resume') }, Infinity, () => calls.push('overflow'));
+    pacer.offer(0);
+    const heldAt = performance.now();
+    pacer.hold(40);
+    pacer.hold(10); // a shorter hold does not cut the longer one short
+    assert.deepEqual(calls, ['pause']);
+    for (let i = 1; i <= 5; i++) pacer.offer(i);
+    await nextTurn();
+    assert.deepEqual(taken, [0], 'nothing taken while held');
+    let idle = false;
+    pacer.whenIdle(() => (idle = true));
+    await waitFor(() => idle, { what: 'the frames after the hold' });
+    assert.ok(performance.now() - heldAt >= 35, 'not before the hold ends');
+    assert.deepEqual(taken, [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(calls, ['pause', 'resume']);
+  });
+
+  it('hold: with nothing waiting the input resumes when it ends; release() ends it at once; discard() leaves no timer', async () => {
+    const calls: string[] = [];
+    const taken: unknown[] = [];
+    const pacer = new FramePacer((frame) => taken.push(frame), { pause: () => calls.push('pause'), resume: () => calls.push('resume') }, Infinity, () => undefined);
+    pacer.hold(5);
+    await waitFor(() => calls.length === 2, { what: 'the input resumed' });
+    assert.deepEqual(calls, ['pause', 'resume']);
+
+    pacer.hold(60_000);
+    pacer.offer('after release');
+    pacer.release();
+    await nextTurn();
+    assert.deepEqual(taken, ['after release']);
+    assert.deepEqual(calls, ['pause', 'resume', 'pause', 'resume']);
+
+    // A hold that outlived its client would keep the process alive for a minute (mocha without --exit notices).
+    pacer.hold(60_000);
+    pacer.discard();
+    pacer.offer('gone');
+    await nextTurn();
+    assert.deepEqual(taken, ['after release']);
+  });
+});
+
+describe('resilience: RefusalPenalty', () => {
+  it('lets twice the rate through at once, then holds each refusal for its share of a second, at most MAX_REFUSAL_HOLD_MS', () => {
+    let now = 0;
+    const penalty = new RefusalPenalty(20, () => now);
+    for (let i = 0; i < 40; i++) assert.equal(penalty.refused(), 0, `refusal ${i + 1} is within the burst`);
+    assert.equal(penalty.refused(), 50, 'one refusal past the budget: 1/20 s');
+    assert.equal(penalty.refused(), 100);
+    let hold = 0;
+    for (let i = 0; i < 100; i++) hold = penalty.refused();
+    assert.equal(hold, MAX_REFUSAL_HOLD_MS, 'the debt stops at one second');
+    // Honouring the hold pays the debt back: after it, one refusal costs 1/20 s again.
+    now += MAX_REFUSAL_HOLD_MS;
+    assert.equal(penalty.refused(), 50);
+    // A client that stopped for long enough is back to its whole burst.
+    now += 10_000;
+    for (let i = 0; i < 40; i++) assert.equal(penalty.refused(), 0);
+  });
+
+  it('0 a second means never held', () => {
+    const penalty = new RefusalPenalty(0);
+    for (let i = 0; i < 1000; i++) assert.equal(penalty.refused(), 0);
   });
 });
 

@@ -134,7 +134,9 @@ describe('resilience: presence attacks against a server process', function () {
       await prep.close();
     }
 
-    server = await startServerProcess({ DB_URL: dbUrl });
+    // The presence limits alone: the refusal penalty would slow the flooding connection
+    // down before they are reached (it has its own test, refusal-penalty.test.ts).
+    server = await startServerProcess({ DB_URL: dbUrl, REFUSALS_PER_SECOND: '0' });
     pid = server.child.pid!;
     watcher = startWatcher(server.url, pid);
     for (let i = 0; i < SUBSCRIBERS; i += 20) {
