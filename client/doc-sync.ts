@@ -33,6 +33,7 @@ const KEEP_CODES: ReadonlySet<string> = new Set([
 const RETRY_CODES: ReadonlySet<string> = new Set([
   TandemErrorCode.SHUTTING_DOWN,
   TandemErrorCode.STORAGE_ERROR,
+  TandemErrorCode.DB_CLOSED,
   ShareDbErrorCode.MAX_SUBMIT_RETRIES,
 ]);
 

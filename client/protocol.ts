@@ -99,6 +99,11 @@ export const TandemErrorCode = {
   /** A storage failure on the server; the request may succeed later. */
   STORAGE_ERROR: 'TANDEM_STORAGE_ERROR',
   /**
+   * The instance's store was already closed (a request that raced its shutdown); like
+   * SHUTTING_DOWN, reconnect and send again.
+   */
+  DB_CLOSED: 'TANDEM_DB_CLOSED',
+  /**
    * json1 could not transform an op against a concurrent one (an upstream json1 bug). The
    * server refuses the op with this code; the SDK also reports with it the local ops it had
    * to roll back because it could not rebase them onto a remote op. Equal to ot-types'

@@ -114,6 +114,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   const storage = await openStorage(config.dbUrl, {
     sqliteSynchronous: config.sqliteSynchronous,
     milestoneInterval: config.milestoneInterval,
+    pgPoolMax: config.pgPoolMax,
     turn: config.sqliteGroupCommit ? turn : undefined,
   });
   const startedAt = Date.now();

@@ -187,5 +187,8 @@ export function createBackend(options: BackendOptions): TandemBackend {
   useAccessControl(backend, backend.access);
   useOpValidation(backend, options.limits);
   backend.on('error', (err: Error) => options.logger.error({ err }, 'sharedb backend error'));
+  // ShareDB saves milestones after a commit with no callback: a failed save is an 'error'
+  // event, which would end the process without a listener. The commit itself stands.
+  backend.milestoneDb?.on('error', (err) => options.logger.warn({ err }, 'milestone snapshot not saved'));
   return backend;
 }

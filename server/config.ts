@@ -8,7 +8,7 @@ export interface Config {
   readonly port: number;
   /** Interface to bind. Env HOST, default 127.0.0.1 (loopback only; compose sets 0.0.0.0). */
   readonly host: string;
-  /** Store: `sqlite:<path>`, `memory:` or `mongodb://…`. Env DB_URL. */
+  /** Store: `sqlite:<path>`, `memory:`, `mongodb://…` or `postgres://…`. Env DB_URL. */
   readonly dbUrl: string;
   /** Redis for cross-instance pub/sub; unset means in-process pub/sub. Env REDIS_URL. */
   readonly redisUrl: string | null;
@@ -26,6 +26,11 @@ export interface Config {
    * Set false when several processes write one file and should hold its lock only briefly.
    */
   readonly sqliteGroupCommit: boolean;
+  /**
+   * Most connections one instance opens to PostgreSQL (DB_URL=postgres://…); a request that
+   * finds them all busy waits for one. Env PG_POOL_MAX, default 10.
+   */
+  readonly pgPoolMax: number;
   /** Largest accepted op or created document, bytes. Env MAX_OP_BYTES, default 256 KiB. */
   readonly maxOpBytes: number;
   /** Deepest accepted nesting in an op or document. Env MAX_OP_DEPTH, default 64. */
@@ -242,11 +247,11 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     throw new ConfigError(`SQLITE_SYNCHRONOUS must be FULL or NORMAL, got "${source.SQLITE_SYNCHRONOUS}"`, 'SQLITE_SYNCHRONOUS');
   }
   const dbUrl = source.DB_URL || DEFAULT_DB_URL;
-  if (!/^(sqlite:.+|memory:(\/\/)?|mongodb(\+srv)?:\/\/.+)$/i.test(dbUrl)) {
+  if (!/^(sqlite:.+|memory:(\/\/)?|mongodb(\+srv)?:\/\/.+|postgres(ql)?:\/\/.+)$/i.test(dbUrl)) {
     // Only the scheme is echoed: the rest of a URL may hold credentials.
     const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(dbUrl)?.[0] ?? '(no scheme)';
     throw new ConfigError(
-      `Unsupported DB_URL scheme ${scheme}: expected sqlite:<path>, memory:, mongodb://… or mongodb+srv://…`,
+      `Unsupported DB_URL scheme ${scheme}: expected sqlite:<path>, memory:, mongodb://…, mongodb+srv://…, postgres://… or postgresql://…`,
       'DB_URL',
     );
   }
@@ -261,6 +266,7 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     redisPrefix: source.REDIS_PREFIX || 'tandem',
     sqliteSynchronous: synchronous,
     sqliteGroupCommit: boolean(source, 'SQLITE_GROUP_COMMIT', true),
+    pgPoolMax: integer(source, 'PG_POOL_MAX', 10, 1, 1000),
     maxOpBytes,
     maxOpDepth: integer(source, 'MAX_OP_DEPTH', DEFAULT_OP_LIMITS.maxDepth, 2),
     maxFrameBytes: integer(source, 'MAX_FRAME_BYTES', maxOpBytes * 4, 1024),

@@ -9,7 +9,7 @@ import { createLogger } from './ops/logger.js';
 const FLAGS: ReadonlyArray<[flag: string, env: string, help: string]> = [
   ['--port <n>', 'PORT', 'TCP port (default 8080)'],
   ['--host <addr>', 'HOST', 'interface to bind (default 127.0.0.1)'],
-  ['--db-url <url>', 'DB_URL', 'sqlite:<path> | memory: | mongodb://… (default sqlite:./data/tandem.db)'],
+  ['--db-url <url>', 'DB_URL', 'sqlite:<path> | memory: | mongodb://… | postgres://…[?schema=name] (default sqlite:./data/tandem.db)'],
   ['--redis-url <url>', 'REDIS_URL', 'Redis for multi-instance pub/sub (default: in-process)'],
   ['--redis-prefix <p>', 'REDIS_PREFIX', 'Redis channel prefix (default tandem)'],
   ['--sqlite-synchronous <mode>', 'SQLITE_SYNCHRONOUS', 'FULL | NORMAL (default NORMAL)'],

@@ -5,15 +5,19 @@
  *                                  (sqlite:///abs/path.db and sqlite::memory: work too)
  *   memory:                        in-process, lost on exit
  *   mongodb://… | mongodb+srv://…  MongoDB through sharedb-mongo
+ *   postgres://… | postgresql://…  PostgreSQL (postgres*.ts); `?schema=name` for a schema of
+ *                                  its own, created with the tables on first use
  */
 import type ShareDB from 'sharedb';
 import type { Turn } from '../turn.js';
 import { createMemoryDb, createMemoryMilestoneDb } from './memory.js';
 import { createMongoStorage } from './mongo.js';
+import { redactUrl } from './postgres-connection.js';
+import { createPostgresStorage } from './postgres-storage.js';
 import { createSqliteDb, type SqliteSynchronous } from './sqlite.js';
 import { createSqliteMilestoneDb, DEFAULT_MILESTONE_INTERVAL } from './sqlite-milestone.js';
 
-export type StorageKind = 'sqlite' | 'memory' | 'mongo';
+export type StorageKind = 'sqlite' | 'memory' | 'mongo' | 'postgres';
 
 export interface StorageOptions {
   /** Milestone snapshot every N versions (all kinds). Default 1000. */
@@ -22,6 +26,8 @@ export interface StorageOptions {
   sqliteSynchronous?: SqliteSynchronous;
   /** SQLite only; default 5000. */
   sqliteBusyTimeoutMs?: number;
+  /** PostgreSQL only: most pooled connections (PG_POOL_MAX). Default 10. */
+  pgPoolMax?: number;
   /**
    * SQLite only: group commit, one transaction per event-loop turn (see SqliteOptions.turn).
    * Pass the Turn every transport and pub/sub of the server holds its output in.
@@ -37,6 +43,8 @@ export interface StorageState {
    * file: one per commit), `off` (SQLITE_GROUP_COMMIT=false). Absent for other stores.
    */
   groupCommit?: 'on' | 'paused' | 'off';
+  /** PostgreSQL: pooled connections open, idle, and requests waiting for one (PG_POOL_MAX). */
+  pool?: { total: number; idle: number; waiting: number };
 }
 
 export interface Storage {
@@ -51,7 +59,7 @@ export interface Storage {
 }
 
 export const ACCEPTED_DB_URLS =
-  'sqlite:<path> (e.g. sqlite:./data/tandem.db), memory:, mongodb://… or mongodb+srv://…';
+  'sqlite:<path> (e.g. sqlite:./data/tandem.db), memory:, mongodb://…, mongodb+srv://…, postgres://… or postgresql://…';
 
 function closeWith(close: (cb: (err?: Error) => void) => void): Promise<void> {
   return new Promise((resolve, reject) => close((err) => (err ? reject(err) : resolve())));
@@ -121,6 +129,20 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
     return {
       kind: 'mongo', db: mongo.db, milestoneDb: mongo.milestoneDb, ping: mongo.ping, close: mongo.close,
       state: () => ({ kind: 'mongo' }),
+    };
+  }
+
+  if (lower.startsWith('postgres://') || lower.startsWith('postgresql://')) {
+    let pg;
+    try {
+      pg = createPostgresStorage({ url: dbUrl, poolMax: opts.pgPoolMax, milestoneInterval: interval });
+    } catch (err) {
+      // pg and URL errors do not hold the password, but say which URL without it.
+      throw new Error(`DB_URL ${redactUrl(dbUrl)}: ${(err as Error).message}`);
+    }
+    return {
+      kind: 'postgres', db: pg.db, milestoneDb: pg.milestoneDb, ping: pg.ping, close: pg.close,
+      state: () => ({ kind: 'postgres', pool: pg.store.poolState }),
     };
   }
 

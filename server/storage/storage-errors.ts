@@ -30,3 +30,18 @@ function coded(err: unknown): unknown {
   const message = err instanceof Error ? err.message : String(err);
   return new TandemError(TandemErrorCode.STORAGE_ERROR, `the store failed: ${message}`);
 }
+
+/**
+ * For stores whose driver codes are not for clients (PostgreSQL's SQLSTATEs, Node's
+ * ECONNREFUSED): every failure becomes TANDEM_STORAGE_ERROR, except Tandem's own coded errors
+ * and ShareDB's `ERR_…` ones, which pass unchanged. The message names the store and the
+ * driver's reason (never the connection URL).
+ */
+export function asStorageFailure(err: unknown, store: string): Error {
+  if (err instanceof TandemError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === 'string' && /^(TANDEM|ERR)_/.test(code)) return err;
+  // Node reports a refused connection to several addresses as an AggregateError without a message.
+  const reason = err instanceof Error ? err.message || (typeof code === 'string' ? code : err.name) : String(err);
+  return new TandemError(TandemErrorCode.STORAGE_ERROR, `${store} failed: ${reason}`);
+}

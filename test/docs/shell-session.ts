@@ -16,7 +16,7 @@ import { waitFor } from '../helpers/wait.js';
 import { ROOT } from './readme-blocks.js';
 
 /** Server settings the test must own: a developer's own values must not leak into a run. */
-const OWNED_VARIABLE = /^(PORT|HOST|DB_URL|RULES_FILE|LOG_LEVEL|MILESTONE_INTERVAL|SHUTDOWN_TIMEOUT_MS|(AUTH|TANDEM|LOAD|MONGO|REDIS|SQLITE|MAX|CORS|METRICS)_\w*)$/;
+const OWNED_VARIABLE = /^(PORT|HOST|DB_URL|RULES_FILE|LOG_LEVEL|MILESTONE_INTERVAL|SHUTDOWN_TIMEOUT_MS|(AUTH|TANDEM|LOAD|MONGO|REDIS|SQLITE|PG|MAX|CORS|METRICS|REFUSALS?|OPS|CREATES|QUERIES|PRESENCE|WS)_\w*)$/;
 
 export interface CommandResult {
   readonly code: number | null;

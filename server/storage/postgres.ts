@@ -1,0 +1,312 @@
+/**
+ * PostgresDB: ShareDB's DB adapter on PostgreSQL, with SqliteDB's semantics.
+ *
+ * A commit is one statement, so one transaction: the document's snapshot row is locked
+ * (`SELECT … FOR UPDATE`) and its version compared with the op's, and only then are the op
+ * row and the new snapshot written. Of two instances committing to one document at once,
+ * the second waits for the lock and then sees the new version: `succeeded=false`, and
+ * ShareDB fetches, transforms and retries. Two creates of a new document have no row to lock; the primary key of the
+ * ops table (collection, id, v) lets only one insert version 0, and the loser gets
+ * `succeeded=false` too.
+ *
+ * Deleted documents keep their row (type NULL) so their version keeps counting; ops keep
+ * src/seq beside the op for resent-op detection (getCommittedOpVersion). Queries are
+ * translated to SQL (postgres-query.ts) and bounded (postgres-query-run.ts).
+ *
+ * Every failure that is not a coded Tandem or ShareDB error reaches ShareDB as
+ * TANDEM_STORAGE_ERROR (an unreachable PostgreSQL included); messages never hold the URL.
+ */
+import { DatabaseError } from 'pg';
+import ShareDB from 'sharedb';
+import { TandemErrorCode, TandemError } from '../../client/protocol.js';
+import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
+import { canPollDoc, type QuerySnapshot } from './mingo-query.js';
+import { closedError, type PostgresStore } from './postgres-connection.js';
+import { PostgresQueries, toSnapshot, type SnapshotRow } from './postgres-query-run.js';
+import type { StoredOp } from './sqlite.js';
+import { asStorageFailure } from './storage-errors.js';
+
+type Callback<T> = (err: Error | null, result?: T) => void;
+
+const UNIQUE_VIOLATION = '23505';
+
+/**
+ * @types/sharedb types error codes as numbers; ours (TANDEM_…) are strings. The one cast,
+ * for callbacks typed with ShareDB's Error.
+ */
+export function asShareDbError(err: unknown): ShareDB.Error {
+  return asStorageFailure(err, 'PostgreSQL') as unknown as ShareDB.Error;
+}
+
+/** Hands a result to a ShareDB callback outside the promise chain (a throwing callback stays an uncaught error). */
+function deliver<T>(work: Promise<T>, callback: Callback<T>): void {
+  work.then(
+    (result) => process.nextTick(callback, null, result),
+    (err: unknown) => process.nextTick(callback, asShareDbError(err) as unknown as Error),
+  );
+}
+
+function statements(t: PostgresStore['tables']) {
+  return {
+    // The whole commit in one statement (one round trip, its own transaction): the row lock
+    // (FOR UPDATE waits for a concurrent commit, then reads the version it wrote), the
+    // version check, and both rows, written only when the check passes. Explicit casts: in
+    // INSERT … SELECT, PostgreSQL would take untyped parameters for text.
+    commit: `WITH current AS (
+        SELECT v FROM ${t.snapshots} WHERE collection = $1::text AND id = $2::text FOR UPDATE
+      ), fresh AS (
+        SELECT 1 WHERE COALESCE((SELECT v FROM current), 0) = $3::integer AND $8::integer = $3::integer + 1
+      ), op AS (
+        INSERT INTO ${t.ops} (collection, id, v, src, seq, op)
+        SELECT $1::text, $2::text, $3::integer, $4::text, $5::bigint, $6::jsonb FROM fresh
+      )
+      INSERT INTO ${t.snapshots} (collection, id, type, v, data, metadata)
+      SELECT $1::text, $2::text, $7::text, $8::integer, $9::jsonb, $10::jsonb FROM fresh
+      ON CONFLICT (collection, id) DO UPDATE SET
+        type = EXCLUDED.type, v = EXCLUDED.v, data = EXCLUDED.data, metadata = EXCLUDED.metadata`,
+    snapshot: (withMeta: boolean) =>
+      `SELECT v, type, data${withMeta ? ', metadata' : ''} FROM ${t.snapshots} WHERE collection = $1 AND id = $2`,
+    snapshotBulk: (withMeta: boolean) =>
+      `SELECT id, v, type, data${withMeta ? ', metadata' : ''} FROM ${t.snapshots} WHERE collection = $1 AND id = ANY($2::text[])`,
+    // The version and the ops below it in one statement, so they come from one snapshot of the database.
+    ops: `WITH current AS (
+        SELECT COALESCE((SELECT v FROM ${t.snapshots} WHERE collection = $1 AND id = $2), 0) AS v
+      )
+      SELECT current.v AS current, o.v, o.op FROM current
+      LEFT JOIN ${t.ops} o ON o.collection = $1 AND o.id = $2
+        AND o.v >= $3 AND o.v < LEAST(current.v, COALESCE($4::integer, current.v))
+      ORDER BY o.v`,
+    opsBulk: `SELECT r.id, current.v AS current, o.v, o.op
+      FROM unnest($2::text[], $3::integer[], $4::integer[]) AS r(id, from_v, to_v)
+      CROSS JOIN LATERAL (
+        SELECT COALESCE((SELECT s.v FROM ${t.snapshots} s WHERE s.collection = $1 AND s.id = r.id), 0) AS v
+      ) AS current
+      LEFT JOIN ${t.ops} o ON o.collection = $1 AND o.id = r.id
+        AND o.v >= r.from_v AND o.v < LEAST(current.v, COALESCE(r.to_v, current.v))
+      ORDER BY r.id, o.v`,
+    committedOpVersion: `SELECT v FROM ${t.ops}
+      WHERE collection = $1 AND id = $2 AND src = $3 AND seq = $4 AND v < $5
+      ORDER BY v DESC LIMIT 1`,
+  };
+}
+
+interface OpRow {
+  current: number;
+  v: number | null;
+  op: StoredOp | null;
+}
+
+/**
+ * Ops [from, min(to, current)) out of the rows of the `ops` statement; a hole in the range
+ * is an error (TANDEM_MISSING_OPS), as in MemoryDB and SqliteDB.
+ */
+function opsFrom(collection: string, id: string, from: number, to: number | null, rows: OpRow[], withMeta: boolean): StoredOp[] {
+  const current = rows[0]?.current ?? 0;
+  const end = to === null ? current : Math.min(to, current);
+  if (end <= from) return [];
+  const ops = rows.filter((row) => row.v !== null);
+  if (ops.length !== end - from) {
+    throw new TandemError(TandemErrorCode.MISSING_OPS, `Missing ops: ${collection}/${id} [${from}, ${end})`);
+  }
+  return ops.map((row) => {
+    const op = row.op!;
+    op.v = row.v!;
+    if (!withMeta) delete op.m;
+    return op;
+  });
+}
+
+/*
+ * @types/sharedb declares DB with a no-argument constructor and parameterless
+ * canPollDoc/skipPoll, while the runtime (lib/db/index.js) passes (collection, query[, op]).
+ * The overrides below therefore declare those parameters optional.
+ */
+export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
+  override projectsSnapshots = false; // ShareDB's Backend applies projections, as for MemoryDB
+  private closing: Promise<void> | null = null;
+  private readonly sql: ReturnType<typeof statements>;
+  private readonly queries: PostgresQueries;
+
+  constructor(readonly store: PostgresStore) {
+    super();
+    store.retain();
+    this.sql = statements(store.tables);
+    this.queries = new PostgresQueries(store);
+  }
+
+  /** Runs `work` unless closed, and reports through `callback`. */
+  private run<T>(callback: Callback<T>, work: () => Promise<T>): void {
+    deliver(this.closing ? Promise.reject(closedError('PostgreSQL database')) : work(), callback);
+  }
+
+  /** Releases the pool (ended when the milestone store is closed too); idempotent. */
+  override close(callback?: (err?: Error) => void): void {
+    this.closing ??= this.store.release();
+    this.closing.then(
+      () => callback && process.nextTick(callback),
+      (err: unknown) => callback && process.nextTick(callback, err as Error),
+    );
+  }
+
+  /** Readiness: resolves within 2 s, or rejects (closed, unreachable, no answer). */
+  ping(): Promise<void> {
+    return this.closing ? Promise.reject(closedError('PostgreSQL database')) : this.store.ping();
+  }
+
+  override commit(
+    collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot,
+    _options: unknown, callback: Callback<boolean>,
+  ): void {
+    this.run(callback, () => this.commitAsync(collection, id, op, snapshot));
+  }
+
+  /** Resolves false (not an error) when another writer got there first: ShareDB retries. */
+  async commitAsync(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): Promise<boolean> {
+    const deleted = snapshot.type == null || snapshot.data === undefined;
+    try {
+      const result = await this.store.query(this.sql.commit, [
+        collection, id, op.v, op.src ?? null, op.seq ?? null, JSON.stringify(op),
+        snapshot.type ?? null, snapshot.v,
+        deleted ? null : JSON.stringify(snapshot.data),
+        snapshot.m == null ? null : JSON.stringify(snapshot.m),
+      ]);
+      return result.rowCount === 1; // 0: the stored version was not op.v
+    } catch (err) {
+      // A concurrent create of the same document inserted version 0 first.
+      if (err instanceof DatabaseError && err.code === UNIQUE_VIOLATION) return false;
+      throw err;
+    }
+  }
+
+  override getSnapshot(
+    collection: string, id: string, fields: Record<string, unknown> | null,
+    options: { metadata?: boolean } | null, callback: Callback<QuerySnapshot>,
+  ): void {
+    // {$submit: true} is ShareDB's "I am about to commit": metadata must come back whole.
+    const withMeta = Boolean(fields?.$submit || options?.metadata);
+    this.run(callback, async () => {
+      const result = await this.store.query<SnapshotRow>(this.sql.snapshot(withMeta), [collection, id]);
+      return toSnapshot(id, result.rows[0], withMeta);
+    });
+  }
+
+  override getSnapshotBulk(
+    collection: string, ids: string[], fields: Record<string, unknown> | null,
+    options: { metadata?: boolean } | null, callback: Callback<Record<string, QuerySnapshot>>,
+  ): void {
+    const withMeta = Boolean(fields?.$submit || options?.metadata);
+    this.run(callback, async () => {
+      const result = await this.store.query<SnapshotRow>(this.sql.snapshotBulk(withMeta), [collection, ids]);
+      const byId = new Map(result.rows.map((row) => [row.id, row]));
+      const snapshots: Record<string, QuerySnapshot> = Object.create(null);
+      for (const id of ids) snapshots[id] = toSnapshot(id, byId.get(id), withMeta);
+      return snapshots;
+    });
+  }
+
+  /**
+   * Ops in [from, to), `to` null meaning "to the current version". A `to` past the current
+   * version returns what exists (ShareDB then reports the version as too new).
+   */
+  override getOps(
+    collection: string, id: string, from: number | null, to: number | null,
+    options: { metadata?: boolean } | null, callback: Callback<StoredOp[]>,
+  ): void {
+    this.run(callback, async () => {
+      const start = from ?? 0;
+      const result = await this.store.query<OpRow>(this.sql.ops, [collection, id, start, to]);
+      return opsFrom(collection, id, start, to, result.rows, Boolean(options?.metadata));
+    });
+  }
+
+  override getOpsToSnapshot(
+    collection: string, id: string, from: number | null, snapshot: { v: number } | number,
+    options: { metadata?: boolean } | null, callback: Callback<StoredOp[]>,
+  ): void {
+    // @types/sharedb types the snapshot as a number; the runtime passes the snapshot object.
+    const to = typeof snapshot === 'number' ? snapshot : snapshot.v;
+    this.getOps(collection, id, from, to, options, callback);
+  }
+
+  override getOpsBulk(
+    collection: string, fromMap: Record<string, number | null>,
+    toMap: Record<string, number | null> | null, options: { metadata?: boolean } | null,
+    callback: Callback<Record<string, StoredOp[]>>,
+  ): void {
+    this.run(callback, async () => {
+      const ids = Object.keys(fromMap);
+      const froms = ids.map((id) => fromMap[id] ?? 0);
+      const tos = ids.map((id) => toMap?.[id] ?? null);
+      const result = await this.store.query<OpRow & { id: string }>(this.sql.opsBulk, [collection, ids, froms, tos]);
+      const rowsById = new Map<string, OpRow[]>();
+      for (const row of result.rows) {
+        const rows = rowsById.get(row.id);
+        if (rows) rows.push(row);
+        else rowsById.set(row.id, [row]);
+      }
+      const ops: Record<string, StoredOp[]> = Object.create(null);
+      ids.forEach((id, i) => {
+        ops[id] = opsFrom(collection, id, froms[i]!, tos[i] ?? null, rowsById.get(id) ?? [], Boolean(options?.metadata));
+      });
+      return ops;
+    });
+  }
+
+  /** The version at which an op with the same src/seq was committed, if any (resent ops). */
+  override getCommittedOpVersion(
+    collection: string, id: string, snapshot: { v: number }, op: StoredOp,
+    _options: unknown, callback: Callback<number | undefined>,
+  ): void {
+    this.run(callback, async () => {
+      if (op.src == null || op.seq == null) return undefined;
+      const result = await this.store.query<{ v: number }>(this.sql.committedOpVersion, [collection, id, op.src, op.seq, snapshot.v]);
+      return result.rows[0]?.v;
+    });
+  }
+
+  /** Caps client queries (MAX_QUERY_SCAN, MAX_QUERY_RESULTS); set by useQueryLimits. */
+  setQueryLimits(limits: QueryLimits): void {
+    this.queries.setLimits(limits);
+  }
+
+  /** Translated to SQL and run by PostgreSQL, within the query limits (postgres-query-run.ts). */
+  override query = (
+    collection: string, query: unknown, _fields: unknown,
+    options: { metadata?: boolean } | null, callback: ShareDB.DBQueryCallback,
+  ): void => {
+    this.run<{ snapshots: QuerySnapshot[]; extra?: unknown }>((err, result) => {
+      if (err) callback(err as unknown as ShareDB.Error, []);
+      // @types/sharedb wants full SnapshotMeta; the store hands back the metadata it holds.
+      else callback(null, result!.snapshots as unknown as ShareDB.Snapshot[], result!.extra);
+    }, () => this.queries.query(collection, query, options));
+  };
+
+  override queryPoll(
+    collection: string, query: unknown, options: unknown,
+    callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
+  ): void {
+    this.run<{ ids: string[]; extra?: unknown }>((err, result) => {
+      if (err) callback(err);
+      else callback(null, result!.ids, result!.extra);
+    }, () => this.queries.queryPoll(collection, query, options));
+  }
+
+  override queryPollDoc(
+    collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>,
+  ): void {
+    this.run(callback, () => this.queries.pollDoc(collection, id, query));
+  }
+
+  override canPollDoc(_collection?: string, query?: unknown): boolean {
+    return canPollDoc(query);
+  }
+
+  /** As ShareDB's MemoryDB: always re-poll (sharedb-mongo's op inspection is json0-only). */
+  override skipPoll(): boolean {
+    return false;
+  }
+}
+
+export function createPostgresDb(store: PostgresStore): PostgresDB {
+  return new PostgresDB(store);
+}
