@@ -7,11 +7,16 @@
  * after a commit when `snapshot.v % interval === 0` (unless commit middleware sets
  * `request.saveMilestoneSnapshot`).
  */
-import ShareDB from 'sharedb';
-import { TandemError } from '../../client/protocol.js';
+import {
+  checkLookup,
+  checkSave,
+  MilestoneStore,
+  type MilestoneCallback as Callback,
+  type MilestoneLookups,
+  type MilestoneSnapshot,
+} from './milestone-lookups.js';
 import { closedError, type PostgresStore } from './postgres-connection.js';
 import { asShareDbError } from './postgres.js';
-import { DEFAULT_MILESTONE_INTERVAL, type MilestoneSnapshot } from './sqlite-milestone.js';
 
 export interface PostgresMilestoneOptions {
   store: PostgresStore;
@@ -19,24 +24,12 @@ export interface PostgresMilestoneOptions {
   interval?: number;
 }
 
-// @types/sharedb's BasicCallback shape: no error is `undefined`, not null.
-type Callback<T> = (err?: Error, result?: T) => void;
-
 interface MilestoneRow {
   id: string;
   v: number;
   type: string | null;
   data: unknown;
   metadata: Record<string, unknown> | null;
-}
-
-function invalid(message: string): TandemError {
-  return new TandemError('ERR_MILESTONE_ARGUMENT_INVALID', message);
-}
-
-// Same rule as ShareDB's util.isValidVersion / isValidTimestamp: null or an integer >= 0.
-function isValidVersionOrNull(value: unknown): value is number | null {
-  return value === null || (Number.isInteger(value) && (value as number) >= 0);
 }
 
 function toSnapshot(row: MilestoneRow | undefined): MilestoneSnapshot | undefined {
@@ -59,20 +52,13 @@ function statements(table: string) {
   };
 }
 
-export class PostgresMilestoneDB extends ShareDB.MilestoneDB {
-  /** Read by ShareDB's SubmitRequest (`snapshot.v % interval === 0`). */
-  readonly interval: number;
+export class PostgresMilestoneDB extends MilestoneStore<string> {
   readonly store: PostgresStore;
   private closing: Promise<void> | null = null;
   private readonly sql: ReturnType<typeof statements>;
 
   constructor(opts: PostgresMilestoneOptions) {
-    super();
-    const interval = opts.interval ?? DEFAULT_MILESTONE_INTERVAL;
-    if (!Number.isInteger(interval) || interval < 1) {
-      throw new Error(`milestone interval must be a positive integer, got ${interval}`);
-    }
-    this.interval = interval;
+    super(opts.interval);
     this.store = opts.store;
     this.sql = statements(opts.store.tables.milestones);
     opts.store.retain();
@@ -100,8 +86,12 @@ export class PostgresMilestoneDB extends ShareDB.MilestoneDB {
    * listens to would crash the process when PostgreSQL blips. A lost milestone costs only a
    * longer replay when an old version is fetched.
    */
-  private emitError(err: Error): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err as unknown as ShareDB.Error);
+  protected override emitError(err: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', asShareDbError(err));
+  }
+
+  protected override lookups(): MilestoneLookups<string> {
+    return this.sql;
   }
 
   /** Releases the pool (ended when PostgresDB is closed too); idempotent. */
@@ -116,15 +106,8 @@ export class PostgresMilestoneDB extends ShareDB.MilestoneDB {
   override saveMilestoneSnapshot(
     collection: string, snapshot: MilestoneSnapshot, callback?: (err?: Error) => void,
   ): void {
-    // Without a callback (how SubmitRequest calls it) the outcome is an event, as in ShareDB.
-    const done: Callback<void> = (err) => {
-      if (callback) callback(err);
-      else if (!err) this.emit('save', collection, snapshot as ShareDB.Snapshot);
-      else this.emitError(err);
-    };
-    this.run(done, async () => {
-      if (!collection) throw invalid('Missing collection');
-      if (!snapshot) throw invalid('Missing snapshot');
+    this.run(this.saveOutcome(collection, snapshot, callback), async () => {
+      checkSave(collection, snapshot);
       const mtime = snapshot.m?.mtime;
       await this.store.query(this.sql.save, [
         collection, snapshot.id, snapshot.v, typeof mtime === 'number' ? mtime : null,
@@ -135,40 +118,13 @@ export class PostgresMilestoneDB extends ShareDB.MilestoneDB {
     });
   }
 
-  /** The newest milestone with v <= version (any version when null); undefined if none. */
-  override getMilestoneSnapshot(
-    collection: string, id: string, version: number | null,
-    callback?: Callback<MilestoneSnapshot | undefined>,
-  ): void {
-    this.lookup(callback, collection, id, version, 'version', this.sql.latest, this.sql.atOrBeforeVersion);
-  }
-
-  /** The newest milestone with mtime <= timestamp; for null, the first milestone. */
-  override getMilestoneSnapshotAtOrBeforeTime(
-    collection: string, id: string, timestamp: number | null,
-    callback?: Callback<MilestoneSnapshot | undefined>,
-  ): void {
-    this.lookup(callback, collection, id, timestamp, 'timestamp', this.sql.first, this.sql.atOrBeforeTime);
-  }
-
-  /** The oldest milestone with mtime >= timestamp; for null, the latest milestone. */
-  override getMilestoneSnapshotAtOrAfterTime(
-    collection: string, id: string, timestamp: number | null,
-    callback?: Callback<MilestoneSnapshot | undefined>,
-  ): void {
-    this.lookup(callback, collection, id, timestamp, 'timestamp', this.sql.latest, this.sql.atOrAfterTime);
-  }
-
-  /** One milestone row: `whenNull` when `bound` is null, else `bounded` with it as the bound. */
-  private lookup(
+  protected override lookup(
     callback: Callback<MilestoneSnapshot | undefined> | undefined,
     collection: string, id: string, bound: number | null, boundName: 'version' | 'timestamp',
     whenNull: string, bounded: string,
   ): void {
     this.run(callback, async () => {
-      if (!isValidVersionOrNull(bound)) throw invalid(`Invalid ${boundName}`);
-      if (!collection) throw invalid('Missing collection');
-      if (!id) throw invalid('Missing ID');
+      checkLookup(collection, id, bound, boundName);
       const result = bound === null
         ? await this.store.query<MilestoneRow>(whenNull, [collection, id])
         : await this.store.query<MilestoneRow>(bounded, [collection, id, bound]);

@@ -11,8 +11,15 @@
  * save waits for the end of the turn, after SqliteDB's COMMIT released the write lock: the
  * milestone's own write would otherwise wait for that lock inside the same thread.
  */
-import ShareDB from 'sharedb';
 import type { Turn } from '../turn.js';
+import {
+  checkLookup,
+  checkSave,
+  MilestoneStore,
+  type MilestoneCallback as Callback,
+  type MilestoneLookups,
+  type MilestoneSnapshot,
+} from './milestone-lookups.js';
 import {
   asShareDbError,
   inWriteTransaction,
@@ -22,27 +29,12 @@ import {
   type SqliteOptions,
 } from './sqlite-connection.js';
 
+export { DEFAULT_MILESTONE_INTERVAL, type MilestoneSnapshot } from './milestone-lookups.js';
+
 export interface SqliteMilestoneOptions extends SqliteOptions {
-  /**
-   * Save a milestone every `interval` versions. Default 1000, as sharedb-milestone-mongo:
-   * a historic fetch then replays at most 999 ops, for one extra snapshot row per 1000 ops.
-   */
+  /** Save a milestone every `interval` versions (DEFAULT_MILESTONE_INTERVAL, 1000). */
   interval?: number;
 }
-
-export const DEFAULT_MILESTONE_INTERVAL = 1000;
-
-/** ShareDB's Snapshot as stored and returned here. */
-export interface MilestoneSnapshot {
-  id: string;
-  v: number;
-  type: string | null;
-  data?: unknown;
-  m: Record<string, unknown> | null;
-}
-
-// @types/sharedb's BasicCallback shape: no error is `undefined`, not null.
-type Callback<T> = (err?: Error, result?: T) => void;
 
 interface MilestoneRow {
   id: string;
@@ -66,15 +58,6 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS milestones_mtime ON milestones (collection, id, mtime);
 `;
 const COLUMNS = 'id, v, type, data, metadata';
-
-function invalid(message: string): Error {
-  return storageError('ERR_MILESTONE_ARGUMENT_INVALID', message);
-}
-
-// Same rule as ShareDB's util.isValidVersion / isValidTimestamp: null or an integer >= 0.
-function isValidVersionOrNull(value: unknown): value is number | null {
-  return value === null || (Number.isInteger(value) && (value as number) >= 0);
-}
 
 function toSnapshot(row: MilestoneRow | undefined): MilestoneSnapshot | undefined {
   if (!row) return undefined;
@@ -102,9 +85,7 @@ function prepareStatements(conn: Connection) {
   };
 }
 
-export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
-  /** Read by ShareDB's SubmitRequest (`snapshot.v % interval === 0`). */
-  readonly interval: number;
+export class SqliteMilestoneDB extends MilestoneStore<Statement> {
   readonly path: string;
   /** Set by close(); later calls fail instead of touching the closed handle. */
   private closed = false;
@@ -113,13 +94,8 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
   private readonly turn: Turn | null;
 
   constructor(opts: SqliteMilestoneOptions) {
-    super();
+    super(opts.interval);
     this.turn = opts.turn ?? null;
-    const interval = opts.interval ?? DEFAULT_MILESTONE_INTERVAL;
-    if (!Number.isInteger(interval) || interval < 1) {
-      throw new Error(`milestone interval must be a positive integer, got ${interval}`);
-    }
-    this.interval = interval;
     this.path = opts.path;
     this.conn = openSqliteFile(opts);
     try {
@@ -142,15 +118,18 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
       result = work();
     } catch (err) {
       if (callback) process.nextTick(callback, err as Error);
-      else process.nextTick(() => this.emit('error', asShareDbError(err)));
+      else process.nextTick(() => this.emitError(err));
       return;
     }
     if (callback) process.nextTick(callback, undefined, result);
   }
 
-  private checkDoc(collection: unknown, id: unknown): void {
-    if (!collection) throw invalid('Missing collection');
-    if (!id) throw invalid('Missing ID');
+  protected override emitError(err: unknown): void {
+    this.emit('error', asShareDbError(err));
+  }
+
+  protected override lookups(): MilestoneLookups<Statement> {
+    return this.stmts;
   }
 
   override close(callback?: (err?: Error) => void): void {
@@ -164,15 +143,8 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
   override saveMilestoneSnapshot(
     collection: string, snapshot: MilestoneSnapshot, callback?: (err?: Error) => void,
   ): void {
-    // Without a callback (how SubmitRequest calls it) the outcome is an event, as in ShareDB.
-    const done: Callback<void> = (err) => {
-      if (callback) callback(err);
-      else if (!err) this.emit('save', collection, snapshot as ShareDB.Snapshot);
-      else this.emit('error', asShareDbError(err));
-    };
-    const save = () => this.run(done, () => {
-      if (!collection) throw invalid('Missing collection');
-      if (!snapshot) throw invalid('Missing snapshot');
+    const save = () => this.run(this.saveOutcome(collection, snapshot, callback), () => {
+      checkSave(collection, snapshot);
       const mtime = snapshot.m?.mtime;
       this.stmts.save.run(
         collection, snapshot.id, snapshot.v, typeof mtime === 'number' ? mtime : null,
@@ -186,39 +158,13 @@ export class SqliteMilestoneDB extends ShareDB.MilestoneDB {
     else save();
   }
 
-  /** The newest milestone with v <= version (any version when null); undefined if none. */
-  override getMilestoneSnapshot(
-    collection: string, id: string, version: number | null,
-    callback?: Callback<MilestoneSnapshot | undefined>,
-  ): void {
-    this.lookup(callback, collection, id, version, 'version', this.stmts.latest, this.stmts.atOrBeforeVersion);
-  }
-
-  /** The newest milestone with mtime <= timestamp; for null, the first milestone. */
-  override getMilestoneSnapshotAtOrBeforeTime(
-    collection: string, id: string, timestamp: number | null,
-    callback?: Callback<MilestoneSnapshot | undefined>,
-  ): void {
-    this.lookup(callback, collection, id, timestamp, 'timestamp', this.stmts.first, this.stmts.atOrBeforeTime);
-  }
-
-  /** The oldest milestone with mtime >= timestamp; for null, the latest milestone. */
-  override getMilestoneSnapshotAtOrAfterTime(
-    collection: string, id: string, timestamp: number | null,
-    callback?: Callback<MilestoneSnapshot | undefined>,
-  ): void {
-    this.lookup(callback, collection, id, timestamp, 'timestamp', this.stmts.latest, this.stmts.atOrAfterTime);
-  }
-
-  /** One milestone row: `whenNull` when `bound` is null, else `bounded` with it as the bound. */
-  private lookup(
+  protected override lookup(
     callback: Callback<MilestoneSnapshot | undefined> | undefined,
     collection: string, id: string, bound: number | null, boundName: 'version' | 'timestamp',
     whenNull: Statement, bounded: Statement,
   ): void {
     this.run(callback, () => {
-      if (!isValidVersionOrNull(bound)) throw invalid(`Invalid ${boundName}`);
-      this.checkDoc(collection, id);
+      checkLookup(collection, id, bound, boundName);
       const row = bound === null ? whenNull.get(collection, id) : bounded.get(collection, id, bound);
       return toSnapshot(row as MilestoneRow | undefined);
     });
