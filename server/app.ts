@@ -115,6 +115,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     sqliteSynchronous: config.sqliteSynchronous,
     milestoneInterval: config.milestoneInterval,
     pgPoolMax: config.pgPoolMax,
+    pgReadTimeoutMs: config.pgReadTimeoutMs,
     turn: config.sqliteGroupCommit ? turn : undefined,
   });
   const startedAt = Date.now();

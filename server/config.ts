@@ -31,6 +31,12 @@ export interface Config {
    * finds them all busy waits for one. Env PG_POOL_MAX, default 10.
    */
   readonly pgPoolMax: number;
+  /**
+   * Longest wait for PostgreSQL's answer to a statement before it fails with
+   * TANDEM_STORAGE_ERROR (the SDK resends) and its connection is dropped: a commit that never
+   * gets an answer would otherwise hold its document's queue. Env PG_READ_TIMEOUT_MS, default 10000.
+   */
+  readonly pgReadTimeoutMs: number;
   /** Largest accepted op or created document, bytes. Env MAX_OP_BYTES, default 256 KiB. */
   readonly maxOpBytes: number;
   /** Deepest accepted nesting in an op or document. Env MAX_OP_DEPTH, default 64. */
@@ -267,6 +273,7 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     sqliteSynchronous: synchronous,
     sqliteGroupCommit: boolean(source, 'SQLITE_GROUP_COMMIT', true),
     pgPoolMax: integer(source, 'PG_POOL_MAX', 10, 1, 1000),
+    pgReadTimeoutMs: integer(source, 'PG_READ_TIMEOUT_MS', 10_000, 1000),
     maxOpBytes,
     maxOpDepth: integer(source, 'MAX_OP_DEPTH', DEFAULT_OP_LIMITS.maxDepth, 2),
     maxFrameBytes: integer(source, 'MAX_FRAME_BYTES', maxOpBytes * 4, 1024),

@@ -28,6 +28,8 @@ export interface StorageOptions {
   sqliteBusyTimeoutMs?: number;
   /** PostgreSQL only: most pooled connections (PG_POOL_MAX). Default 10. */
   pgPoolMax?: number;
+  /** PostgreSQL only: PG_READ_TIMEOUT_MS. Default 10000. */
+  pgReadTimeoutMs?: number;
   /**
    * SQLite only: group commit, one transaction per event-loop turn (see SqliteOptions.turn).
    * Pass the Turn every transport and pub/sub of the server holds its output in.
@@ -135,7 +137,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
   if (lower.startsWith('postgres://') || lower.startsWith('postgresql://')) {
     let pg;
     try {
-      pg = createPostgresStorage({ url: dbUrl, poolMax: opts.pgPoolMax, milestoneInterval: interval });
+      pg = createPostgresStorage({ url: dbUrl, poolMax: opts.pgPoolMax, readTimeoutMs: opts.pgReadTimeoutMs, milestoneInterval: interval });
     } catch (err) {
       // pg and URL errors do not hold the password, but say which URL without it.
       throw new Error(`DB_URL ${redactUrl(dbUrl)}: ${(err as Error).message}`);

@@ -26,11 +26,23 @@ export interface PostgresOptions {
   poolMax?: number;
   /** Longest wait for a connection, new or a free pooled one, ms. Default 5000. */
   connectTimeoutMs?: number;
+  /** Longest wait for PostgreSQL's answer to a statement before its connection is given up, ms. Default 10000. */
+  readTimeoutMs?: number;
 }
 
 /** How long ping() may take, whatever PostgreSQL does (the readiness check's budget). */
 export const PING_TIMEOUT_MS = 2000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/**
+ * A statement whose answer never comes (PostgreSQL hung, or its connection dead without a
+ * reset: a failover, a lost NAT entry) would otherwise hold its caller for good — a commit
+ * holds its document's submit queue, so the document would stop taking ops on this instance
+ * while /readyz, on fresh connections, says ready. After this long the statement fails
+ * (TANDEM_STORAGE_ERROR, which the SDK resends: ShareDB's src/seq check keeps a resend of
+ * an op that did commit from committing twice) and its connection is dropped. Above the
+ * client queries' own limit (QUERY_TIMEOUT_MS, 5 s, cancelled by PostgreSQL).
+ */
+export const DEFAULT_READ_TIMEOUT_MS = loadConfig({}).pgReadTimeoutMs;
 /** Connections the pool opens after the migration and keeps open while idle. */
 const WARM_CONNECTIONS = 2;
 const DEFAULT_POOL_MAX = loadConfig({}).pgPoolMax;
@@ -68,10 +80,12 @@ export function closedError(what: string): TandemError {
 
 /**
  * PostgreSQL's own answers (a constraint, a cancelled statement) and Tandem's refusals leave
- * the connection usable; any other failure (a broken socket, a read timeout) may not.
+ * the connection usable; any other failure (a broken socket, a read timeout) may not, nor
+ * does a FATAL answer (pg_terminate_backend, a server shutting down: the backend is gone).
  */
 function isConnectionFailure(err: unknown): boolean {
-  return !(err instanceof DatabaseError || err instanceof TandemError);
+  if (err instanceof DatabaseError) return err.severity === 'FATAL' || err.severity === 'PANIC';
+  return !(err instanceof TandemError);
 }
 
 /** pg runs `query_timeout` per query (client side), though its types only list it per client. */
@@ -104,6 +118,7 @@ export class PostgresStore {
       max,
       min: this.warm,
       connectionTimeoutMillis: this.connectTimeoutMs,
+      query_timeout: opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
       application_name: 'tandem', // the URL's `application_name`, if any, wins (pg reads the URL last)
     });
     // Without a listener, an idle connection's error (a server restart) would crash the process.
@@ -137,20 +152,37 @@ export class PostgresStore {
    * ShareDB relies on a query issued before a commit reading before it.
    */
   private async warmUp(): Promise<void> {
-    const clients = await Promise.allSettled(Array.from({ length: this.warm }, () => this.pool.connect()));
-    for (const client of clients) if (client.status === 'fulfilled') client.value.release();
+    // Each released as soon as it is open: a checked-out client has no pool error listener
+    // (see withClient), and the others may take a while to connect.
+    await Promise.allSettled(Array.from({ length: this.warm }, () => this.pool.connect().then((client) => client.release())));
   }
 
-  /** Runs `fn` on a pooled connection; one broken by a failure is dropped, not reused. */
+  /**
+   * Runs `fn` on a pooled connection; one broken by a failure is dropped, not reused.
+   *
+   * While a client is checked out the pool does not listen for its 'error' events, and pg
+   * emits one whenever the socket fails (a reset, PostgreSQL terminating the backend) —
+   * besides failing the query. Unheard, it would crash the process; heard here, the query's
+   * own failure reports it, and the connection is dropped on release.
+   */
   async withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
     if (this.ending) throw closedError('PostgreSQL store');
     const client = await this.pool.connect();
+    let broken: Error | null = null;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    const release = (failure?: unknown) => {
+      client.off('error', onError);
+      client.release(broken ?? (failure !== undefined && isConnectionFailure(failure) ? (failure as Error) : undefined));
+    };
     try {
       const result = await fn(client);
-      client.release();
+      release();
       return result;
     } catch (err) {
-      client.release(isConnectionFailure(err) ? (err as Error) : undefined);
+      release(err);
       throw err;
     }
   }
@@ -188,6 +220,8 @@ export class PostgresStore {
     const pid = (client as unknown as { processID: number | null }).processID;
     if (pid === null) return;
     const canceller = new Client({ connectionString: this.connectionString, connectionTimeoutMillis: this.connectTimeoutMs });
+    // A socket failure also fails the awaited call below; unheard, its 'error' event would crash the process.
+    canceller.on('error', () => undefined);
     try {
       await canceller.connect();
       await canceller.query('SELECT pg_cancel_backend($1)', [pid]);
