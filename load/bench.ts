@@ -1,15 +1,19 @@
 /**
- * `npm run bench`: the paired benchmark, Tandem vs stock ShareDB, same store (SQLite), same
- * clients doing the same ops, sides alternating. Prints the table with Tandem/stock ratios and
- * writes bench.json + bench.md (+ one JSON/HTML report per load run) to --out.
+ * `npm run bench`: the paired benchmark, Tandem vs stock ShareDB, same store (SQLite, or
+ * --store memory|postgres), same clients doing the same ops, sides alternating. Prints the
+ * table with Tandem/stock ratios and writes bench.json + bench.md (+ one JSON/HTML report per
+ * load run) to --out.
  * See BENCHMARKS.md for the workloads and how to read the figures.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { redactUrl } from '../server/storage/postgres-connection.js';
 import { machineInfo } from './run-load.js';
+import { checkBenchPostgres, PG_BENCH_URL } from './bench/bench-postgres.js';
 import { runSuite, type WorkloadOutcome } from './bench/run-suite.js';
+import type { BenchStore } from './bench/hosted-server.js';
 import { SIDES, WORKLOAD_IDS, type WorkloadId } from './bench/suite.js';
 import { benchTable, failuresOf, machineLine } from './bench/table.js';
 
@@ -30,12 +34,16 @@ const program = new Command('bench')
   .option('--only <ids>', `comma-separated workloads (${WORKLOAD_IDS.join(',')})`)
   .option('--sides <names>', `comma-separated sides (${Object.keys(SIDES).join(', ')}; tandem-auth: Tandem with authentication)`, 'tandem,stock')
   .option('--rounds <n>', 'rounds per workload, sides alternating (default: W1–W3 2, W4–W5 1)')
-  .addOption(new Option('--store <kind>', 'store for both sides').choices(['sqlite', 'memory']).default('sqlite'))
+  .addOption(
+    new Option('--store <kind>', 'store for both sides (postgres: PG_BENCH_URL, default postgres://postgres@127.0.0.1:5432/test, a fresh schema per server, dropped after it)')
+      .choices(['sqlite', 'memory', 'postgres'])
+      .default('sqlite'),
+  )
   .option('-o, --out <dir>', 'output directory (default bench-results/<time>)')
   .option('--cpu-prof', 'write server CPU profiles (.cpuprofile) into the output directory', false)
   .addOption(new Option('--progress <mode>', 'live progress').choices(['auto', 'bar', 'lines', 'none']).default('lines'))
   .option('--table-from <bench.json>', 'print the table of an earlier run (its bench.json) and exit')
-  .action(async (flags: { tableFrom?: string; smoke: boolean; scale?: string; only?: string; sides: string; rounds?: string; store: 'sqlite' | 'memory'; out?: string; cpuProf: boolean; progress: 'auto' | 'bar' | 'lines' | 'none' }) => {
+  .action(async (flags: { tableFrom?: string; smoke: boolean; scale?: string; only?: string; sides: string; rounds?: string; store: BenchStore; out?: string; cpuProf: boolean; progress: 'auto' | 'bar' | 'lines' | 'none' }) => {
     if (flags.tableFrom) {
       const saved = JSON.parse(readFileSync(flags.tableFrom, 'utf8')) as { outcomes: WorkloadOutcome[] };
       const names = [...new Set(saved.outcomes.flatMap((o) => Object.keys(o.runs)))];
@@ -51,6 +59,9 @@ const program = new Command('bench')
       if (!side) throw new Error(`unknown side ${s} (${Object.keys(SIDES).join(', ')})`);
       return side;
     });
+    // Fail before any server starts, naming the URL (password redacted), when it does not answer.
+    if (flags.store === 'postgres') await checkBenchPostgres();
+    const storeText = flags.store === 'postgres' ? `postgres (${redactUrl(PG_BENCH_URL)}, a fresh schema per server)` : flags.store;
     const started = new Date();
     const outDir = resolve(flags.out ?? join('bench-results', started.toISOString().replace(/[:.]/g, '-')));
     mkdirSync(outDir, { recursive: true });
@@ -73,14 +84,14 @@ const program = new Command('bench')
     const failures = failuresOf(outcomes);
     const md = [
       `Machine: ${machineLine(machine, freeMemory())}`,
-      `Command: \`${command}\` — started ${started.toISOString()}, took ${minutes} min, store ${flags.store}, scale ${factor}${flags.smoke ? ' (smoke)' : ''}`,
+      `Command: \`${command}\` — started ${started.toISOString()}, took ${minutes} min, store ${storeText}, scale ${factor}${flags.smoke ? ' (smoke)' : ''}`,
       '',
       table,
       '',
       failures.length ? `Failures:\n${failures.map((f) => `- ${f}`).join('\n')}` : 'Every run converged.',
     ].join('\n');
     writeFileSync(join(outDir, 'bench.md'), md + '\n');
-    writeFileSync(join(outDir, 'bench.json'), JSON.stringify({ command, startedAt: started.toISOString(), minutes: Number(minutes), machine, factor, smoke: flags.smoke, outcomes }, null, 2) + '\n');
+    writeFileSync(join(outDir, 'bench.json'), JSON.stringify({ command, startedAt: started.toISOString(), minutes: Number(minutes), machine, store: storeText, factor, smoke: flags.smoke, outcomes }, null, 2) + '\n');
     console.log('\n' + md);
     process.exitCode = failures.length ? 1 : 0;
   });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerProbe } from '../server-probe.js';
+import { dropSchema, freshSchema, type BenchSchema } from './bench-postgres.js';
 import type { FromHost, HostStats, ServerKind, ToHost } from './host-protocol.js';
 
 export interface HostedServer {
@@ -29,8 +30,11 @@ export interface HostedServer {
 
 const HOST = fileURLToPath(new URL('./server-host.ts', import.meta.url));
 
-/** Which store both sides use: our SQLite adapter (default) or ShareDB's in-memory DB. */
-export type BenchStore = 'sqlite' | 'memory';
+/**
+ * Which store both sides use: our SQLite adapter (default), ShareDB's in-memory DB, or our
+ * PostgreSQL adapter (PG_BENCH_URL, a fresh schema per server, dropped when it closes).
+ */
+export type BenchStore = 'sqlite' | 'memory' | 'postgres';
 
 export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: string; store?: BenchStore; auth?: boolean } = {}): Promise<HostedServer> {
   const dir = mkdtempSync(join(tmpdir(), `tandem-bench-${kind}-`));
@@ -42,8 +46,14 @@ export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: s
   const execArgv = ['--import', import.meta.resolve('tsx'), '--expose-gc'];
   // One directory per server: Node writes a profile per thread (main, and tsx's loader).
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, `${kind}-${Date.now()}`)}`);
-  const dbUrl = opts.store === 'memory' ? 'memory:' : `sqlite:${join(dir, 'bench.db')}`;
+  const schema: BenchSchema | null = opts.store === 'postgres' ? freshSchema() : null;
+  const dbUrl = schema ? schema.url : opts.store === 'memory' ? 'memory:' : `sqlite:${join(dir, 'bench.db')}`;
   const child: ChildProcess = fork(HOST, [kind, dbUrl], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /** What the server leaves outside its process: its folder, and its schema. */
+  const cleanUp = async () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (schema) await dropSchema(schema);
+  };
 
   const waiters = new Map<FromHost['type'], Array<(m: FromHost) => void>>();
   let fatal: string | null = null;
@@ -70,7 +80,15 @@ export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: s
       if (message) child.send(message);
     });
 
-  const listening = await request(null, 'listening', 60_000);
+  let listening: Extract<FromHost, { type: 'listening' }>;
+  try {
+    listening = await request(null, 'listening', 60_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    await exited;
+    await cleanUp();
+    throw err;
+  }
   const stats = async () => (await request({ type: 'stats' }, 'stats', 10_000)).stats;
   return {
     kind,
@@ -98,7 +116,7 @@ export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: s
         await exited;
         clearTimeout(timer);
       }
-      rmSync(dir, { recursive: true, force: true });
+      await cleanUp();
     },
   };
 }

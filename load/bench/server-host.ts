@@ -1,9 +1,10 @@
 /**
  * A server under benchmark, in its own process (so it never shares an event loop with the
- * load generators): `server-host.ts tandem|stock <DB_URL>`. Tandem runs through its
- * real composition (`startServer` from server/app.ts, as `tandem serve` does); stock is
- * load/bench/stock-server.ts. Both are counted the same way (ShareDB's 'submitRequestEnd'),
- * and answer memory questions with GC forced (the bench starts this with --expose-gc).
+ * load generators): `server-host.ts tandem|stock <DB_URL>` (PG_POOL_MAX applies to both).
+ * Tandem runs through its real composition (`startServer` from server/app.ts, as `tandem
+ * serve` does); stock is load/bench/stock-server.ts. Both are counted the same way
+ * (ShareDB's 'submitRequestEnd'), and answer memory questions with GC forced (the bench
+ * starts this with --expose-gc).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
@@ -32,6 +33,17 @@ async function forcedGcHeap(): Promise<{ heapUsed: number; rss: number }> {
   return { heapUsed: m.heapUsed, rss: m.rss };
 }
 
+/** Polls /readyz (the store's ping, PostgreSQL's migration included) until it answers 200. */
+async function waitReady(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${url}/readyz`).catch(() => null);
+    if (res?.ok) return;
+    if (Date.now() > deadline) throw new Error(`Tandem not ready within ${timeoutMs} ms (last /readyz: ${res?.status ?? 'no answer'})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function main(): Promise<void> {
   const [kind, dbUrl] = process.argv.slice(2) as [ServerKind, string];
   let backend: ShareDB;
@@ -49,14 +61,22 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'warn',
       SQLITE_GROUP_COMMIT: process.env.SQLITE_GROUP_COMMIT,
       AUTH_JWT_SECRET: process.env.AUTH_JWT_SECRET,
+      PG_POOL_MAX: process.env.PG_POOL_MAX,
+      // Every simulated user connects from 127.0.0.1, so the per-address cap (default 1,000)
+      // would cap the bench itself: W4 has 10,000 clients, and W1's 1,000 leave no headroom
+      // (on a loaded machine W1 clients were refused TANDEM_TOO_MANY_CONNECTIONS and never
+      // came online). Off, as behind a proxy; MAX_CONNECTIONS_PER_IP set for the bench wins.
+      MAX_CONNECTIONS_PER_IP: process.env.MAX_CONNECTIONS_PER_IP ?? '0',
     });
     const server = await startServer(config, createLogger('warn'));
     backend = server.backend;
     url = server.url;
+    // Listening is not ready: as the stock side, report only once the store answers.
+    await waitReady(url);
     sharedbWsUrl = url.replace(/^http/, 'ws') + SHAREDB_WS_PATH;
     close = () => server.close();
   } else if (kind === 'stock') {
-    const server = await startStockServer(dbUrl);
+    const server = await startStockServer(dbUrl, { pgPoolMax: loadConfig({ PG_POOL_MAX: process.env.PG_POOL_MAX }).pgPoolMax });
     backend = server.backend;
     url = sharedbWsUrl = server.url;
     close = () => server.close();

@@ -1,7 +1,7 @@
 /**
  * The benchmark's peer: stock ShareDB as its README sets it up — `new ShareDB({db})` served
  * over `ws` with @teamwork/websocket-json-stream — on the same store Tandem uses (our SQLite
- * adapter from server/storage, same file settings), with Tandem's conflict-resolving json1
+ * or PostgreSQL adapter from server/storage, same settings), with Tandem's conflict-resolving json1
  * type registered so both sides run the same OT type, and presence enabled (the op mix may
  * send presence). No per-document submit queue, no socket.io, no milestones, no validation.
  */
@@ -24,10 +24,21 @@ export interface StockServer {
   close(): Promise<void>;
 }
 
-/** `dbUrl` as Tandem's DB_URL: `sqlite:<file>` (the benchmark's store) or `memory:`. */
-export async function startStockServer(dbUrl: string): Promise<StockServer> {
+/**
+ * `dbUrl` as Tandem's DB_URL: `sqlite:<file>` (the benchmark's default store), `memory:` or
+ * `postgres://…?schema=…`; `pgPoolMax` as Tandem's PG_POOL_MAX.
+ */
+export async function startStockServer(dbUrl: string, opts: { pgPoolMax?: number } = {}): Promise<StockServer> {
   registerTandemTypes();
-  const storage = openStorage(dbUrl);
+  const storage = openStorage(dbUrl, { pgPoolMax: opts.pgPoolMax });
+  // Before the first client, as Tandem does on start-up: the store answers (PostgreSQL:
+  // the schema is migrated and the pool's first connections are open).
+  try {
+    await storage.ping();
+  } catch (err) {
+    await storage.close().catch(() => undefined);
+    throw err;
+  }
   const backend = new ShareDB({ db: storage.db, presence: true, doNotForwardSendPresenceErrorsToClient: true });
   const http: Server = createServer((_req, res) => {
     res.writeHead(404);
