@@ -377,6 +377,20 @@ const benchRun: Rule = ({ command }) =>
       }
     : null;
 
+const floodRun: Rule = ({ command }) =>
+  /^npm run flood\b/.test(command)
+    ? {
+        handling: 'represented',
+        how:
+          'represented by `npm run flood -- --help`: four load runs of ~25 s with an attacker (test/load/load-smoke.test.ts ' +
+          'runs a short one)',
+        run: async (ctx) => {
+          const out = await expectOk(ctx, `${command.replace(/\s+--\s.*$/, '')} -- --help`);
+          assert.match(out, /flood isolation/);
+        },
+      }
+    : null;
+
 const npmBuild: Rule = ({ command }) =>
   command === 'npm run build'
     ? { handling: 'run', how: 'run; must exit 0 (it writes dist/, as `npm start` does)', run: async (ctx) => void (await expectOk(ctx, command, 120_000)) }
@@ -386,7 +400,7 @@ const npmBuild: Rule = ({ command }) =>
 const commentOnly: Rule = ({ command }) =>
   command === '' ? { handling: 'skipped', how: 'a comment: nothing to run', run: async () => undefined } : null;
 
-const RULES: readonly Rule[] = [npmInstall, npmStart, npmTest, exportLine, tandemCli, openComment, dockerEngine, openComposeStack, mongoTests, loadRun, benchRun, npmBuild, commentOnly];
+const RULES: readonly Rule[] = [npmInstall, npmStart, npmTest, exportLine, tandemCli, openComment, dockerEngine, openComposeStack, mongoTests, loadRun, benchRun, floodRun, npmBuild, commentOnly];
 
 /** The plan for `line`, or null when no rule knows it (the walkthrough then fails). */
 export function planLine(line: ShellLine, block: ReadmeBlock): LinePlan | null {
