@@ -1,3 +1,4 @@
+import * as json1 from 'ot-json1';
 import type { Doc, JSONOp, Path } from 'ot-json1';
 
 /** Why an op does not fit the document it is submitted to, and where. */
@@ -53,6 +54,32 @@ function textDeleteMismatch(text: string, textOp: unknown): string | null {
   return null;
 }
 
+const EDIT_KEYS = new Set(['es', 'ena', 'e', 'et']);
+
+/** The op's inserts and removals alone (its edits dropped), or null if nothing is left. */
+function withoutEdits(op: readonly unknown[]): unknown[] | null {
+  const out: unknown[] = [];
+  let acts = false;
+  for (const item of op) {
+    if (Array.isArray(item)) {
+      const child = withoutEdits(item);
+      if (child) {
+        out.push(child);
+        acts = true;
+      }
+    } else if (item !== null && typeof item === 'object') {
+      const rest = Object.fromEntries(Object.entries(item).filter(([key]) => !EDIT_KEYS.has(key)));
+      if (Object.keys(rest).length > 0) {
+        out.push(rest);
+        acts = true;
+      }
+    } else {
+      out.push(item);
+    }
+  }
+  return acts ? out : null;
+}
+
 /**
  * Checks what json1 itself does not when an op is applied: that each edit finds a value of
  * its kind at its path, that text deleted by content is the text there, and that a removal
@@ -66,9 +93,23 @@ export function checkOpAgainst(doc: Doc | undefined, op: JSONOp): OpMismatch | n
     if ('p' in c || 'd' in c) moves = true;
   });
   if (moves) return null;
+  // json1 removes at paths in the document before the op, then inserts, then edits at paths
+  // in the document after the inserts and removals: with both in one op (a composed op),
+  // edits are checked against that intermediate document. json1's apply shares what it does
+  // not change, so this costs the paths, not the document.
+  let edited: Doc | undefined = doc;
+  const structure = Array.isArray(op) ? withoutEdits(op) : null;
+  if (structure && JSON.stringify(structure) !== JSON.stringify(op)) {
+    try {
+      edited = json1.type.apply(doc as Doc, json1.type.normalize(structure as JSONOp)) as Doc;
+    } catch {
+      return null; // json1's apply refuses the op itself, with its own message
+    }
+  }
   eachComponent(op, (c, path) => {
     if (mismatch) return;
-    const target = valueAt(doc, path);
+    const before = valueAt(doc, path);
+    const target = valueAt(edited, path);
     if ('es' in c) {
       if (!target.found || typeof target.value !== 'string') {
         mismatch = { path, reason: target.found ? `a text edit needs a string, found ${JSON.stringify(target.value)?.slice(0, 40)}` : 'a text edit needs a string, found nothing' };
@@ -79,9 +120,9 @@ export function checkOpAgainst(doc: Doc | undefined, op: JSONOp): OpMismatch | n
     } else if ('ena' in c) {
       if (!target.found || typeof target.value !== 'number') mismatch = { path, reason: 'adding needs a number there' };
     } else if ('r' in c && c.r !== true && c.r !== undefined) {
-      if (!target.found) mismatch = { path, reason: 'removes a value that is not there' };
-      else if (JSON.stringify(target.value) !== JSON.stringify(c.r)) mismatch = { path, reason: 'removes a value other than the one there' };
-    } else if ('r' in c && !target.found) {
+      if (!before.found) mismatch = { path, reason: 'removes a value that is not there' };
+      else if (JSON.stringify(before.value) !== JSON.stringify(c.r)) mismatch = { path, reason: 'removes a value other than the one there' };
+    } else if ('r' in c && !before.found) {
       mismatch = { path, reason: 'removes a value that is not there' };
     }
   });

@@ -34,4 +34,19 @@ describe('checkOpAgainst: an op checked against the document it is for', () => {
     assert.deepEqual(checkOpAgainst(doc, ops.remove(['list', 5])), { path: ['list', 5], reason: 'removes a value that is not there' });
     assert.deepEqual(checkOpAgainst(doc, ['meta', 'owner', { r: 'bob' }] as JSONOp), { path: ['meta', 'owner'], reason: 'removes a value other than the one there' });
   });
+
+  it('checks the edits of a composed op against the document after its inserts and removals', () => {
+    const items = { items: [0, [1, 2]], l: ['b', 7] };
+    // Insert then add at the same place: json1 applies it; the document before has nothing there.
+    const insertThenAdd = ops.compose(ops.insert(['items', 1, 2], 3), ops.add(['items', 1, 2], 2));
+    assert.deepEqual(json1.type.apply(items, insertThenAdd), { items: [0, [1, 2, 5]], l: ['b', 7] });
+    assert.equal(checkOpAgainst(items, insertThenAdd), null, JSON.stringify(insertThenAdd));
+    const insertThenEdit: JSONOp = ['l', [0, { i: 'x' }], [1, { es: ['a'] }]];
+    assert.equal(checkOpAgainst(items, insertThenEdit), null);
+    // An insert shifts the list: the add lands on 'b' (json1 would make it "b1").
+    assert.deepEqual(checkOpAgainst(items, ['l', [0, { i: 'x' }], [1, { ena: 1 }]] as JSONOp), { path: ['l', 1], reason: 'adding needs a number there' });
+    // A removal names a value of the document before the op, whatever the op inserts there.
+    assert.equal(checkOpAgainst(items, ['l', 0, { r: 'b', i: 'c', es: ['d'] }] as JSONOp), null);
+    assert.deepEqual(checkOpAgainst(items, ['l', 0, { r: 'c', i: 'c' }] as JSONOp), { path: ['l', 0], reason: 'removes a value other than the one there' });
+  });
 });
