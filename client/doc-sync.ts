@@ -54,7 +54,7 @@ export function isMissingHistory(code: string): boolean {
 export function toTandemError(err: unknown): TandemError {
   if (err instanceof TandemError) return err;
   const e = err as ShareDbClientError | null | undefined;
-  const code = e?.code != null ? String(e.code) : 'TANDEM_UNKNOWN';
+  const code = e?.code != null ? String(e.code) : TandemErrorCode.UNKNOWN;
   return new TandemError(code, e?.message ?? String(err));
 }
 

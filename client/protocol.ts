@@ -32,14 +32,33 @@ export const TOKEN_QUERY_PARAM = 'token';
 /** Path of ShareDB's plain protocol over a raw WebSocket (stock ShareDB clients). */
 export const SHAREDB_WS_PATH = '/sharedb';
 
-/** Version of Tandem's own additions to ShareDB's protocol (events above, error codes below). */
-export const TANDEM_PROTOCOL_VERSION = 1;
+/**
+ * Version of Tandem's own additions to ShareDB's protocol (the events and parameters above,
+ * the error codes below). Raised when a change would make an older client and a newer server
+ * (or the reverse) misunderstand each other; a server refuses a client that announces a
+ * version it does not speak with TANDEM_PROTOCOL_VERSION, before anything reaches ShareDB.
+ */
+export const PROTOCOL_VERSION = 1;
 
 /**
- * Stable error codes Tandem adds to ShareDB's own `ERR_…` codes. They travel as ShareDB
- * errors do: `{code, message}` in a reply's `error` field.
+ * Handshake query parameter by which a client announces its PROTOCOL_VERSION (the SDK always
+ * does, on socket.io; a client of `/sharedb` may). A query parameter rather than the socket.io
+ * `auth` payload so that it means the same on both transports and is there even without
+ * a token. Clients that announce nothing (stock ShareDB clients, raw socket.io) are accepted.
+ */
+export const PROTOCOL_QUERY_PARAM = 'tandemProtocol';
+
+/**
+ * Every error code Tandem itself can produce — on the wire, in the SDK, over HTTP and in the
+ * `tandem` command line — in one table (ShareDB's own `ERR_…` codes are in ShareDbErrorCode).
+ * Wire errors travel as ShareDB errors do: `{code, message}` in a reply's `error` field, or
+ * `data.code` of a socket.io `connect_error`, or the JSON body `{error: {code, message}}` of
+ * a refused HTTP request or `/sharedb` upgrade. README's error table lists the same codes
+ * (test/docs/error-codes.test.ts keeps the three in step): add a code here and there, and
+ * produce it only through this table.
  */
 export const TandemErrorCode = {
+  // --- Refused requests (a reply's `error`; the connection stays open) ---
   /** A frame that is not a JSON object. The connection stays open. */
   BAD_FRAME: 'TANDEM_BAD_FRAME',
   /** A frame larger than the server accepts. */
@@ -54,11 +73,6 @@ export const TandemErrorCode = {
   UNSUPPORTED_TYPE: 'TANDEM_UNSUPPORTED_TYPE',
   /** The server is shutting down or draining; reconnect (elsewhere). */
   SHUTTING_DOWN: 'TANDEM_SHUTTING_DOWN',
-  /**
-   * No token, or one that is malformed, wrongly signed, expired, or for another issuer or
-   * audience, at connect. Nothing of the connection reaches ShareDB.
-   */
-  UNAUTHENTICATED: 'TANDEM_UNAUTHENTICATED',
   /** The connection's token expired: refresh it (SDK: `getToken()`) and send the request again. */
   TOKEN_EXPIRED: 'TANDEM_TOKEN_EXPIRED',
   /** The action (read, create, write, delete, a read-only path, presence) is not allowed by the access rules. */
@@ -68,8 +82,6 @@ export const TandemErrorCode = {
    * another live connection: op identity is bound to who sent it.
    */
   FOREIGN_SOURCE: 'TANDEM_FOREIGN_SOURCE',
-  /** An HTTP request, WebSocket upgrade or socket.io handshake from an Origin not in CORS_ORIGINS. */
-  ORIGIN_FORBIDDEN: 'TANDEM_ORIGIN_FORBIDDEN',
   /**
    * Over a rate limit (ops, creates, queries, presence): the error carries `retryAfterMs`;
    * wait that long and send again (the SDK does, losing nothing).
@@ -89,8 +101,6 @@ export const TandemErrorCode = {
   PRESENCE_STALE: 'TANDEM_PRESENCE_STALE',
   /** More than MAX_SUBSCRIPTIONS documents, queries and presence channels on one connection. */
   TOO_MANY_SUBSCRIPTIONS: 'TANDEM_TOO_MANY_SUBSCRIPTIONS',
-  /** More than MAX_CONNECTIONS_PER_IP open connections from one address (at connect). */
-  TOO_MANY_CONNECTIONS: 'TANDEM_TOO_MANY_CONNECTIONS',
   /**
    * The store no longer has ops a request needs (a pruned op log, a restored backup). A
    * client's pending ops can then not be rebased; the SDK keeps them and reports this code.
@@ -107,11 +117,33 @@ export const TandemErrorCode = {
    * json1 could not transform an op against a concurrent one (an upstream json1 bug). The
    * server refuses the op with this code; the SDK also reports with it the local ops it had
    * to roll back because it could not rebase them onto a remote op. Equal to ot-types'
-   * TRANSFORM_FAILED_CODE.
+   * TRANSFORM_FAILED_CODE (ot-types cannot import this module).
    */
   TRANSFORM_FAILED: 'TANDEM_TRANSFORM_FAILED',
 
-  // Client-side codes (raised by the SDK itself, never sent by a server):
+  // --- Refused connections (socket.io `connect_error` `data.code`; `/sharedb` HTTP status + JSON body) ---
+  /**
+   * No token, or one that is malformed, wrongly signed, expired, or for another issuer or
+   * audience, at connect (`/sharedb`: HTTP 401; `/metrics`: 401). Nothing of the connection
+   * reaches ShareDB.
+   */
+  UNAUTHENTICATED: 'TANDEM_UNAUTHENTICATED',
+  /**
+   * The client announced (PROTOCOL_QUERY_PARAM) a protocol version this server does not
+   * speak; the message names the version the server supports (`/sharedb`: HTTP 400). Final:
+   * the SDK stops reconnecting (its state turns 'closed') instead of retrying forever.
+   */
+  PROTOCOL_VERSION: 'TANDEM_PROTOCOL_VERSION',
+  /** More than MAX_CONNECTIONS_PER_IP open connections from one address (at connect; `/sharedb`: HTTP 429). */
+  TOO_MANY_CONNECTIONS: 'TANDEM_TOO_MANY_CONNECTIONS',
+  /** An HTTP request, WebSocket upgrade or socket.io handshake from an Origin not in CORS_ORIGINS (HTTP 403). */
+  ORIGIN_FORBIDDEN: 'TANDEM_ORIGIN_FORBIDDEN',
+
+  // --- Plain HTTP ---
+  /** An HTTP request for a path the server has no route for (HTTP 404). */
+  NOT_FOUND: 'TANDEM_NOT_FOUND',
+
+  // --- Raised by the SDK itself, never sent by a server ---
   /** The client or document handle was closed. */
   CLOSED: 'TANDEM_CLOSED',
   /** A connection attempt failed without a code from the server (unreachable, transport error). */
@@ -122,13 +154,38 @@ export const TandemErrorCode = {
   OUTBOX_FAILED: 'TANDEM_OUTBOX_FAILED',
   /** A pending op was dropped because ShareDB had to reload the document (hard rollback). */
   OP_DISCARDED: 'TANDEM_OP_DISCARDED',
+  /** An error that came without any code (an unexpected exception); its message says what failed. */
+  UNKNOWN: 'TANDEM_UNKNOWN',
+
+  // --- The `tandem` command line (printed as `tandem: CODE: message`, exit status 1) ---
+  /**
+   * A configuration value or flag that cannot be used: the server's environment and flags
+   * (at start, e.g. a public HOST without authentication), `tandem token`'s and `tandem load`'s
+   * options.
+   */
+  BAD_CONFIG: 'TANDEM_BAD_CONFIG',
+  /** `tandem serve` could not start for another reason (e.g. the port is taken, the store unreachable). */
+  START_FAILED: 'TANDEM_START_FAILED',
+  /** `tandem token` could not sign a token for a reason other than its options. */
+  TOKEN_FAILED: 'TANDEM_TOKEN_FAILED',
+  /** A `tandem load` run failed (its worker processes failed, or no client could connect). */
+  LOAD_FAILED: 'TANDEM_LOAD_FAILED',
+  /** `tandem` was run from a checkout that has not been built (`npm run build`). */
+  NOT_BUILT: 'TANDEM_NOT_BUILT',
 } as const;
+/** One of TandemErrorCode's values. */
 export type TandemErrorCode = (typeof TandemErrorCode)[keyof typeof TandemErrorCode];
 
-/** ShareDB's own codes that Tandem clients are expected to handle (subset, for typing). */
+/**
+ * ShareDB's own codes that Tandem produces (its middleware and stores answer with them where
+ * ShareDB would) or that clients are expected to handle. A subset of ShareDB's codes, for
+ * typing and for README's table; any other ShareDB code keeps ShareDB's meaning.
+ */
 export const ShareDbErrorCode = {
+  /** A message that is not a request ShareDB knows (unknown action, missing or mistyped fields). */
   BADLY_FORMED: 'ERR_MESSAGE_BADLY_FORMED',
   DOC_DOES_NOT_EXIST: 'ERR_DOC_DOES_NOT_EXIST',
+  /** An op that does not apply to the document (its type's apply threw). */
   OP_NOT_APPLIED: 'ERR_OT_OP_NOT_APPLIED',
   TYPE_NOT_FOUND: 'ERR_DOC_TYPE_NOT_RECOGNIZED',
   ALREADY_CREATED: 'ERR_DOC_ALREADY_CREATED',
@@ -136,13 +193,26 @@ export const ShareDbErrorCode = {
   SUBMIT_REJECTED: 'ERR_OP_SUBMIT_REJECTED',
   /** The op became a no-op after transform and was not committed (not an error for clients). */
   NO_OP: 'ERR_NO_OP',
+  /**
+   * A resend of an op already committed (its acknowledgement was lost): ShareDB's client
+   * takes it as the acknowledgement.
+   */
+  ALREADY_SUBMITTED: 'ERR_OP_ALREADY_SUBMITTED',
   /** ShareDB's own "ops needed to transform the submitted op are missing". */
   TRANSFORM_OPS_NOT_FOUND: 'ERR_SUBMIT_TRANSFORM_OPS_NOT_FOUND',
   /** The client's version is ahead of the server's (the server lost history). */
   VERSION_NEWER: 'ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT',
   /** Too many concurrent commits raced; the submit may succeed when retried. */
   MAX_SUBMIT_RETRIES: 'ERR_MAX_SUBMIT_RETRIES_EXCEEDED',
+  /** A snapshot request at a version or time that is not a whole number ≥ 0 (milestone stores). */
+  MILESTONE_ARGUMENT_INVALID: 'ERR_MILESTONE_ARGUMENT_INVALID',
+  /**
+   * A read withheld without telling the client: the server uses it to drop presence a
+   * connection may not see. ShareDB never sends it to a client.
+   */
+  SILENT_READ_REJECTION: 'ERR_SNAPSHOT_READ_SILENT_REJECTION',
 } as const;
+/** One of ShareDbErrorCode's values. */
 export type ShareDbErrorCode = (typeof ShareDbErrorCode)[keyof typeof ShareDbErrorCode];
 
 export type ErrorCode = TandemErrorCode | ShareDbErrorCode | (string & {});

@@ -1,5 +1,16 @@
 import { io, type Socket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
-import { AUTH_REFRESH_EVENT, BATCH_QUERY_PARAM, DRAIN_EVENT, SHAREDB_BATCH_EVENT, SHAREDB_EVENT, TandemError, TandemErrorCode, type WireError } from './protocol.js';
+import {
+  AUTH_REFRESH_EVENT,
+  BATCH_QUERY_PARAM,
+  DRAIN_EVENT,
+  PROTOCOL_QUERY_PARAM,
+  PROTOCOL_VERSION,
+  SHAREDB_BATCH_EVENT,
+  SHAREDB_EVENT,
+  TandemError,
+  TandemErrorCode,
+  type WireError,
+} from './protocol.js';
 
 /** WebSocket readyState values, as ShareDB's Connection reads them. */
 const CONNECTING = 0;
@@ -13,6 +24,12 @@ export interface ReconnectPolicy {
 }
 
 export const DEFAULT_RECONNECT: Readonly<ReconnectPolicy> = Object.freeze({ initialDelayMs: 100, maxDelayMs: 5_000 });
+
+/**
+ * Handshake refusals that no retry can fix: the server does not speak this SDK's protocol
+ * version. Reconnecting would only repeat the refusal forever, so the shim stops instead.
+ */
+const FINAL_REFUSALS: ReadonlySet<string> = new Set([TandemErrorCode.PROTOCOL_VERSION]);
 
 export interface SocketShimOptions {
   /** One or several server URLs; on a lost connection the next one is tried (round-robin). */
@@ -34,8 +51,12 @@ export interface SocketShimOptions {
    * carries a fresh token). `refused` is the previous attempt's refusal code, if any.
    */
   handshakeAuth?: (refused: string | null) => Promise<Record<string, unknown>>;
-  /** A connection attempt was refused or failed (a code from the server, or a transport error). */
-  onConnectError?: (error: TandemError) => void;
+  /**
+   * A connection attempt was refused or failed (a code from the server, or a transport error).
+   * `final` is true when the shim gives up for good: every server URL refused this SDK's
+   * protocol version (TANDEM_PROTOCOL_VERSION); the shim then closes with reason 'stopped'.
+   */
+  onConnectError?: (error: TandemError, final: boolean) => void;
 }
 
 /**
@@ -68,6 +89,12 @@ export class SocketIoShim {
   private closed = false;
   /** The code of the last refused handshake, handed to `handshakeAuth` on the next attempt. */
   private refusedWith: string | null = null;
+  /**
+   * URLs that refused in a row with a final code. With several URLs one instance of a
+   * rolling upgrade may refuse while the others still accept: the shim gives up only once
+   * each of them has refused, without a connection or another failure in between.
+   */
+  private readonly finalRefusals = new Set<string>();
   private readonly policy: ReconnectPolicy;
 
   constructor(private readonly options: SocketShimOptions) {
@@ -166,8 +193,13 @@ export class SocketIoShim {
             },
           }
         : {}),
-      // Accept the server's per-turn message batches (fewer packets on both ends).
-      query: { ...(socketOptions?.query as Record<string, string> | undefined), [BATCH_QUERY_PARAM]: '1' },
+      // Accept the server's per-turn message batches (fewer packets on both ends), and say
+      // which protocol version this SDK speaks (an incompatible server refuses it at once).
+      query: {
+        ...(socketOptions?.query as Record<string, string> | undefined),
+        [BATCH_QUERY_PARAM]: '1',
+        [PROTOCOL_QUERY_PARAM]: String(PROTOCOL_VERSION),
+      },
       path: this.options.path ?? '/socket.io',
       transports: this.options.transports ?? ['websocket', 'polling'],
       reconnection: false,
@@ -177,6 +209,7 @@ export class SocketIoShim {
     socket.on('connect', () => {
       this.attempt = 0;
       this.refusedWith = null;
+      this.finalRefusals.clear();
       this.readyState = OPEN;
       this.onopen?.();
     });
@@ -199,9 +232,13 @@ export class SocketIoShim {
       const data = (err as { data?: { code?: unknown } }).data;
       const code = typeof data?.code === 'string' ? data.code : null;
       this.refusedWith = code;
-      this.options.onConnectError?.(new TandemError(code ?? TandemErrorCode.CONNECT_FAILED, err.message));
+      if (code !== null && FINAL_REFUSALS.has(code)) this.finalRefusals.add(this.url);
+      else this.finalRefusals.clear();
+      const final = this.options.urls.every((url) => this.finalRefusals.has(url));
+      this.options.onConnectError?.(new TandemError(code ?? TandemErrorCode.CONNECT_FAILED, err.message), final);
       this.onerror?.(err);
-      this.lost(socket, 'connect error');
+      if (final) this.stop(socket);
+      else this.lost(socket, 'connect error');
     });
   }
 
@@ -220,6 +257,19 @@ export class SocketIoShim {
       this.retryTimer = null;
       this.open();
     }, delay * (0.5 + Math.random() / 2));
+  }
+
+  /**
+   * Gives up for good after a final refusal: no more attempts, and ShareDB's Connection goes
+   * to its 'stopped' state ("closed by the server, do not reconnect").
+   */
+  private stop(socket: Socket): void {
+    if (socket !== this.socket || this.closed) return;
+    this.closed = true;
+    this.clearRetry();
+    this.dropSocket();
+    this.readyState = CLOSED;
+    this.onclose?.('stopped');
   }
 
   private dropSocket(): void {

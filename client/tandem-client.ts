@@ -33,7 +33,11 @@ export interface ClientOptions extends ConnectOptions {
   getToken?: GetToken;
 }
 
-/** 'connecting': handshaking; 'online': syncing; 'offline': not connected (retrying unless held); 'closed'. */
+/**
+ * 'connecting': handshaking; 'online': syncing; 'offline': not connected (retrying unless
+ * held); 'closed': by `close()`, or for good because the server refused this SDK's protocol
+ * version (the 'error' event carried TANDEM_PROTOCOL_VERSION first; see `refused`).
+ */
 export type ConnectionState = 'connecting' | 'online' | 'offline' | 'closed';
 
 export type ClientEvents = {
@@ -58,6 +62,7 @@ function mapState(state: string): ConnectionState {
       return 'connecting';
     case 'disconnected':
       return 'offline';
+    // 'stopped': the shim gave up after a final refusal; 'closed': close().
     default:
       return 'closed';
   }
@@ -81,6 +86,7 @@ export class TandemClient extends Emitter<ClientEvents> {
   private readonly ctx: DocContext;
   private current: ConnectionState;
   private closing: Promise<void> | null = null;
+  private finalRefusal: TandemError | null = null;
 
   /** @internal Use `connect()`. */
   constructor(options: ClientOptions) {
@@ -89,7 +95,7 @@ export class TandemClient extends Emitter<ClientEvents> {
     this.socket = connectSocket({
       ...options,
       handshakeAuth: (refused) => this.handshakeAuth(refused),
-      onConnectError: (error) => this.connectFailed(error),
+      onConnectError: (error, final) => this.connectFailed(error, final),
     });
     const connection = this.socket.connection;
     const internals = connectionInternals(connection);
@@ -134,6 +140,15 @@ export class TandemClient extends Emitter<ClientEvents> {
     return this.current;
   }
 
+  /**
+   * The refusal that made this client stop connecting for good (TANDEM_PROTOCOL_VERSION: the
+   * server does not speak this SDK's protocol version; its message names the one it does),
+   * or null. Once set, `state` is 'closed' and `whenOnline()` rejects with it.
+   */
+  get refused(): TandemError | null {
+    return this.finalRefusal;
+  }
+
   /** socket.io's transport while connected ('websocket' or 'polling'), else null. */
   get transport(): string | null {
     return this.socket.shim.transport;
@@ -174,8 +189,13 @@ export class TandemClient extends Emitter<ClientEvents> {
     return this.socket.shim.offline;
   }
 
+  /**
+   * Resolves once online; rejects if the client closes first — with the server's refusal
+   * (`refused`) when that is why, so a caller awaiting it is not left waiting forever.
+   */
   whenOnline(): Promise<void> {
     if (this.current === 'online') return Promise.resolve();
+    if (this.finalRefusal) return Promise.reject(this.finalRefusal);
     return new Promise((resolve, reject) => {
       const off = this.on('state', (state) => {
         if (state === 'online') {
@@ -183,7 +203,7 @@ export class TandemClient extends Emitter<ClientEvents> {
           resolve();
         } else if (state === 'closed') {
           off();
-          reject(new Error('Tandem client closed before it came online'));
+          reject(this.finalRefusal ?? new Error('Tandem client closed before it came online'));
         }
       });
     });
@@ -212,15 +232,25 @@ export class TandemClient extends Emitter<ClientEvents> {
   /**
    * A connection attempt failed: reported once per kind of failure until the client is
    * online again (it keeps retrying meanwhile), and the state says 'offline' instead of
-   * 'connecting' forever. A draining server is not a failure: the client moves on.
+   * 'connecting' forever. A draining server is not a failure: the client moves on. After a
+   * final refusal (the shim stopped) the state turns 'closed' instead.
    */
-  private connectFailed(error: TandemError): void {
-    if (this.closing || error.code === TandemErrorCode.SHUTTING_DOWN) return;
+  private connectFailed(error: TandemError, final: boolean): void {
+    if (this.closing) return;
+    if (final) {
+      this.finalRefusal = error;
+      // Nothing will connect any more: no token refresh either.
+      if (this.refreshTimer) clearTimeout(this.refreshTimer);
+      this.refreshTimer = null;
+    } else if (error.code === TandemErrorCode.SHUTTING_DOWN) {
+      return;
+    }
     if (!this.reportedFailures.has(error.code)) {
       this.reportedFailures.add(error.code);
       this.emitError(error);
     }
-    if (this.current === 'connecting') this.setState('offline');
+    // After a final refusal ShareDB's 'stopped' turns the state 'closed' right after this.
+    if (!final && this.current === 'connecting') this.setState('offline');
   }
 
   private adoptSourceId(id: string): void {

@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 import { Command, Option } from 'commander';
+import { TandemErrorCode } from '../client/protocol.js';
 import { runLoad } from './run-load.js';
 import {
   DEFAULT_MIX,
@@ -21,6 +22,16 @@ import {
 import { createProgress } from './progress.js';
 import { writeReports } from './report-files.js';
 import { formatSummary } from './summary.js';
+import { LoadRunError } from './worker-pool.js';
+
+/**
+ * A failure on stderr as `tandem load: CODE: message`, the shape `tandem serve` and
+ * `tandem token` use: the code (README's error table) is what scripts can match on.
+ */
+function printFailure(err: unknown): void {
+  const code = err instanceof OptionError || err instanceof LoadRunError ? err.code : TandemErrorCode.LOAD_FAILED;
+  console.error(`tandem load: ${code}: ${err instanceof Error ? err.message : String(err)}`);
+}
 
 interface RawFlags {
   url: string[];
@@ -155,7 +166,7 @@ export function loadCommand(): Command {
         if (flags.url.length === 0) flags.url = ['http://127.0.0.1:8080'];
         options = optionsFromFlags(flags);
       } catch (err) {
-        console.error(`tandem load: ${(err as Error).message}`);
+        printFailure(err);
         process.exitCode = 2;
         return;
       }
@@ -169,7 +180,7 @@ export function loadCommand(): Command {
         });
       } catch (err) {
         progress.stop();
-        console.error(`tandem load: ${(err as Error).message}`);
+        printFailure(err);
         process.exitCode = 2;
         return;
       }

@@ -2,6 +2,8 @@
  * The load tool's options: their types, defaults, bounds, and the parsers the CLI uses.
  * Everything a run does is decided here, before any process is forked.
  */
+import { TandemErrorCode } from '../client/protocol.js';
+
 export const OP_KINDS = ['text', 'struct', 'presence'] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 /** Relative weights of each kind of action a client takes; they need not sum to 1. */
@@ -89,8 +91,9 @@ export function defaultWorkers(clients: number, cpus: number): number {
   return Math.max(1, Math.min(cpus, LIMITS.maxWorkers, Math.ceil(clients / 100)));
 }
 
+/** A load option that cannot be used: the same code as any other bad configuration or flag. */
 export class OptionError extends Error {
-  readonly code = 'TANDEM_LOAD_BAD_OPTION';
+  readonly code = TandemErrorCode.BAD_CONFIG;
 }
 
 /** "20s", "500ms", "2m", "1h", or a bare number of seconds → milliseconds. */

@@ -4,6 +4,7 @@
  */
 import type { JSONOp } from 'ot-json1';
 import type { Connection, Doc, LocalPresence, Presence } from 'sharedb/lib/client/index.js';
+import { ShareDbErrorCode } from '../client/protocol.js';
 import { errorCode, type LoadConnection, type LoadDocHandle } from './adapter-types.js';
 
 /** What a transport adds to a ShareDB Connection: going on/offline and closing. */
@@ -50,7 +51,7 @@ class ShareDbDocHandle implements LoadDocHandle {
     return new Promise((resolve, reject) =>
       this.doc.create(initial, 'json1', (err) => {
         // Another client (or an earlier run with the same ids) created it first: fine.
-        if (err && errorCode(err) !== 'ERR_DOC_ALREADY_CREATED') reject(err);
+        if (err && errorCode(err) !== ShareDbErrorCode.ALREADY_CREATED) reject(err);
         else resolve();
       }),
     );

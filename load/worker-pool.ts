@@ -5,10 +5,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { TandemErrorCode } from '../client/protocol.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 
 export class LoadRunError extends Error {
-  readonly code = 'TANDEM_LOAD_FAILED';
+  readonly code = TandemErrorCode.LOAD_FAILED;
 }
 
 /** The worker entry: load/worker.ts from source (run through tsx), or the bundled file. */

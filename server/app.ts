@@ -200,7 +200,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   const fatalListeners: Array<(err: Error) => void> = [];
   turn.onFailure((err) => {
     draining = true;
-    logger.fatal({ err, code: 'TANDEM_STORAGE_ERROR' }, 'store failed to COMMIT acknowledged work; dropping every client');
+    logger.fatal({ err, code: TandemErrorCode.STORAGE_ERROR }, 'store failed to COMMIT acknowledged work; dropping every client');
     io.disconnectSockets(true);
     for (const ws of wss.clients) ws.terminate();
     for (const listener of fatalListeners) listener(err);

@@ -112,7 +112,7 @@ export class TandemBackend extends ShareDB {
         const retries = (request as { retries?: number } | undefined)?.retries ?? 0;
         this.stats.commitRetries += retries;
         // A resend whose first copy was committed (its ack was lost) is answered as an ack.
-        if ((err as { code?: string } | null)?.code === 'ERR_OP_ALREADY_SUBMITTED') this.stats.duplicates++;
+        if ((err as { code?: string } | null)?.code === ShareDbErrorCode.ALREADY_SUBMITTED) this.stats.duplicates++;
         else if (err) this.stats.rejected++;
         else this.stats.commits++;
         release();

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { TandemErrorCode } from '../client/protocol.js';
 import { DEFAULT_OP_LIMITS } from '../ot-types/index.js';
 
 /** Everything the server reads from its environment, parsed once (see README "Configuration"). */
@@ -190,7 +191,7 @@ function origins(source: ConfigSource): readonly string[] | null {
 }
 
 export class ConfigError extends Error {
-  readonly code = 'TANDEM_BAD_CONFIG';
+  readonly code = TandemErrorCode.BAD_CONFIG;
 
   constructor(
     message: string,

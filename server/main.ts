@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
+import { TandemErrorCode } from '../client/protocol.js';
 import { ConfigError, loadConfig, type ConfigSource } from './config.js';
 import { startServer } from './app.js';
 import { tokenCommand } from './cli/token-command.js';
@@ -95,7 +96,7 @@ serveCommand.action(async (flags: Record<string, string | undefined>) => {
   try {
     await serve(flags);
   } catch (err) {
-    const code = err instanceof ConfigError ? err.code : 'TANDEM_START_FAILED';
+    const code = err instanceof ConfigError ? err.code : TandemErrorCode.START_FAILED;
     console.error(`tandem: ${code}: ${(err as Error).message}`);
     process.exit(1);
   }

@@ -6,6 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import type { JWTPayload } from 'jose';
+import { TandemErrorCode } from '../../client/protocol.js';
 import { MAX_SUB_LENGTH } from '../auth/identity.js';
 import { mintToken } from '../auth/mint-token.js';
 import { ConfigError, loadConfig } from '../config.js';
@@ -89,7 +90,7 @@ export function tokenCommand(): Command {
       try {
         console.log(await tokenFromFlags(flags));
       } catch (err) {
-        const code = err instanceof ConfigError ? err.code : 'TANDEM_TOKEN_FAILED';
+        const code = err instanceof ConfigError ? err.code : TandemErrorCode.TOKEN_FAILED;
         console.error(`tandem: ${code}: ${(err as Error).message}`);
         process.exitCode = 1;
       }

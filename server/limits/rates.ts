@@ -6,7 +6,7 @@
  */
 import { createClient } from 'redis';
 import type ShareDB from 'sharedb';
-import type { WireError } from '../../client/protocol.js';
+import { ShareDbErrorCode, type WireError } from '../../client/protocol.js';
 import { identityOf, type Agent } from '../auth/agent-identity.js';
 import type { TandemBackend } from '../backend.js';
 import { isServerSide } from '../middleware/enforce-access.js';
@@ -63,7 +63,7 @@ function openRedis(url: string, logger: Logger): RateRedisClient {
 }
 
 /** ShareDB's code for a resend of an op it already committed (acknowledged, not applied). */
-const ALREADY_SUBMITTED = 'ERR_OP_ALREADY_SUBMITTED';
+const ALREADY_SUBMITTED = ShareDbErrorCode.ALREADY_SUBMITTED;
 
 /** The submitted op as ShareDB's SubmitRequest holds it. */
 interface SubmittedOp {

@@ -6,7 +6,7 @@
  * after), presence (sent and received), and token expiry. One place per ShareDB action.
  */
 import type ShareDB from 'sharedb';
-import { TandemError, TandemErrorCode } from '../../client/protocol.js';
+import { ShareDbErrorCode, TandemError, TandemErrorCode } from '../../client/protocol.js';
 import type { Path } from '../../ot-types/index.js';
 import type { AccessPolicy } from '../auth/access.js';
 import { agentState, identityOf, type Agent } from '../auth/agent-identity.js';
@@ -14,7 +14,7 @@ import { hasExpired } from '../auth/expiry-timer.js';
 import type { AccessAction } from '../auth/rules.js';
 
 /** ShareDB's error code for a read refused without telling the client (dropped presence). */
-export const SILENT_REFUSAL = 'ERR_SNAPSHOT_READ_SILENT_REJECTION';
+export const SILENT_REFUSAL = ShareDbErrorCode.SILENT_READ_REJECTION;
 
 function forbidden(message: string): TandemError {
   return new TandemError(TandemErrorCode.FORBIDDEN, message);

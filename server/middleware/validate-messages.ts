@@ -1,11 +1,11 @@
 import type ShareDB from 'sharedb';
 import { JSON1_TYPE_NAME, JSON1_TYPE_URI } from '../../ot-types/index.js';
-import { TandemError, TandemErrorCode } from '../../client/protocol.js';
+import { ShareDbErrorCode, TandemError, TandemErrorCode } from '../../client/protocol.js';
 import { isWellFormedText } from '../../ot-types/validate-op.js';
 
 /** ShareDB's error shape; ShareDB replies `{code, message}` for an error passed to next(). */
 function badlyFormed(message: string): { code: string; message: string } {
-  return { code: 'ERR_MESSAGE_BADLY_FORMED', message };
+  return { code: ShareDbErrorCode.BADLY_FORMED, message };
 }
 
 /** Actions that name one document by `c` (collection) and `d` (id). */

@@ -5,7 +5,7 @@
  * Each store supplies its five lookup statements and how it runs one.
  */
 import ShareDB from 'sharedb';
-import { TandemError } from '../../client/protocol.js';
+import { ShareDbErrorCode, TandemError } from '../../client/protocol.js';
 
 /**
  * Save a milestone every 1000 versions by default, as sharedb-milestone-mongo: a historic
@@ -40,7 +40,7 @@ export interface MilestoneLookups<S> {
 }
 
 export function invalidMilestoneArgument(message: string): TandemError {
-  return new TandemError('ERR_MILESTONE_ARGUMENT_INVALID', message);
+  return new TandemError(ShareDbErrorCode.MILESTONE_ARGUMENT_INVALID, message);
 }
 
 // Same rule as ShareDB's util.isValidVersion / isValidTimestamp: null or an integer >= 0.

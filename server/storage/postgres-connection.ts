@@ -75,7 +75,7 @@ export function redactUrl(url: string): string {
 }
 
 export function closedError(what: string): TandemError {
-  return new TandemError('TANDEM_DB_CLOSED', `${what} is closed`);
+  return new TandemError(TandemErrorCode.DB_CLOSED, `${what} is closed`);
 }
 
 /**

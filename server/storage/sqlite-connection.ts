@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'libsql';
 import type ShareDB from 'sharedb';
+import { TandemErrorCode } from '../../client/protocol.js';
 import type { Turn } from '../turn.js';
 
 export type SqliteSynchronous = 'FULL' | 'NORMAL';
@@ -48,7 +49,7 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 export type Connection = Database.Database;
 
 /** An Error with a stable code, as ShareDB forwards `{code, message}` to clients. */
-export function storageError(code: string, message: string): Error & { code: string } {
+export function storageError(code: TandemErrorCode, message: string): Error & { code: TandemErrorCode } {
   return Object.assign(new Error(message), { code });
 }
 
@@ -58,7 +59,7 @@ export function storageError(code: string, message: string): Error & { code: str
  */
 export function asShareDbError(err: unknown): ShareDB.Error {
   const e = err instanceof Error ? err : new Error(String(err));
-  if (typeof (e as { code?: unknown }).code !== 'string') Object.assign(e, { code: 'TANDEM_STORAGE_ERROR' });
+  if (typeof (e as { code?: unknown }).code !== 'string') Object.assign(e, { code: TandemErrorCode.STORAGE_ERROR });
   return e as unknown as ShareDB.Error;
 }
 
@@ -182,7 +183,7 @@ export class SqliteWriter {
   /** Runs `fn` atomically; its writes are durable once this turn's COMMIT (or its own) ran. */
   write<T>(fn: () => T): T {
     if (this.failure) {
-      throw storageError('TANDEM_STORAGE_ERROR', `SQLite COMMIT failed earlier (${this.failure.message}); restart the server`);
+      throw storageError(TandemErrorCode.STORAGE_ERROR, `SQLite COMMIT failed earlier (${this.failure.message}); restart the server`);
     }
     if (!this.turn || (!this.conn.inTransaction && !this.mayGroup())) return inWriteTransaction(this.conn, fn);
     if (!this.conn.inTransaction) {

@@ -11,6 +11,8 @@
  * save waits for the end of the turn, after SqliteDB's COMMIT released the write lock: the
  * milestone's own write would otherwise wait for that lock inside the same thread.
  */
+import type Database from 'libsql';
+import { TandemErrorCode } from '../../client/protocol.js';
 import type { Turn } from '../turn.js';
 import {
   checkLookup,
@@ -70,9 +72,10 @@ function toSnapshot(row: MilestoneRow | undefined): MilestoneSnapshot | undefine
   };
 }
 
-type Statement = ReturnType<typeof prepareStatements>['latest'];
+type Statement = Database.Statement<unknown[]>;
+type MilestoneStatements = Record<'save' | 'atOrBeforeVersion' | 'latest' | 'first' | 'atOrBeforeTime' | 'atOrAfterTime', Statement>;
 
-function prepareStatements(conn: Connection) {
+function prepareStatements(conn: Connection): MilestoneStatements {
   const select = `SELECT ${COLUMNS} FROM milestones WHERE collection = ? AND id = ?`;
   return {
     save: conn.prepare(`INSERT OR REPLACE INTO milestones
@@ -90,7 +93,7 @@ export class SqliteMilestoneDB extends MilestoneStore<Statement> {
   /** Set by close(); later calls fail instead of touching the closed handle. */
   private closed = false;
   private readonly conn: Connection;
-  private readonly stmts: ReturnType<typeof prepareStatements>;
+  private readonly stmts: MilestoneStatements;
   private readonly turn: Turn | null;
 
   constructor(opts: SqliteMilestoneOptions) {
@@ -114,7 +117,7 @@ export class SqliteMilestoneDB extends MilestoneStore<Statement> {
   private run<T>(callback: Callback<T> | undefined, work: () => T): void {
     let result: T;
     try {
-      if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite milestone database is closed');
+      if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite milestone database is closed');
       result = work();
     } catch (err) {
       if (callback) process.nextTick(callback, err as Error);

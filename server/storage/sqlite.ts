@@ -15,6 +15,7 @@
  * process.nextTick.
  */
 import ShareDB from 'sharedb';
+import { TandemErrorCode } from '../../client/protocol.js';
 import { QueryExecutor, type ScanCursor, type ScanSource } from '../limits/query-executor.js';
 import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
 import type { QuerySnapshot } from './mingo-query.js';
@@ -167,7 +168,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   private run<T>(callback: Callback<T>, work: () => T): void {
     let result: T;
     try {
-      if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
+      if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
       result = work();
     } catch (err) {
       process.nextTick(callback, err as Error);
@@ -204,8 +205,8 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
 
   /** Readiness check: throws if closed or the file is unusable. */
   ping(): void {
-    if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
-    if (this.writer.failed) throw storageError('TANDEM_STORAGE_ERROR', `SQLite COMMIT failed: ${this.writer.failed.message}`);
+    if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
+    if (this.writer.failed) throw storageError(TandemErrorCode.STORAGE_ERROR, `SQLite COMMIT failed: ${this.writer.failed.message}`);
     this.stmts.ping.get();
   }
 
@@ -292,7 +293,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
     if (end <= start) return [];
     const rows = this.stmts.ops.all(collection, id, start, end) as Array<{ v: number; op: string }>;
     if (rows.length !== end - start) {
-      throw storageError('TANDEM_MISSING_OPS', `Missing ops: ${collection}/${id} [${start}, ${end})`);
+      throw storageError(TandemErrorCode.MISSING_OPS, `Missing ops: ${collection}/${id} [${start}, ${end})`);
     }
     return rows.map((r) => {
       const op = JSON.parse(r.op) as StoredOp;
@@ -344,7 +345,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw storageError('TANDEM_DB_CLOSED', 'SQLite database is closed');
+    if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
   }
 
   /** What the query executor reads, one short statement at a time (no cursor stays open). */

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TandemError } from '../../client/protocol.js';
+import { TandemError, TandemErrorCode } from '../../client/protocol.js';
 import { applyCors, type OriginPolicy } from './origins.js';
 
 export interface ReadinessCheck {
@@ -88,6 +88,6 @@ export function createHttpHandler(options: HttpRoutesOptions) {
       return;
     }
     if (options.serveDemo?.(req, res)) return;
-    sendJson(res, 404, { error: { code: 'TANDEM_NOT_FOUND', message: `no route for ${path}` } });
+    sendJson(res, 404, { error: new TandemError(TandemErrorCode.NOT_FOUND, `no route for ${path}`).toJSON() });
   };
 }

@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import { retryAfterOf, TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
+import { retryAfterOf, ShareDbErrorCode, TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
 import { jsonTextNestsDeeper } from '../../ot-types/index.js';
 import type { Identity } from '../auth/identity.js';
 import type { SourceOwnerHint } from '../middleware/bind-source.js';
@@ -187,7 +187,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
     this.onRefusal?.(reply);
     // ERR_NO_OP is ShareDB telling an honest client its op vanished in a transform.
     const code = (reply.error as { code?: unknown } | undefined)?.code;
-    if (!this.clientGone && code !== 'ERR_NO_OP') this.pacer.hold(this.penalty.refused());
+    if (!this.clientGone && code !== ShareDbErrorCode.NO_OP) this.pacer.hold(this.penalty.refused());
   }
 }
 

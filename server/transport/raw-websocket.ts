@@ -18,6 +18,7 @@ import type { Turn } from '../turn.js';
 import { corkUntilTurnEnds } from './cork.js';
 import { MessageStream } from './message-stream.js';
 import { originRefusal, refuseUpgrade, type OriginPolicy } from './origins.js';
+import { announcedInUrl, protocolRefusal } from './protocol-version.js';
 
 export interface RawWebSocketOptions {
   backend: TandemBackend;
@@ -60,6 +61,13 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
     if (path !== SHAREDB_WS_PATH) return;
     if (!options.origins.allows(req.headers.origin)) return refuseUpgrade(socket, 403, 'Forbidden', originRefusal());
     const ip = normalizeIp(req.socket.remoteAddress);
+    // Stock ShareDB clients announce no version and pass; a client that announces one this
+    // server does not speak is refused before the token check (see protocol-version.ts).
+    const incompatible = protocolRefusal(announcedInUrl(req.url));
+    if (incompatible) {
+      refusals.record({ code: incompatible.code, action: 'connect', ip }, 'connection refused', 'warn');
+      return refuseUpgrade(socket, 400, 'Bad Request', JSON.stringify({ error: incompatible.toJSON() }));
+    }
     if (perIp.isFull(ip)) {
       refusals.record({ code: TandemErrorCode.TOO_MANY_CONNECTIONS, action: 'connect', ip }, 'connection refused', 'warn');
       return refuseUpgrade(socket, 429, 'Too Many Requests', JSON.stringify({ error: tooManyConnections(perIp.max).toJSON() }));

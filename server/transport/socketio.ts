@@ -1,7 +1,7 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server as SocketIoServer } from 'socket.io';
-import { AUTH_REFRESH_EVENT, SHAREDB_EVENT, SHAREDB_WS_PATH, DRAIN_EVENT, TandemError, TandemErrorCode } from '../../client/protocol.js';
+import { AUTH_REFRESH_EVENT, DRAIN_EVENT, PROTOCOL_QUERY_PARAM, SHAREDB_EVENT, SHAREDB_WS_PATH, TandemError, TandemErrorCode } from '../../client/protocol.js';
 import { setIdentity } from '../auth/agent-identity.js';
 import { ExpiryTimer } from '../auth/expiry-timer.js';
 import type { Identity } from '../auth/identity.js';
@@ -17,6 +17,7 @@ import { releaseSubscriptionsAtEnd } from '../limits/subscriptions.js';
 import type { Turn } from '../turn.js';
 import { MessageStream } from './message-stream.js';
 import { ORIGIN_REFUSED_MESSAGE, originRefusal, refuseUpgrade, type OriginPolicy } from './origins.js';
+import { protocolRefusal } from './protocol-version.js';
 import { SocketIoSender } from './socketio-sender.js';
 
 export interface SocketIoTransportOptions {
@@ -92,6 +93,15 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       data: { code: TandemErrorCode.SHUTTING_DOWN },
     });
     next(err);
+  });
+  // A client announcing a protocol version this server does not speak is told so with a
+  // code the SDK takes as final; checked before the token, so an outdated client learns the
+  // real reason even when its token is also refused.
+  io.use((socket, next) => {
+    const refusal = protocolRefusal(socket.handshake.query[PROTOCOL_QUERY_PARAM]);
+    if (!refusal) return next();
+    refusals.record({ code: refusal.code, action: 'connect', ip: normalizeIp(socket.conn.remoteAddress) }, 'connection refused', 'warn');
+    next(connectError(refusal));
   });
   io.use((socket, next) => {
     const ip = normalizeIp(socket.conn.remoteAddress);
