@@ -2,7 +2,7 @@ import * as json1 from 'ot-json1';
 import type { Doc as JsonValue, JSONOp } from 'ot-json1';
 import type { Doc } from 'sharedb/lib/client/index.js';
 import { checkOpAgainst, JSON1_TYPE_URI, type Json1Presence } from '../ot-types/index.js';
-import type { DeepReadonly, DocContext, DocEvents, DocOptions, OpMeta, OpRejection } from './doc-types.js';
+import type { DeepReadonly, DocContext, DocEvents as BaseDocEvents, DocOptions as BaseDocOptions, OpMeta, OpRejection } from './doc-types.js';
 import { DocSync, isMissingHistory, toTandemError } from './doc-sync.js';
 import { Emitter } from './emitter.js';
 import { acquireDocLock, docLockName, type DocLease } from './offline/doc-lock.js';
@@ -12,8 +12,11 @@ import { PresenceHandle } from './presence-handle.js';
 import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
 import { SendGate } from './send-gate.js';
 import { connectionInternals, docInternals, unsubscribeWhileOnline, type DocInternals, type QueuedOp } from './sharedb-internals.js';
+import { UndoManager, type HistoryDocOptions, type HistoryEvents, type SubmitOptions, type UndoOptions, type UndoState } from './undo-manager.js';
 
-export type { DeepReadonly, DocContext, DocEvents, DocOptions, OpMeta, OpRejection };
+export type { DeepReadonly, DocContext, OpMeta, OpRejection, SubmitOptions, UndoOptions, UndoState };
+export type DocOptions<T> = BaseDocOptions<T> & HistoryDocOptions;
+export type DocEvents = BaseDocEvents & HistoryEvents;
 
 /** Longest wait between resends of a rate-limited op when the server did not say how long. */
 const MAX_THROTTLE_BACKOFF_MS = 60_000;
@@ -40,6 +43,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   private isClosed = false;
   private closing: Promise<void> | null = null;
   private readonly closeWaiters = new Set<(err: TandemError) => void>();
+  private readonly history: UndoManager;
 
   /** @internal Use `client.doc()`. */
   constructor(
@@ -53,6 +57,15 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     this.d = docInternals(this.doc);
     if (options.composeOps === false) this.d.preventCompose = true;
     this.gate = new SendGate(this.d);
+    this.history = new UndoManager(
+      {
+        data: () => this.d.data as JsonValue | undefined,
+        submit: (op) => this.submitLocal(op),
+        report: (error) => this.report(error),
+        changed: (state) => this.emit('history', state),
+      },
+      options.undo,
+    );
     this.sync = new DocSync(this.doc, {
       changed: () => this.outbox?.changed(),
       rejected: (error, op) => this.reportRejection({ code: error.code, message: error.message, op, error }),
@@ -63,8 +76,12 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
         else this.scheduleRetry(error);
       },
       discarded: (queued, error) => this.reportDiscarded(queued, error),
-      // A change without an op: listeners (and the bindings) re-read `data` wholesale.
-      reset: () => this.emit('change'),
+      // A change without an op: listeners (and the bindings) re-read `data` wholesale. The
+      // history's ops no longer describe the data.
+      reset: () => {
+        this.history.clear();
+        this.emit('change');
+      },
     });
     this.doc.on('op', this.onOp);
     this.doc.on('load', this.onChange);
@@ -115,9 +132,46 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   /**
    * Applies a json1 op locally now and queues it for the server (build ops with `ops` from
    * ot-types). Throws a TandemError for an op that is invalid or does not fit the data;
-   * the server's refusals arrive later as 'rejected' events.
+   * the server's refusals arrive later as 'rejected' events. `undo()` can revert it unless
+   * `options.undoable` is false.
    */
-  submit(op: JSONOp): void {
+  submit(op: JSONOp, options: SubmitOptions = {}): void {
+    const before = this.d.data as JsonValue | undefined;
+    if (!this.submitLocal(op)) return;
+    if (options.undoable === false) this.history.carry(op);
+    else this.history.record(op, before);
+  }
+
+  /** True when `undo()` has a step of this client's edits to revert ('history' event on change). */
+  get canUndo(): boolean {
+    return this.history.canUndo;
+  }
+
+  get canRedo(): boolean {
+    return this.history.canRedo;
+  }
+
+  /**
+   * Reverts this client's latest group of edits (pending ones too) and nothing of anyone
+   * else's, submitted like any edit. False when there is nothing to undo, or when the step
+   * no longer fits the document (dropped, and reported as an 'error'). See undo-manager.ts.
+   */
+  undo(): boolean {
+    return this.history.undo();
+  }
+
+  /** Reapplies what the latest `undo()` reverted; false when there is nothing to redo. */
+  redo(): boolean {
+    return this.history.redo();
+  }
+
+  /** Forgets the undo and redo history (also cleared whenever the data is reloaded). */
+  clearHistory(): void {
+    this.history.clear();
+  }
+
+  /** Checks, applies and queues a local op; false for a no-op (nothing sent). */
+  private submitLocal(op: JSONOp): boolean {
     if (this.isClosed) throw new TandemError(TandemErrorCode.CLOSED, `document ${this.collection}/${this.id} is closed`);
     if (!this.d.type) {
       throw new TandemError(TandemErrorCode.DOC_NOT_READY, `document ${this.collection}/${this.id} is not loaded or does not exist`);
@@ -139,10 +193,11 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
       throw new TandemError(TandemErrorCode.INVALID_OP, `op does not apply to ${this.collection}/${this.id}: ${(err as Error).message}`);
     }
     // A no-op would still cost a version, a commit and a broadcast to every subscriber.
-    if (json1.type.isNoop(op)) return;
+    if (json1.type.isNoop(op)) return false;
     this.outbox?.beforeLocalOp();
     this.doc.submitOp(op);
     this.outbox?.afterLocalOp();
+    return true;
   }
 
   /** Resolves once every edit so far is in the durable outbox (at once without one). */
@@ -206,6 +261,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.gate.release('stalled');
     this.gate.release('retry');
+    this.history.clear();
     this.emit('change');
     this.reload();
     await this.outbox?.forget();
@@ -242,6 +298,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
 
   private async shutdown(): Promise<void> {
     this.isClosed = true;
+    this.history.clear();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const closedError = new TandemError(TandemErrorCode.CLOSED, `document ${this.collection}/${this.id} was closed`);
     for (const reject of [...this.closeWaiters]) reject(closedError);
@@ -353,11 +410,18 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
 
   private readonly onOp = (op: JSONOp, source: unknown): void => {
     const meta: OpMeta = { source: this.sync.inRollback ? 'rollback' : source ? 'local' : 'remote' };
+    // Our own edits are recorded by submit(); remote ones move the history past them. A
+    // rollback would cancel a refused edit inside a step only for some ops (not for a number
+    // add or re-inserted text), so the history is forgotten instead.
+    if (meta.source === 'remote') this.history.carry(op);
+    else if (meta.source === 'rollback') this.history.clear();
     this.emit('op', op, meta);
     this.emit('change');
   };
 
+  /** Load, create or delete: the data was replaced, and the history with it. */
   private readonly onChange = (): void => {
+    this.history.clear();
     this.emit('change');
   };
 
@@ -432,6 +496,8 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   }
 
   private reportRejection(rejection: OpRejection): void {
+    // Rolled back, or dropped by a reload: the history no longer matches the data.
+    this.history.clear();
     if (!this.emit('rejected', rejection)) this.report(rejection.error);
   }
 

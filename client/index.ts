@@ -1,6 +1,6 @@
 /**
- * Tandem's client SDK — the browser-safe entry (Node clients import `client/node.ts`,
- * which adds the SQLite outbox).
+ * Tandem's client SDK (`@tandem/client`) — the browser-safe entry. Node clients import
+ * `@tandem/client/node`, which adds the SQLite outbox.
  *
  *   const client = connect({ url, outbox: new IndexedDbOutboxStore() });
  *   const doc = client.doc<Note>('notes', 'n1', { create: { title: '' } });
@@ -15,6 +15,9 @@ export {
   type OpMeta,
   type OpRejection,
   type DeepReadonly,
+  type SubmitOptions,
+  type UndoOptions,
+  type UndoState,
 } from './doc-handle.js';
 export { PresenceHandle, type PresenceEvents } from './presence-handle.js';
 export { IndexedDbOutboxStore, type IndexedDbOutboxOptions } from './offline/indexeddb-store.js';
@@ -32,6 +35,7 @@ export {
   TandemError,
   TandemErrorCode,
   ShareDbErrorCode,
+  PROTOCOL_VERSION,
   type ErrorCode,
   type WireError,
 } from './protocol.js';

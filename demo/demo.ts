@@ -139,7 +139,7 @@ async function main(): Promise<void> {
   await handle.ready;
   // Documents made by older demo versions may lack a field: add it empty.
   for (const field of Object.keys(INITIAL) as Field[]) {
-    if (stringAt(handle.data, [field]) === null) handle.submit(ops.insert([field], ''));
+    if (stringAt(handle.data, [field]) === null) handle.submit(ops.insert([field], ''), { undoable: false });
   }
 
   const doc = bindableDoc(handle);

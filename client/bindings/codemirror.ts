@@ -5,12 +5,17 @@
  * changes, so CodeMirror maps the local selection itself (a caret stays before text inserted
  * exactly at it). Remote users' carets and selections come from presence and are drawn by
  * remote-cursors.ts with their name and colour.
+ *
+ * Undo: when the document has `undo`/`redo` (the SDK's history of this user's own edits),
+ * Mod-z, Mod-Shift-z and Mod-y (at the highest precedence, above any history keymap) and
+ * the browser's undo/redo menu items run them. The binding installs no CodeMirror history:
+ * CodeMirror's own would also revert remote edits it was shown.
  */
-import { Annotation, EditorState, Transaction, type ChangeSpec, type Extension, type Text } from '@codemirror/state';
-import { EditorView, ViewPlugin, type ViewUpdate } from '@codemirror/view';
+import { Annotation, EditorState, Prec, Transaction, type ChangeSet, type ChangeSpec, type Extension, type Text } from '@codemirror/state';
+import { EditorView, ViewPlugin, keymap, type ViewUpdate } from '@codemirror/view';
 import type { JSONOp, Path } from 'ot-json1';
 import type { TextOp, TextOpComponent } from 'ot-text-unicode';
-import type { Binding, BindableDoc, BindingOptions, CursorPresence, RemotePresences } from './types.js';
+import type { Binding, BindableDoc, BindingOptions, CursorPresence, HistoryCommand, RemotePresences } from './types.js';
 import { remoteCursors, setRemoteCursors, type RemoteCursor } from './remote-cursors.js';
 import { advanceCp, cpLength, cpToUtf16, diffToTextOp, stringAt, stringChangeAt, textChanges, textEditOp, utf16ToCp } from './text-ops.js';
 
@@ -64,8 +69,38 @@ export interface CodeMirrorBindingOptions extends BindingOptions {
  */
 export function collab(doc: BindableDoc, path: Path, options: CodeMirrorBindingOptions = {}): Extension {
   const plugin = ViewPlugin.define((view) => new CollabPlugin(view, doc, path, options));
+  const run = (command: HistoryCommand) => (view: EditorView): boolean => {
+    const instance = view.plugin(plugin);
+    if (!instance) return false;
+    instance.runHistory(command);
+    // Handled even with nothing to undo: no other history may act on the shared text.
+    return true;
+  };
+  const historyKeys: Extension = doc.undo
+    ? [
+        Prec.highest(
+          keymap.of([
+            { key: 'Mod-z', run: run('undo'), preventDefault: true },
+            { key: 'Mod-Shift-z', run: run('redo'), preventDefault: true },
+            { key: 'Mod-y', run: run('redo'), preventDefault: true },
+          ]),
+        ),
+        Prec.highest(
+          EditorView.domEventHandlers({
+            // The browser's Edit menu and context menu.
+            beforeinput(event, view) {
+              const command = event.inputType === 'historyUndo' ? 'undo' : event.inputType === 'historyRedo' ? 'redo' : null;
+              if (command === null) return false;
+              event.preventDefault();
+              return run(command)(view);
+            },
+          }),
+        ),
+      ]
+    : [];
   return [
     plugin,
+    historyKeys,
     // Only "\n" breaks lines, so a "\r" in the shared string stays a character and the
     // editor's text equals the document's string exactly.
     EditorState.lineSeparator.of('\n'),
@@ -75,6 +110,8 @@ export function collab(doc: BindableDoc, path: Path, options: CodeMirrorBindingO
 
 class CollabPlugin {
   private submitting = false;
+  /** Set while this editor runs an undo or redo: its op is a local change, and moves the caret. */
+  private historyRun: HistoryCommand | null = null;
   private destroyed = false;
   private presenceScheduled = false;
   private readonly offOp: () => void;
@@ -131,19 +168,40 @@ class CollabPlugin {
     }
   }
 
+  /** Runs the document's undo or redo; its op arrives through onOp like any other. */
+  runHistory(command: HistoryCommand): void {
+    this.historyRun = command;
+    try {
+      if (command === 'undo') this.doc.undo?.();
+      else this.doc.redo?.();
+    } finally {
+      this.historyRun = null;
+    }
+  }
+
   private onOp(op: JSONOp): void {
     if (this.submitting || this.destroyed) return;
     const change = stringChangeAt(op, this.path);
     if (change.kind === 'none') return;
+    const own = this.historyRun;
     if (change.kind === 'text') {
+      const changes = this.view.state.changes(textOpToChanges(this.view.state.doc, change.op));
+      // Like a native undo, ours puts the caret where the text changed (its update then
+      // publishes the caret).
+      const caret = own ? lastChangeEnd(changes) : null;
       this.view.dispatch({
-        changes: textOpToChanges(this.view.state.doc, change.op),
-        annotations: [fromDocument.of(true), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
+        changes,
+        ...(caret !== null ? { selection: { anchor: caret }, scrollIntoView: true } : {}),
+        annotations: [
+          fromDocument.of(true),
+          Transaction.addToHistory.of(false),
+          own ? Transaction.userEvent.of(own) : Transaction.remote.of(true),
+        ],
       });
     }
     // Safety net (and the path for replaced/moved strings): the editor must equal the string.
     this.resync();
-    this.options.onChange?.('remote');
+    this.options.onChange?.(own ? 'local' : 'remote');
   }
 
   /** Makes the editor equal the document's string with the smallest change. */
@@ -203,6 +261,15 @@ class CollabPlugin {
     }
     this.view.dispatch({ effects: setRemoteCursors.of(cursors) });
   }
+}
+
+/** Where the last change of `changes` ends in the new document (null: no change). */
+function lastChangeEnd(changes: ChangeSet): number | null {
+  let end: number | null = null;
+  changes.iterChangedRanges((_fromA, _toA, _fromB, toB) => {
+    end = toB;
+  });
+  return end;
 }
 
 function onPath(p: CursorPresence, path: Path): boolean {

@@ -12,6 +12,8 @@ export interface DocHandleLike {
   submit(op: JSONOp): void;
   on(event: 'op', listener: (op: JSONOp, meta: { source: string }) => void): () => void;
   on(event: 'change', listener: () => void): () => void;
+  undo?(): boolean;
+  redo?(): boolean;
 }
 
 /** What the bindings use of the SDK's PresenceHandle. */
@@ -22,11 +24,14 @@ export interface PresenceHandleLike {
 }
 
 export function bindableDoc(handle: DocHandleLike): BindableDoc {
+  const { undo, redo } = handle;
   return {
     get data() {
       return handle.data;
     },
     submit: (op) => handle.submit(op),
+    // The SDK's history: the bindings' undo keys revert this user's edits only.
+    ...(undo && redo ? { undo: () => undo.call(handle), redo: () => redo.call(handle) } : {}),
     onOp: (listener) => handle.on('op', (op) => listener(op)),
     onReset(listener) {
       // The SDK emits 'change' right after every 'op' too; only a change without an op

@@ -7,11 +7,15 @@
  * - While an IME composition is open the field is left alone (writing `value` would cancel
  *   the composition); remote ops queue up and are merged when it ends.
  * - After every change the field's value equals the document's string.
+ * - When the document has `undo`/`redo` (the SDK's history of this user's own edits), the
+ *   undo keys (Ctrl/Cmd+Z, Ctrl/Cmd+Shift+Z, Ctrl/Cmd+Y) and the browser's undo/redo menu
+ *   items run them instead of the field's native undo, which knows nothing of other users.
  */
 import type { JSONOp, Path } from 'ot-json1';
+import type { TextOp } from 'ot-text-unicode';
 import { setOp, tandemJson1 } from '../../ot-types/index.js';
-import type { Binding, BindableDoc, BindingOptions, CursorPresence } from './types.js';
-import { cpToUtf16, diffToTextOp, mapOffset, stringAt, stringChangeAt, textEditOp, utf16ToCp, valueAt } from './text-ops.js';
+import type { Binding, BindableDoc, BindingOptions, CursorPresence, HistoryCommand } from './types.js';
+import { cpLength, cpToUtf16, diffToTextOp, mapOffset, stringAt, stringChangeAt, textEditOp, utf16ToCp, valueAt } from './text-ops.js';
 
 export type TextField = HTMLTextAreaElement | HTMLInputElement;
 
@@ -40,6 +44,11 @@ export function bindTextField(field: TextField, doc: BindableDoc, path: Path, op
   let stale = false;
   /** True while our own submit runs, so its 'op' echo is not taken for a remote op. */
   let submitting = false;
+  /**
+   * Set while this field runs an undo or redo: its op is this user's change (reported as
+   * 'local'), and `caret` (code points) is where it ends in this field, for the caret.
+   */
+  let historyRun: { caret: number | null } | null = null;
   let destroyed = false;
 
   field.value = shadow;
@@ -122,7 +131,7 @@ export function bindTextField(field: TextField, doc: BindableDoc, path: Path, op
     if (local !== null) publishPresence();
     if (local !== null) options.onChange?.('local');
     // Ops on other parts of the document are no change to this field.
-    if (remoteTouched || field.value !== shown) options.onChange?.('remote');
+    if (remoteTouched || field.value !== shown) options.onChange?.(historyRun ? 'local' : 'remote');
   };
 
   const submitOwn = (op: JSONOp): void => {
@@ -136,8 +145,48 @@ export function bindTextField(field: TextField, doc: BindableDoc, path: Path, op
 
   const onOp = (op: JSONOp): void => {
     if (submitting || destroyed) return;
+    if (historyRun) {
+      const change = stringChangeAt(op, path);
+      if (change.kind === 'text') historyRun.caret = caretAfter(change.op) ?? historyRun.caret;
+    }
     queued.push(op);
     sync();
+  };
+
+  /** Runs the document's undo or redo; its op arrives through onOp like any other. */
+  const runHistory = (command: HistoryCommand): void => {
+    // Typing not yet synced belongs before the step (normally input events leave none).
+    sync();
+    const run: { caret: number | null } = { caret: null };
+    historyRun = run;
+    try {
+      if (command === 'undo') doc.undo?.();
+      else doc.redo?.();
+    } finally {
+      historyRun = null;
+      const { caret } = run;
+      if (caret !== null && !destroyed && field.ownerDocument.activeElement === field) {
+        // Like a native undo: the caret goes to where the text changed.
+        const at = cpToUtf16(field.value, caret);
+        field.setSelectionRange(at, at);
+        publishPresence();
+      }
+    }
+  };
+
+  const onKeyDown = (event: Event): void => {
+    const command = historyKey(event as KeyboardEvent);
+    if (command === null || !doc.undo || composing) return;
+    event.preventDefault();
+    runHistory(command);
+  };
+  /** The browser's Edit menu and context menu send undo/redo as `beforeinput`. */
+  const onBeforeInput = (event: Event): void => {
+    const type = (event as InputEvent).inputType;
+    const command = type === 'historyUndo' ? 'undo' : type === 'historyRedo' ? 'redo' : null;
+    if (command === null || !doc.undo || composing) return;
+    event.preventDefault();
+    runHistory(command);
   };
 
   const onReset = (): void => {
@@ -170,6 +219,8 @@ export function bindTextField(field: TextField, doc: BindableDoc, path: Path, op
   };
 
   const listeners: Array<[string, EventListener]> = [
+    ['keydown', onKeyDown],
+    ['beforeinput', onBeforeInput],
     ['input', onInput],
     ['compositionstart', onCompositionStart],
     ['compositionend', onCompositionEnd],
@@ -192,6 +243,28 @@ export function bindTextField(field: TextField, doc: BindableDoc, path: Path, op
       offReset?.();
     },
   };
+}
+
+/** The undo/redo command a key press asks for: Mod-z, Mod-Shift-z or Mod-y (Mod: Ctrl or Cmd). */
+function historyKey(event: KeyboardEvent): HistoryCommand | null {
+  if (!(event.ctrlKey || event.metaKey) || event.altKey || event.isComposing) return null;
+  // Layouts without Latin letters report another `key`; `code` names the physical key.
+  const key = /^[a-z]$/i.test(event.key) ? event.key.toLowerCase() : event.code === 'KeyZ' ? 'z' : event.code === 'KeyY' ? 'y' : '';
+  if (key === 'z') return event.shiftKey ? 'redo' : 'undo';
+  if (key === 'y' && !event.shiftKey) return 'redo';
+  return null;
+}
+
+/** Where a text op's last change ends, in code points of the string after it (null: none). */
+function caretAfter(op: TextOp): number | null {
+  let pos = 0;
+  let caret: number | null = null;
+  for (const c of op) {
+    if (typeof c === 'number') pos += c;
+    else if (typeof c === 'string') caret = pos += cpLength(c);
+    else caret = pos;
+  }
+  return caret;
 }
 
 /** An op that puts `text` at `path` (replacing a non-string), or null when its parent is missing. */

@@ -27,7 +27,19 @@ export interface BindableDoc {
    * rollback reload). Optional: without it bindings notice such changes at the next op.
    */
   onReset?(listener: () => void): () => void;
+  /**
+   * Reverts this user's latest group of edits (only theirs), submitted like an edit; its
+   * op reaches `onOp` listeners. Optional: with it, the bindings take over the editor's undo
+   * keys (Mod-z, Mod-Shift-z, Mod-y) and its undo/redo menu items; without it they leave
+   * them to the editor. Returns false when there was nothing to undo.
+   */
+  undo?(): boolean;
+  /** Reapplies what the latest `undo` reverted; false when there was nothing to redo. */
+  redo?(): boolean;
 }
+
+/** An undo or redo command from the keyboard or a menu. */
+export type HistoryCommand = 'undo' | 'redo';
 
 /** A user as shown to others: a display name and a CSS colour. */
 export interface PresenceUser {
