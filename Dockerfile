@@ -5,8 +5,10 @@
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-# Lock file first, so the dependency layer is cached until dependencies change.
+# Lock file first, so the dependency layer is cached until dependencies change (the client
+# workspace's package.json is part of the lock's tree).
 COPY package.json package-lock.json ./
+COPY client/package.json ./client/
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund

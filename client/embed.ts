@@ -2,7 +2,7 @@
  * The embed API: one call puts a collaborative editor for one string of a Tandem document
  * into a page.
  *
- *   import { mount } from 'tandem/client/embed';          // ES module
+ *   import { mount } from '@tandem/client/embed';        // ES module
  *   const editor = mount(el, { url, collection: 'notes', id: 'n1', path: ['body'] });
  *   editor.destroy();
  *
@@ -169,3 +169,4 @@ export { connect, IndexedDbOutboxStore } from './index.js';
 export { ops } from '../ot-types/index.js';
 // Everything needed to bind editors by hand (e.g. several fields of one document).
 export * from './bindings/index.js';
+export * from './codemirror.js';

@@ -10,8 +10,6 @@ export default (root) => {
     sourcemap: true,
     // Minified: the embed bundle is what other sites load (~1 MB → ~0.4 MB); maps stay.
     minify: true,
-    // ShareDB's client requires Node's `events` and `util`; small browser versions stand in.
-    alias: { events: join(root, 'demo/shims/events.ts'), util: join(root, 'demo/shims/util.ts') },
     logLevel: 'warning',
   };
   // HTML pages are copied as they are (no build step in them).

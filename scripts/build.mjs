@@ -1,4 +1,5 @@
-// Bundles the server (and, when present, the browser demo) with esbuild.
+// Bundles the server (the `tandem` command and the embedding API), the load tool and, when
+// present, the browser demo with esbuild.
 // `--if-needed` skips the work when every output is newer than every source file.
 import { build } from 'esbuild';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -11,6 +12,8 @@ function newestSource(dir) {
   let newest = 0;
   if (!existsSync(dir)) return newest;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    // A workspace's own build output and installs are not sources.
+    if (entry.isDirectory() && (entry.name === 'dist' || entry.name === 'node_modules')) continue;
     const path = join(dir, entry.name);
     const mtime = entry.isDirectory() ? newestSource(path) : statSync(path).mtimeMs;
     if (mtime > newest) newest = mtime;
@@ -23,6 +26,18 @@ const targets = [
     outfile: join(root, 'dist/tandem.js'),
     options: {
       entryPoints: [join(root, 'server/main.ts')],
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      sourcemap: true,
+    },
+  },
+  // `import { startServer } from '@tandem/server'`: the embedding API (declarations: tsconfig.server-types.json).
+  {
+    outfile: join(root, 'dist/server.js'),
+    options: {
+      entryPoints: [join(root, 'server/index.ts')],
       platform: 'node',
       format: 'esm',
       target: 'node20',

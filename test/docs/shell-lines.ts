@@ -396,11 +396,38 @@ const npmBuild: Rule = ({ command }) =>
     ? { handling: 'run', how: 'run; must exit 0 (it writes dist/, as `npm start` does)', run: async (ctx) => void (await expectOk(ctx, command, 120_000)) }
     : null;
 
+const PACKAGING_TEST = 'test/packaging/packages.test.ts';
+
+/** `npm pack -w client`: the packaging test packs and installs each package as a user does. */
+const npmPackClient: Rule = ({ command, comment }) =>
+  command === 'npm pack -w client'
+    ? {
+        handling: 'represented',
+        how: `represented by ${PACKAGING_TEST}, which runs npm pack for each package and installs the tarballs into a scratch project; here: the tarball name the comment gives is the package's`,
+        run: async () => {
+          const pkg = JSON.parse(readFileSync(join(ROOT, 'client/package.json'), 'utf8')) as { name: string; version: string };
+          const tarball = `${pkg.name.replace(/^@/, '').replace('/', '-')}-${pkg.version}.tgz`;
+          assert.ok(comment.includes(tarball), `the comment names ${tarball}`);
+          assert.ok(existsSync(join(ROOT, PACKAGING_TEST)), `${PACKAGING_TEST} exists`);
+        },
+      }
+    : null;
+
+/** `npm install <tarball>` into the reader's own app. */
+const npmInstallTarball: Rule = ({ command }) =>
+  /^npm install \S+\.tgz$/.test(command)
+    ? {
+        handling: 'skipped',
+        how: `the reader's own app: ${PACKAGING_TEST} installs the packed tarballs into a scratch project outside the repository`,
+        run: async () => undefined,
+      }
+    : null;
+
 /** A comment on a line of its own says nothing to run (`# open …` is handled above as an action). */
 const commentOnly: Rule = ({ command }) =>
   command === '' ? { handling: 'skipped', how: 'a comment: nothing to run', run: async () => undefined } : null;
 
-const RULES: readonly Rule[] = [npmInstall, npmStart, npmTest, exportLine, tandemCli, openComment, dockerEngine, openComposeStack, mongoTests, loadRun, benchRun, floodRun, npmBuild, commentOnly];
+const RULES: readonly Rule[] = [npmInstall, npmPackClient, npmInstallTarball, npmStart, npmTest, exportLine, tandemCli, openComment, dockerEngine, openComposeStack, mongoTests, loadRun, benchRun, floodRun, npmBuild, commentOnly];
 
 /** The plan for `line`, or null when no rule knows it (the walkthrough then fails). */
 export function planLine(line: ShellLine, block: ReadmeBlock): LinePlan | null {

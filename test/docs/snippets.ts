@@ -33,17 +33,19 @@ interface Placeholder {
 
 const CLIENT = `${ROOT}/client/index.js`;
 const BINDINGS = `${ROOT}/client/bindings/index.js`;
+const CODEMIRROR = `${ROOT}/client/codemirror.js`;
 
 const PLACEHOLDERS: Readonly<Record<string, Placeholder>> = {
   // client.doc<Note>(…, { create: { title: '', items: [] } }): the application's document type.
   Note: { code: 'interface Note { title: string; items: string[] }', runnable: true, what: 'the application\'s document type' },
   client: { code: `import type { TandemClient as __TandemClient } from '${CLIENT}';\ndeclare const client: __TandemClient;`, runnable: false, what: 'the client of the Client SDK snippet' },
+  root: { code: "import type { Root as __Root } from 'react-dom/client';\ndeclare const root: __Root;", runnable: false, what: 'a React root (react-dom/client createRoot, in a page)' },
   textarea: { code: 'declare const textarea: HTMLTextAreaElement;', runnable: false, what: 'a <textarea> element (DOM)' },
   parent: { code: 'declare const parent: HTMLElement;', runnable: false, what: 'the editor\'s parent element (DOM)' },
   user: { code: `import type { PresenceUser as __PresenceUser } from '${BINDINGS}';\ndeclare const user: __PresenceUser;`, runnable: false, what: 'the local user ({ name, color })' },
   onChange: { code: `import type { ChangeOrigin as __ChangeOrigin } from '${BINDINGS}';\ndeclare const onChange: (origin: __ChangeOrigin) => void;`, runnable: false, what: 'the application\'s change callback' },
   // Whatever createCollabEditor accepts: README leaves the CodeMirror extensions to the reader.
-  extensions: { code: `import type { createCollabEditor as __cce } from '${BINDINGS}';\ndeclare const extensions: NonNullable<NonNullable<Parameters<typeof __cce>[3]>['extensions']>;`, runnable: false, what: 'CodeMirror extensions' },
+  extensions: { code: `import type { createCollabEditor as __cce } from '${CODEMIRROR}';\ndeclare const extensions: NonNullable<NonNullable<Parameters<typeof __cce>[3]>['extensions']>;`, runnable: false, what: 'CodeMirror extensions' },
 };
 
 export interface SnippetPlan {
@@ -65,9 +67,31 @@ interface NamedImport {
   readonly from: string;
 }
 
-/** `import { a, b as c } from './x.js'` (README paths are relative to the repository) → absolute. */
+/**
+ * This repository's packages as README imports them (`@tandem/client/react`, `@tandem/server`)
+ * → their source modules, from each package.json's `exports` (an export's declarations,
+ * `./dist/client/react/index.d.ts` or `./dist/types/server/index.d.ts`, name the source file),
+ * so snippets check against the sources without a build. test/packaging/ checks the built ones.
+ */
+const PACKAGE_SOURCES: ReadonlyMap<string, string> = (() => {
+  const map = new Map<string, string>();
+  for (const dir of ['.', 'client']) {
+    const pkg = JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as { name: string; exports: Record<string, string | { types?: string }> };
+    for (const [subpath, target] of Object.entries(pkg.exports)) {
+      if (typeof target === 'string' || !target.types) continue;
+      const source = target.types.replace(/^\.\/dist\/(?:types\/)?/, '').replace(/\.d\.ts$/, '.js');
+      map.set(pkg.name + subpath.slice(1), join(ROOT, source));
+    }
+  }
+  return map;
+})();
+
+/**
+ * `import { a, b as c } from './x.js'` (README paths are relative to the repository) → absolute;
+ * this repository's packages → their sources.
+ */
 function absoluteSpecifier(specifier: string): string {
-  return specifier.startsWith('.') ? resolve(ROOT, specifier) : specifier;
+  return specifier.startsWith('.') ? resolve(ROOT, specifier) : (PACKAGE_SOURCES.get(specifier) ?? specifier);
 }
 
 function importsOf(statement: string): NamedImport[] {
@@ -96,10 +120,18 @@ function exportsOf(file: string, seen = new Set<string>()): Set<string> {
   return names;
 }
 
-/** Modules the prose names by path (`client/bindings/`, `client/embed.ts`), as TypeScript files. */
+/**
+ * Modules the prose names by path (`client/bindings/`, `client/embed.ts`) or as a package
+ * (`@tandem/client/bindings`), as TypeScript files.
+ */
 function proseModules(prose: string): string[] {
   const files: string[] = [];
   for (const span of inlineCode(prose)) {
+    const packaged = PACKAGE_SOURCES.get(span);
+    if (packaged) {
+      files.push(packaged.replace(/\.js$/, '.ts'));
+      continue;
+    }
     const m = /^(?:\.\/)?((?:client|ot-types)\/[\w./-]*)$/.exec(span);
     if (!m) continue;
     const path = join(ROOT, m[1]!);
@@ -216,10 +248,10 @@ export function planSnippet(block: ReadmeBlock): SnippetPlan {
   if (mode === 'typecheck') {
     account.push(
       `type-checked only: it needs ${notRunnable.join(', ')} from a browser page (the bindings run in Chromium in ` +
-        'test/browser/bindings-browser.test.ts)',
+        'test/browser/bindings-browser.test.ts, the React hooks in test/browser/react-hooks.test.ts)',
     );
   }
-  const rewrittenOwn = imports.map((text) => text.replace(/from\s*'(\.[^']+)'/, (_, s: string) => `from '${absoluteSpecifier(s)}'`));
+  const rewrittenOwn = imports.map((text) => text.replace(/from\s*'([^']+)'/, (_, s: string) => `from '${absoluteSpecifier(s)}'`));
   const header = [
     `// README.md:${block.line} (${block.heading}), generated by test/docs/readme-walkthrough.test.ts`,
     ...rewrittenOwn,
