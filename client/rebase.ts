@@ -93,5 +93,5 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   const ob = b as Record<string, unknown>;
   if (ka.length !== Object.keys(ob).length) return false;
   const oa = a as Record<string, unknown>;
-  return ka.every((k) => Object.prototype.hasOwnProperty.call(ob, k) && jsonEqual(oa[k], ob[k]));
+  return ka.every((k) => Object.hasOwn(ob, k) && jsonEqual(oa[k], ob[k]));
 }

@@ -28,6 +28,7 @@ type Field = keyof DemoDoc;
 const INITIAL: DemoDoc = {
   title: 'Welcome to Tandem',
   notes: 'Everyone on this page edits the same document.\nType here, in the title, or in the code.\n',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: JavaScript shown in the demo's editor
   code: 'function greet(name) {\n  return `Hello, ${name}!`;\n}\n',
 };
 

@@ -168,7 +168,7 @@ class SdkConnection implements LoadConnection {
     wire.setMaxListeners(0);
     wire.on('receive', (request: { data?: OpReply }) => {
       const m = request.data;
-      if (!m || m.a !== 'op' || m.src !== this.client.id) return;
+      if (m?.a !== 'op' || m.src !== this.client.id) return;
       this.docs.get(`${String(m.c)}\u0000${String(m.d)}`)?.answered(m);
     });
   }

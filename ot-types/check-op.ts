@@ -25,7 +25,7 @@ function eachComponent(op: JSONOp, visit: (component: Component, path: Path) => 
 function valueAt(doc: Doc | undefined, path: Path): { found: boolean; value?: unknown } {
   let value: unknown = doc;
   for (const key of path) {
-    if (typeof key === 'number' ? !Array.isArray(value) || key < 0 || key >= value.length : typeof value !== 'object' || value === null || Array.isArray(value) || !Object.prototype.hasOwnProperty.call(value, key)) {
+    if (typeof key === 'number' ? !Array.isArray(value) || key < 0 || key >= value.length : typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, key)) {
       return { found: false };
     }
     value = (value as Record<string | number, unknown>)[key];

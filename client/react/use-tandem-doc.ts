@@ -38,6 +38,7 @@ export function useTandemDoc<T = JsonValue>(collection: string, id: string | nul
   const client = useTandemClient();
   // Deliberately keyed without `options`: they apply when the document opens (see above),
   // and an inline object literal would otherwise resubscribe on every render.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: options count only when the document opens (above)
   const subscribe = useCallback(
     (notify: () => void) => (id === null ? noSubscription() : subscribeDoc(client, collection, id, options, notify)),
     [client, collection, id],

@@ -135,6 +135,6 @@ export function ruleAllows(rule: Rule | undefined, identity: Identity | null, id
 
 /** The rules that apply to a collection, or null when the file does not cover it (refused). */
 export function rulesFor(file: RulesFile, collection: string): CollectionRules | null {
-  const own = Object.prototype.hasOwnProperty.call(file.collections, collection) ? file.collections[collection] : undefined;
+  const own = Object.hasOwn(file.collections, collection) ? file.collections[collection] : undefined;
   return own ?? file.collections['*'] ?? null;
 }

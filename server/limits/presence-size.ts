@@ -28,7 +28,7 @@ export function jsonByteLength(value: unknown, limit: number): number {
       let keys = 0;
       total += 2;
       for (const key in item) {
-        if (!Object.prototype.hasOwnProperty.call(item, key)) continue;
+        if (!Object.hasOwn(item, key)) continue;
         // Key, quotes and escapes, then the colon; a comma before every key but the first.
         total += (keys++ > 0 ? 1 : 0) + (key.length + 2 > over - total ? over : Buffer.byteLength(JSON.stringify(key))) + 1;
         if (total > limit) return over;

@@ -101,7 +101,7 @@ function actionOf(op: { create?: unknown; del?: unknown }): AccessAction {
 function valueAt(data: unknown, path: Path): unknown {
   let value = data;
   for (const key of path) {
-    if (typeof value !== 'object' || value === null || !Object.prototype.hasOwnProperty.call(value, key)) return undefined;
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) return undefined;
     value = (value as Record<string | number, unknown>)[key];
   }
   return value;

@@ -41,7 +41,7 @@ export class TandemMemoryDB extends ShareDB.MemoryDB implements QueryLimitedDb {
     return {
       countLive: (collection, atMost) => {
         let n = 0;
-        for (const id in docsOf(collection)) if (++n > atMost) break;
+        for (const _id in docsOf(collection)) if (++n > atMost) break;
         return n;
       },
       readIds: (collection, ids, withMeta) => ids.flatMap((id) => live(collection, id, withMeta) ?? []),

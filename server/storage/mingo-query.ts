@@ -150,7 +150,7 @@ function compileFilter(filter: Record<string, unknown>): Query {
 
 /** The ids a filter restricts results to at its top level (`_id: x`, `{$eq: x}`, `{$in: [...]}`), or null. */
 function idsOf(filter: Record<string, unknown>): string[] | null {
-  if (!Object.prototype.hasOwnProperty.call(filter, '_id')) return null;
+  if (!Object.hasOwn(filter, '_id')) return null;
   const cond = filter._id;
   let values: unknown[];
   if (!isPlainObject(cond)) values = [cond];
@@ -205,7 +205,7 @@ export function compileQuery(query: unknown): CompiledQuery {
 /** ShareDB's canPollDoc: may a changed doc be re-checked alone instead of re-running the query? */
 export function canPollDoc(query: unknown): boolean {
   if (!isPlainObject(query)) return false;
-  return !NOT_POLLABLE_BY_DOC.some((key) => Object.prototype.hasOwnProperty.call(query, key));
+  return !NOT_POLLABLE_BY_DOC.some((key) => Object.hasOwn(query, key));
 }
 
 /**

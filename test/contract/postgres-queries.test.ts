@@ -147,7 +147,7 @@ describe('PostgresDB queries — same answers as the in-process stores', functio
     it(JSON.stringify(query), async function () {
       const expected = await poll(memoryDb, query);
       const actual = await poll(pgDb, query);
-      const sorted = Object.prototype.hasOwnProperty.call(query, '$sort');
+      const sorted = Object.hasOwn(query as object, '$sort');
       // Without $sort the order is the store's own (the memory store's insertion order here).
       const order = (ids: string[]) => (sorted ? ids : [...ids].sort());
       assert.deepEqual(order(actual.ids), order(expected.ids));

@@ -77,7 +77,7 @@ async function checkStarted(ctx: LineContext, server: StartedServer, expectedPor
   for (const [url] of comment.matchAll(/https?:\/\/[^\s,)]+/g)) {
     assert.equal(new URL(url).origin, server.url, `the comment's address (${url})`);
   }
-  for (const [, port] of comment.matchAll(/(?<![\w.\/]):(\d{2,5})\b/g)) {
+  for (const [, port] of comment.matchAll(/(?<![\w./]):(\d{2,5})\b/g)) {
     assert.equal(new URL(server.url).port, port, `the comment's port (:${port})`);
   }
   const data = /\bdata in (\S+?)[,.;]?(?:\s|$)/.exec(comment);
@@ -151,6 +151,10 @@ const npmTest: Rule = ({ command, comment }) =>
           const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
           const script = pkg.scripts.test ?? '';
           if (/tsc --noEmit/.test(comment)) assert.match(script, /\btsc --noEmit\b.*&&.*\bmocha\b/, `scripts.test type-checks first: ${script}`);
+          if (/\bbiome\b/.test(comment)) {
+            assert.match(script, /^npm run lint && /, `scripts.test lints first: ${script}`);
+            assert.match(pkg.scripts.lint ?? '', /^biome (ci|lint) \.$/, 'scripts.lint runs biome over the repository');
+          }
           if (/\bmocha\b/.test(comment)) assert.match(script, /\bmocha\b/, 'scripts.test runs mocha');
           if (/\btsx\b/.test(comment)) {
             const mocharc = readFileSync(join(ROOT, '.mocharc.json'), 'utf8');

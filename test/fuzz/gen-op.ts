@@ -22,7 +22,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { JSONOp, Path } from 'ot-json1';
 import { ops, tandemJson1 } from '../../ot-types/index.js';
-import { Rng } from './rng.js';
+import type { Rng } from './rng.js';
 
 export { Rng, shuffled } from './rng.js';
 

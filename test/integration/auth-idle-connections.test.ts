@@ -489,7 +489,11 @@ describe('auth: 10,000 connections that never authenticate', function () {
       tcpAnswers: Object.fromEntries(
         (['tcpSilent', 'tcpPartial'] as const).map((k) => [
           k,
-          of(k).reduce<Record<string, number>>((acc, t) => ({ ...acc, [t.detail ?? '(nothing)']: (acc[t.detail ?? '(nothing)'] ?? 0) + 1 }), {}),
+          of(k).reduce<Record<string, number>>((acc, t) => {
+            const answer = t.detail ?? '(nothing)';
+            acc[answer] = (acc[answer] ?? 0) + 1;
+            return acc;
+          }, {}),
         ]),
       ),
       closeAfterConnectMs: Object.fromEntries(KINDS.map((k) => [k, spread(of(k).map((t) => t.closedAt! - t.connectedAt!))])),

@@ -4,7 +4,7 @@
  */
 import { ShareDbErrorCode, TandemErrorCode } from '../../client/protocol.js';
 import type { TestServer } from '../helpers/server.js';
-import { WireClient, preview, type Json } from './bad-input-wire.js';
+import { type WireClient, preview, type Json } from './bad-input-wire.js';
 
 export const C = 'docs';
 export const D = 'd1';

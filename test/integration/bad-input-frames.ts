@@ -47,6 +47,7 @@ export interface FrameContext {
 const DANGEROUS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'isPrototypeOf'];
 const WEIRD_NAMES = ['', ' ', '.', '..', '/', 'a/b', '%00', '\u0000', 'docs\u0000alpha', '😀', 'x'.repeat(300), 'ALPHA', 'alpha ', 'o_docs', 'sqlite_master', "'; DROP TABLE ops; --"];
 const ACTIONS = ['init', 'hs', 'qf', 'qs', 'qu', 'q', 'bf', 'bs', 'bu', 'f', 'fixup', 's', 'u', 'op', 'nf', 'nt', 'pp', 'p', 'ps', 'pu', 'pr'];
+// biome-ignore lint/correctness/noPrecisionLoss: 2^53 + 1 is here because JSON cannot hold it exactly
 const EXTREME_NUMBERS = [0, -1, -0.5, 1.5, 2 ** 31, 2 ** 53 + 2, -(2 ** 53) - 2, 1e308, -1e308, 5e-324, 9007199254740993];
 const FIELDS = ['a', 'c', 'd', 'v', 'seq', 'src', 'op', 'create', 'del', 'b', 'q', 'id', 'ch', 'p', 'pv', 't', 'ts', 'r', 'o', 'x', 'm', 'protocol', 'protocolMinor', 'data', 'type', 'error'];
 /** Ops that pass validation (or look as if they might); the guard keeps them off existing docs. */

@@ -18,6 +18,7 @@ export const TRANSPORTS: readonly TransportName[] = ['socket.io', 'ws'];
 export const JSON1_URI = 'http://sharejs.org/types/JSONv1';
 
 /** Any JSON value as received; tests narrow the fields they look at. */
+// biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON on purpose (bad input)
 export type Json = any;
 
 export interface WireError {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { ops } from '../../ot-types/index.js';
-import type { SocketConnection } from '../../client/connect.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   create,
@@ -11,7 +10,6 @@ import {
   subscribe,
   waitForVersion,
   whenNothingPending,
-  type Doc,
 } from '../helpers/clients.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -16,7 +16,9 @@ interface StoredOp {
   del?: boolean;
 }
 
-function getOps(db: { getOps: Function }, collection: string, id: string): Promise<StoredOp[]> {
+type GetOps = (collection: string, id: string, from: number, to: null, options: object, cb: (err: Error | null, found: StoredOp[]) => void) => void;
+
+function getOps(db: { getOps: GetOps }, collection: string, id: string): Promise<StoredOp[]> {
   return new Promise((resolve, reject) =>
     db.getOps(collection, id, 0, null, {}, (err: Error | null, found: StoredOp[]) => (err ? reject(err) : resolve(found))),
   );
@@ -89,7 +91,7 @@ describe('durability: SIGKILL while clients submit', function () {
     // The stored snapshot must equal the replay of the stored op log.
     const storage = await openStorage(dbUrl, { sqliteSynchronous: 'NORMAL', milestoneInterval: 500 });
     try {
-      const log = await getOps(storage.db as unknown as { getOps: Function }, 'durable', 'd1');
+      const log = await getOps(storage.db as unknown as { getOps: GetOps }, 'durable', 'd1');
       assert.equal(log[0]?.create?.type, tandemJson1.uri);
       let replayed: unknown = log[0]!.create!.data;
       log.forEach((entry, i) => {

@@ -178,7 +178,11 @@ describe('load tool: exit codes for usage mistakes', function () {
 /** A stand-in for stderr that keeps what is written (a terminal when `isTTY`). */
 function captureStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
   let text = '';
-  const fake = { isTTY, columns: 200, rows: 40, write: (chunk: string) => ((text += chunk), true) };
+  const fake = { isTTY, columns: 200, rows: 40, write: (chunk: string) => {
+      text += chunk;
+      return true;
+    },
+  };
   // Only write/isTTY/columns are used by createProgress and cli-progress (through readline).
   return { stream: fake as unknown as NodeJS.WriteStream, text: () => text };
 }
@@ -228,6 +232,7 @@ describe('load tool: live progress, timeline points', () => {
       const progress = createProgress('bar', bar.stream);
       play(progress, point, steps);
       progress.stop();
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences are what this parses
       const frames = bar.text().replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '\n').split('\n');
       return frames.filter((f) => f.includes('|')).at(-1)!;
     };

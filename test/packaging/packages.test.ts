@@ -114,7 +114,7 @@ async function serveStatic(roots: Record<string, string>): Promise<{ url: string
     const [, prefix = '', rest = ''] = /^\/([^/]+)\/?(.*)$/.exec(path) ?? [];
     const root = roots[prefix];
     const file = root ? normalize(join(root, rest || 'index.html')) : null;
-    if (!root || !file || !file.startsWith(root) || !existsSync(file)) {
+    if (!root || !file?.startsWith(root) || !existsSync(file)) {
       res.writeHead(404).end();
       return;
     }

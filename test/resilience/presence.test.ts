@@ -24,7 +24,6 @@ import {
   sendRaw,
   submitPresence,
   type Cursor,
-  type TappedClient,
   type Transport,
 } from './presence-clients.js';
 
@@ -239,7 +238,7 @@ describe('resilience: presence limits', function () {
     const results = await Promise.all(Array.from({ length: 5 * PRESENCE_PER_SECOND }, (_, i) => submitPresence(local, cursorAt(i % 10, 'app'))));
     assert.deepEqual(results.filter((r) => r !== null), []);
     assert.equal(await submitPresence(local, cursorAt(1, 'app', 'x'.repeat(2 * MAX_PRESENCE_BYTES))), null);
-    await waitFor(() => (b.presence.remotePresences['app'] as Cursor | null)?.user.pad?.length === 2 * MAX_PRESENCE_BYTES, { what: 'the large value at bob' });
+    await waitFor(() => (b.presence.remotePresences.app as Cursor | null)?.user.pad?.length === 2 * MAX_PRESENCE_BYTES, { what: 'the large value at bob' });
   });
 });
 

@@ -159,7 +159,7 @@ describe('resilience: rates', function () {
       const docs = Array.from({ length: 7 }, (_, i) => client.doc<{ i: number }>(T, `new-${i}`, { create: { i } }));
       await Promise.all(docs.map((doc) => doc.ready));
       await Promise.all(docs.map((doc) => doc.whenSynced()));
-      for (const [i, doc] of docs.entries()) assert.deepEqual((await serverSnapshot(fixture.server, T, `new-${i}`)).data, { i });
+      for (const [i, _doc] of docs.entries()) assert.deepEqual((await serverSnapshot(fixture.server, T, `new-${i}`)).data, { i });
       assert.ok(fixture.server.backend.stats.rejected >= 2, 'two creates had to wait for the next window');
     });
 

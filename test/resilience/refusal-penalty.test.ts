@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../../server/config.js';
 import { FRAMES_PER_TURN } from '../../server/limits/connection-pacing.js';
 import { useServerProcessPerTest } from '../helpers/process-server.js';
-import { waitFor } from '../helpers/wait.js';
 import { TRANSPORTS, type Json } from '../integration/bad-input-wire.js';
 import { bystander, openAttack, watchHealth } from './limits-watch.js';
 

@@ -116,7 +116,7 @@ for (const c of cases) {
       await opened.store.save(saved);
       (saved.snapshot as { title: string }).title = 'changed';
       const loaded = await opened.store.load({ collection: 'notes', id: 'copy' });
-      assert.equal((loaded?.snapshot as { title: string }).title, 'v1');
+      assert.equal((loaded!.snapshot as { title: string }).title, 'v1');
     });
 
     if (c.name === 'SqliteOutboxStore') {
