@@ -2,7 +2,14 @@ import * as json1 from 'ot-json1';
 import type { Doc as JsonValue, JSONOp } from 'ot-json1';
 import type { Doc } from 'sharedb/lib/client/index.js';
 import { checkOpAgainst, JSON1_TYPE_URI, type Json1Presence } from '../ot-types/index.js';
-import type { DeepReadonly, DocContext, DocEvents as BaseDocEvents, DocOptions as BaseDocOptions, OpMeta, OpRejection } from './doc-types.js';
+import type {
+  DeepReadonly,
+  DocContext,
+  DocEvents as BaseDocEvents,
+  DocOptions as BaseDocOptions,
+  OpMeta,
+  OpRejection,
+} from './doc-types.js';
 import { DocSync, isMissingHistory, toTandemError } from './doc-sync.js';
 import { Emitter } from './emitter.js';
 import { acquireDocLock, docLockName, type DocLease } from './offline/doc-lock.js';
@@ -12,7 +19,14 @@ import { PresenceHandle } from './presence-handle.js';
 import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
 import { SendGate } from './send-gate.js';
 import { connectionInternals, docInternals, unsubscribeWhileOnline, type DocInternals, type QueuedOp } from './sharedb-internals.js';
-import { UndoManager, type HistoryDocOptions, type HistoryEvents, type SubmitOptions, type UndoOptions, type UndoState } from './undo-manager.js';
+import {
+  UndoManager,
+  type HistoryDocOptions,
+  type HistoryEvents,
+  type SubmitOptions,
+  type UndoOptions,
+  type UndoState,
+} from './undo-manager.js';
 
 export type { DeepReadonly, DocContext, OpMeta, OpRejection, SubmitOptions, UndoOptions, UndoState };
 export type DocOptions<T> = BaseDocOptions<T> & HistoryDocOptions;
@@ -185,7 +199,10 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     // path: say where and why instead.
     const mismatch = checkOpAgainst(this.d.data as JsonValue, op);
     if (mismatch) {
-      throw new TandemError(TandemErrorCode.INVALID_OP, `op does not fit ${this.collection}/${this.id} at ${JSON.stringify(mismatch.path)}: ${mismatch.reason}`);
+      throw new TandemError(
+        TandemErrorCode.INVALID_OP,
+        `op does not fit ${this.collection}/${this.id} at ${JSON.stringify(mismatch.path)}: ${mismatch.reason}`,
+      );
     }
     try {
       json1.type.apply(this.d.data as JsonValue, op);
@@ -285,7 +302,13 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   /** Cursors and selections on this document (one local presence per handle). */
   presence<P extends Json1Presence = Json1Presence>(): PresenceHandle<P> {
     if (this.isClosed) throw new TandemError(TandemErrorCode.CLOSED, `document ${this.collection}/${this.id} is closed`);
-    this.presenceHandle ??= new PresenceHandle(this.ctx.connection, this.collection, this.id, this.ctx.randomId(), this.ctx.watchConnection);
+    this.presenceHandle ??= new PresenceHandle(
+      this.ctx.connection,
+      this.collection,
+      this.id,
+      this.ctx.randomId(),
+      this.ctx.watchConnection,
+    );
     // One presence per document handle; P only narrows what the caller submits and reads.
     return this.presenceHandle as unknown as PresenceHandle<P>;
   }
@@ -332,7 +355,12 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
       try {
         restored = this.outbox.restore(record);
       } catch (err) {
-        this.report(new TandemError(TandemErrorCode.OUTBOX_FAILED, `outbox record of ${this.collection}/${this.id} could not be restored: ${toTandemError(err).message}`));
+        this.report(
+          new TandemError(
+            TandemErrorCode.OUTBOX_FAILED,
+            `outbox record of ${this.collection}/${this.id} could not be restored: ${toTandemError(err).message}`,
+          ),
+        );
       }
       if (restored) {
         // Usable offline now; the subscription catches up (and resends) once connected.

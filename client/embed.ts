@@ -96,7 +96,10 @@ export function mount(element: Element, options: MountOptions): MountedEditor {
   const user: PresenceUser = { ...randomUser(), ...options.user };
   const client = takeClient(options.url, durable, options.getToken);
   const docKey = `${durable}|${options.url}|${options.collection}|${options.id}`;
-  const docEntry = docs.get(docKey) ?? { value: client.doc(options.collection, options.id, { create: options.initial ?? initialFor(options.path) }), refs: 0 };
+  const docEntry = docs.get(docKey) ?? {
+    value: client.doc(options.collection, options.id, { create: options.initial ?? initialFor(options.path) }),
+    refs: 0,
+  };
   docs.set(docKey, docEntry);
   docEntry.refs++;
   const handle = docEntry.value;

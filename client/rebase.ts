@@ -57,7 +57,12 @@ export interface RebaseResult {
  * counted in `dropped`. For the in-flight op this matches the server, which transforms it
  * the same way and refuses it when that throws.
  */
-export function rebaseQueue(type: TransformingType, confirmed: JsonValue | undefined, remote: JSONOp, queue: readonly JSONOp[]): RebaseResult {
+export function rebaseQueue(
+  type: TransformingType,
+  confirmed: JsonValue | undefined,
+  remote: JSONOp,
+  queue: readonly JSONOp[],
+): RebaseResult {
   const next = type.apply(confirmed as JsonValue, remote);
   const rebased: JSONOp[] = [];
   let incoming: JSONOp | null = remote;

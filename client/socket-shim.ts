@@ -165,7 +165,10 @@ export class SocketIoShim {
     const socket = this.socket;
     if (!socket?.connected) return false;
     try {
-      const answer = (await socket.timeout(timeoutMs).emitWithAck(AUTH_REFRESH_EVENT, payload.token)) as { ok?: boolean; error?: WireError };
+      const answer = (await socket.timeout(timeoutMs).emitWithAck(AUTH_REFRESH_EVENT, payload.token)) as {
+        ok?: boolean;
+        error?: WireError;
+      };
       return answer?.ok === true;
     } catch {
       return false;
@@ -253,10 +256,13 @@ export class SocketIoShim {
     const delay = Math.min(this.policy.maxDelayMs, this.policy.initialDelayMs * 2 ** this.attempt);
     this.attempt++;
     // Jitter spreads reconnects of many clients after an instance dies.
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.open();
-    }, delay * (0.5 + Math.random() / 2));
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = null;
+        this.open();
+      },
+      delay * (0.5 + Math.random() / 2),
+    );
   }
 
   /**

@@ -285,10 +285,13 @@ export class TandemClient extends Emitter<ClientEvents> {
     const left = expiresAt - Date.now();
     const lead = Math.min(60_000, Math.max(1_000, left / 5));
     // At least a second apart: a getToken() that keeps handing back a stale token must not spin.
-    this.refreshTimer = setTimeout(() => {
-      this.refreshTimer = null;
-      if (this.current === 'online') void this.reauthenticate().catch(() => undefined);
-    }, Math.max(1_000, left - lead));
+    this.refreshTimer = setTimeout(
+      () => {
+        this.refreshTimer = null;
+        if (this.current === 'online') void this.reauthenticate().catch(() => undefined);
+      },
+      Math.max(1_000, left - lead),
+    );
   }
 
   /**

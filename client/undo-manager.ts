@@ -224,7 +224,9 @@ export class UndoManager {
           op = withBareRemovals(entry);
           inverse = T.invertWithDoc(op, before as JsonValue);
         } catch (err) {
-          this.host.report(new TandemError(TandemErrorCode.INVALID_OP, `${kind} step dropped: it no longer fits the document (${message(err)})`));
+          this.host.report(
+            new TandemError(TandemErrorCode.INVALID_OP, `${kind} step dropped: it no longer fits the document (${message(err)})`),
+          );
           return false;
         }
         try {
@@ -278,7 +280,12 @@ export class UndoManager {
         if (moved !== undefined && !isNoop(moved)) kept.push(moved);
         const lost = moved === undefined ? i + 1 : i;
         if (lost > 0) {
-          this.host.report(new TandemError(TandemErrorCode.TRANSFORM_FAILED, `${lost} undo/redo step(s) dropped: json1 could not transform them past a remote edit (${message(err)})`));
+          this.host.report(
+            new TandemError(
+              TandemErrorCode.TRANSFORM_FAILED,
+              `${lost} undo/redo step(s) dropped: json1 could not transform them past a remote edit (${message(err)})`,
+            ),
+          );
         }
         break;
       }

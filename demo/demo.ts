@@ -149,8 +149,7 @@ async function main(): Promise<void> {
   presence.onChange((remotes) => renderPeople(user, remotes.values()));
   renderPeople(user, presence.remotes().values());
 
-  const notify = (field: Field) => (origin: ChangeOrigin) =>
-    events.dispatchEvent(new CustomEvent('change', { detail: { field, origin } }));
+  const notify = (field: Field) => (origin: ChangeOrigin) => events.dispatchEvent(new CustomEvent('change', { detail: { field, origin } }));
   const title = $<HTMLInputElement>('title');
   const notes = $<HTMLTextAreaElement>('notes');
   bindTextField(title, doc, ['title'], { presence, user, onChange: notify('title') });

@@ -186,7 +186,10 @@ class SdkConnection implements LoadConnection {
   whenConnected(timeoutMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`not connected within ${timeoutMs} ms`), { code: 'LOAD_CONNECT_TIMEOUT' })), timeoutMs);
+      timer = setTimeout(
+        () => reject(Object.assign(new Error(`not connected within ${timeoutMs} ms`), { code: 'LOAD_CONNECT_TIMEOUT' })),
+        timeoutMs,
+      );
     });
     return Promise.race([this.client.whenOnline(), timeout]).finally(() => clearTimeout(timer));
   }

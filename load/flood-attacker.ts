@@ -66,7 +66,8 @@ function connect(url: string): Connection {
 
 async function main(): Promise<void> {
   const [url, collection, presenceDocId, duration, connectionCount = '1'] = process.argv.slice(2);
-  if (!url || !collection || !presenceDocId || !duration) throw new Error('usage: flood-attacker.ts <ws-url> <collection> <presence-doc-id> <durationMs> [1|3]');
+  if (!url || !collection || !presenceDocId || !duration)
+    throw new Error('usage: flood-attacker.ts <ws-url> <collection> <presence-doc-id> <durationMs> [1|3]');
   registerTandemTypes();
   const connections = Array.from({ length: connectionCount === '3' ? 3 : 1 }, () => connect(url));
   // Ops, presence, queries: each on its own connection when there are three.

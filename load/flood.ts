@@ -36,9 +36,22 @@ interface FloodRun {
 /** Runs the attacker for `durationMs`; resolves with its report. */
 function runAttacker(server: HostedServer, presenceDocId: string, durationMs: number, connections: number): Promise<AttackerReport> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), ATTACKER, server.sharedbWsUrl, COLLECTION, presenceDocId, String(durationMs), String(connections)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        import.meta.resolve('tsx'),
+        ATTACKER,
+        server.sharedbWsUrl,
+        COLLECTION,
+        presenceDocId,
+        String(durationMs),
+        String(connections),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
     child.once('error', reject);
@@ -56,7 +69,10 @@ function refusedTotal(counts: AttackerReport['ops']): number {
 function describeAttacker(a: AttackerReport | null): string {
   if (!a) return '—';
   return (['ops', 'presence', 'queries'] as const)
-    .map((kind) => `${kind} ${a[kind].sent.toLocaleString('en')} → ${a[kind].accepted.toLocaleString('en')} / ${refusedTotal(a[kind]).toLocaleString('en')}`)
+    .map(
+      (kind) =>
+        `${kind} ${a[kind].sent.toLocaleString('en')} → ${a[kind].accepted.toLocaleString('en')} / ${refusedTotal(a[kind]).toLocaleString('en')}`,
+    )
     .join(' · ');
 }
 
@@ -74,83 +90,103 @@ function table(runs: FloodRun[]): string {
 }
 
 const program = new Command('flood')
-  .description('flood isolation: other clients\' submit→ack with and without one abusive client')
+  .description("flood isolation: other clients' submit→ack with and without one abusive client")
   .option('--rounds <n>', 'base + flood pairs', '2')
   .option('--clients <n>', 'well-behaved clients', '50')
   .option('--docs <n>', 'documents they edit', '10')
   .option('--rate <n>', 'actions per second per client (open loop)', '5')
   .option('--duration <d>', 'measured time per run', '20s')
   .option('--warmup <d>', 'unmeasured time before it', '3s')
-  .addOption(new Option('--attacker-connections <n>', 'the attacker\'s connections: one for all three loops, or one per loop').choices(['1', '3']).default('1'))
+  .addOption(
+    new Option('--attacker-connections <n>', "the attacker's connections: one for all three loops, or one per loop")
+      .choices(['1', '3'])
+      .default('1'),
+  )
   .option('-o, --out <dir>', 'output directory (default bench-results/flood-<time>)')
-  .action(async (flags: { rounds: string; clients: string; docs: string; rate: string; duration: string; warmup: string; attackerConnections: string; out?: string }) => {
-    const started = new Date();
-    const outDir = resolve(flags.out ?? join('bench-results', `flood-${started.toISOString().replace(/[:.]/g, '-')}`));
-    mkdirSync(outDir, { recursive: true });
-    const command = `npm run flood --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
-    const durationMs = parseDuration(flags.duration);
-    const warmupMs = parseDuration(flags.warmup);
-    const rampMs = 1000;
-    console.log(`[flood] ${command} → ${outDir}`);
-    const server = await startHostedServer('tandem', { store: 'sqlite' });
-    const runs: FloodRun[] = [];
-    try {
-      for (let round = 0; round < Number(flags.rounds); round++) {
-        for (const attacked of [false, true]) {
-          const label = `${attacked ? 'flood' : 'base'} ${round + 1}`;
-          const docPrefix = `r${round}-${attacked ? 'flood' : 'base'}`;
-          const options: LoadOptions = {
-            urls: [server.url],
-            transport: 'socketio',
-            clients: Number(flags.clients),
-            docs: Number(flags.docs),
-            collection: COLLECTION,
-            docPrefix,
-            mix: parseMix('text=80,struct=15,presence=5'),
-            rate: Number(flags.rate),
-            durationMs,
-            warmupMs,
-            rampMs,
-            chaosPerMin: 0,
-            chaosOfflineMs: [0, 0],
-            seed: 42 + round,
-            workers: 1,
-            allowRemote: false,
-            drainTimeoutMs: 60_000,
-            connectTimeoutMs: 30_000,
-            progress: 'none',
-            label,
-            auth: null,
-          };
-          // The attacker starts with the load and stops after its measured window.
-          const attack = attacked ? runAttacker(server, `${docPrefix}-0`, rampMs + warmupMs + durationMs + 2000, Number(flags.attackerConnections)) : null;
-          const result = await runLoad(options, { probe: server.probe(), command });
-          const attacker = attack ? await attack : null;
-          await writeReports(result, { outDir, json: join(outDir, `${docPrefix}.json`), html: join(outDir, `${docPrefix}.html`) });
-          const run: FloodRun = {
-            label,
-            attacked,
-            ack: result.latency.ack,
-            ackedPerSec: result.throughput.ackedPerSec,
-            serverCommitsPerSec: result.throughput.serverCommitsPerSec,
-            failedOps: result.failedOps,
-            reconnects: result.reconnects,
-            convergence: result.convergence.passed,
-            attacker,
-          };
-          runs.push(run);
-          console.log(`[flood] ${label}: ack p50 ${run.ack.p50.toFixed(2)} p99 ${run.ack.p99.toFixed(2)} ms; attacker ${describeAttacker(attacker)}`);
+  .action(
+    async (flags: {
+      rounds: string;
+      clients: string;
+      docs: string;
+      rate: string;
+      duration: string;
+      warmup: string;
+      attackerConnections: string;
+      out?: string;
+    }) => {
+      const started = new Date();
+      const outDir = resolve(flags.out ?? join('bench-results', `flood-${started.toISOString().replace(/[:.]/g, '-')}`));
+      mkdirSync(outDir, { recursive: true });
+      const command = `npm run flood --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
+      const durationMs = parseDuration(flags.duration);
+      const warmupMs = parseDuration(flags.warmup);
+      const rampMs = 1000;
+      console.log(`[flood] ${command} → ${outDir}`);
+      const server = await startHostedServer('tandem', { store: 'sqlite' });
+      const runs: FloodRun[] = [];
+      try {
+        for (let round = 0; round < Number(flags.rounds); round++) {
+          for (const attacked of [false, true]) {
+            const label = `${attacked ? 'flood' : 'base'} ${round + 1}`;
+            const docPrefix = `r${round}-${attacked ? 'flood' : 'base'}`;
+            const options: LoadOptions = {
+              urls: [server.url],
+              transport: 'socketio',
+              clients: Number(flags.clients),
+              docs: Number(flags.docs),
+              collection: COLLECTION,
+              docPrefix,
+              mix: parseMix('text=80,struct=15,presence=5'),
+              rate: Number(flags.rate),
+              durationMs,
+              warmupMs,
+              rampMs,
+              chaosPerMin: 0,
+              chaosOfflineMs: [0, 0],
+              seed: 42 + round,
+              workers: 1,
+              allowRemote: false,
+              drainTimeoutMs: 60_000,
+              connectTimeoutMs: 30_000,
+              progress: 'none',
+              label,
+              auth: null,
+            };
+            // The attacker starts with the load and stops after its measured window.
+            const attack = attacked
+              ? runAttacker(server, `${docPrefix}-0`, rampMs + warmupMs + durationMs + 2000, Number(flags.attackerConnections))
+              : null;
+            const result = await runLoad(options, { probe: server.probe(), command });
+            const attacker = attack ? await attack : null;
+            await writeReports(result, { outDir, json: join(outDir, `${docPrefix}.json`), html: join(outDir, `${docPrefix}.html`) });
+            const run: FloodRun = {
+              label,
+              attacked,
+              ack: result.latency.ack,
+              ackedPerSec: result.throughput.ackedPerSec,
+              serverCommitsPerSec: result.throughput.serverCommitsPerSec,
+              failedOps: result.failedOps,
+              reconnects: result.reconnects,
+              convergence: result.convergence.passed,
+              attacker,
+            };
+            runs.push(run);
+            console.log(
+              `[flood] ${label}: ack p50 ${run.ack.p50.toFixed(2)} p99 ${run.ack.p99.toFixed(2)} ms; attacker ${describeAttacker(attacker)}`,
+            );
+          }
         }
+      } finally {
+        await server.close();
       }
-    } finally {
-      await server.close();
-    }
-    const ratios = runs
-      .filter((r) => r.attacked)
-      .map((r, i) => r.ack.p99 / runs.filter((b) => !b.attacked)[i]!.ack.p99);
-    const summary = `p99 flood/base by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(', ')} (bound: 2×)`;
-    console.log(`\n${table(runs)}\n\n${summary}`);
-    writeFileSync(join(outDir, 'flood.json'), JSON.stringify({ command, startedAt: started.toISOString(), machine: machineInfo(), runs, ratios }, null, 2) + '\n');
-  });
+      const ratios = runs.filter((r) => r.attacked).map((r, i) => r.ack.p99 / runs.filter((b) => !b.attacked)[i]!.ack.p99);
+      const summary = `p99 flood/base by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(', ')} (bound: 2×)`;
+      console.log(`\n${table(runs)}\n\n${summary}`);
+      writeFileSync(
+        join(outDir, 'flood.json'),
+        JSON.stringify({ command, startedAt: started.toISOString(), machine: machineInfo(), runs, ratios }, null, 2) + '\n',
+      );
+    },
+  );
 
 await program.parseAsync();

@@ -8,7 +8,17 @@ import type { WorkerPlan } from './plan.js';
 /** The options a worker needs (no report paths or progress settings). */
 export type WorkerOptions = Pick<
   LoadOptions,
-  'transport' | 'collection' | 'mix' | 'rate' | 'chaosPerMin' | 'chaosOfflineMs' | 'seed' | 'rampMs' | 'drainTimeoutMs' | 'connectTimeoutMs' | 'auth'
+  | 'transport'
+  | 'collection'
+  | 'mix'
+  | 'rate'
+  | 'chaosPerMin'
+  | 'chaosOfflineMs'
+  | 'seed'
+  | 'rampMs'
+  | 'drainTimeoutMs'
+  | 'connectTimeoutMs'
+  | 'auth'
 > & { readonly totalClients: number };
 
 export type Phase = 'connect' | 'warmup' | 'measure' | 'drain';

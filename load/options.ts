@@ -109,7 +109,10 @@ export function parseDuration(text: string): number {
 /** "text=80,struct=15,presence=5" (missing kinds get 0) → OpMix. */
 export function parseMix(text: string): OpMix {
   const mix: Record<OpKind, number> = { text: 0, struct: 0, presence: 0 };
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [name, raw] = part.split('=');
     if (!OP_KINDS.includes(name as OpKind)) {
       throw new OptionError(`unknown op kind "${name}" in --mix (kinds: ${OP_KINDS.join(', ')})`);
@@ -148,7 +151,8 @@ export function parseClaims(text: string): Record<string, unknown> {
   } catch {
     throw new OptionError(`--jwt-claims must be a JSON object, got "${text}"`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OptionError(`--jwt-claims must be a JSON object, got "${text}"`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new OptionError(`--jwt-claims must be a JSON object, got "${text}"`);
   const own = OWN_CLAIMS.filter((k) => k in value);
   if (own.length) throw new OptionError(`--jwt-claims: ${own.join(', ')} are set by the load tool (sub is load-<n> per client)`);
   return value as Record<string, unknown>;
@@ -204,7 +208,8 @@ export function validateOptions(o: LoadOptions): LoadOptions {
   if (!/^[\w.-]{1,64}$/.test(o.collection)) throw new OptionError('--collection: letters, digits, _ . - only');
   if (!/^[\w.-]{1,80}$/.test(o.docPrefix)) throw new OptionError('--doc-prefix: letters, digits, _ . - only');
   // As the server checks AUTH_JWT_SECRET: a shorter one cannot be the server's.
-  if (o.auth && Buffer.byteLength(o.auth.secret) < 32) throw new OptionError('--jwt-secret must be at least 32 bytes, as the server requires');
+  if (o.auth && Buffer.byteLength(o.auth.secret) < 32)
+    throw new OptionError('--jwt-secret must be at least 32 bytes, as the server requires');
   return o;
 }
 

@@ -129,7 +129,11 @@ function row(cells: Array<string | number>, header = false): string {
 
 function latencyRows(r: LoadResult): string {
   const rows = [row(['', 'samples', 'p50', 'p90', 'p99', 'p99.9', 'max (ms)'], true)];
-  for (const [name, l] of [['submit→ack', r.latency.ack], ['submit→seen by others', r.latency.seen], ['presence→seen', r.latency.presence]] as const) {
+  for (const [name, l] of [
+    ['submit→ack', r.latency.ack],
+    ['submit→seen by others', r.latency.seen],
+    ['presence→seen', r.latency.presence],
+  ] as const) {
     rows.push(row([name, l.count, l.p50, l.p90, l.p99, l.p999, l.max]));
   }
   return rows.join('');
@@ -156,7 +160,12 @@ ${r.warnings.length ? `<p><b>Warnings:</b> ${r.warnings.map(escapeHtml).join('; 
 <h2>Summary (measured window: ${r.measuredSeconds} s)</h2>
 <table>
 ${row(['clients', `${r.setup.connected} of ${r.setup.clients} connected, ${o.docs} docs, ${r.setup.workers} worker process(es)`])}
-${row(['workload', `rate ${o.rate === 'max' ? 'max (closed loop, 1 op in flight)' : `${o.rate}/s per client (open loop)`}, mix ${Object.entries(o.mix).map(([k, v]) => `${k}=${v}`).join(' ')}, chaos ${o.chaosPerMin}/min, seed ${o.seed}`])}
+${row([
+  'workload',
+  `rate ${o.rate === 'max' ? 'max (closed loop, 1 op in flight)' : `${o.rate}/s per client (open loop)`}, mix ${Object.entries(o.mix)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}, chaos ${o.chaosPerMin}/min, seed ${o.seed}`,
+])}
 ${row(['throughput', `acked ${r.throughput.ackedPerSec.toFixed(0)} ops/s · server commits ${r.throughput.serverCommitsPerSec === null ? 'n/a' : r.throughput.serverCommitsPerSec.toFixed(0) + '/s'} · presence ${r.throughput.presencePerSec.toFixed(0)}/s`])}
 ${row(['server', `retries ${s.commitRetries ?? 'n/a'} (${s.retriesPerCommit === null ? 'n/a' : s.retriesPerCommit.toFixed(3)}/commit) · rejected ${s.rejected ?? 'n/a'} · RSS ${fmtBytes(s.rssBytes)} · heap ${fmtBytes(s.heapUsedBytes)} · CPU ${s.cpuMicrosPerCommit === null ? 'n/a' : `${s.cpuMicrosPerCommit.toFixed(0)} µs/commit`}${s.worstLoopDelayP99Ms === null ? '' : ` · event-loop delay p99 ≤ ${s.worstLoopDelayP99Ms.toFixed(1)} ms`} · source: ${s.source}`])}
 ${row(['load generators', `heap ${fmtBytes(r.clientMemory.heapUsedBytes)} (${fmtBytes(r.clientMemory.heapPerClientBytes)} per client) · RSS ${fmtBytes(r.clientMemory.rssBytes)} · CPU ${r.loadGenerator.cpuMicrosPerOp === null ? 'n/a' : `${r.loadGenerator.cpuMicrosPerOp.toFixed(0)} µs/op`} · generator loop delay p99 ≤ ${r.loadGenerator.worstLoopDelayP99Ms.toFixed(1)} ms`])}

@@ -79,7 +79,15 @@ export interface LoadResult {
   /** The run's options, without the JWT secret. */
   options: ReportedOptions;
   client: string;
-  setup: { clients: number; connected: number; connectFailed: number; openFailed: number; connectMs: number; openDocsMs: number; workers: number };
+  setup: {
+    clients: number;
+    connected: number;
+    connectFailed: number;
+    openFailed: number;
+    connectMs: number;
+    openDocsMs: number;
+    workers: number;
+  };
   /** Figures over the measured window only (after ramp-up and warm-up). */
   measuredSeconds: number;
   throughput: { ackedPerSec: number; submittedPerSec: number; serverCommitsPerSec: number | null; presencePerSec: number };

@@ -115,9 +115,24 @@ export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Pro
   const t0 = performance.now();
   const aggregator = new Aggregator();
   const failures: string[] = [];
-  const emptyConvergence = (): ConvergenceReport => ({ docsChecked: 0, clientsChecked: 0, divergent: 0, details: [], undrained: 0, totalVersions: 0 });
+  const emptyConvergence = (): ConvergenceReport => ({
+    docsChecked: 0,
+    clientsChecked: 0,
+    divergent: 0,
+    details: [],
+    undrained: 0,
+    totalVersions: 0,
+  });
   let convergence = emptyConvergence();
-  const setup = { clients: options.clients, connected: 0, connectFailed: 0, openFailed: 0, connectMs: 0, openDocsMs: 0, workers: plans.length };
+  const setup = {
+    clients: options.clients,
+    connected: 0,
+    connectFailed: 0,
+    openFailed: 0,
+    connectMs: 0,
+    openDocsMs: 0,
+    workers: plans.length,
+  };
   let measureStart: ServerSample | null = null;
   let measureEnd: ServerSample | null = null;
   let measuredMs = 0;
@@ -223,10 +238,14 @@ export async function runLoad(input: LoadOptions, env: RunEnvironment = {}): Pro
   const seconds = measuredMs / 1000 || 1;
   const server = serverFigures(probe.source, measureStart, measureEnd);
   const points = timeline.points();
-  const serverLoops = points.filter((p) => p.phase === 'measure' && p.serverLoopDelayP99Ms !== undefined).map((p) => p.serverLoopDelayP99Ms!);
+  const serverLoops = points
+    .filter((p) => p.phase === 'measure' && p.serverLoopDelayP99Ms !== undefined)
+    .map((p) => p.serverLoopDelayP99Ms!);
   server.worstLoopDelayP99Ms = serverLoops.length ? Math.max(...serverLoops) : null;
-  if (failures.length === 0 && convergence.divergent > 0) failures.push(`${convergence.divergent} client document(s) diverged from the server`);
-  if (failures.length === 0 && convergence.undrained > 0) failures.push(`${convergence.undrained} client(s) still had unacknowledged ops after the drain timeout`);
+  if (failures.length === 0 && convergence.divergent > 0)
+    failures.push(`${convergence.divergent} client document(s) diverged from the server`);
+  if (failures.length === 0 && convergence.undrained > 0)
+    failures.push(`${convergence.undrained} client(s) still had unacknowledged ops after the drain timeout`);
   if (failures.length === 0 && convergence.clientsChecked === 0) failures.push('no client document was checked');
   const convergencePassed = failures.length === 0;
   const clientMemory = aggregator.clientMemory();

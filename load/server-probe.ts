@@ -113,7 +113,8 @@ function cpuOf(pid: number): number | null {
 export function httpMetricsProbe(urls: readonly string[], getToken?: () => Promise<string>): ServerProbe {
   const origins = [...new Set(urls.map(httpOrigin))];
   let token: Promise<string> | null = null;
-  const headers = async (): Promise<Record<string, string>> => (getToken ? { authorization: `Bearer ${await (token ??= getToken())}` } : {});
+  const headers = async (): Promise<Record<string, string>> =>
+    getToken ? { authorization: `Bearer ${await (token ??= getToken())}` } : {};
   const pids = new Map<string, number | null>();
   const pidFor = (origin: string): number | null => {
     if (!pids.has(origin)) {

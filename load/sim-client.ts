@@ -193,11 +193,14 @@ export class SimClient {
       this.epoch++;
       this.connection!.goOffline();
       const [min, max] = this.options.chaosOfflineMs;
-      this.chaosTimer = setTimeout(() => {
-        if (!this.running) return;
-        this.connection!.goOnline();
-        this.scheduleChaos();
-      }, min + this.chaosRng.next() * (max - min));
+      this.chaosTimer = setTimeout(
+        () => {
+          if (!this.running) return;
+          this.connection!.goOnline();
+          this.scheduleChaos();
+        },
+        min + this.chaosRng.next() * (max - min),
+      );
     }, this.chaosRng.exp(meanMs));
   }
 }

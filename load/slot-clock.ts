@@ -115,8 +115,12 @@ export class SlotClock {
     const rssBytes = this.lastServer?.rssBytes ?? null;
     const fresh = commitsPerSec !== null;
     const loopDelayP99Ms = fresh ? (this.lastServer?.loopDelayP99Ms ?? null) : null;
-    const point = this.timeline.close(current, { t: (now - this.t0) / 1000, seconds, phase, server: { commitsPerSec, rssBytes, loopDelayP99Ms } });
+    const point = this.timeline.close(current, {
+      t: (now - this.t0) / 1000,
+      seconds,
+      phase,
+      server: { commitsPerSec, rssBytes, loopDelayP99Ms },
+    });
     if (point) this.onPoint(point);
   }
 }
-

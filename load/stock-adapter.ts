@@ -53,10 +53,13 @@ export const connectStockWs: ConnectFn = async ({ url, getToken }) => {
   const reconnectLater = () => {
     if (held || closed) return;
     const delay = Math.min(RECONNECT_MS[1], RECONNECT_MS[0] * 2 ** attempt++);
-    timer = setTimeout(() => {
-      timer = null;
-      void reconnect();
-    }, delay * (0.5 + Math.random() / 2));
+    timer = setTimeout(
+      () => {
+        timer = null;
+        void reconnect();
+      },
+      delay * (0.5 + Math.random() / 2),
+    );
   };
   // A fresh token per connection, as a reconnecting client with a URL provider does.
   const reconnect = async () => {

@@ -2,7 +2,13 @@
 import type { LatencySummary, LoadResult } from './result.js';
 
 export const fmtBytes = (b: number | null): string =>
-  b === null ? 'n/a' : b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(2)} GiB` : b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`;
+  b === null
+    ? 'n/a'
+    : b >= 1 << 30
+      ? `${(b / (1 << 30)).toFixed(2)} GiB`
+      : b >= 1 << 20
+        ? `${(b / (1 << 20)).toFixed(1)} MiB`
+        : `${(b / 1024).toFixed(1)} KiB`;
 
 export const fmtLatency = (l: LatencySummary): string =>
   l.count === 0
@@ -45,7 +51,9 @@ export function formatSummary(r: LoadResult): string {
     `reconnects ${r.reconnects} (chaos disconnects ${r.chaosDisconnects}); samples delayed by a disconnect ${r.delayedByDisconnect}; failed ops ${r.failedOps}`,
     `errors: ${errors || 'none'}`,
     `convergence: ${c.passed ? 'PASS' : 'FAIL'} — ${c.clientsChecked} client copies of ${c.docsChecked} docs checked, ${c.divergent} divergent, ${c.undrained} undrained`,
-    ...c.details.slice(0, 5).map((d) => `  ${d.docId} client ${d.client}: ${d.reason} (client v${d.clientVersion}, server v${d.serverVersion})`),
+    ...c.details
+      .slice(0, 5)
+      .map((d) => `  ${d.docId} client ${d.client}: ${d.reason} (client v${d.clientVersion}, server v${d.serverVersion})`),
     ...r.warnings.map((w) => `WARNING: ${w}`),
     ...r.failures.map((f) => `FAILED: ${f}`),
   ];

@@ -42,7 +42,12 @@ function memory(): MemorySample {
 }
 
 /** Runs `task` for every item with at most `limit` in flight; returns how many failed. */
-async function forAll<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>, onError: (err: unknown) => void): Promise<number> {
+async function forAll<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+  onError: (err: unknown) => void,
+): Promise<number> {
   let next = 0;
   let failed = 0;
   const lane = async () => {
@@ -122,8 +127,18 @@ class Worker {
     };
     const onError = (err: unknown) => this.recorder.error(errorCode(err));
     // Creators first, so the others subscribe to an existing document.
-    await forAll(this.clients.filter((c) => c.plan.creator), CONCURRENCY, open, onError);
-    await forAll(this.clients.filter((c) => !c.plan.creator), CONCURRENCY, open, onError);
+    await forAll(
+      this.clients.filter((c) => c.plan.creator),
+      CONCURRENCY,
+      open,
+      onError,
+    );
+    await forAll(
+      this.clients.filter((c) => !c.plan.creator),
+      CONCURRENCY,
+      open,
+      onError,
+    );
     this.dropClients(failed);
     send({ type: 'docs-open', ok: this.clients.length, failed: failed.size, memory: memory(), ms: performance.now() - start });
   }
@@ -164,7 +179,10 @@ class Worker {
     if (url === undefined || byDoc.size === 0) {
       convergence = { docsChecked: 0, clientsChecked: 0, divergent: 0, details: [], undrained, totalVersions: 0 };
     } else {
-      const checker = await CONNECTORS[this.options.transport]({ url, getToken: tokenGetter(this.options.auth, `load-check-${this.plan.worker}`) });
+      const checker = await CONNECTORS[this.options.transport]({
+        url,
+        getToken: tokenGetter(this.options.auth, `load-check-${this.plan.worker}`),
+      });
       try {
         await checker.whenConnected(this.options.connectTimeoutMs);
         convergence = await checkConvergence(checker, this.options.collection, byDoc, undrained);

@@ -37,9 +37,7 @@ export interface LoadPresence {
   user: { c: number; t: number };
 }
 
-export type Action =
-  | { kind: 'text' | 'struct'; op: JSONOp }
-  | { kind: 'presence'; caret: number };
+export type Action = { kind: 'text' | 'struct'; op: JSONOp } | { kind: 'presence'; caret: number };
 
 export function isLoadDoc(data: unknown): data is LoadDocShape {
   if (typeof data !== 'object' || data === null) return false;

@@ -25,7 +25,11 @@ function eachComponent(op: JSONOp, visit: (component: Component, path: Path) => 
 function valueAt(doc: Doc | undefined, path: Path): { found: boolean; value?: unknown } {
   let value: unknown = doc;
   for (const key of path) {
-    if (typeof key === 'number' ? !Array.isArray(value) || key < 0 || key >= value.length : typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, key)) {
+    if (
+      typeof key === 'number'
+        ? !Array.isArray(value) || key < 0 || key >= value.length
+        : typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, key)
+    ) {
       return { found: false };
     }
     value = (value as Record<string | number, unknown>)[key];
@@ -112,7 +116,12 @@ export function checkOpAgainst(doc: Doc | undefined, op: JSONOp): OpMismatch | n
     const target = valueAt(edited, path);
     if ('es' in c) {
       if (!target.found || typeof target.value !== 'string') {
-        mismatch = { path, reason: target.found ? `a text edit needs a string, found ${JSON.stringify(target.value)?.slice(0, 40)}` : 'a text edit needs a string, found nothing' };
+        mismatch = {
+          path,
+          reason: target.found
+            ? `a text edit needs a string, found ${JSON.stringify(target.value)?.slice(0, 40)}`
+            : 'a text edit needs a string, found nothing',
+        };
         return;
       }
       const reason = textDeleteMismatch(target.value, c.es);
@@ -121,7 +130,8 @@ export function checkOpAgainst(doc: Doc | undefined, op: JSONOp): OpMismatch | n
       if (!target.found || typeof target.value !== 'number') mismatch = { path, reason: 'adding needs a number there' };
     } else if ('r' in c && c.r !== true && c.r !== undefined) {
       if (!before.found) mismatch = { path, reason: 'removes a value that is not there' };
-      else if (JSON.stringify(before.value) !== JSON.stringify(c.r)) mismatch = { path, reason: 'removes a value other than the one there' };
+      else if (JSON.stringify(before.value) !== JSON.stringify(c.r))
+        mismatch = { path, reason: 'removes a value other than the one there' };
     } else if ('r' in c && !before.found) {
       mismatch = { path, reason: 'removes a value that is not there' };
     }

@@ -16,16 +16,14 @@ export const ops = {
   /** Moves the value at `from` to `to` (paths as in the document before the op). */
   move: (from: Path, to: Path): JSONOp => json1.moveOp(from, to),
   /** Inserts `text` at code point `offset` of the string at `path`. */
-  textInsert: (path: Path, offset: number, text: string): JSONOp =>
-    json1.editOp(path, 'text-unicode', textUnicode.insert(offset, text)),
+  textInsert: (path: Path, offset: number, text: string): JSONOp => json1.editOp(path, 'text-unicode', textUnicode.insert(offset, text)),
   /** Deletes `lengthOrText` (a code point count, or the deleted text) at `offset`. */
   textDelete: (path: Path, offset: number, lengthOrText: number | string): JSONOp =>
     json1.editOp(path, 'text-unicode', textUnicode.remove(offset, lengthOrText)),
   /** Adds `delta` to the number at `path`. */
   add: (path: Path, delta: number): JSONOp => json1.editOp(path, 'number', delta),
   /** Composes several ops, applied in order, into one op. */
-  compose: (...parts: JSONOp[]): JSONOp =>
-    parts.reduce<JSONOp>((acc, op) => json1.type.compose(acc, op), null),
+  compose: (...parts: JSONOp[]): JSONOp => parts.reduce<JSONOp>((acc, op) => json1.type.compose(acc, op), null),
 };
 
 /** Sets `path` to `value`: a replace when something is there, an insert otherwise. */

@@ -54,9 +54,7 @@ const targets = [
     outfile: join(root, out),
     options: { entryPoints: [join(root, entry)], platform: 'node', format: 'esm', target: 'node20', packages: 'external', sourcemap: true },
   })),
-  ...(existsSync(join(root, 'demo/build-targets.mjs'))
-    ? (await import(join(root, 'demo/build-targets.mjs'))).default(root)
-    : []),
+  ...(existsSync(join(root, 'demo/build-targets.mjs')) ? (await import(join(root, 'demo/build-targets.mjs'))).default(root) : []),
 ];
 
 const ifNeeded = process.argv.includes('--if-needed');

@@ -91,7 +91,8 @@ function metricsAuthorizer(verifier: TokenVerifier | null, metricsToken: string 
  * request at `info`): send it through pino instead, stacks at debug level.
  */
 function routeShareDbLogs(logger: Logger): void {
-  const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.stack ?? a.message : String(a))).join(' ');
+  const text = (args: unknown[]) =>
+    args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? (a.stack ?? a.message) : String(a))).join(' ');
   ShareDB.logger.setMethods({
     // ShareDB logs the stack of every refused request at info: format it only when shown.
     info: (...args: unknown[]) => {
@@ -228,9 +229,11 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   logger.info({ url, db: storage.kind, pubsub: pubsub.kind, auth: config.auth.mode, rules: config.rulesFile !== null }, 'tandem listening');
   // Not a reason to stay down (the store may come up later, /readyz tells load balancers),
   // but an operator must not read "listening" and assume all is well.
-  storage.ping().catch((err: unknown) =>
-    logger.warn({ db: storage.kind, err: (err as Error).message }, 'store unreachable: /readyz answers 503 until it answers'),
-  );
+  storage
+    .ping()
+    .catch((err: unknown) =>
+      logger.warn({ db: storage.kind, err: (err as Error).message }, 'store unreachable: /readyz answers 503 until it answers'),
+    );
   if (config.auth.mode === 'none' && config.auth.explicit) {
     logger.warn({ host: config.host }, 'AUTH=none: every client may read and write every document');
   }

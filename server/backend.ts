@@ -87,14 +87,14 @@ export class TandemBackend extends ShareDB {
   _triggerQuery(...args: Parameters<ShareDbInternals['_triggerQuery']>): void {
     const [agent, , , , callback] = args;
     const original = (ShareDB.prototype as unknown as ShareDbInternals)._triggerQuery;
-    original.call(this, ...args.slice(0, 4) as [Agent, string, unknown, unknown], (err, request) => {
+    original.call(this, ...(args.slice(0, 4) as [Agent, string, unknown, unknown]), (err, request) => {
       if (request?.db && !isServerSide(agent) && !this.access.open) request.db = readableOnly(request.db, this.access, agent);
       callback(err, request);
     });
   }
 
   override submit(
-    agent: Parameters<ShareDB["submit"]>[0],
+    agent: Parameters<ShareDB['submit']>[0],
     index: string,
     id: string,
     op: Parameters<ShareDB['submit']>[3],

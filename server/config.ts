@@ -148,8 +148,14 @@ export function isLoopbackHost(host: string): boolean {
 
 function authConfig(source: ConfigSource, host: string): AuthConfig {
   const mode = (source.AUTH ?? '').toLowerCase();
-  const keys = { secret: source.AUTH_JWT_SECRET || null, publicKey: source.AUTH_JWT_PUBLIC_KEY || null, jwksFile: source.AUTH_JWKS_FILE || null };
-  const given = Object.entries(keys).filter(([, v]) => v !== null).map(([k]) => k);
+  const keys = {
+    secret: source.AUTH_JWT_SECRET || null,
+    publicKey: source.AUTH_JWT_PUBLIC_KEY || null,
+    jwksFile: source.AUTH_JWKS_FILE || null,
+  };
+  const given = Object.entries(keys)
+    .filter(([, v]) => v !== null)
+    .map(([k]) => k);
   if (mode !== '' && mode !== 'none' && mode !== 'jwt') throw new ConfigError(`AUTH must be none or jwt, got "${source.AUTH}"`, 'AUTH');
   if (mode === 'none') {
     if (given.length > 0) throw new ConfigError('AUTH=none contradicts AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_JWKS_FILE');
@@ -174,7 +180,10 @@ function authConfig(source: ConfigSource, host: string): AuthConfig {
 function origins(source: ConfigSource): readonly string[] | null {
   const raw = source.CORS_ORIGINS;
   if (raw === undefined || raw.trim() === '') return null;
-  const list = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   for (const origin of list) {
     if (origin === '*') continue;
     let parsed: URL;

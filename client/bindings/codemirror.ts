@@ -69,13 +69,15 @@ export interface CodeMirrorBindingOptions extends BindingOptions {
  */
 export function collab(doc: BindableDoc, path: Path, options: CodeMirrorBindingOptions = {}): Extension {
   const plugin = ViewPlugin.define((view) => new CollabPlugin(view, doc, path, options));
-  const run = (command: HistoryCommand) => (view: EditorView): boolean => {
-    const instance = view.plugin(plugin);
-    if (!instance) return false;
-    instance.runHistory(command);
-    // Handled even with nothing to undo: no other history may act on the shared text.
-    return true;
-  };
+  const run =
+    (command: HistoryCommand) =>
+    (view: EditorView): boolean => {
+      const instance = view.plugin(plugin);
+      if (!instance) return false;
+      instance.runHistory(command);
+      // Handled even with nothing to undo: no other history may act on the shared text.
+      return true;
+    };
   const historyKeys: Extension = doc.undo
     ? [
         Prec.highest(

@@ -15,10 +15,32 @@ import type { TextField } from './textarea.js';
 
 /** Computed styles that decide where text wraps and how wide characters are. */
 const MIRRORED = [
-  'boxSizing', 'width', 'height', 'borderTopWidth', 'borderRightWidth', 'borderBottomWidth', 'borderLeftWidth',
-  'borderStyle', 'paddingTop', 'paddingRight', 'paddingBottom', 'paddingLeft', 'fontStyle', 'fontVariant',
-  'fontWeight', 'fontStretch', 'fontSize', 'lineHeight', 'fontFamily', 'textAlign', 'textTransform',
-  'textIndent', 'letterSpacing', 'wordSpacing', 'tabSize', 'direction',
+  'boxSizing',
+  'width',
+  'height',
+  'borderTopWidth',
+  'borderRightWidth',
+  'borderBottomWidth',
+  'borderLeftWidth',
+  'borderStyle',
+  'paddingTop',
+  'paddingRight',
+  'paddingBottom',
+  'paddingLeft',
+  'fontStyle',
+  'fontVariant',
+  'fontWeight',
+  'fontStretch',
+  'fontSize',
+  'lineHeight',
+  'fontFamily',
+  'textAlign',
+  'textTransform',
+  'textIndent',
+  'letterSpacing',
+  'wordSpacing',
+  'tabSize',
+  'direction',
 ] as const;
 
 /** The caret bar's width (px). */
@@ -94,7 +116,12 @@ export function fieldRemoteCursors(field: TextField, path: Path, presence: Prese
     const fieldBox = field.getBoundingClientRect();
     const left = fieldBox.left - originLeft + field.clientLeft;
     const top = fieldBox.top - originTop + field.clientTop;
-    Object.assign(overlay.style, { left: `${left}px`, top: `${top}px`, width: `${field.clientWidth}px`, height: `${field.clientHeight}px` });
+    Object.assign(overlay.style, {
+      left: `${left}px`,
+      top: `${top}px`,
+      width: `${field.clientWidth}px`,
+      height: `${field.clientHeight}px`,
+    });
     const carets: HTMLElement[] = [];
     for (const [id, p] of remotes) {
       if (!samePath(p.path, path) || p.head === undefined) continue;
@@ -144,7 +171,13 @@ function caretElement(doc: Document, id: string, p: CursorPresence, x: number, y
   caret.dataset.presenceId = id;
   caret.dataset.user = p.user?.name ?? 'anonymous';
   caret.dataset.offset = String(p.head);
-  Object.assign(caret.style, { position: 'absolute', left: `${x}px`, top: `${y}px`, height: `${height}px`, borderLeft: `${BAR_PX}px solid ${color}` });
+  Object.assign(caret.style, {
+    position: 'absolute',
+    left: `${x}px`,
+    top: `${y}px`,
+    height: `${height}px`,
+    borderLeft: `${BAR_PX}px solid ${color}`,
+  });
   const label = doc.createElement('div');
   label.className = 'tandem-field-caret-label';
   label.textContent = p.user?.name ?? 'anonymous';

@@ -31,9 +31,7 @@ const FLIPPED_CLASS = 'cm-tandem-caret-label-left';
 const BAR_PX = 2;
 
 class CaretWidget extends WidgetType {
-  constructor(
-    readonly cursor: RemoteCursor,
-  ) {
+  constructor(readonly cursor: RemoteCursor) {
     super();
   }
 

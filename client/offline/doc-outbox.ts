@@ -179,7 +179,10 @@ export class DocOutbox {
     } catch (err) {
       this.failures++;
       this.o.onError(
-        new TandemError(TandemErrorCode.OUTBOX_FAILED, `saving ${this.o.key.collection}/${this.o.key.id} failed: ${toTandemError(err).message}`),
+        new TandemError(
+          TandemErrorCode.OUTBOX_FAILED,
+          `saving ${this.o.key.collection}/${this.o.key.id} failed: ${toTandemError(err).message}`,
+        ),
       );
       // Degrade rather than block: an op sent without its saved identity cannot be resent
       // after a restart, but it cannot be duplicated either. Keep trying to save.

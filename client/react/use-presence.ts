@@ -26,8 +26,11 @@ export function usePresence<P extends Json1Presence = Json1Presence, D = unknown
   const getSnapshot = useCallback(() => (handle ? presenceSnapshot(handle) : EMPTY_PRESENCE), [handle]);
   // One presence per document handle; P only narrows what the caller submits and reads (as DocHandle.presence<P>()).
   const snapshot = useSyncExternalStore(subscribe, getSnapshot, getSnapshot) as PresenceSnapshot<P>;
-  const set = useCallback((value: P | null) => {
-    if (handle) setPresence(handle, value);
-  }, [handle]);
+  const set = useCallback(
+    (value: P | null) => {
+      if (handle) setPresence(handle, value);
+    },
+    [handle],
+  );
   return useMemo(() => ({ remotes: snapshot.remotes, local: snapshot.local, set }), [snapshot, set]);
 }

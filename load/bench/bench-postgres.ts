@@ -41,7 +41,9 @@ export async function checkBenchPostgres(base = PG_BENCH_URL): Promise<void> {
   try {
     await withClient(base, (client) => client.query('SELECT 1'));
   } catch (err) {
-    throw new Error(`--store postgres: PostgreSQL at ${redactUrl(base)} does not answer (${(err as Error).message || (err as { code?: string }).code}); set PG_BENCH_URL`);
+    throw new Error(
+      `--store postgres: PostgreSQL at ${redactUrl(base)} does not answer (${(err as Error).message || (err as { code?: string }).code}); set PG_BENCH_URL`,
+    );
   }
 }
 

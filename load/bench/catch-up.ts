@@ -43,7 +43,13 @@ async function writeOps(doc: LoadDocHandle, gen: ClientWorkload, n: number): Pro
   }
 }
 
-export async function runCatchUp(connect: ConnectFn, url: string, missedOps: number, repetitions: number, auth: LoadAuth | null = null): Promise<CatchUpResult> {
+export async function runCatchUp(
+  connect: ConnectFn,
+  url: string,
+  missedOps: number,
+  repetitions: number,
+  auth: LoadAuth | null = null,
+): Promise<CatchUpResult> {
   const connections: LoadConnection[] = [];
   try {
     const writer = await connect({ url, getToken: tokenGetter(auth, 'load-w5-writer') });

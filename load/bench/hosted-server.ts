@@ -36,7 +36,10 @@ const HOST = fileURLToPath(new URL('./server-host.ts', import.meta.url));
  */
 export type BenchStore = 'sqlite' | 'memory' | 'postgres';
 
-export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: string; store?: BenchStore; auth?: boolean } = {}): Promise<HostedServer> {
+export async function startHostedServer(
+  kind: ServerKind,
+  opts: { cpuProfDir?: string; store?: BenchStore; auth?: boolean } = {},
+): Promise<HostedServer> {
   const dir = mkdtempSync(join(tmpdir(), `tandem-bench-${kind}-`));
   // Only a side asked to run with authentication gets a secret (never one from the environment).
   const env = { ...process.env };
@@ -64,9 +67,16 @@ export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: s
     for (const w of list) w(m);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const request = <T extends FromHost['type']>(message: ToHost | null, reply: T, timeoutMs = 60_000): Promise<Extract<FromHost, { type: T }>> =>
+  const request = <T extends FromHost['type']>(
+    message: ToHost | null,
+    reply: T,
+    timeoutMs = 60_000,
+  ): Promise<Extract<FromHost, { type: T }>> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${kind} server host: no "${reply}" within ${timeoutMs} ms${fatal ? `: ${fatal}` : ''}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`${kind} server host: no "${reply}" within ${timeoutMs} ms${fatal ? `: ${fatal}` : ''}`)),
+        timeoutMs,
+      );
       const list = waiters.get(reply) ?? [];
       list.push((m) => {
         clearTimeout(timer);
@@ -106,7 +116,16 @@ export async function startHostedServer(kind: ServerKind, opts: { cpuProfDir?: s
       source: `${kind} server host process (IPC)`,
       sample: async () => {
         const s = await stats();
-        return { commits: s.commits, commitRetries: s.commitRetries, rejected: s.rejected, rssBytes: s.rss, heapUsedBytes: s.heapUsed, cpuMicros: s.cpuMicros, atMs: s.atMs, loopDelayP99Ms: s.loopDelayP99Ms };
+        return {
+          commits: s.commits,
+          commitRetries: s.commitRetries,
+          rejected: s.rejected,
+          rssBytes: s.rss,
+          heapUsedBytes: s.heapUsed,
+          cpuMicros: s.cpuMicros,
+          atMs: s.atMs,
+          loopDelayP99Ms: s.loopDelayP99Ms,
+        };
       },
     }),
     close: async () => {

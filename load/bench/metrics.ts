@@ -42,7 +42,13 @@ export interface MetricDef {
 
 export const METRICS: Readonly<Record<WorkloadId, readonly MetricDef[]>> = {
   W1: [
-    { key: 'commitsPerSec', label: 'committed ops/s (server)', better: 'higher', digits: 0, target: { value: (v) => v >= 5000, ratio: (r) => r >= 1, text: '≥ 5,000/s and ratio ≥ 1.0' } },
+    {
+      key: 'commitsPerSec',
+      label: 'committed ops/s (server)',
+      better: 'higher',
+      digits: 0,
+      target: { value: (v) => v >= 5000, ratio: (r) => r >= 1, text: '≥ 5,000/s and ratio ≥ 1.0' },
+    },
     { key: 'ackP50', label: 'submit→ack p50 ms', better: 'lower', digits: 1 },
     { key: 'ackP99', label: 'submit→ack p99 ms', better: 'lower', digits: 1 },
     { key: 'seenP99', label: 'submit→seen p99 ms', better: 'lower', digits: 1 },
@@ -53,8 +59,20 @@ export const METRICS: Readonly<Record<WorkloadId, readonly MetricDef[]>> = {
     { key: 'clientLoopP99', label: 'load-generator event-loop delay p99 ms (worst second)', better: 'lower', digits: 1 },
   ],
   W2: [
-    { key: 'commitsPerSec', label: 'committed ops/s (server)', better: 'higher', digits: 0, target: { ratio: (r) => r >= 3, text: 'ratio ≥ 3' } },
-    { key: 'retriesPerCommit', label: 'retries per commit', better: 'lower', digits: 3, target: { value: (v) => v <= 0.05, text: '≤ 0.05' } },
+    {
+      key: 'commitsPerSec',
+      label: 'committed ops/s (server)',
+      better: 'higher',
+      digits: 0,
+      target: { ratio: (r) => r >= 3, text: 'ratio ≥ 3' },
+    },
+    {
+      key: 'retriesPerCommit',
+      label: 'retries per commit',
+      better: 'lower',
+      digits: 3,
+      target: { value: (v) => v <= 0.05, text: '≤ 0.05' },
+    },
     { key: 'ackP50', label: 'submit→ack p50 ms', better: 'lower', digits: 1 },
     { key: 'ackP99', label: 'submit→ack p99 ms', better: 'lower', digits: 1 },
     { key: 'serverCpuUs', label: 'server CPU µs per commit', better: 'lower', digits: 0 },
@@ -74,7 +92,13 @@ export const METRICS: Readonly<Record<WorkloadId, readonly MetricDef[]>> = {
     { key: 'clientLoopP99', label: 'load-generator event-loop delay p99 ms (worst second)', better: 'lower', digits: 1 },
   ],
   W4: [
-    { key: 'perConnKB', label: 'server heap KB per idle connection', better: 'lower', digits: 1, target: { value: (v) => v <= 15, text: '≤ 15 KB' } },
+    {
+      key: 'perConnKB',
+      label: 'server heap KB per idle connection',
+      better: 'lower',
+      digits: 1,
+      target: { value: (v) => v <= 15, text: '≤ 15 KB' },
+    },
     { key: 'perSubscribedKB', label: '… once subscribed to a doc', better: 'lower', digits: 1 },
     { key: 'clientHeapKB', label: 'load-client heap KB per connection', better: 'lower', digits: 1 },
   ],
@@ -101,7 +125,11 @@ export function loadFigures(id: WorkloadId, r: LoadResult): Record<string, numbe
     clientLoopP99: r.loadGenerator.worstLoopDelayP99Ms,
   };
   const keys = new Set(METRICS[id].map((m) => m.key));
-  return Object.fromEntries(Object.entries(f).filter(([k]) => keys.has(k)).map(([k, v]) => [k, v === null ? null : round(v)]));
+  return Object.fromEntries(
+    Object.entries(f)
+      .filter(([k]) => keys.has(k))
+      .map(([k, v]) => [k, v === null ? null : round(v)]),
+  );
 }
 
 export function idleFigures(m: IdleMemory, clientHeapPerConn: number): Record<string, number | null> {

@@ -97,9 +97,19 @@ async function runLoadSide(w: LoadWorkload, side: Side, opts: SuiteOptions, roun
       },
     });
     progress.stop();
-    const files = await writeReports(result, { outDir: opts.outDir, json: join(opts.outDir, `${label.replace(/ /g, '-')}.json`), html: join(opts.outDir, `${label.replace(/ /g, '-')}.html`) });
+    const files = await writeReports(result, {
+      outDir: opts.outDir,
+      json: join(opts.outDir, `${label.replace(/ /g, '-')}.json`),
+      html: join(opts.outDir, `${label.replace(/ /g, '-')}.html`),
+    });
     opts.log(`[bench] ${label}: ${result.passed ? 'ok' : `FAILED (${result.failures.join('; ')})`} — report ${files.html}`);
-    const outcome: SideOutcome = { side: side.name, figures: {}, converged: result.convergence.passed, error: result.passed ? null : result.failures.join('; '), load: result };
+    const outcome: SideOutcome = {
+      side: side.name,
+      figures: {},
+      converged: result.convergence.passed,
+      error: result.passed ? null : result.failures.join('; '),
+      load: result,
+    };
     if (w.id === 'W4' && idle) {
       const m: IdleMemory = { ...idle, connectSeconds: result.setup.connectMs / 1000 };
       outcome.idleMemory = m;
@@ -120,7 +130,13 @@ async function runCatchUpSide(side: Side, opts: SuiteOptions): Promise<SideOutco
     try {
       const c = await runCatchUp(connect, side.url(host), missed, reps, authOf(host));
       opts.log(`[bench] W5 ${side.name}: median ${c.medianMs.toFixed(1)} ms, worst ${c.maxMs.toFixed(1)} ms (${c.samplesMs.join(', ')})`);
-      return { side: side.name, figures: catchUpFigures(c), converged: c.converged, error: c.converged ? null : 'reader did not converge', catchUp: c };
+      return {
+        side: side.name,
+        figures: catchUpFigures(c),
+        converged: c.converged,
+        error: c.converged ? null : 'reader did not converge',
+        catchUp: c,
+      };
     } catch (err) {
       return { side: side.name, figures: {}, converged: false, error: (err as Error).message };
     }

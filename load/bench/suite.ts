@@ -47,7 +47,10 @@ export interface LoadWorkload {
 
 const atLeast = (n: number, min: number) => Math.max(min, Math.round(n));
 
-function base(scale: SuiteScale, o: { clients: number; docs: number; minClients: number; rampS: number; warmupS: number; durationS: number }) {
+function base(
+  scale: SuiteScale,
+  o: { clients: number; docs: number; minClients: number; rampS: number; warmupS: number; durationS: number },
+) {
   const clients = atLeast(o.clients * scale.factor, o.minClients);
   return {
     clients,

@@ -61,8 +61,11 @@ function checkRule(rule: unknown, where: string): Rule {
   }
   if (keys === 'claim,equals' && typeof r.claim === 'string' && SCALAR.has(typeof r.equals)) return rule as Rule;
   if (keys === 'idEqualsClaim' && typeof r.idEqualsClaim === 'string') return rule as Rule;
-  if ((keys === 'idPrefixClaim' || keys === 'idPrefixClaim,separator') && typeof r.idPrefixClaim === 'string' &&
-    (r.separator === undefined || (typeof r.separator === 'string' && r.separator !== ''))) {
+  if (
+    (keys === 'idPrefixClaim' || keys === 'idPrefixClaim,separator') &&
+    typeof r.idPrefixClaim === 'string' &&
+    (r.separator === undefined || (typeof r.separator === 'string' && r.separator !== ''))
+  ) {
     return rule as Rule;
   }
   if ((keys === 'anyOf' || keys === 'allOf') && Array.isArray(r[keys])) {
@@ -74,7 +77,12 @@ function checkRule(rule: unknown, where: string): Rule {
 
 /** Validates parsed rules; every mistake is a TANDEM_BAD_CONFIG naming where it is. */
 export function checkRules(value: unknown): RulesFile {
-  if (typeof value !== 'object' || value === null || typeof (value as RulesFile).collections !== 'object' || (value as RulesFile).collections === null) {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof (value as RulesFile).collections !== 'object' ||
+    (value as RulesFile).collections === null
+  ) {
     return fail('', 'must be an object with a "collections" object');
   }
   for (const [name, rules] of Object.entries((value as RulesFile).collections)) {
@@ -82,7 +90,10 @@ export function checkRules(value: unknown): RulesFile {
     for (const [key, rule] of Object.entries(rules)) {
       if (key === 'readOnlyPaths') {
         const paths = rule as unknown;
-        if (!Array.isArray(paths) || !paths.every((p) => Array.isArray(p) && p.length > 0 && p.every((k) => typeof k === 'string' || Number.isInteger(k)))) {
+        if (
+          !Array.isArray(paths) ||
+          !paths.every((p) => Array.isArray(p) && p.length > 0 && p.every((k) => typeof k === 'string' || Number.isInteger(k)))
+        ) {
           fail(`${name}.readOnlyPaths`, 'must be a list of non-empty paths, e.g. [["meta"]]');
         }
       } else if ((ACCESS_ACTIONS as readonly string[]).includes(key)) {

@@ -57,7 +57,8 @@ interface TokenFlags {
 export async function tokenFromFlags(flags: TokenFlags): Promise<string> {
   if (!flags.secret) throw new ConfigError('no secret: set AUTH_JWT_SECRET or pass --secret');
   if (!flags.sub?.trim()) throw new ConfigError('--sub is required (the user id the token names)');
-  if (flags.sub.length > MAX_SUB_LENGTH) throw new ConfigError(`--sub must be at most ${MAX_SUB_LENGTH} characters (the server refuses longer)`);
+  if (flags.sub.length > MAX_SUB_LENGTH)
+    throw new ConfigError(`--sub must be at most ${MAX_SUB_LENGTH} characters (the server refuses longer)`);
   // The server's own parsing: a secret it would refuse (too short) is refused here too.
   const { auth } = loadConfig({ AUTH_JWT_SECRET: flags.secret, AUTH_JWT_ISSUER: flags.issuer, AUTH_JWT_AUDIENCE: flags.audience });
   if (auth.mode !== 'jwt' || auth.secret === null) throw new ConfigError('no secret: set AUTH_JWT_SECRET or pass --secret');

@@ -17,7 +17,10 @@ export function normalizeIp(address: string | undefined): string {
 }
 
 export function tooManyConnections(max: number): TandemError {
-  return new TandemError(TandemErrorCode.TOO_MANY_CONNECTIONS, `more than ${max} open connections from this address (MAX_CONNECTIONS_PER_IP)`);
+  return new TandemError(
+    TandemErrorCode.TOO_MANY_CONNECTIONS,
+    `more than ${max} open connections from this address (MAX_CONNECTIONS_PER_IP)`,
+  );
 }
 
 /**

@@ -39,7 +39,8 @@ function fail(message: string): never {
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isValidKey = (container: unknown, key: Key): boolean =>
   container != null && (typeof key === 'number' ? Array.isArray(container) : typeof container === 'object');
-const childOf = (container: unknown, key: Key): unknown => (isValidKey(container, key) ? (container as Record<Key, unknown>)[key] : undefined);
+const childOf = (container: unknown, key: Key): unknown =>
+  isValidKey(container, key) ? (container as Record<Key, unknown>)[key] : undefined;
 const shallowClone = (value: unknown): unknown =>
   Array.isArray(value) ? value.slice() : typeof value === 'object' && value !== null ? Object.assign({}, value) : value;
 const hasPick = (c: Component): boolean => c.p != null || c.r !== undefined;

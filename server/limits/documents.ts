@@ -47,7 +47,10 @@ function refusal(code: TandemErrorCode | typeof OP_NOT_APPLIED, message: string)
 const OP_NOT_APPLIED = ShareDbErrorCode.OP_NOT_APPLIED;
 
 function tooLarge(collection: string, id: string, bytes: number, limit: number): WireError {
-  return refusal(TandemErrorCode.DOC_TOO_LARGE, `${collection}/${id} would be ${bytes} bytes of JSON after this op; the limit is ${limit} (MAX_DOC_BYTES)`);
+  return refusal(
+    TandemErrorCode.DOC_TOO_LARGE,
+    `${collection}/${id} would be ${bytes} bytes of JSON after this op; the limit is ${limit} (MAX_DOC_BYTES)`,
+  );
 }
 
 /** Registers id, content and size checks on the backend. */

@@ -111,12 +111,20 @@ export function usePresenceLimits(backend: TandemBackend, limits: ResourceLimits
   });
 }
 
-function checkPresence(backend: TandemBackend, agent: Agent, state: PresenceLimitState, limits: ResourceLimits, message: Message, next: Next): void {
+function checkPresence(
+  backend: TandemBackend,
+  agent: Agent,
+  state: PresenceLimitState,
+  limits: ResourceLimits,
+  message: Message,
+  next: Next,
+): void {
   const wait = state.updates.take();
   if (wait > 0) return next(rateRefusal('presence', wait));
 
   const { ch, id, c, d, v, p } = message;
-  if (typeof ch !== 'string' || typeof id !== 'string') return next(refusal(ShareDbErrorCode.BADLY_FORMED, 'presence needs a channel (ch) and a presence id (id)'));
+  if (typeof ch !== 'string' || typeof id !== 'string')
+    return next(refusal(ShareDbErrorCode.BADLY_FORMED, 'presence needs a channel (ch) and a presence id (id)'));
   if (id.length > limits.maxIdLength || ch.length > 2 * limits.maxIdLength + 1) {
     return next(refusal(TandemErrorCode.INVALID_ID, `presence id or channel longer than ${limits.maxIdLength} characters`));
   }

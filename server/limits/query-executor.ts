@@ -11,14 +11,7 @@
  * The application's own connections (server-side, marked by the 'query' middleware) are not
  * capped, but their queries run in slices all the same.
  */
-import {
-  canPollDoc,
-  compileQuery,
-  toMongoDoc,
-  type CompiledQuery,
-  type QueryResult,
-  type QuerySnapshot,
-} from '../storage/mingo-query.js';
+import { canPollDoc, compileQuery, toMongoDoc, type CompiledQuery, type QueryResult, type QuerySnapshot } from '../storage/mingo-query.js';
 import { QueryTooLargeError } from './query-errors.js';
 import { capsFor, DEFAULT_QUERY_LIMITS, ownerOf, type QueryLimits } from './query-options.js';
 import { QueryRun } from './query-run.js';
@@ -134,10 +127,18 @@ export class QueryExecutor {
   /** ShareDB's `db.query`: snapshots (metadata only if `options.metadata`) and extra. */
   query(collection: string, query: unknown, options: unknown, callback: Callback<QueryResult<QuerySnapshot>>): void {
     const withMeta = Boolean((options as { metadata?: unknown } | null)?.metadata);
-    this.submit(collection, query, options, null, withMeta, (result) => {
-      if (!withMeta) for (const s of result.snapshots) s.m = null;
-      return result;
-    }, callback);
+    this.submit(
+      collection,
+      query,
+      options,
+      null,
+      withMeta,
+      (result) => {
+        if (!withMeta) for (const s of result.snapshots) s.m = null;
+        return result;
+      },
+      callback,
+    );
   }
 
   /** ShareDB's `db.queryPoll`: ids and extra. Identical polls waiting together run once. */
@@ -149,15 +150,28 @@ export class QueryExecutor {
     } catch {
       key = null;
     }
-    this.submit(collection, query, options, key, false, (result) => ({ ids: result.snapshots.map((s) => s.id), extra: result.extra }), (err, result) => {
-      // Each subscription keeps (and later edits) its own id list.
-      callback(err, result && { ids: [...result.ids], extra: result.extra });
-    });
+    this.submit(
+      collection,
+      query,
+      options,
+      key,
+      false,
+      (result) => ({ ids: result.snapshots.map((s) => s.id), extra: result.extra }),
+      (err, result) => {
+        // Each subscription keeps (and later edits) its own id list.
+        callback(err, result && { ids: [...result.ids], extra: result.extra });
+      },
+    );
   }
 
   private submit<T>(
-    collection: string, query: unknown, options: unknown, key: string | null, metadataWanted: boolean,
-    finish: (result: QueryResult<QuerySnapshot>) => T, callback: Callback<T>,
+    collection: string,
+    query: unknown,
+    options: unknown,
+    key: string | null,
+    metadataWanted: boolean,
+    finish: (result: QueryResult<QuerySnapshot>) => T,
+    callback: Callback<T>,
   ): void {
     let compiled: CompiledQuery;
     try {
@@ -169,16 +183,21 @@ export class QueryExecutor {
     const caps = capsFor(options, this.limits);
     // Parsing metadata is a good share of a scan's cost: only when the query or caller needs it.
     const withMeta = metadataWanted || compiled.readsMetadata;
-    this.scanner.submit(ownerOf(options), key, () => {
-      if (compiled.ids) {
-        // Named documents are read, not scanned (at most MAX_QUERY_NODES of them).
-        return new QueryJob(idCursor(this.source, collection, compiled.ids, withMeta), compiled, { ...caps, maxScan: Infinity }, finish);
-      }
-      if (Number.isFinite(caps.maxScan) && this.source.countLive(collection, caps.maxScan) > caps.maxScan) {
-        throw tooManyToScan(caps.maxScan);
-      }
-      return new QueryJob(this.source.openCursor(collection, withMeta), compiled, caps, finish);
-    }, callback);
+    this.scanner.submit(
+      ownerOf(options),
+      key,
+      () => {
+        if (compiled.ids) {
+          // Named documents are read, not scanned (at most MAX_QUERY_NODES of them).
+          return new QueryJob(idCursor(this.source, collection, compiled.ids, withMeta), compiled, { ...caps, maxScan: Infinity }, finish);
+        }
+        if (Number.isFinite(caps.maxScan) && this.source.countLive(collection, caps.maxScan) > caps.maxScan) {
+          throw tooManyToScan(caps.maxScan);
+        }
+        return new QueryJob(this.source.openCursor(collection, withMeta), compiled, caps, finish);
+      },
+      callback,
+    );
   }
 
   /** ShareDB's `db.queryPollDoc`: does this one document match now? */

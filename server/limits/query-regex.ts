@@ -89,7 +89,9 @@ export const linearRegex: QueryOperator = (selector: string, value: unknown, _op
   const match = (x: unknown): boolean => {
     if (typeof x !== 'string') return false;
     if (x.length > MAX_REGEX_SUBJECT_CHARS) {
-      throw new QueryTooLargeError(`$regex is only matched against strings up to ${MAX_REGEX_SUBJECT_CHARS} characters; a document holds a longer one`);
+      throw new QueryTooLargeError(
+        `$regex is only matched against strings up to ${MAX_REGEX_SUBJECT_CHARS} characters; a document holds a longer one`,
+      );
     }
     return re.test(x);
   };

@@ -12,7 +12,14 @@
  * follows mingo's `$sort` (its type order, stable for equal keys).
  */
 import { compare, resolve } from 'mingo/util';
-import { asQueryError, toMongoDoc, type CompiledQuery, type MongoDoc, type QueryResult, type QuerySnapshot } from '../storage/mingo-query.js';
+import {
+  asQueryError,
+  toMongoDoc,
+  type CompiledQuery,
+  type MongoDoc,
+  type QueryResult,
+  type QuerySnapshot,
+} from '../storage/mingo-query.js';
 import { QueryTooLargeError } from './query-errors.js';
 
 interface Kept<T> {
@@ -31,7 +38,8 @@ function getPath(doc: unknown, path: string): unknown[] {
     const next: unknown[] = [];
     for (const v of values) {
       if (Array.isArray(v)) {
-        for (const item of v) if (typeof item === 'object' && item !== null && part in item) next.push((item as Record<string, unknown>)[part]);
+        for (const item of v)
+          if (typeof item === 'object' && item !== null && part in item) next.push((item as Record<string, unknown>)[part]);
       } else if (typeof v === 'object' && v !== null && part in v) next.push((v as Record<string, unknown>)[part]);
     }
     values = next;

@@ -135,7 +135,10 @@ export class QueryScanner {
       entry.spent += took;
       if (done) this.finish(entry, null, entry.job.result());
       else if (entry.spent > this.budgetMs) {
-        this.finish(entry, new QueryTooLargeError(`the query needs more than ${this.budgetMs} ms of work: narrow it or name its documents by _id`));
+        this.finish(
+          entry,
+          new QueryTooLargeError(`the query needs more than ${this.budgetMs} ms of work: narrow it or name its documents by _id`),
+        );
       }
     } catch (err) {
       this.finish(entry, err instanceof Error ? err : new Error(String(err)));

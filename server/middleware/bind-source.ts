@@ -71,7 +71,8 @@ export function useSourceBinding(backend: ShareDB): void {
     if (owner === key) return null;
     if (owner !== undefined && live.has(owner)) return foreign(`source id "${src.slice(0, 64)}" is in use by another connection`);
     const entry = live.get(key)!;
-    if (entry.sources.size >= MAX_SOURCES_PER_CONNECTION) return foreign(`a client may use at most ${MAX_SOURCES_PER_CONNECTION} source ids`);
+    if (entry.sources.size >= MAX_SOURCES_PER_CONNECTION)
+      return foreign(`a client may use at most ${MAX_SOURCES_PER_CONNECTION} source ids`);
     owners.set(src, key);
     entry.sources.add(src);
     return null;

@@ -139,7 +139,10 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
           request.rejectSnapshotRead(snapshot, forbidden(`reading ${context.collection}/${snapshot.id} is not allowed`));
         }
       }),
-    ).then(() => next(), () => next(forbidden('read check failed')));
+    ).then(
+      () => next(),
+      () => next(forbidden('read check failed')),
+    );
   });
 
   // Ops sent to a client (subscriptions, catch-up, ops since a version) never pass
@@ -164,7 +167,8 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
   });
 
   backend.use('query', (context, next) => {
-    if (!isServerSide(context.agent) && queryMentionsMetadata(context.query)) return next(forbidden('queries cannot read document metadata (_m)'));
+    if (!isServerSide(context.agent) && queryMentionsMetadata(context.query))
+      return next(forbidden('queries cannot read document metadata (_m)'));
     if (policy.open || isServerSide(context.agent)) return next();
     const query = context.query as Record<string, unknown> | null;
     const used = query !== null && typeof query === 'object' ? WHOLE_COLLECTION_KEYS.filter((key) => key in query) : [];
@@ -207,7 +211,15 @@ export function useAccessControl(backend: ShareDB, policy: AccessPolicy): void {
     const action = actionOf(op);
     const payload = op.create ?? op.del ?? op.op;
     policy
-      .allows({ identity, collection: context.collection, id: context.id, action, op: payload, before: previous, after: action === 'delete' ? undefined : after })
+      .allows({
+        identity,
+        collection: context.collection,
+        id: context.id,
+        action,
+        op: payload,
+        before: previous,
+        after: action === 'delete' ? undefined : after,
+      })
       .then(
         (allowed) => next(allowed ? undefined : forbidden(`${action} on ${context.collection}/${context.id} is not allowed`)),
         () => next(forbidden('access check failed')),
@@ -230,20 +242,40 @@ export function readableOnly(db: ShareDB.DB, policy: AccessPolicy, agent: Agent)
   wrapped.query = (collection: string, query: unknown, fields: unknown, options: unknown, callback: Callback) =>
     inner.query!.call(db, collection, query, fields, options, (err: unknown, snapshots: ShareDB.Snapshot[], extra: unknown) => {
       if (err) return callback(err);
-      keep(collection, snapshots.map((s) => s.id), snapshots.map((s) => s.data)).then(
-        (allowed) => callback(null, snapshots.filter((_, i) => allowed[i]), extra),
+      keep(
+        collection,
+        snapshots.map((s) => s.id),
+        snapshots.map((s) => s.data),
+      ).then(
+        (allowed) =>
+          callback(
+            null,
+            snapshots.filter((_, i) => allowed[i]),
+            extra,
+          ),
         (e: unknown) => callback(e),
       );
     });
   wrapped.queryPoll = (collection: string, query: unknown, options: unknown, callback: Callback) =>
     inner.queryPoll!.call(db, collection, query, options, (err: unknown, ids: string[], extra: unknown) => {
       if (err) return callback(err);
-      keep(collection, ids).then((allowed) => callback(null, ids.filter((_, i) => allowed[i]), extra), (e: unknown) => callback(e));
+      keep(collection, ids).then(
+        (allowed) =>
+          callback(
+            null,
+            ids.filter((_, i) => allowed[i]),
+            extra,
+          ),
+        (e: unknown) => callback(e),
+      );
     });
   wrapped.queryPollDoc = (collection: string, id: string, query: unknown, options: unknown, callback: Callback) =>
     inner.queryPollDoc!.call(db, collection, id, query, options, (err: unknown, matches: boolean) => {
       if (err || !matches) return callback(err, false);
-      canRead(policy, agent, collection, id).then((allowed) => callback(null, allowed), (e: unknown) => callback(e));
+      canRead(policy, agent, collection, id).then(
+        (allowed) => callback(null, allowed),
+        (e: unknown) => callback(e),
+      );
     });
   return wrapped as unknown as ShareDB.DB;
 }

@@ -58,14 +58,18 @@ export function parseDocChannel(channel: string, prefix: string): { collection: 
 function snapshotVersion(db: ShareDB.DB, collection: string, id: string): Promise<number> {
   return new Promise((resolve, reject) => {
     // @types/sharedb types `fields` as a projection object; ShareDB passes null for "all".
-    db.getSnapshot(collection, id, null as unknown as object, null, (err, snapshot) =>
-      err ? reject(err) : resolve(snapshot?.v ?? 0),
-    );
+    db.getSnapshot(collection, id, null as unknown as object, null, (err, snapshot) => (err ? reject(err) : resolve(snapshot?.v ?? 0)));
   });
 }
 
 /** Ops with from ≤ v < to (null: to the current version), in version order. */
-function opsBetween(db: ShareDB.DB, collection: string, id: string, from: number, to: number | null): Promise<Array<Record<string, unknown>>> {
+function opsBetween(
+  db: ShareDB.DB,
+  collection: string,
+  id: string,
+  from: number,
+  to: number | null,
+): Promise<Array<Record<string, unknown>>> {
   return new Promise((resolve, reject) => {
     db.getOps(collection, id, from, to, null, (err, ops) =>
       err ? reject(err) : resolve((ops ?? []) as unknown as Array<Record<string, unknown>>),

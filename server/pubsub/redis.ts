@@ -145,7 +145,10 @@ export class TandemRedisPubSub extends RedisPubSubBase {
     this.on('error', (err: Error) => {
       if (!this.closing) options.logger.warn({ err: err.message }, 'redis pub/sub error');
     });
-    for (const [role, connection] of [['publisher', client], ['subscriber', observer]] as const) {
+    for (const [role, connection] of [
+      ['publisher', client],
+      ['subscriber', observer],
+    ] as const) {
       connection.on('error', (err: Error) => this.connectionLost(role, connection, err));
       connection.on('ready', () => this.connectionReady(role));
     }
@@ -379,7 +382,11 @@ export class TandemRedisPubSub extends RedisPubSubBase {
 export function openRedisPubSub(options: RedisPubSubOptions): PubSubHandle {
   const reconnectStrategy = options.reconnectDelayMs ?? ((attempt: number) => Math.min(50 * 2 ** attempt, 2_000));
   const connect = (disableOfflineQueue: boolean) =>
-    createClient({ url: options.url, disableOfflineQueue, socket: { reconnectStrategy, connectTimeout: 2_000 } }) as unknown as RedisConnection;
+    createClient({
+      url: options.url,
+      disableOfflineQueue,
+      socket: { reconnectStrategy, connectTimeout: 2_000 },
+    }) as unknown as RedisConnection;
   // Publisher without offline queue: a PUBLISH while Redis is away fails at once (and is
   // remembered) instead of waiting to be flushed, stale, on reconnect. Subscriber with it:
   // an UNSUBSCRIBE issued while away is then sent after node-redis's own resubscribe, so

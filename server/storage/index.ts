@@ -129,7 +129,11 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
   if (lower.startsWith('mongodb://') || lower.startsWith('mongodb+srv://')) {
     const mongo = createMongoStorage({ url: dbUrl, milestoneInterval: interval });
     return {
-      kind: 'mongo', db: mongo.db, milestoneDb: mongo.milestoneDb, ping: mongo.ping, close: mongo.close,
+      kind: 'mongo',
+      db: mongo.db,
+      milestoneDb: mongo.milestoneDb,
+      ping: mongo.ping,
+      close: mongo.close,
       state: () => ({ kind: 'mongo' }),
     };
   }
@@ -143,7 +147,11 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       throw new Error(`DB_URL ${redactUrl(dbUrl)}: ${(err as Error).message}`);
     }
     return {
-      kind: 'postgres', db: pg.db, milestoneDb: pg.milestoneDb, ping: pg.ping, close: pg.close,
+      kind: 'postgres',
+      db: pg.db,
+      milestoneDb: pg.milestoneDb,
+      ping: pg.ping,
+      close: pg.close,
       state: () => ({ kind: 'postgres', pool: pg.store.poolState }),
     };
   }

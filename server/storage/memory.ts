@@ -63,9 +63,7 @@ export class TandemMemoryDB extends ShareDB.MemoryDB implements QueryLimitedDb {
     };
   }
 
-  override query = (
-    collection: string, query: unknown, _fields: unknown, options: unknown, callback: ShareDB.DBQueryCallback,
-  ): void => {
+  override query = (collection: string, query: unknown, _fields: unknown, options: unknown, callback: ShareDB.DBQueryCallback): void => {
     this.queries.query(collection, query, options, (err, result) => {
       // @types/sharedb types errors with numeric codes and snapshots with full metadata; ours
       // carry string codes (TANDEM_…) and the metadata the store holds.
@@ -75,7 +73,9 @@ export class TandemMemoryDB extends ShareDB.MemoryDB implements QueryLimitedDb {
   };
 
   override queryPoll(
-    collection: string, query: unknown, options: unknown,
+    collection: string,
+    query: unknown,
+    options: unknown,
     callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
   ): void {
     this.queries.queryPoll(collection, query, options, (err, result) => {
@@ -84,9 +84,7 @@ export class TandemMemoryDB extends ShareDB.MemoryDB implements QueryLimitedDb {
     });
   }
 
-  override queryPollDoc(
-    collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>,
-  ): void {
+  override queryPollDoc(collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>): void {
     this.queries.pollDoc(collection, id, query, callback);
   }
 
@@ -104,12 +102,13 @@ export function createMemoryDb(): TandemMemoryDB {
  * MemoryMilestoneDB is exported at runtime (sharedb/lib/index.js) but missing from
  * @types/sharedb; its constructor takes {interval}.
  */
-type MilestoneDbCtor = new (options?: { interval?: number }) => ShareDB.MilestoneDB & {
+type MilestoneDbCtor = new (options?: {
+  interval?: number;
+}) => ShareDB.MilestoneDB & {
   interval?: number;
 };
 
 export function createMemoryMilestoneDb(interval?: number): ShareDB.MilestoneDB {
-  const MemoryMilestoneDB = (ShareDB as unknown as { MemoryMilestoneDB: MilestoneDbCtor })
-    .MemoryMilestoneDB;
+  const MemoryMilestoneDB = (ShareDB as unknown as { MemoryMilestoneDB: MilestoneDbCtor }).MemoryMilestoneDB;
   return new MemoryMilestoneDB(interval === undefined ? undefined : { interval });
 }

@@ -81,8 +81,12 @@ export abstract class MilestoneStore<S> extends ShareDB.MilestoneDB {
    */
   protected abstract lookup(
     callback: MilestoneCallback<MilestoneSnapshot | undefined> | undefined,
-    collection: string, id: string, bound: number | null, boundName: 'version' | 'timestamp',
-    whenNull: S, bounded: S,
+    collection: string,
+    id: string,
+    bound: number | null,
+    boundName: 'version' | 'timestamp',
+    whenNull: S,
+    bounded: S,
   ): void;
 
   /** Reports a failure that has no callback to take it. */
@@ -90,7 +94,9 @@ export abstract class MilestoneStore<S> extends ShareDB.MilestoneDB {
 
   /** The newest milestone with v <= version (any version when null); undefined if none. */
   override getMilestoneSnapshot(
-    collection: string, id: string, version: number | null,
+    collection: string,
+    id: string,
+    version: number | null,
     callback?: MilestoneCallback<MilestoneSnapshot | undefined>,
   ): void {
     const s = this.lookups();
@@ -99,7 +105,9 @@ export abstract class MilestoneStore<S> extends ShareDB.MilestoneDB {
 
   /** The newest milestone with mtime <= timestamp; for null, the first milestone. */
   override getMilestoneSnapshotAtOrBeforeTime(
-    collection: string, id: string, timestamp: number | null,
+    collection: string,
+    id: string,
+    timestamp: number | null,
     callback?: MilestoneCallback<MilestoneSnapshot | undefined>,
   ): void {
     const s = this.lookups();
@@ -108,7 +116,9 @@ export abstract class MilestoneStore<S> extends ShareDB.MilestoneDB {
 
   /** The oldest milestone with mtime >= timestamp; for null, the latest milestone. */
   override getMilestoneSnapshotAtOrAfterTime(
-    collection: string, id: string, timestamp: number | null,
+    collection: string,
+    id: string,
+    timestamp: number | null,
     callback?: MilestoneCallback<MilestoneSnapshot | undefined>,
   ): void {
     const s = this.lookups();

@@ -54,12 +54,19 @@ export type MongoDoc = Record<string, unknown>;
 
 // Mongo cursor tuning that has no meaning for an in-process evaluation.
 const IGNORED_KEYS = new Set([
-  '$comment', '$hint', '$maxTimeMS', '$batchSize', '$readPref', '$readConcern',
-  '$noCursorTimeout', '$snapshot', '$maxScan', '$showRecordId', '$showDiskLoc',
+  '$comment',
+  '$hint',
+  '$maxTimeMS',
+  '$batchSize',
+  '$readPref',
+  '$readConcern',
+  '$noCursorTimeout',
+  '$snapshot',
+  '$maxScan',
+  '$showRecordId',
+  '$showDiskLoc',
 ]);
-const REFUSED_KEYS = new Set([
-  '$aggregate', '$mapReduce', '$explain', '$map', '$max', '$min', '$returnKey', '$query',
-]);
+const REFUSED_KEYS = new Set(['$aggregate', '$mapReduce', '$explain', '$map', '$max', '$min', '$returnKey', '$query']);
 // Keys after which a per-document check cannot tell whether the result set changed.
 const NOT_POLLABLE_BY_DOC = ['$sort', '$orderby', '$skip', '$limit', '$count', '$distinct'];
 /** Fields one `$sort` may name. */
@@ -105,8 +112,7 @@ export function parseQuery(query: unknown): ParsedQuery {
       // As MongoDB (and mingo's cursor): a limit of 0 is no limit.
       const limit = nonNegativeInt(key, value);
       if (limit > 0) parsed.limit = limit;
-    }
-    else if (key === '$count') parsed.count = true;
+    } else if (key === '$count') parsed.count = true;
     else if (key === '$distinct') {
       const field = isPlainObject(value) ? value.field : undefined;
       if (typeof field !== 'string') throw new QueryError('$distinct must be {field: "name"}');
@@ -212,10 +218,7 @@ export function canPollDoc(query: unknown): boolean {
  * Maps the generic query of ShareDB's test suites (`{query, sort: [[field, dir], ...]}`)
  * to ours. Used by the contract tests, and documents the correspondence.
  */
-export function fromGenericQuery(generic: {
-  query: Record<string, unknown>;
-  sort?: Array<[string, 1 | -1]>;
-}): DbQuery {
+export function fromGenericQuery(generic: { query: Record<string, unknown>; sort?: Array<[string, 1 | -1]> }): DbQuery {
   const out: DbQuery = { ...generic.query };
   if (generic.sort && generic.sort.length > 0) {
     out.$sort = Object.fromEntries(generic.sort);

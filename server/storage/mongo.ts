@@ -43,9 +43,7 @@ type ClientFactory = (callback: (err: Error | null, client?: MongoClient) => voi
 
 // Neither package ships types; these are the constructors as their READMEs document them.
 const require = createRequire(import.meta.url);
-const ShareDbMongo = require('sharedb-mongo') as new (options: {
-  mongo: ClientFactory;
-}) => ShareDB.DB;
+const ShareDbMongo = require('sharedb-mongo') as new (options: { mongo: ClientFactory }) => ShareDB.DB;
 const MongoMilestoneDB = require('sharedb-milestone-mongo') as new (options: {
   mongo: ClientFactory;
   interval: number;

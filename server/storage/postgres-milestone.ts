@@ -103,14 +103,15 @@ export class PostgresMilestoneDB extends MilestoneStore<string> {
     );
   }
 
-  override saveMilestoneSnapshot(
-    collection: string, snapshot: MilestoneSnapshot, callback?: (err?: Error) => void,
-  ): void {
+  override saveMilestoneSnapshot(collection: string, snapshot: MilestoneSnapshot, callback?: (err?: Error) => void): void {
     this.run(this.saveOutcome(collection, snapshot, callback), async () => {
       checkSave(collection, snapshot);
       const mtime = snapshot.m?.mtime;
       await this.store.query(this.sql.save, [
-        collection, snapshot.id, snapshot.v, typeof mtime === 'number' ? mtime : null,
+        collection,
+        snapshot.id,
+        snapshot.v,
+        typeof mtime === 'number' ? mtime : null,
         snapshot.type ?? null,
         snapshot.data === undefined ? null : JSON.stringify(snapshot.data),
         snapshot.m == null ? null : JSON.stringify(snapshot.m),
@@ -120,14 +121,19 @@ export class PostgresMilestoneDB extends MilestoneStore<string> {
 
   protected override lookup(
     callback: Callback<MilestoneSnapshot | undefined> | undefined,
-    collection: string, id: string, bound: number | null, boundName: 'version' | 'timestamp',
-    whenNull: string, bounded: string,
+    collection: string,
+    id: string,
+    bound: number | null,
+    boundName: 'version' | 'timestamp',
+    whenNull: string,
+    bounded: string,
   ): void {
     this.run(callback, async () => {
       checkLookup(collection, id, bound, boundName);
-      const result = bound === null
-        ? await this.store.query<MilestoneRow>(whenNull, [collection, id])
-        : await this.store.query<MilestoneRow>(bounded, [collection, id, bound]);
+      const result =
+        bound === null
+          ? await this.store.query<MilestoneRow>(whenNull, [collection, id])
+          : await this.store.query<MilestoneRow>(bounded, [collection, id, bound]);
       return toSnapshot(result.rows[0]);
     });
   }

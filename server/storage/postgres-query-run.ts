@@ -84,7 +84,11 @@ export class PostgresQueries {
   }
 
   private async run<R extends QueryResultRow>(
-    collection: string, query: unknown, options: unknown, output: 'snapshots' | 'ids', withMeta: boolean,
+    collection: string,
+    query: unknown,
+    options: unknown,
+    output: 'snapshots' | 'ids',
+    withMeta: boolean,
   ): Promise<Answer<R>> {
     const compiled = compileQuery(query);
     const { parsed } = compiled;
@@ -102,7 +106,9 @@ export class PostgresQueries {
         : (await this.store.query(sql.text, sql.values)).rows;
     } catch (err) {
       if (err instanceof DatabaseError && err.code === QUERY_CANCELED) {
-        throw new QueryTooLargeError(`the query ran longer than ${QUERY_TIMEOUT_MS} ms: narrow it, name its documents by _id, or index the fields it filters on`);
+        throw new QueryTooLargeError(
+          `the query ran longer than ${QUERY_TIMEOUT_MS} ms: narrow it, name its documents by _id, or index the fields it filters on`,
+        );
       }
       throw err;
     }

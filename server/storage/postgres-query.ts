@@ -225,7 +225,8 @@ class FilterTranslator {
   private compare(field: Field, op: string, value: unknown): string {
     // Only null is >= or <= null (a missing field is not, as in mingo); nothing is > or < it.
     if (value === null) return op === '$gte' || op === '$lte' ? this.equals(field, null, false) : 'FALSE';
-    if (!isScalar(value)) throw new QueryError(`${op} compares with a number, string or boolean in the PostgreSQL store, not an object or array`);
+    if (!isScalar(value))
+      throw new QueryError(`${op} compares with a number, string or boolean in the PostgreSQL store, not an object or array`);
     return `jsonb_path_exists(${this.value(field)}, ${COMPARISONS[op]}, ${this.p.json({ v: value })}, TRUE)`;
   }
 
@@ -305,7 +306,9 @@ export function selectSql(table: string, collection: string, parsed: ParsedQuery
   if (where !== 'TRUE') conditions.push(where);
   if (opts.maxScan !== undefined && Number.isFinite(opts.maxScan)) {
     // Uncorrelated, so PostgreSQL counts once, before reading any document (a one-time filter).
-    conditions.push(`(SELECT count(*) FROM (SELECT 1 FROM ${table} WHERE collection = $1 AND type IS NOT NULL LIMIT ${p.add(opts.maxScan + 1)}) AS live) <= ${p.add(opts.maxScan)}`);
+    conditions.push(
+      `(SELECT count(*) FROM (SELECT 1 FROM ${table} WHERE collection = $1 AND type IS NOT NULL LIMIT ${p.add(opts.maxScan + 1)}) AS live) <= ${p.add(opts.maxScan)}`,
+    );
   }
   const from = `FROM ${table} WHERE ${conditions.join(' AND ')}`;
   if (parsed.count) {

@@ -113,7 +113,9 @@ export async function migrate(client: ClientBase, t: TableNames): Promise<number
     const result = await client.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${t.schemaVersion}`);
     const found = result.rows[0]!.version;
     if (found > LATEST_SCHEMA_VERSION) {
-      throw new Error(`the PostgreSQL schema is at version ${found}, newer than this server knows (${LATEST_SCHEMA_VERSION}): upgrade the server`);
+      throw new Error(
+        `the PostgreSQL schema is at version ${found}, newer than this server knows (${LATEST_SCHEMA_VERSION}): upgrade the server`,
+      );
     }
     for (const migration of MIGRATIONS) {
       if (migration.version <= found) continue;

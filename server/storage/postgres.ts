@@ -154,8 +154,12 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override commit(
-    collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot,
-    _options: unknown, callback: Callback<boolean>,
+    collection: string,
+    id: string,
+    op: StoredOp,
+    snapshot: QuerySnapshot,
+    _options: unknown,
+    callback: Callback<boolean>,
   ): void {
     this.run(callback, () => this.commitAsync(collection, id, op, snapshot));
   }
@@ -165,8 +169,14 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
     const deleted = snapshot.type == null || snapshot.data === undefined;
     try {
       const result = await this.store.query(this.sql.commit, [
-        collection, id, op.v, op.src ?? null, op.seq ?? null, JSON.stringify(op),
-        snapshot.type ?? null, snapshot.v,
+        collection,
+        id,
+        op.v,
+        op.src ?? null,
+        op.seq ?? null,
+        JSON.stringify(op),
+        snapshot.type ?? null,
+        snapshot.v,
         deleted ? null : JSON.stringify(snapshot.data),
         snapshot.m == null ? null : JSON.stringify(snapshot.m),
       ]);
@@ -179,8 +189,11 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getSnapshot(
-    collection: string, id: string, fields: Record<string, unknown> | null,
-    options: { metadata?: boolean } | null, callback: Callback<QuerySnapshot>,
+    collection: string,
+    id: string,
+    fields: Record<string, unknown> | null,
+    options: { metadata?: boolean } | null,
+    callback: Callback<QuerySnapshot>,
   ): void {
     // {$submit: true} is ShareDB's "I am about to commit": metadata must come back whole.
     const withMeta = Boolean(fields?.$submit || options?.metadata);
@@ -191,8 +204,11 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getSnapshotBulk(
-    collection: string, ids: string[], fields: Record<string, unknown> | null,
-    options: { metadata?: boolean } | null, callback: Callback<Record<string, QuerySnapshot>>,
+    collection: string,
+    ids: string[],
+    fields: Record<string, unknown> | null,
+    options: { metadata?: boolean } | null,
+    callback: Callback<Record<string, QuerySnapshot>>,
   ): void {
     const withMeta = Boolean(fields?.$submit || options?.metadata);
     this.run(callback, async () => {
@@ -209,8 +225,12 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
    * version returns what exists (ShareDB then reports the version as too new).
    */
   override getOps(
-    collection: string, id: string, from: number | null, to: number | null,
-    options: { metadata?: boolean } | null, callback: Callback<StoredOp[]>,
+    collection: string,
+    id: string,
+    from: number | null,
+    to: number | null,
+    options: { metadata?: boolean } | null,
+    callback: Callback<StoredOp[]>,
   ): void {
     this.run(callback, async () => {
       const start = from ?? 0;
@@ -220,8 +240,12 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getOpsToSnapshot(
-    collection: string, id: string, from: number | null, snapshot: { v: number } | number,
-    options: { metadata?: boolean } | null, callback: Callback<StoredOp[]>,
+    collection: string,
+    id: string,
+    from: number | null,
+    snapshot: { v: number } | number,
+    options: { metadata?: boolean } | null,
+    callback: Callback<StoredOp[]>,
   ): void {
     // @types/sharedb types the snapshot as a number; the runtime passes the snapshot object.
     const to = typeof snapshot === 'number' ? snapshot : snapshot.v;
@@ -229,8 +253,10 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getOpsBulk(
-    collection: string, fromMap: Record<string, number | null>,
-    toMap: Record<string, number | null> | null, options: { metadata?: boolean } | null,
+    collection: string,
+    fromMap: Record<string, number | null>,
+    toMap: Record<string, number | null> | null,
+    options: { metadata?: boolean } | null,
     callback: Callback<Record<string, StoredOp[]>>,
   ): void {
     this.run(callback, async () => {
@@ -254,8 +280,12 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
 
   /** The version at which an op with the same src/seq was committed, if any (resent ops). */
   override getCommittedOpVersion(
-    collection: string, id: string, snapshot: { v: number }, op: StoredOp,
-    _options: unknown, callback: Callback<number | undefined>,
+    collection: string,
+    id: string,
+    snapshot: { v: number },
+    op: StoredOp,
+    _options: unknown,
+    callback: Callback<number | undefined>,
   ): void {
     this.run(callback, async () => {
       if (op.src == null || op.seq == null) return undefined;
@@ -271,29 +301,38 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
 
   /** Translated to SQL and run by PostgreSQL, within the query limits (postgres-query-run.ts). */
   override query = (
-    collection: string, query: unknown, _fields: unknown,
-    options: { metadata?: boolean } | null, callback: ShareDB.DBQueryCallback,
+    collection: string,
+    query: unknown,
+    _fields: unknown,
+    options: { metadata?: boolean } | null,
+    callback: ShareDB.DBQueryCallback,
   ): void => {
-    this.run<{ snapshots: QuerySnapshot[]; extra?: unknown }>((err, result) => {
-      if (err) callback(err as unknown as ShareDB.Error, []);
-      // @types/sharedb wants full SnapshotMeta; the store hands back the metadata it holds.
-      else callback(null, result!.snapshots as unknown as ShareDB.Snapshot[], result!.extra);
-    }, () => this.queries.query(collection, query, options));
+    this.run<{ snapshots: QuerySnapshot[]; extra?: unknown }>(
+      (err, result) => {
+        if (err) callback(err as unknown as ShareDB.Error, []);
+        // @types/sharedb wants full SnapshotMeta; the store hands back the metadata it holds.
+        else callback(null, result!.snapshots as unknown as ShareDB.Snapshot[], result!.extra);
+      },
+      () => this.queries.query(collection, query, options),
+    );
   };
 
   override queryPoll(
-    collection: string, query: unknown, options: unknown,
+    collection: string,
+    query: unknown,
+    options: unknown,
     callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
   ): void {
-    this.run<{ ids: string[]; extra?: unknown }>((err, result) => {
-      if (err) callback(err);
-      else callback(null, result!.ids, result!.extra);
-    }, () => this.queries.queryPoll(collection, query, options));
+    this.run<{ ids: string[]; extra?: unknown }>(
+      (err, result) => {
+        if (err) callback(err);
+        else callback(null, result!.ids, result!.extra);
+      },
+      () => this.queries.queryPoll(collection, query, options),
+    );
   }
 
-  override queryPollDoc(
-    collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>,
-  ): void {
+  override queryPollDoc(collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>): void {
     this.run(callback, () => this.queries.pollDoc(collection, id, query));
   }
 

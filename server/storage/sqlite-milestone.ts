@@ -143,19 +143,21 @@ export class SqliteMilestoneDB extends MilestoneStore<Statement> {
     if (callback) process.nextTick(callback);
   }
 
-  override saveMilestoneSnapshot(
-    collection: string, snapshot: MilestoneSnapshot, callback?: (err?: Error) => void,
-  ): void {
-    const save = () => this.run(this.saveOutcome(collection, snapshot, callback), () => {
-      checkSave(collection, snapshot);
-      const mtime = snapshot.m?.mtime;
-      this.stmts.save.run(
-        collection, snapshot.id, snapshot.v, typeof mtime === 'number' ? mtime : null,
-        snapshot.type ?? null,
-        snapshot.data === undefined ? null : JSON.stringify(snapshot.data),
-        snapshot.m == null ? null : JSON.stringify(snapshot.m),
-      );
-    });
+  override saveMilestoneSnapshot(collection: string, snapshot: MilestoneSnapshot, callback?: (err?: Error) => void): void {
+    const save = () =>
+      this.run(this.saveOutcome(collection, snapshot, callback), () => {
+        checkSave(collection, snapshot);
+        const mtime = snapshot.m?.mtime;
+        this.stmts.save.run(
+          collection,
+          snapshot.id,
+          snapshot.v,
+          typeof mtime === 'number' ? mtime : null,
+          snapshot.type ?? null,
+          snapshot.data === undefined ? null : JSON.stringify(snapshot.data),
+          snapshot.m == null ? null : JSON.stringify(snapshot.m),
+        );
+      });
     // Registered after the COMMIT of the commit it follows, so it runs after it.
     if (this.turn) this.turn.beforeSend(save);
     else save();
@@ -163,8 +165,12 @@ export class SqliteMilestoneDB extends MilestoneStore<Statement> {
 
   protected override lookup(
     callback: Callback<MilestoneSnapshot | undefined> | undefined,
-    collection: string, id: string, bound: number | null, boundName: 'version' | 'timestamp',
-    whenNull: Statement, bounded: Statement,
+    collection: string,
+    id: string,
+    bound: number | null,
+    boundName: 'version' | 'timestamp',
+    whenNull: Statement,
+    bounded: Statement,
   ): void {
     this.run(callback, () => {
       checkLookup(collection, id, bound, boundName);

@@ -91,8 +91,7 @@ function toSnapshot(id: string, row: SnapshotRow | undefined, withMeta: boolean)
 function prepareStatements(conn: Connection) {
   return {
     version: conn.prepare('SELECT v FROM snapshots WHERE collection = ? AND id = ?'),
-    snapshot: conn.prepare(
-      'SELECT v, type, data, metadata FROM snapshots WHERE collection = ? AND id = ?'),
+    snapshot: conn.prepare('SELECT v, type, data, metadata FROM snapshots WHERE collection = ? AND id = ?'),
     snapshotBulk: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
       WHERE collection = ? AND id IN (SELECT value FROM json_each(?))`),
     // Queries read a collection a page at a time in primary-key order (query-executor.ts),
@@ -105,8 +104,7 @@ function prepareStatements(conn: Connection) {
       (SELECT 1 FROM snapshots WHERE collection = ? AND type IS NOT NULL LIMIT ?)`),
     ops: conn.prepare(`SELECT v, op FROM ops
       WHERE collection = ? AND id = ? AND v >= ? AND v < ? ORDER BY v`),
-    insertOp: conn.prepare(
-      'INSERT INTO ops (collection, id, v, src, seq, op) VALUES (?, ?, ?, ?, ?, ?)'),
+    insertOp: conn.prepare('INSERT INTO ops (collection, id, v, src, seq, op) VALUES (?, ?, ?, ?, ?, ?)'),
     upsertSnapshot: conn.prepare(`INSERT INTO snapshots (collection, id, type, v, data, metadata)
       VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (collection, id) DO UPDATE SET
@@ -211,8 +209,12 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override commit(
-    collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot,
-    _options: unknown, callback: Callback<boolean>,
+    collection: string,
+    id: string,
+    op: StoredOp,
+    snapshot: QuerySnapshot,
+    _options: unknown,
+    callback: Callback<boolean>,
   ): void {
     this.run(callback, () => this.commitSync(collection, id, op, snapshot));
   }
@@ -232,7 +234,10 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
           throw err;
         }
         s.upsertSnapshot.run(
-          collection, id, snapshot.type ?? null, snapshot.v,
+          collection,
+          id,
+          snapshot.type ?? null,
+          snapshot.v,
           snapshot.type == null || snapshot.data === undefined ? null : JSON.stringify(snapshot.data),
           snapshot.m == null ? null : JSON.stringify(snapshot.m),
         );
@@ -245,8 +250,11 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getSnapshot(
-    collection: string, id: string, fields: Record<string, unknown> | null,
-    options: { metadata?: boolean } | null, callback: Callback<QuerySnapshot>,
+    collection: string,
+    id: string,
+    fields: Record<string, unknown> | null,
+    options: { metadata?: boolean } | null,
+    callback: Callback<QuerySnapshot>,
   ): void {
     // {$submit: true} is ShareDB's "I am about to commit": metadata must come back whole.
     const withMeta = Boolean(fields?.$submit || options?.metadata);
@@ -258,13 +266,15 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getSnapshotBulk(
-    collection: string, ids: string[], fields: Record<string, unknown> | null,
-    options: { metadata?: boolean } | null, callback: Callback<Record<string, QuerySnapshot>>,
+    collection: string,
+    ids: string[],
+    fields: Record<string, unknown> | null,
+    options: { metadata?: boolean } | null,
+    callback: Callback<Record<string, QuerySnapshot>>,
   ): void {
     const withMeta = Boolean(fields?.$submit || options?.metadata);
     this.run(callback, () => {
-      const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as
-        Array<SnapshotRow & { id: string }>;
+      const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as Array<SnapshotRow & { id: string }>;
       const byId = new Map(rows.map((row) => [row.id, row]));
       const results: Record<string, QuerySnapshot> = Object.create(null);
       for (const id of ids) results[id] = toSnapshot(id, byId.get(id), withMeta);
@@ -273,8 +283,12 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getOps(
-    collection: string, id: string, from: number | null, to: number | null,
-    options: { metadata?: boolean } | null, callback: Callback<StoredOp[]>,
+    collection: string,
+    id: string,
+    from: number | null,
+    to: number | null,
+    options: { metadata?: boolean } | null,
+    callback: Callback<StoredOp[]>,
   ): void {
     this.run(callback, () => this.readOps(collection, id, from, to, Boolean(options?.metadata)));
   }
@@ -304,8 +318,12 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getOpsToSnapshot(
-    collection: string, id: string, from: number | null, snapshot: { v: number } | number,
-    options: { metadata?: boolean } | null, callback: Callback<StoredOp[]>,
+    collection: string,
+    id: string,
+    from: number | null,
+    snapshot: { v: number } | number,
+    options: { metadata?: boolean } | null,
+    callback: Callback<StoredOp[]>,
   ): void {
     // @types/sharedb types the snapshot as a number; the runtime passes the snapshot object.
     const to = typeof snapshot === 'number' ? snapshot : snapshot.v;
@@ -313,8 +331,10 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   override getOpsBulk(
-    collection: string, fromMap: Record<string, number | null>,
-    toMap: Record<string, number | null> | null, options: { metadata?: boolean } | null,
+    collection: string,
+    fromMap: Record<string, number | null>,
+    toMap: Record<string, number | null> | null,
+    options: { metadata?: boolean } | null,
     callback: Callback<Record<string, StoredOp[]>>,
   ): void {
     this.run(callback, () => {
@@ -328,13 +348,16 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
 
   /** The version at which an op with the same src/seq was committed, if any (resent ops). */
   override getCommittedOpVersion(
-    collection: string, id: string, snapshot: { v: number }, op: StoredOp,
-    _options: unknown, callback: Callback<number | undefined>,
+    collection: string,
+    id: string,
+    snapshot: { v: number },
+    op: StoredOp,
+    _options: unknown,
+    callback: Callback<number | undefined>,
   ): void {
     this.run(callback, () => {
       if (op.src == null || op.seq == null) return undefined;
-      const row = this.stmts.committedOpVersion.get(collection, id, op.src, op.seq, snapshot.v) as
-        { v: number } | undefined;
+      const row = this.stmts.committedOpVersion.get(collection, id, op.src, op.seq, snapshot.v) as { v: number } | undefined;
       return row?.v;
     });
   }
@@ -361,10 +384,13 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
         this.assertOpen();
         const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as Row[];
         const byId = new Map(rows.map((row) => [row.id, row]));
-        return live(ids.flatMap((id) => {
-          const row = byId.get(id);
-          return row && row.type !== null ? [row] : [];
-        }), withMeta);
+        return live(
+          ids.flatMap((id) => {
+            const row = byId.get(id);
+            return row && row.type !== null ? [row] : [];
+          }),
+          withMeta,
+        );
       },
       openCursor: (collection, withMeta): ScanCursor => {
         let after: string | null = null;
@@ -373,9 +399,9 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
           next: (max) => {
             this.assertOpen();
             if (ended) return null;
-            const rows = (after === null
-              ? this.stmts.livePageFirst.all(collection, max)
-              : this.stmts.livePageAfter.all(collection, after, max)) as Row[];
+            const rows = (
+              after === null ? this.stmts.livePageFirst.all(collection, max) : this.stmts.livePageAfter.all(collection, after, max)
+            ) as Row[];
             if (rows.length < max) ended = true;
             if (rows.length === 0) return null;
             after = rows[rows.length - 1]!.id;
@@ -399,8 +425,11 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
    * documents it names by `_id` or a scan of the collection, in slices (query-executor.ts).
    */
   override query = (
-    collection: string, query: unknown, _fields: unknown,
-    options: { metadata?: boolean } | null, callback: ShareDB.DBQueryCallback,
+    collection: string,
+    query: unknown,
+    _fields: unknown,
+    options: { metadata?: boolean } | null,
+    callback: ShareDB.DBQueryCallback,
   ): void => {
     this.queries.query(collection, query, options, (err, result) => {
       if (err) callback(asShareDbError(err), []);
@@ -410,7 +439,9 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   };
 
   override queryPoll(
-    collection: string, query: unknown, options: unknown,
+    collection: string,
+    query: unknown,
+    options: unknown,
     callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
   ): void {
     this.queries.queryPoll(collection, query, options, (err, result) => {
@@ -419,9 +450,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
     });
   }
 
-  override queryPollDoc(
-    collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>,
-  ): void {
+  override queryPollDoc(collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>): void {
     this.queries.pollDoc(collection, id, query, callback);
   }
 

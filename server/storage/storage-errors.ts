@@ -15,8 +15,7 @@ export function withStorageErrorCodes<T extends object>(db: T): T {
         const last = args.length - 1;
         const callback = args[last];
         if (typeof callback === 'function') {
-          args[last] = (err: unknown, ...results: unknown[]) =>
-            (callback as (...a: unknown[]) => void)(err ? coded(err) : err, ...results);
+          args[last] = (err: unknown, ...results: unknown[]) => (callback as (...a: unknown[]) => void)(err ? coded(err) : err, ...results);
         }
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };

@@ -72,10 +72,15 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
     super({ objectMode: true, allowHalfOpen: false });
     this.onRefusal = options.onRefusal ?? null;
     this.penalty = new RefusalPenalty(options.refusalsPerSecond ?? 0);
-    this.pacer = new FramePacer((frame) => this.handleFrame(frame), transport, options.maxWaitingBytes ?? Number.POSITIVE_INFINITY, () => {
-      this.transport.drop?.();
-      this.clientDropped();
-    });
+    this.pacer = new FramePacer(
+      (frame) => this.handleFrame(frame),
+      transport,
+      options.maxWaitingBytes ?? Number.POSITIVE_INFINITY,
+      () => {
+        this.transport.drop?.();
+        this.clientDropped();
+      },
+    );
     // ShareDB ends or destroys the stream when it closes the agent: close the client too.
     this.once('finish', () => this.transport.close());
   }

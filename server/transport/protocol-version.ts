@@ -34,7 +34,10 @@ export function protocolRefusal(announced: QueryValue, supported: readonly numbe
   }
   // Digits only: Number('') is 0 and Number(' 1 ') is 1, neither of which the client said.
   if (/^\d{1,9}$/.test(announced) && supported.includes(Number(announced))) return null;
-  return new TandemError(TandemErrorCode.PROTOCOL_VERSION, `the client announced Tandem protocol version ${quoted(announced)}; ${supports}`);
+  return new TandemError(
+    TandemErrorCode.PROTOCOL_VERSION,
+    `the client announced Tandem protocol version ${quoted(announced)}; ${supports}`,
+  );
 }
 
 /** The version a `/sharedb` upgrade request announces in its URL, as protocolRefusal takes it. */

@@ -45,7 +45,6 @@ function tokenOf(req: IncomingMessage): string | undefined {
   return url.searchParams.get(TOKEN_QUERY_PARAM) ?? undefined;
 }
 
-
 /**
  * ShareDB's own protocol over a plain WebSocket at /sharedb, so stock ShareDB clients
  * (`sharedb/lib/client` over `ws` or a browser WebSocket) connect unchanged. Other upgrade
@@ -78,9 +77,9 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
     socket.once('close', perIp.add(ip));
     const upgrade = (identity: Identity | null) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req, identity));
     if (!options.verifier) return upgrade(null);
-    options.verifier.verify(tokenOf(req)).then(upgrade, (err: TandemError) =>
-      refuseUpgrade(socket, 401, 'Unauthorized', JSON.stringify({ error: err.toJSON() })),
-    );
+    options.verifier
+      .verify(tokenOf(req))
+      .then(upgrade, (err: TandemError) => refuseUpgrade(socket, 401, 'Unauthorized', JSON.stringify({ error: err.toJSON() })));
   });
   wss.on('connection', (ws: WebSocket, req: IncomingMessage, identity: Identity | null) => {
     // ws keeps its TCP socket private (no cork API); stock clients need one message per

@@ -1,7 +1,15 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server as SocketIoServer } from 'socket.io';
-import { AUTH_REFRESH_EVENT, DRAIN_EVENT, PROTOCOL_QUERY_PARAM, SHAREDB_EVENT, SHAREDB_WS_PATH, TandemError, TandemErrorCode } from '../../client/protocol.js';
+import {
+  AUTH_REFRESH_EVENT,
+  DRAIN_EVENT,
+  PROTOCOL_QUERY_PARAM,
+  SHAREDB_EVENT,
+  SHAREDB_WS_PATH,
+  TandemError,
+  TandemErrorCode,
+} from '../../client/protocol.js';
 import { setIdentity } from '../auth/agent-identity.js';
 import { ExpiryTimer } from '../auth/expiry-timer.js';
 import type { Identity } from '../auth/identity.js';
@@ -138,7 +146,11 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       budget: new SendBudget(limits.maxBufferedBytes, options.turn, () => outbox.buffered()),
       onOverflow: (overflow) => {
         const transport = socket.conn.transport.name;
-        refusals.record({ code: 'MAX_BUFFERED_BYTES', action: 'drop', ...overflow, transport, ...who }, 'client dropped: not reading', 'warn');
+        refusals.record(
+          { code: 'MAX_BUFFERED_BYTES', action: 'drop', ...overflow, transport, ...who },
+          'client dropped: not reading',
+          'warn',
+        );
         outbox.drop();
         // engine.io reports the close synchronously, but only if the socket was still open.
         stream.clientDropped();
@@ -152,7 +164,11 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
         pause: () => outbox.pauseInput(),
         resume: () => outbox.resumeInput(),
         drop: () => {
-          refusals.record({ code: 'MAX_BUFFERED_BYTES', action: 'drop', transport: socket.conn.transport.name, ...who }, 'client dropped: too many frames waiting', 'warn');
+          refusals.record(
+            { code: 'MAX_BUFFERED_BYTES', action: 'drop', transport: socket.conn.transport.name, ...who },
+            'client dropped: too many frames waiting',
+            'warn',
+          );
           outbox.drop();
         },
       },
@@ -187,11 +203,14 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
     socket.on(AUTH_REFRESH_EVENT, (token: unknown, ack: unknown) => {
       const reply = typeof ack === 'function' ? (ack as (answer: object) => void) : () => undefined;
       const current = stream.identity;
-      if (!options.verifier || !current) return reply({ error: new TandemError(TandemErrorCode.BAD_FRAME, 'this server does not use tokens').toJSON() });
+      if (!options.verifier || !current)
+        return reply({ error: new TandemError(TandemErrorCode.BAD_FRAME, 'this server does not use tokens').toJSON() });
       options.verifier.verify(token).then(
         (identity) => {
           if (identity.sub !== current.sub) {
-            return reply({ error: new TandemError(TandemErrorCode.FORBIDDEN, 'a refreshed token must be for the same user (sub)').toJSON() });
+            return reply({
+              error: new TandemError(TandemErrorCode.FORBIDDEN, 'a refreshed token must be for the same user (sub)').toJSON(),
+            });
           }
           stream.identity = identity;
           setIdentity(agent, identity);

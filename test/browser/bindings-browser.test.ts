@@ -55,7 +55,11 @@ describe('browser: editor bindings against a remote SDK client', function () {
       text = (await pageView(alice.page)).data![field];
       const inside = cp(text, text.indexOf(word)) + 4;
       await bobInserts(alice, bob, field, inside, '+');
-      assert.equal(await selectedText(alice.page, field), `${word.slice(0, 4)}+${word.slice(4)}`, `${field}: selection after an insert inside it`);
+      assert.equal(
+        await selectedText(alice.page, field),
+        `${word.slice(0, 4)}+${word.slice(4)}`,
+        `${field}: selection after an insert inside it`,
+      );
     }
     // A caret stays after the character typed last when a remote insert lands exactly at it.
     for (const field of ['notes', 'code'] as const) {

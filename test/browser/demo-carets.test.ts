@@ -69,7 +69,15 @@ async function fieldLabel(page: Page, field: 'title' | 'notes', user: string, of
       }
       const l = label.getBoundingClientRect();
       const hit = hitTest(label, l);
-      return { label: box(l), caret: box(caret.getBoundingClientRect()), bounds, line, above, onTop: hit === label, text: label.textContent ?? '' };
+      return {
+        label: box(l),
+        caret: box(caret.getBoundingClientRect()),
+        bounds,
+        line,
+        above,
+        onTop: hit === label,
+        text: label.textContent ?? '',
+      };
     },
     [field, user] as const,
   );
@@ -140,11 +148,18 @@ function assertPlaced(g: LabelGeometry, what: string, name: string): void {
   );
   assert.ok(g.onTop, `${what}: the label is visible, not covered: ${fmt(g)}`);
   if (g.above) assert.ok(g.label.top >= g.above.bottom - EPS, `${what}: the label does not cover the line above: ${fmt(g)}`);
-  if (g.line) assert.ok(g.label.top >= g.line.top - EPS && g.label.bottom <= g.line.bottom + EPS, `${what}: the label stays on its caret's line: ${fmt(g)}`);
+  if (g.line)
+    assert.ok(
+      g.label.top >= g.line.top - EPS && g.label.bottom <= g.line.bottom + EPS,
+      `${what}: the label stays on its caret's line: ${fmt(g)}`,
+    );
   // Beside the caret, right of it or (near the right edge) left of it, at its height.
   const beside = g.label.left >= g.caret.right - EPS - 1 || g.label.right <= g.caret.left + EPS + 1;
   assert.ok(beside, `${what}: the label is beside the caret, not over it: ${fmt(g)}`);
-  assert.ok(g.label.top >= g.caret.top - EPS && g.label.bottom <= g.caret.bottom + EPS, `${what}: the label is within the caret's height: ${fmt(g)}`);
+  assert.ok(
+    g.label.top >= g.caret.top - EPS && g.label.bottom <= g.caret.bottom + EPS,
+    `${what}: the label is within the caret's height: ${fmt(g)}`,
+  );
 }
 
 describe('browser: remote caret labels in the demo, two users in Chromium', function () {
@@ -183,7 +198,11 @@ describe('browser: remote caret labels in the demo, two users in Chromium', func
       ctx.font = style.font;
       const limit = input.clientWidth - 12;
       let offset = 0;
-      while (offset < input.value.length && parseFloat(style.paddingLeft) + ctx.measureText(input.value.slice(0, offset + 1)).width - input.scrollLeft < limit) offset++;
+      while (
+        offset < input.value.length &&
+        parseFloat(style.paddingLeft) + ctx.measureText(input.value.slice(0, offset + 1)).width - input.scrollLeft < limit
+      )
+        offset++;
       return offset;
     });
     assert.ok(titleEdge < longTitle.length, `${titleEdge} of ${longTitle.length}`);
@@ -230,7 +249,9 @@ describe('browser: remote caret labels in the demo, two users in Chromium', func
   it('a click from the code editor straight into the notes shows the caret in the notes, and it stays there', async () => {
     const [alice, bob] = await Promise.all([fx.openDemo('Alice'), fx.openDemo('Bob')]);
     await select(bob.page, 'code', 0);
-    await alice.page.waitForFunction(() => document.querySelector('.cm-tandem-caret[data-user="Bob"]') !== null, undefined, { timeout: 5_000 });
+    await alice.page.waitForFunction(() => document.querySelector('.cm-tandem-caret[data-user="Bob"]') !== null, undefined, {
+      timeout: 5_000,
+    });
     // A real click, no pause: CodeMirror's late blur must not replace the caret the notes
     // just published.
     await bob.page.click('#notes');

@@ -38,7 +38,10 @@ describe('browser: offline editing in the demo page', function () {
     const offline = await pageView(alice.page);
     assert.ok(offline.pending > 0, 'Alice has pending ops while offline');
     assert.ok(!offline.data!.notes.includes('Bob online'), 'offline, Alice has not seen Bob yet');
-    assert.ok(!JSON.stringify((await serverSnapshot(fx.server, 'demo', fx.docId)).data).includes('alice offline'), 'the server has nothing of it');
+    assert.ok(
+      !JSON.stringify((await serverSnapshot(fx.server, 'demo', fx.docId)).data).includes('alice offline'),
+      'the server has nothing of it',
+    );
 
     await alice.context.setOffline(false);
     const final = await waitConverged([alice.page, bob.page], fx.server, fx.docId, 30_000);
@@ -93,7 +96,8 @@ describe('browser: offline editing in the demo page', function () {
 
   it('no ghost presence: offline a page shows nobody else; a user who left while it was offline never comes back', async () => {
     const [alice, bob] = await Promise.all([open('Alice'), open('Bob')]);
-    const others = (user: User) => user.page.evaluate(() => Array.from(document.querySelectorAll('#people .person:not(.me)'), (el) => (el as HTMLElement).dataset.name));
+    const others = (user: User) =>
+      user.page.evaluate(() => Array.from(document.querySelectorAll('#people .person:not(.me)'), (el) => (el as HTMLElement).dataset.name));
     await select(alice.page, 'notes', 0);
     await waitFor(async () => (await others(bob)).includes('Alice'), { what: "Bob's bar shows Alice" });
 

@@ -34,7 +34,10 @@ describe('browser: the embed bundles', function () {
     const query = (name: string): string => new URLSearchParams({ server: fx.server.url, doc, name }).toString();
     const [alice, bob] = await Promise.all([fx.launch('Alice'), fx.launch('Bob')]);
     // demo/embed.html is the shipped example: <script src="/tandem-embed.js"> and Tandem.mount().
-    await Promise.all([alice.page.goto(`${fx.demo.url}/embed.html?${query('Alice')}`), bob.page.goto(`${fx.demo.url}/module.html?${query('Bob')}`)]);
+    await Promise.all([
+      alice.page.goto(`${fx.demo.url}/embed.html?${query('Alice')}`),
+      bob.page.goto(`${fx.demo.url}/module.html?${query('Bob')}`),
+    ]);
     await Promise.all([
       alice.page.evaluate(() => (window as unknown as EmbedWindow).editor!.ready),
       bob.page.evaluate(() => (window as unknown as EmbedWindow).editor!.ready),
@@ -58,7 +61,9 @@ describe('browser: the embed bundles', function () {
       async () => {
         const snapshot = (await serverSnapshot(fx.server, 'embed', doc)).data as { text?: string } | undefined;
         const [a, b] = await Promise.all([shown(alice), shown(bob)]);
-        return snapshot?.text !== undefined && a === snapshot.text && b === snapshot.text && snapshot.text.length === 47 ? snapshot.text : null;
+        return snapshot?.text !== undefined && a === snapshot.text && b === snapshot.text && snapshot.text.length === 47
+          ? snapshot.text
+          : null;
       },
       { timeoutMs: 20_000, what: 'both embeds and the server to agree' },
     );
@@ -107,7 +112,13 @@ describe('demo assets over HTTP', function () {
   });
 
   it('answers 404 for unknown files and paths that leave the folder, 405 for other methods', async () => {
-    for (const path of ['/demo/nope.js', '/demo/', '/demo/%2e%2e/%2e%2e/package.json', '/demo/..%2f..%2fpackage.json', '/tandem-embed.jsx']) {
+    for (const path of [
+      '/demo/nope.js',
+      '/demo/',
+      '/demo/%2e%2e/%2e%2e/package.json',
+      '/demo/..%2f..%2fpackage.json',
+      '/tandem-embed.jsx',
+    ]) {
       assert.equal((await get(path)).status, 404, path);
     }
     assert.equal((await get('/', 'POST')).status, 405);

@@ -101,7 +101,9 @@ export async function installCaretChecker(page: Page): Promise<void> {
         if (!intended || intended.field !== field) return;
         const now = before(field);
         if (intended.char !== null && now.char !== intended.char) {
-          log.violations.push(`${field}: typed ${JSON.stringify(intended.char)} but ${JSON.stringify(now.char)} is before the caret at ${now.caret} in ${now.around}`);
+          log.violations.push(
+            `${field}: typed ${JSON.stringify(intended.char)} but ${JSON.stringify(now.char)} is before the caret at ${now.caret} in ${now.around}`,
+          );
         }
         log.expected[field] = intended.char;
         return;
@@ -112,7 +114,9 @@ export async function installCaretChecker(page: Page): Promise<void> {
         log.checks++;
         const now = before(f);
         if (now.char !== want) {
-          log.violations.push(`${f}: after a remote change in ${field}, ${JSON.stringify(now.char)} is before the caret at ${now.caret} (expected ${JSON.stringify(want)}) in ${now.around}`);
+          log.violations.push(
+            `${f}: after a remote change in ${field}, ${JSON.stringify(now.char)} is before the caret at ${now.caret} (expected ${JSON.stringify(want)}) in ${now.around}`,
+          );
         }
       }
     });

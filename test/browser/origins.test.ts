@@ -36,7 +36,11 @@ function attempt(page: Page, server: string, token: string): Promise<Attempts> {
   return page.evaluate(
     async ({ server, token }) => {
       const ws = server.replace(/^http/, 'ws');
-      const socket = (url: string, onOpen: (s: WebSocket) => void, onMessage: (data: string, done: (v: string) => void, s: WebSocket) => void) =>
+      const socket = (
+        url: string,
+        onOpen: (s: WebSocket) => void,
+        onMessage: (data: string, done: (v: string) => void, s: WebSocket) => void,
+      ) =>
         new Promise<string>((resolve) => {
           const s = new WebSocket(url);
           const timer = setTimeout(() => resolve('timeout'), 5_000);

@@ -174,7 +174,11 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
 
   /** React's development build warns about unstable snapshots, leaks and the like: none may show. */
   function assertQuietPages(): void {
-    assert.deepEqual(users.flatMap((u) => u.log), [], 'console errors or warnings in the pages');
+    assert.deepEqual(
+      users.flatMap((u) => u.log),
+      [],
+      'console errors or warnings in the pages',
+    );
   }
 
   const serverVersion = async (doc: string): Promise<number> => (await serverSnapshot(server, 'react', doc)).v;
@@ -191,7 +195,11 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
     const v1 = await serverVersion(doc);
     assert.equal(aliceSynced.version, v1);
     assert.equal(aliceSynced.statusVersion, v1, 'the second component on the document renders the same version');
-    await waitRendered(bob.page, (r) => r.text === 'Hello' && r.version === v1 && r.statusVersion === v1, 'Bob to render Alice’s text at the server’s version');
+    await waitRendered(
+      bob.page,
+      (r) => r.text === 'Hello' && r.version === v1 && r.statusVersion === v1,
+      'Bob to render Alice’s text at the server’s version',
+    );
 
     // Offline: the edit renders at once and counts as pending; nobody else sees it.
     await alice.page.evaluate(() => (window as ReactTestWindow).reactTest!.client.goOffline());
@@ -206,11 +214,18 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
     assert.equal((await rendered(bob.page)).text, 'Hello');
 
     await alice.page.evaluate(() => (window as ReactTestWindow).reactTest!.client.goOnline());
-    const v2 = await waitFor(async () => {
-      const v = await serverVersion(doc);
-      return v > v1 ? v : 0;
-    }, { what: 'the offline edit to reach the server' });
-    const back = await waitRendered(alice.page, (r) => r.state === 'online' && r.pending === 0 && r.version === v2, 'Alice’s pending count to drop');
+    const v2 = await waitFor(
+      async () => {
+        const v = await serverVersion(doc);
+        return v > v1 ? v : 0;
+      },
+      { what: 'the offline edit to reach the server' },
+    );
+    const back = await waitRendered(
+      alice.page,
+      (r) => r.state === 'online' && r.pending === 0 && r.version === v2,
+      'Alice’s pending count to drop',
+    );
     assert.equal(back.statusPending, 0);
     assert.equal(back.error, '');
     await waitRendered(bob.page, (r) => r.text === 'Hello world' && r.version === v2, 'Bob to render the edit made offline');
@@ -273,7 +288,9 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
     await waitRendered(bob.page, (r) => r.carets.some((c) => c.startsWith('Alice@')), 'Alice’s caret to be back');
     await alice.page.evaluate(() => (window as ReactTestWindow).reactTest!.show(false));
     await alice.page.waitForSelector('#unmounted');
-    await waitFor(() => alice.page.evaluate(() => (window as ReactTestWindow).reactTest!.openDocs() === 0), { what: 'the hooks to close every document' });
+    await waitFor(() => alice.page.evaluate(() => (window as ReactTestWindow).reactTest!.openDocs() === 0), {
+      what: 'the hooks to close every document',
+    });
     const after = await alice.page.evaluate(() => {
       const api = (window as ReactTestWindow).reactTest!;
       return api.handles.map((handle) => ({ closed: handle.closed, listeners: handle.listenerCount('change') }));

@@ -72,7 +72,11 @@ function Note({ id }: { id: string }) {
     { id: 'note', 'data-ready': String(note.ready), 'data-version': String(note.version), 'data-pending': String(note.pending) },
     h('textarea', { id: 'text', value: text, disabled: !note.ready, onChange, onSelect }),
     h('pre', { id: 'shown' }, text),
-    h('ul', { id: 'carets' }, carets.map((caret) => h('li', { key: caret }, caret))),
+    h(
+      'ul',
+      { id: 'carets' },
+      carets.map((caret) => h('li', { key: caret }, caret)),
+    ),
   );
 }
 
@@ -82,7 +86,13 @@ function Status({ id }: { id: string }) {
   const state = useConnectionState();
   return h(
     'p',
-    { id: 'status', 'data-state': state, 'data-version': String(note.version), 'data-pending': String(note.pending), 'data-error': note.error?.code ?? '' },
+    {
+      id: 'status',
+      'data-state': state,
+      'data-version': String(note.version),
+      'data-pending': String(note.pending),
+      'data-error': note.error?.code ?? '',
+    },
     `${state} v${String(note.version)} pending ${note.pending}`,
   );
 }
@@ -92,7 +102,11 @@ function App({ initialId }: { initialId: string }) {
   const [id, setId] = useState(initialId);
   setShown = show;
   setDocId = setId;
-  return h(TandemProvider, { client }, shown ? h('main', null, h(Note, { id }), h(Status, { id })) : h('p', { id: 'unmounted' }, 'unmounted'));
+  return h(
+    TandemProvider,
+    { client },
+    shown ? h('main', null, h(Note, { id }), h(Status, { id })) : h('p', { id: 'unmounted' }, 'unmounted'),
+  );
 }
 
 const root = document.getElementById('root');

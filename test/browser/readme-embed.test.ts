@@ -64,7 +64,7 @@ describe('browser: the README embed snippets, verbatim, from another origin', fu
       await user.page.goto(page.url);
       users.push(user);
     }
-    const [classic, module] = users as [typeof users[0], typeof users[0]];
+    const [classic, module] = users as [(typeof users)[0], (typeof users)[0]];
     await waitFor(async () => (await classic.page.$('#editor .cm-content')) !== null, { what: 'the script-tag editor' });
     await waitFor(async () => (await module.page.$('#editor .cm-content')) !== null, { what: 'the module editor' });
     await classic.page.click('#editor .cm-content');
@@ -74,9 +74,15 @@ describe('browser: the README embed snippets, verbatim, from another origin', fu
       { what: 'the edit on the server' },
     );
     await waitFor(
-      async () => (await module.page.evaluate(() => document.querySelector('#editor .cm-content')?.textContent ?? '')) === 'from a script tag',
+      async () =>
+        (await module.page.evaluate(() => document.querySelector('#editor .cm-content')?.textContent ?? '')) === 'from a script tag',
       { what: 'the module page to show it' },
     );
-    for (const user of users) assert.deepEqual(user.log.filter((l) => /error/i.test(l)), [], `${user.name}: page errors`);
+    for (const user of users)
+      assert.deepEqual(
+        user.log.filter((l) => /error/i.test(l)),
+        [],
+        `${user.name}: page errors`,
+      );
   });
 });

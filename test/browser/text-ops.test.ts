@@ -6,14 +6,29 @@ import assert from 'node:assert/strict';
 import * as json1 from 'ot-json1';
 import { type as textType } from 'ot-text-unicode';
 import { ops } from '../../ot-types/index.js';
-import { cpLength, cpToUtf16, diffToTextOp, mapOffset, stringChangeAt, textChanges, textEditOp, utf16ToCp } from '../../client/bindings/text-ops.js';
+import {
+  cpLength,
+  cpToUtf16,
+  diffToTextOp,
+  mapOffset,
+  stringChangeAt,
+  textChanges,
+  textEditOp,
+  utf16ToCp,
+} from '../../client/bindings/text-ops.js';
 
 describe('bindings: text ops', () => {
   it('converts between code points and UTF-16 indexes around astral characters', () => {
     const s = 'a😀b🎉';
     assert.equal(cpLength(s), 4);
-    assert.deepEqual([0, 1, 2, 3, 4].map((cp) => cpToUtf16(s, cp)), [0, 1, 3, 4, 6]);
-    assert.deepEqual([0, 1, 3, 4, 6].map((i) => utf16ToCp(s, i)), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map((cp) => cpToUtf16(s, cp)),
+      [0, 1, 3, 4, 6],
+    );
+    assert.deepEqual(
+      [0, 1, 3, 4, 6].map((i) => utf16ToCp(s, i)),
+      [0, 1, 2, 3, 4],
+    );
     assert.equal(cpToUtf16(s, 99), s.length, 'clamped');
   });
 
@@ -36,15 +51,20 @@ describe('bindings: text ops', () => {
 
   it('diff ops turn any string into any other (seeded random pairs)', () => {
     let seed = 12345;
-    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const alphabet = ['a', 'b', '😀', '😁', '\n', 'é'];
-    const word = (): string => Array.from({ length: Math.floor(random() * 8) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+    const word = (): string =>
+      Array.from({ length: Math.floor(random() * 8) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
     for (let i = 0; i < 500; i++) {
       const before = word();
       const after = word();
       const caret = Math.floor(random() * (after.length + 1));
       const op = diffToTextOp(before, after, caret);
-      assert.equal(textType.apply(before, op), after, `${JSON.stringify(before)} → ${JSON.stringify(after)} caret ${caret}: ${JSON.stringify(op)}`);
+      assert.equal(
+        textType.apply(before, op),
+        after,
+        `${JSON.stringify(before)} → ${JSON.stringify(after)} caret ${caret}: ${JSON.stringify(op)}`,
+      );
     }
   });
 

@@ -163,7 +163,11 @@ describe('browser: undo keys in the bindings revert only your own typing', funct
         const views = await Promise.all(pages.map(shown));
         last = JSON.stringify({ server: snapshot, pages: views });
         const same = (v: Shown): boolean =>
-          v.pending === 0 && v.data?.notes === snapshot.notes && v.data?.code === snapshot.code && v.notes === snapshot.notes && v.code === snapshot.code;
+          v.pending === 0 &&
+          v.data?.notes === snapshot.notes &&
+          v.data?.code === snapshot.code &&
+          v.notes === snapshot.notes &&
+          v.code === snapshot.code;
         return views.every(same) ? snapshot : null;
       },
       { timeoutMs: 15_000, intervalMs: 50, what: 'both pages and the server to agree' },

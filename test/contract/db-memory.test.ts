@@ -15,8 +15,7 @@ const runMilestoneSuite = require('sharedb/test/milestone-db') as (options: { cr
 describe('memory storage — ShareDB conformance', function () {
   runDbSuite({
     create(optionsOrCallback, callback) {
-      const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as
-        (err: Error | null, db?: unknown) => void;
+      const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as (err: Error | null, db?: unknown) => void;
       cb(null, createMemoryDb());
     },
     getQuery: fromGenericQuery,
@@ -24,10 +23,8 @@ describe('memory storage — ShareDB conformance', function () {
 
   runMilestoneSuite({
     create(optionsOrCallback, callback) {
-      const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as
-        (err: Error | null, db?: unknown) => void;
-      const options = (typeof optionsOrCallback === 'function' ? null : optionsOrCallback) as
-        { interval?: number } | null;
+      const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as (err: Error | null, db?: unknown) => void;
+      const options = (typeof optionsOrCallback === 'function' ? null : optionsOrCallback) as { interval?: number } | null;
       cb(null, createMemoryMilestoneDb(options?.interval));
     },
   });

@@ -40,21 +40,25 @@ describe('MongoDB storage — ShareDB conformance', function () {
     const storage = createMongoStorage({ url: mongoUrl as string, milestoneInterval: interval });
     opened.push(storage);
     // As sharedb-mongo's own tests: every create starts from an empty database.
-    return storage.client.db().dropDatabase().then(() => storage);
+    return storage.client
+      .db()
+      .dropDatabase()
+      .then(() => storage);
   }
 
   function split(optionsOrCallback: unknown, callback?: (err: Error | null, db?: unknown) => void) {
-    const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as
-      (err: Error | null, db?: unknown) => void;
-    const options = (typeof optionsOrCallback === 'function' ? null : optionsOrCallback) as
-      { interval?: number } | null;
+    const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as (err: Error | null, db?: unknown) => void;
+    const options = (typeof optionsOrCallback === 'function' ? null : optionsOrCallback) as { interval?: number } | null;
     return { cb, options };
   }
 
   runDbSuite({
     create(optionsOrCallback, callback) {
       const { cb } = split(optionsOrCallback, callback);
-      open().then((s) => cb(null, s.db), (err: Error) => cb(err));
+      open().then(
+        (s) => cb(null, s.db),
+        (err: Error) => cb(err),
+      );
     },
     getQuery: fromGenericQuery,
   });
@@ -62,7 +66,10 @@ describe('MongoDB storage — ShareDB conformance', function () {
   runMilestoneSuite({
     create(optionsOrCallback, callback) {
       const { cb, options } = split(optionsOrCallback, callback);
-      open(options?.interval).then((s) => cb(null, s.milestoneDb), (err: Error) => cb(err));
+      open(options?.interval).then(
+        (s) => cb(null, s.milestoneDb),
+        (err: Error) => cb(err),
+      );
     },
   });
 });

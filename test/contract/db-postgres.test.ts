@@ -24,10 +24,8 @@ const runDbSuite = require('sharedb/test/db') as (options: { create: Create; get
 const runMilestoneSuite = require('sharedb/test/milestone-db') as (options: { create: Create }) => void;
 
 function withCallback(optionsOrCallback: unknown, callback?: (err: Error | null, db?: unknown) => void) {
-  const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as
-    (err: Error | null, db?: unknown) => void;
-  const options = (typeof optionsOrCallback === 'function' ? null : optionsOrCallback) as
-    { interval?: number } | null;
+  const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as (err: Error | null, db?: unknown) => void;
+  const options = (typeof optionsOrCallback === 'function' ? null : optionsOrCallback) as { interval?: number } | null;
   return { cb, options };
 }
 
@@ -47,7 +45,10 @@ describe('PostgresDB — ShareDB conformance', function () {
   runDbSuite({
     create(optionsOrCallback, callback) {
       const { cb } = withCallback(optionsOrCallback, callback);
-      schemas.store().then((store) => cb(null, new PostgresDB(store)), (err: Error) => cb(err));
+      schemas.store().then(
+        (store) => cb(null, new PostgresDB(store)),
+        (err: Error) => cb(err),
+      );
     },
     getQuery: fromGenericQuery,
   });

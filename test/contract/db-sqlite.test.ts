@@ -32,10 +32,8 @@ describe('SqliteDB — ShareDB conformance', function () {
   });
 
   function withCallback(optionsOrCallback: unknown, callback?: (err: Error | null, db?: unknown) => void) {
-    const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as
-      (err: Error | null, db?: unknown) => void;
-    const options = (typeof optionsOrCallback === 'function' ? null : optionsOrCallback) as
-      { interval?: number } | null;
+    const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as (err: Error | null, db?: unknown) => void;
+    const options = (typeof optionsOrCallback === 'function' ? null : optionsOrCallback) as { interval?: number } | null;
     return { cb, options };
   }
 

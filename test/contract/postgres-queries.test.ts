@@ -33,7 +33,8 @@ function call<T>(fn: (cb: (err: Error | null, result?: T) => void) => void): Pro
 
 function poll(db: Db, query: unknown, options: unknown = null): Promise<{ ids: string[]; extra: unknown }> {
   return new Promise((resolve, reject) =>
-    db.queryPoll('docs', query, options, (err, ids, extra) => (err ? reject(err) : resolve({ ids: ids!, extra }))));
+    db.queryPoll('docs', query, options, (err, ids, extra) => (err ? reject(err) : resolve({ ids: ids!, extra }))),
+  );
 }
 
 const DOCS: Record<string, unknown> = {
@@ -161,9 +162,15 @@ describe('PostgresDB queries — same answers as the in-process stores', functio
   });
 
   it('query returns snapshots with metadata only when asked', async function () {
-    const plain = await call<QuerySnapshot[]>((cb) => pgDb.query('docs', { _id: 'a' }, null, null, (err, snapshots) => cb(err as Error | null, snapshots as unknown as QuerySnapshot[])));
+    const plain = await call<QuerySnapshot[]>((cb) =>
+      pgDb.query('docs', { _id: 'a' }, null, null, (err, snapshots) => cb(err as Error | null, snapshots as unknown as QuerySnapshot[])),
+    );
     assert.deepEqual(plain, [{ id: 'a', v: 1, type: JSON0, data: DOCS.a, m: null }]);
-    const withMeta = await call<QuerySnapshot[]>((cb) => pgDb.query('docs', { _id: 'a' }, null, { metadata: true }, (err, snapshots) => cb(err as Error | null, snapshots as unknown as QuerySnapshot[])));
+    const withMeta = await call<QuerySnapshot[]>((cb) =>
+      pgDb.query('docs', { _id: 'a' }, null, { metadata: true }, (err, snapshots) =>
+        cb(err as Error | null, snapshots as unknown as QuerySnapshot[]),
+      ),
+    );
     assert.deepEqual(withMeta[0]!.m, { ctime: 1, mtime: 1 });
   });
 

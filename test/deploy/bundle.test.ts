@@ -47,10 +47,13 @@ describe('deploy: the built bundle, started as the image starts it', function ()
       }
     });
     const proc = child;
-    await waitFor(() => {
-      if (proc.exitCode !== null) throw new Error(`exited with ${proc.exitCode}`);
-      return url;
-    }, { timeoutMs: 30_000, what: 'the bundle listening' });
+    await waitFor(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`exited with ${proc.exitCode}`);
+        return url;
+      },
+      { timeoutMs: 30_000, what: 'the bundle listening' },
+    );
 
     const ready = await fetch(`${url}/readyz`);
     assert.equal(ready.status, 200);

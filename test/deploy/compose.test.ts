@@ -143,7 +143,8 @@ describe('deploy: docker-compose.yml', function () {
       .map(([n]) => n)
       .sort();
     assert.deepEqual(inProfile, ['lb-pg', 'postgres', 'tandem1-pg', 'tandem2-pg']);
-    for (const name of ['mongo', 'redis', 'tandem1', 'tandem2', 'lb']) assert.equal(services[name]?.profiles, undefined, `${name} runs without a profile`);
+    for (const name of ['mongo', 'redis', 'tandem1', 'tandem2', 'lb'])
+      assert.equal(services[name]?.profiles, undefined, `${name} runs without a profile`);
   });
 
   for (const d of DEPLOYMENTS) {
@@ -152,15 +153,22 @@ describe('deploy: docker-compose.yml', function () {
       const lb = services[d.lb];
       assert.ok(lb, `load balancer service ${d.lb}`);
       assert.match(lb.image ?? '', /haproxy/);
-      assert.ok(lb.ports?.some((p) => String(p.published) === d.port), `${d.lb} publishes port ${d.port}`);
-      assert.ok(lb.volumes?.some((v) => v.includes('deploy/haproxy.cfg')), `${d.lb} mounts deploy/haproxy.cfg`);
+      assert.ok(
+        lb.ports?.some((p) => String(p.published) === d.port),
+        `${d.lb} publishes port ${d.port}`,
+      );
+      assert.ok(
+        lb.volumes?.some((v) => v.includes('deploy/haproxy.cfg')),
+        `${d.lb} mounts deploy/haproxy.cfg`,
+      );
 
       // The balancer routes to exactly the instances it waits for, each built from this repo.
       const routed = routedInstances(lb);
       assert.ok(routed.length >= 2, `expected ≥ 2 Tandem instances behind ${d.lb}, found ${routed.join(', ')}`);
       assert.deepEqual(Object.keys(lb.depends_on ?? {}).sort(), routed, `${d.lb} waits for the instances it routes to`);
       const instances = routed.map((name) => [name, services[name]] as const);
-      for (const name of routed) assert.equal(lb.depends_on?.[name]?.condition, 'service_healthy', `${d.lb} waits for ${name} to be healthy`);
+      for (const name of routed)
+        assert.equal(lb.depends_on?.[name]?.condition, 'service_healthy', `${d.lb} waits for ${name} to be healthy`);
 
       const store = services[d.store];
       assert.ok(store, `store service ${d.store}`);
@@ -195,7 +203,10 @@ describe('deploy: docker-compose.yml', function () {
         assert.equal(s.depends_on?.redis?.condition, 'service_healthy', `${name} waits for redis`);
         assert.deepEqual(Object.keys(s.depends_on ?? {}).sort(), [d.store, 'redis'].sort(), `${name} depends on its store and Redis only`);
         // Docker sends SIGKILL after stop_grace_period: it must outlast the drain.
-        assert.ok(seconds(s.stop_grace_period) > config.shutdownTimeoutMs / 1000, `${name}: stop_grace_period ${s.stop_grace_period} ≤ drain ${config.shutdownTimeoutMs / 1000} s`);
+        assert.ok(
+          seconds(s.stop_grace_period) > config.shutdownTimeoutMs / 1000,
+          `${name}: stop_grace_period ${s.stop_grace_period} ≤ drain ${config.shutdownTimeoutMs / 1000} s`,
+        );
       }
       assert.equal(prefixes.size, 1, `the instances behind ${d.lb} share one Redis prefix`);
     });
@@ -208,7 +219,10 @@ describe('deploy: docker-compose.yml', function () {
     // Both deployments may run side by side on the one Redis: their channels must not meet.
     assert.notEqual(pg.redisPrefix, mongo.redisPrefix);
     assert.match(JSON.stringify(services.postgres!.healthcheck?.test), /pg_isready/);
-    assert.ok(services.postgres!.volumes?.some((v) => /:\/var\/lib\/postgresql\/data\b/.test(v)), 'postgres keeps /var/lib/postgresql/data in a volume');
+    assert.ok(
+      services.postgres!.volumes?.some((v) => /:\/var\/lib\/postgresql\/data\b/.test(v)),
+      'postgres keeps /var/lib/postgresql/data in a volume',
+    );
     // Every instance's pool together fits PostgreSQL's default max_connections (100).
     const instances = Object.values(services).filter((s) => s.environment?.DB_URL?.startsWith('postgres:'));
     assert.ok(instances.length * pg.pgPoolMax <= 100, `${instances.length} × PG_POOL_MAX ${pg.pgPoolMax} > 100`);
@@ -235,7 +249,9 @@ describe('deploy: docker-compose.yml', function () {
     for (const [, sources] of dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
       for (const source of sources!.split(/\s+/)) assert.ok(existsSync(`${ROOT}${source}`), `COPY source ${source} exists`);
     }
-    const ignored = readFileSync(`${ROOT}.dockerignore`, 'utf8').split('\n').map((l) => l.trim());
+    const ignored = readFileSync(`${ROOT}.dockerignore`, 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const entry of ['node_modules', 'dist', '.git']) assert.ok(ignored.includes(entry), `.dockerignore lists ${entry}`);
     // The build script the image runs is the one this repo uses.
     const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { scripts: Record<string, string> };

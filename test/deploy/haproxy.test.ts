@@ -37,7 +37,11 @@ const haproxyAvailable = () => commandAvailable('haproxy', ['-v']);
 function localConfig(port: number): string {
   const text = readFileSync(CONFIG, 'utf8');
   for (const name of INSTANCES) {
-    assert.match(text, new RegExp(`^\\s*server\\s+${name}\\s+"\\$\\{${name.toUpperCase()}_ADDR\\}"`, 'm'), `deploy/haproxy.cfg: server ${name} at \${${name.toUpperCase()}_ADDR}`);
+    assert.match(
+      text,
+      new RegExp(`^\\s*server\\s+${name}\\s+"\\$\\{${name.toUpperCase()}_ADDR\\}"`, 'm'),
+      `deploy/haproxy.cfg: server ${name} at \${${name.toUpperCase()}_ADDR}`,
+    );
   }
   return text.replace(/^(\s*bind\s+):8080\b/m, `$1127.0.0.1:${port}`);
 }
@@ -166,7 +170,10 @@ describe('deploy: HAProxy config (deploy/haproxy.cfg)', function () {
         const reconnects = polling.filter((c) => c.connection.state !== 'connected');
         assert.deepEqual(reconnects, []);
         const counts = await Promise.all(servers.map(agents));
-        assert.ok(counts.every((n) => n > 0), `round-robin put sessions on both instances (${counts.join(', ')})`);
+        assert.ok(
+          counts.every((n) => n > 0),
+          `round-robin put sessions on both instances (${counts.join(', ')})`,
+        );
       });
 
       it('control: without the cookie, a long-polling session cannot survive round-robin', async () => {

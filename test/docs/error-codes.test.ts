@@ -88,7 +88,10 @@ function readmeErrorRows(): Array<[code: string, description: string]> {
   const section = next < 0 ? readme.slice(start) : readme.slice(start, start + 1 + next);
   const rows: Array<[string, string]> = [];
   for (const line of section.split('\n')) {
-    const cells = /^\|(.*)\|\s*$/.exec(line)?.[1]?.split('|').map((cell) => cell.trim());
+    const cells = /^\|(.*)\|\s*$/
+      .exec(line)?.[1]
+      ?.split('|')
+      .map((cell) => cell.trim());
     if (!cells || cells[0] === 'Code' || /^-+$/.test(cells[0] ?? '')) continue;
     assert.equal(cells.length, 2, `an error table row has a code and a description: ${line}`);
     const code = /^`([A-Z0-9_]+)`$/.exec(cells[0]!)?.[1];
@@ -112,7 +115,13 @@ describe('error codes: one table, produced through it, documented in README', ()
 
   it('scans the places codes come from', () => {
     const paths = files.map((f) => f.path);
-    for (const expected of ['server/transport/socketio.ts', 'client/tandem-client.ts', 'ot-types/json1-type.ts', 'load/options.ts', 'bin/tandem.js']) {
+    for (const expected of [
+      'server/transport/socketio.ts',
+      'client/tandem-client.ts',
+      'ot-types/json1-type.ts',
+      'load/options.ts',
+      'bin/tandem.js',
+    ]) {
       assert.ok(paths.includes(expected), `${expected} is scanned`);
     }
   });
@@ -160,17 +169,37 @@ describe('error codes: one table, produced through it, documented in README', ()
       // Node's own codes (ERR_STREAM_…) share the prefix: only ShareDB's are ours to list.
       .filter((found) => shareDb.has(found.code) && !ourShareDbCodes.has(found.code));
     assert.deepEqual(missing, [], 'add these ShareDB codes to ShareDbErrorCode (client/protocol.ts) and README, and use the member');
-    assert.deepEqual([...ourShareDbCodes].filter((code) => !shareDb.has(code)), [], 'ShareDbErrorCode holds codes ShareDB does not have');
+    assert.deepEqual(
+      [...ourShareDbCodes].filter((code) => !shareDb.has(code)),
+      [],
+      'ShareDbErrorCode holds codes ShareDB does not have',
+    );
   });
 
   it("README's error tables list exactly the table's codes, once each, each with a description", () => {
     const rows = readmeErrorRows();
     const codes = rows.map(([code]) => code);
-    assert.deepEqual(codes.filter((code, i) => codes.indexOf(code) !== i), [], 'codes listed twice');
+    assert.deepEqual(
+      codes.filter((code, i) => codes.indexOf(code) !== i),
+      [],
+      'codes listed twice',
+    );
     for (const [code, description] of rows) assert.ok(description.length >= 10, `${code} has a description`);
     const listed = new Set(codes);
-    assert.deepEqual([...tandemCodes].filter((c) => !listed.has(c)), [], 'TandemErrorCode members missing from README');
-    assert.deepEqual([...ourShareDbCodes].filter((c) => !listed.has(c)), [], 'ShareDbErrorCode members missing from README');
-    assert.deepEqual(codes.filter((c) => !tandemCodes.has(c) && !ourShareDbCodes.has(c)), [], 'README lists codes the tables do not have');
+    assert.deepEqual(
+      [...tandemCodes].filter((c) => !listed.has(c)),
+      [],
+      'TandemErrorCode members missing from README',
+    );
+    assert.deepEqual(
+      [...ourShareDbCodes].filter((c) => !listed.has(c)),
+      [],
+      'ShareDbErrorCode members missing from README',
+    );
+    assert.deepEqual(
+      codes.filter((c) => !tandemCodes.has(c) && !ourShareDbCodes.has(c)),
+      [],
+      'README lists codes the tables do not have',
+    );
   });
 });

@@ -64,7 +64,10 @@ export function fencedBlocks(markdown: string): ReadmeBlock[] {
     blocks.push({
       index: blocks.length + 1,
       lang: fence[3]!.toLowerCase(),
-      code: lines.slice(start + 1, end).map((l) => l.slice(Math.min(indent, l.length - l.trimStart().length))).join('\n'),
+      code: lines
+        .slice(start + 1, end)
+        .map((l) => l.slice(Math.min(indent, l.length - l.trimStart().length)))
+        .join('\n'),
       line: start + 1,
       heading: stack[stack.length - 1]?.text ?? '',
       headings: stack.map((h) => h.text),

@@ -59,7 +59,11 @@ function classify(block: ReadmeBlock): Plan {
       const lines = shellLines(block.code).map((line) => ({ line, plan: planLine(line, block) }));
       const unknown = lines.filter((l) => l.plan === null);
       if (unknown.length) {
-        return { kind: 'unknown', block, reason: `shell lines no rule in test/docs/shell-lines.ts handles: ${unknown.map((l) => `\`${l.line.text}\``).join(', ')}` };
+        return {
+          kind: 'unknown',
+          block,
+          reason: `shell lines no rule in test/docs/shell-lines.ts handles: ${unknown.map((l) => `\`${l.line.text}\``).join(', ')}`,
+        };
       }
       return { kind: 'shell', block, lines };
     }
@@ -89,7 +93,11 @@ function classify(block: ReadmeBlock): Plan {
           reason: `not run here: ${EMBED_TEST} runs the \`\`\`html blocks under "${block.heading}" verbatim in Chromium (server URL replaced)`,
         };
       }
-      return { kind: 'unknown', block, reason: `an html block outside "${embedTestHeading() ?? '(no embed test)'}", which ${EMBED_TEST} does not run` };
+      return {
+        kind: 'unknown',
+        block,
+        reason: `an html block outside "${embedTestHeading() ?? '(no embed test)'}", which ${EMBED_TEST} does not run`,
+      };
     default:
       return { kind: 'unknown', block, reason: `no handler for \`\`\`${block.lang || '(no language)'} blocks` };
   }
@@ -258,7 +266,11 @@ async function runRules(plan: Extract<Plan, { kind: 'rules' }>): Promise<void> {
     for (const [collection, rule] of Object.entries(rules.collections)) {
       const needed = satisfying(rule.create);
       if (collection === '*' || !needed) continue;
-      assert.equal(await tryCreate({ [needed.claim]: needed.value }, collection, 'with-claim'), 'created', `${collection}: create with ${needed.claim}=${JSON.stringify(needed.value)}`);
+      assert.equal(
+        await tryCreate({ [needed.claim]: needed.value }, collection, 'with-claim'),
+        'created',
+        `${collection}: create with ${needed.claim}=${JSON.stringify(needed.value)}`,
+      );
       assert.equal(await tryCreate({}, collection, 'without-claim'), 'TANDEM_FORBIDDEN', `${collection}: create without ${needed.claim}`);
       say(`${collection}: create allowed with ${needed.claim}=${JSON.stringify(needed.value)}, refused without (TANDEM_FORBIDDEN)`);
     }

@@ -119,11 +119,12 @@ const npmStart: Rule = ({ command }) => {
   const configCheck = m[1] ? `; its configuration as written (${m[1].trim()}) must pass the server's config parser` : '';
   return {
     handling: 'run',
-    how: (background
-      ? 'started as a process (npm start builds dist/ when sources changed, as documented); the following lines run once it ' +
-        'logs where it listens; after the block SIGTERM to the server, and npm must exit 0'
-      : 'runs until Ctrl-C: started as a process, checked (healthz, readyz, the address and data path its comment gives), ' +
-        'then Ctrl-C (SIGINT to its process group): the server must log `tandem stopped` and every process exit') + configCheck,
+    how:
+      (background
+        ? 'started as a process (npm start builds dist/ when sources changed, as documented); the following lines run once it ' +
+          'logs where it listens; after the block SIGTERM to the server, and npm must exit 0'
+        : 'runs until Ctrl-C: started as a process, checked (healthz, readyz, the address and data path its comment gives), ' +
+          'then Ctrl-C (SIGINT to its process group): the server must log `tandem stopped` and every process exit') + configCheck,
     run: async (ctx) => {
       const { session } = ctx;
       const { assignments } = leadingAssignments(command);
@@ -150,7 +151,8 @@ const npmTest: Rule = ({ command, comment }) =>
         run: async () => {
           const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
           const script = pkg.scripts.test ?? '';
-          if (/tsc --noEmit/.test(comment)) assert.match(script, /\btsc --noEmit\b.*&&.*\bmocha\b/, `scripts.test type-checks first: ${script}`);
+          if (/tsc --noEmit/.test(comment))
+            assert.match(script, /\btsc --noEmit\b.*&&.*\bmocha\b/, `scripts.test type-checks first: ${script}`);
           if (/\bbiome\b/.test(comment)) {
             assert.match(script, /^npm run lint && /, `scripts.test lints first: ${script}`);
             assert.match(pkg.scripts.lint ?? '', /^biome (ci|lint) \.$/, 'scripts.lint runs biome over the repository');
@@ -171,14 +173,17 @@ const exportLine: Rule = ({ command }, block) => {
   const forCompose = /^docker compose /m.test(block.code);
   return {
     handling: 'run',
-    how: `run in the block's shell; ${name} is kept for the following lines` + (forCompose ? ' and must be read by docker-compose.yml' : ''),
+    how:
+      `run in the block's shell; ${name} is kept for the following lines` + (forCompose ? ' and must be read by docker-compose.yml' : ''),
     run: async (ctx) => {
       await expectOk(ctx, ctx.session.substitute(command));
       const value = ctx.session.env[name] ?? '';
       assert.ok(value.length > 0, `${name} is set`);
       // README: an HS256 secret has at least 32 bytes (the server refuses shorter ones).
-      if (/SECRET/.test(name)) assert.ok(Buffer.byteLength(value) >= 32, `${name} has ${Buffer.byteLength(value)} bytes, at least 32 needed`);
-      if (forCompose) assert.ok(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8').includes(`\${${name}`), `docker-compose.yml reads ${name}`);
+      if (/SECRET/.test(name))
+        assert.ok(Buffer.byteLength(value) >= 32, `${name} has ${Buffer.byteLength(value)} bytes, at least 32 needed`);
+      if (forCompose)
+        assert.ok(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8').includes(`\${${name}`), `docker-compose.yml reads ${name}`);
     },
   };
 };
@@ -247,7 +252,9 @@ const openComment: Rule = ({ command, comment }) => {
         socketOptions: { extraHeaders: { origin: url.origin } },
       });
       // A refusal (a wrong CORS_ORIGINS, a token the server rejects) fails the line at once, with its code.
-      const refused = new Promise<never>((_, reject) => client.on('error', (err) => reject(new Error(`the page's client was refused: ${err.code}: ${err.message}`))));
+      const refused = new Promise<never>((_, reject) =>
+        client.on('error', (err) => reject(new Error(`the page's client was refused: ${err.code}: ${err.message}`))),
+      );
       refused.catch(() => undefined);
       try {
         const doc = client.doc('notes', 'readme-open', { create: { title: '' } });
@@ -262,7 +269,9 @@ const openComment: Rule = ({ command, comment }) => {
         if (anonymous.kind === 'connected') anonymous.socket.disconnect();
         assert.equal(anonymous.kind === 'refused' ? anonymous.code : 'connected', 'TANDEM_UNAUTHENTICATED', 'no token, no connection');
       }
-      ctx.log(`opened ${url.origin}${url.pathname} with the token; ${server.auth === 'jwt' ? 'tokenless connection refused' : 'no authentication'}`);
+      ctx.log(
+        `opened ${url.origin}${url.pathname} with the token; ${server.auth === 'jwt' ? 'tokenless connection refused' : 'no authentication'}`,
+      );
     },
   };
 };
@@ -280,13 +289,19 @@ async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 const dockerEngine: Rule = ({ command, comment }) => {
-  const engine = /^docker (run|build|pull|push|exec|start|stop|ps)\b/.test(command) || /^docker compose (up|run|ps|stop|start|restart|down|logs|exec|build|pull|kill|rm)\b/.test(command);
+  const engine =
+    /^docker (run|build|pull|push|exec|start|stop|ps)\b/.test(command) ||
+    /^docker compose (up|run|ps|stop|start|restart|down|logs|exec|build|pull|kill|rm)\b/.test(command);
   if (!engine) return null;
   const alternative = /^or:\s*(\S+)/.exec(comment)?.[1];
-  const altNote = alternative ? `; the alternative in its comment (\`${alternative}\`) is ${commandAvailable('sh', ['-c', `command -v ${alternative}`]) ? 'installed but would need a data folder and port of its own: not run' : 'not installed here'}` : '';
+  const altNote = alternative
+    ? `; the alternative in its comment (\`${alternative}\`) is ${commandAvailable('sh', ['-c', `command -v ${alternative}`]) ? 'installed but would need a data folder and port of its own: not run' : 'not installed here'}`
+    : '';
   return {
     handling: 'skipped',
-    how: `not run: needs the Docker engine${altNote}` + (composeService(command) ? '; checked: the service it names is in docker-compose.yml' : ''),
+    how:
+      `not run: needs the Docker engine${altNote}` +
+      (composeService(command) ? '; checked: the service it names is in docker-compose.yml' : ''),
     run: async () => {
       const service = composeService(command);
       if (service) assert.ok(composeServices().has(service), `docker-compose.yml has a service ${service}`);
@@ -298,7 +313,7 @@ const openComposeStack: Rule = ({ command }, block) =>
   /^open\s/.test(command) && /^docker compose up\b/m.test(block.code)
     ? {
         handling: 'skipped',
-        how: 'not run: opens the demo through the compose stack\'s load balancer, which only exists with the Docker engine (and `open` is macOS\'s opener)',
+        how: "not run: opens the demo through the compose stack's load balancer, which only exists with the Docker engine (and `open` is macOS's opener)",
         run: async () => undefined,
       }
     : null;
@@ -329,8 +344,10 @@ const loadRun: Rule = ({ command, comment }) => {
     handling: 'run',
     how:
       `run with \`${LOAD_SHORTENING}\` appended (the last flag wins) to keep the walkthrough short and reports in the scratch ` +
-      'folder (`-o`)' + (defaultTarget ? ', the default target (127.0.0.1:8080) given as `-u`' : '') +
-      '; it must exit 0 with `convergence: PASS`' + (alternative ? `; the alternative \`${alternative}\` must answer --help` : ''),
+      'folder (`-o`)' +
+      (defaultTarget ? ', the default target (127.0.0.1:8080) given as `-u`' : '') +
+      '; it must exit 0 with `convergence: PASS`' +
+      (alternative ? `; the alternative \`${alternative}\` must answer --help` : ''),
     run: async (ctx) => {
       const { session } = ctx;
       let args = session.substitute(command);
@@ -397,7 +414,11 @@ const floodRun: Rule = ({ command }) =>
 
 const npmBuild: Rule = ({ command }) =>
   command === 'npm run build'
-    ? { handling: 'run', how: 'run; must exit 0 (it writes dist/, as `npm start` does)', run: async (ctx) => void (await expectOk(ctx, command, 120_000)) }
+    ? {
+        handling: 'run',
+        how: 'run; must exit 0 (it writes dist/, as `npm start` does)',
+        run: async (ctx) => void (await expectOk(ctx, command, 120_000)),
+      }
     : null;
 
 const PACKAGING_TEST = 'test/packaging/packages.test.ts';
@@ -431,7 +452,24 @@ const npmInstallTarball: Rule = ({ command }) =>
 const commentOnly: Rule = ({ command }) =>
   command === '' ? { handling: 'skipped', how: 'a comment: nothing to run', run: async () => undefined } : null;
 
-const RULES: readonly Rule[] = [npmInstall, npmPackClient, npmInstallTarball, npmStart, npmTest, exportLine, tandemCli, openComment, dockerEngine, openComposeStack, mongoTests, loadRun, benchRun, floodRun, npmBuild, commentOnly];
+const RULES: readonly Rule[] = [
+  npmInstall,
+  npmPackClient,
+  npmInstallTarball,
+  npmStart,
+  npmTest,
+  exportLine,
+  tandemCli,
+  openComment,
+  dockerEngine,
+  openComposeStack,
+  mongoTests,
+  loadRun,
+  benchRun,
+  floodRun,
+  npmBuild,
+  commentOnly,
+];
 
 /** The plan for `line`, or null when no rule knows it (the walkthrough then fails). */
 export function planLine(line: ShellLine, block: ReadmeBlock): LinePlan | null {

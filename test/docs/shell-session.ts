@@ -16,7 +16,8 @@ import { waitFor } from '../helpers/wait.js';
 import { ROOT } from './readme-blocks.js';
 
 /** Server settings the test must own: a developer's own values must not leak into a run. */
-const OWNED_VARIABLE = /^(PORT|HOST|DB_URL|RULES_FILE|LOG_LEVEL|MILESTONE_INTERVAL|SHUTDOWN_TIMEOUT_MS|(AUTH|TANDEM|LOAD|MONGO|REDIS|SQLITE|PG|MAX|CORS|METRICS|REFUSALS?|OPS|CREATES|QUERIES|PRESENCE|WS)_\w*)$/;
+const OWNED_VARIABLE =
+  /^(PORT|HOST|DB_URL|RULES_FILE|LOG_LEVEL|MILESTONE_INTERVAL|SHUTDOWN_TIMEOUT_MS|(AUTH|TANDEM|LOAD|MONGO|REDIS|SQLITE|PG|MAX|CORS|METRICS|REFUSALS?|OPS|CREATES|QUERIES|PRESENCE|WS)_\w*)$/;
 
 export interface CommandResult {
   readonly code: number | null;
@@ -145,7 +146,9 @@ export class ShellSession {
     for (const port of mentioned) session.ports.set(port, await freePort());
     // A bare `npm start` listens on PORT, default 8080.
     session.env.PORT = String(session.ports.get(8080));
-    session.substitutions.add(`PORT (default 8080) → ${session.env.PORT}; DB_URL (default sqlite:./data/tandem.db) → ${session.env.DB_URL}`);
+    session.substitutions.add(
+      `PORT (default 8080) → ${session.env.PORT}; DB_URL (default sqlite:./data/tandem.db) → ${session.env.DB_URL}`,
+    );
     return session;
   }
 

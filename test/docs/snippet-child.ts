@@ -31,21 +31,24 @@ export interface SnippetReport {
   readonly console: string[];
 }
 
-
 const DEADLINE_MS = 20_000;
 
 function deadline<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${DEADLINE_MS} ms: ${what}`)), DEADLINE_MS))),
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${DEADLINE_MS} ms: ${what}`)), DEADLINE_MS)),
+    ),
   ]).finally(() => clearTimeout(timer));
 }
 
 /** Creates a json1 document on `connection`: proves the type is registered and the server takes it. */
 function createJson1(connection: Connection, id: string): Promise<string> {
   const doc = connection.get('readme_walkthrough', id);
-  return new Promise((resolve, reject) => doc.create({ from: 'README' }, 'json1', (err) => (err ? reject(err) : resolve(String(doc.type?.name)))));
+  return new Promise((resolve, reject) =>
+    doc.create({ from: 'README' }, 'json1', (err) => (err ? reject(err) : resolve(String(doc.type?.name)))),
+  );
 }
 
 async function inspect(name: string, value: unknown, closers: Array<() => Promise<void> | void>): Promise<LocalReport> {
@@ -85,9 +88,11 @@ export async function runSnippetChild(snippet: (console: SnippetConsole) => unkn
   // Browser snippets construct IndexedDbOutboxStore(), which reads the global indexedDB.
   globalThis.indexedDB = new IDBFactory();
   const lines: string[] = [];
-  const record = (level: string) => (...args: unknown[]) => {
-    lines.push(`${level}: ${format(...args)}`);
-  };
+  const record =
+    (level: string) =>
+    (...args: unknown[]) => {
+      lines.push(`${level}: ${format(...args)}`);
+    };
   const recorder: SnippetConsole = { log: record('log'), info: record('info'), warn: record('warn'), error: record('error') };
   const closers: Array<() => Promise<void> | void> = [];
   const locals: Record<string, LocalReport> = {};

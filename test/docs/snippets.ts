@@ -15,7 +15,28 @@ import { inlineCode, ROOT, type ReadmeBlock } from './readme-blocks.js';
 import { REPORT_MARKER, type SnippetReport } from './snippet-child.js';
 
 /** Mocha's globals exist in the test process but not in a snippet's: they are not globals here. */
-const MOCHA_GLOBALS = new Set(['describe', 'it', 'before', 'after', 'beforeEach', 'afterEach', 'context', 'specify', 'xit', 'xdescribe', 'xcontext', 'xspecify', 'run', 'setup', 'suite', 'suiteSetup', 'suiteTeardown', 'teardown', 'test', 'mocha']);
+const MOCHA_GLOBALS = new Set([
+  'describe',
+  'it',
+  'before',
+  'after',
+  'beforeEach',
+  'afterEach',
+  'context',
+  'specify',
+  'xit',
+  'xdescribe',
+  'xcontext',
+  'xspecify',
+  'run',
+  'setup',
+  'suite',
+  'suiteSetup',
+  'suiteTeardown',
+  'teardown',
+  'test',
+  'mocha',
+]);
 
 function isGlobal(name: string): boolean {
   return name in globalThis && !MOCHA_GLOBALS.has(name);
@@ -37,15 +58,35 @@ const CODEMIRROR = `${ROOT}/client/codemirror.js`;
 
 const PLACEHOLDERS: Readonly<Record<string, Placeholder>> = {
   // client.doc<Note>(…, { create: { title: '', items: [] } }): the application's document type.
-  Note: { code: 'interface Note { title: string; items: string[] }', runnable: true, what: 'the application\'s document type' },
-  client: { code: `import type { TandemClient as __TandemClient } from '${CLIENT}';\ndeclare const client: __TandemClient;`, runnable: false, what: 'the client of the Client SDK snippet' },
-  root: { code: "import type { Root as __Root } from 'react-dom/client';\ndeclare const root: __Root;", runnable: false, what: 'a React root (react-dom/client createRoot, in a page)' },
+  Note: { code: 'interface Note { title: string; items: string[] }', runnable: true, what: "the application's document type" },
+  client: {
+    code: `import type { TandemClient as __TandemClient } from '${CLIENT}';\ndeclare const client: __TandemClient;`,
+    runnable: false,
+    what: 'the client of the Client SDK snippet',
+  },
+  root: {
+    code: "import type { Root as __Root } from 'react-dom/client';\ndeclare const root: __Root;",
+    runnable: false,
+    what: 'a React root (react-dom/client createRoot, in a page)',
+  },
   textarea: { code: 'declare const textarea: HTMLTextAreaElement;', runnable: false, what: 'a <textarea> element (DOM)' },
-  parent: { code: 'declare const parent: HTMLElement;', runnable: false, what: 'the editor\'s parent element (DOM)' },
-  user: { code: `import type { PresenceUser as __PresenceUser } from '${BINDINGS}';\ndeclare const user: __PresenceUser;`, runnable: false, what: 'the local user ({ name, color })' },
-  onChange: { code: `import type { ChangeOrigin as __ChangeOrigin } from '${BINDINGS}';\ndeclare const onChange: (origin: __ChangeOrigin) => void;`, runnable: false, what: 'the application\'s change callback' },
+  parent: { code: 'declare const parent: HTMLElement;', runnable: false, what: "the editor's parent element (DOM)" },
+  user: {
+    code: `import type { PresenceUser as __PresenceUser } from '${BINDINGS}';\ndeclare const user: __PresenceUser;`,
+    runnable: false,
+    what: 'the local user ({ name, color })',
+  },
+  onChange: {
+    code: `import type { ChangeOrigin as __ChangeOrigin } from '${BINDINGS}';\ndeclare const onChange: (origin: __ChangeOrigin) => void;`,
+    runnable: false,
+    what: "the application's change callback",
+  },
   // Whatever createCollabEditor accepts: README leaves the CodeMirror extensions to the reader.
-  extensions: { code: `import type { createCollabEditor as __cce } from '${CODEMIRROR}';\ndeclare const extensions: NonNullable<NonNullable<Parameters<typeof __cce>[3]>['extensions']>;`, runnable: false, what: 'CodeMirror extensions' },
+  extensions: {
+    code: `import type { createCollabEditor as __cce } from '${CODEMIRROR}';\ndeclare const extensions: NonNullable<NonNullable<Parameters<typeof __cce>[3]>['extensions']>;`,
+    runnable: false,
+    what: 'CodeMirror extensions',
+  },
 };
 
 export interface SnippetPlan {
@@ -76,7 +117,10 @@ interface NamedImport {
 const PACKAGE_SOURCES: ReadonlyMap<string, string> = (() => {
   const map = new Map<string, string>();
   for (const dir of ['.', 'client']) {
-    const pkg = JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as { name: string; exports: Record<string, string | { types?: string }> };
+    const pkg = JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as {
+      name: string;
+      exports: Record<string, string | { types?: string }>;
+    };
     for (const [subpath, target] of Object.entries(pkg.exports)) {
       if (typeof target === 'string' || !target.types) continue;
       const source = target.types.replace(/^\.\/dist\/(?:types\/)?/, '').replace(/\.d\.ts$/, '.js');
@@ -110,9 +154,16 @@ function exportsOf(file: string, seen = new Set<string>()): Set<string> {
   if (seen.has(file) || !existsSync(file)) return names;
   seen.add(file);
   const text = readFileSync(file, 'utf8');
-  for (const m of text.matchAll(/^export\s+(?:declare\s+)?(?:async\s+)?(?:function\*?|const|let|var|class|interface|type|enum)\s+([A-Za-z_$][\w$]*)/gm)) names.add(m[1]!);
+  for (const m of text.matchAll(
+    /^export\s+(?:declare\s+)?(?:async\s+)?(?:function\*?|const|let|var|class|interface|type|enum)\s+([A-Za-z_$][\w$]*)/gm,
+  ))
+    names.add(m[1]!);
   for (const m of text.matchAll(/^export\s+(?:type\s+)?\{([^}]*)\}/gm)) {
-    for (const part of m[1]!.split(',').map((s) => s.trim().replace(/^type\s+/, '')).filter(Boolean)) names.add(part.split(/\s+as\s+/).pop()!);
+    for (const part of m[1]!
+      .split(',')
+      .map((s) => s.trim().replace(/^type\s+/, ''))
+      .filter(Boolean))
+      names.add(part.split(/\s+as\s+/).pop()!);
   }
   for (const m of text.matchAll(/^export\s+\*\s+from\s+'([^']+)'/gm)) {
     for (const name of exportsOf(resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts')), seen)) names.add(name);
@@ -155,8 +206,14 @@ interface Analysis {
 function declaredName(node: ts.Node): boolean {
   const p = node.parent;
   return (
-    ((ts.isVariableDeclaration(p) || ts.isParameter(p) || ts.isFunctionDeclaration(p) || ts.isClassDeclaration(p) ||
-      ts.isInterfaceDeclaration(p) || ts.isTypeAliasDeclaration(p) || ts.isImportSpecifier(p) || ts.isBindingElement(p)) &&
+    ((ts.isVariableDeclaration(p) ||
+      ts.isParameter(p) ||
+      ts.isFunctionDeclaration(p) ||
+      ts.isClassDeclaration(p) ||
+      ts.isInterfaceDeclaration(p) ||
+      ts.isTypeAliasDeclaration(p) ||
+      ts.isImportSpecifier(p) ||
+      ts.isBindingElement(p)) &&
       (p as ts.NamedDeclaration).name === node) ||
     (ts.isBindingElement(p) && p.propertyName === node)
   );
@@ -164,7 +221,13 @@ function declaredName(node: ts.Node): boolean {
 
 /** Where a snippet's names come from, by the TypeScript parser (no type checking). */
 export function analyse(code: string, lang: 'ts' | 'js'): Analysis {
-  const file = ts.createSourceFile(`snippet.${lang}`, code, ts.ScriptTarget.ES2022, true, lang === 'ts' ? ts.ScriptKind.TS : ts.ScriptKind.JS);
+  const file = ts.createSourceFile(
+    `snippet.${lang}`,
+    code,
+    ts.ScriptTarget.ES2022,
+    true,
+    lang === 'ts' ? ts.ScriptKind.TS : ts.ScriptKind.JS,
+  );
   const imports: string[] = [];
   let body = code;
   for (const statement of file.statements) {
@@ -182,14 +245,19 @@ export function analyse(code: string, lang: 'ts' | 'js'): Analysis {
   };
   for (const statement of file.statements) {
     if (ts.isVariableStatement(statement)) for (const d of statement.declarationList.declarations) collectBinding(d.name, topLevel);
-    else if ((ts.isFunctionDeclaration(statement) || ts.isClassDeclaration(statement)) && statement.name) topLevel.push(statement.name.text);
+    else if ((ts.isFunctionDeclaration(statement) || ts.isClassDeclaration(statement)) && statement.name)
+      topLevel.push(statement.name.text);
   }
   const visit = (node: ts.Node): void => {
     if (ts.isIdentifier(node)) {
       const p = node.parent;
       if (declaredName(node)) declared.add(node.text);
-      else if (!(ts.isPropertyAccessExpression(p) && p.name === node) && !(ts.isPropertyAssignment(p) && p.name === node) &&
-        !(ts.isQualifiedName(p) && p.right === node) && !(ts.isPropertySignature(p) && p.name === node)) {
+      else if (
+        !(ts.isPropertyAccessExpression(p) && p.name === node) &&
+        !(ts.isPropertyAssignment(p) && p.name === node) &&
+        !(ts.isQualifiedName(p) && p.right === node) &&
+        !(ts.isPropertySignature(p) && p.name === node)
+      ) {
         used.add(node.text);
       }
     }
@@ -207,7 +275,9 @@ export function planSnippet(block: ReadmeBlock): SnippetPlan {
   const prose = new Map<string, NamedImport>();
   for (const statement of inlineCode(block.prose)) for (const i of importsOf(statement)) if (!prose.has(i.name)) prose.set(i.name, i);
   // The module named nearest above the snippet first ("The bindings themselves (`client/bindings/`)").
-  const modules = proseModules(block.prose).reverse().map((file) => ({ file, names: exportsOf(file) }));
+  const modules = proseModules(block.prose)
+    .reverse()
+    .map((file) => ({ file, names: exportsOf(file) }));
   const account: string[] = [];
   const unresolved: string[] = [];
   const fromProse: NamedImport[] = [];
@@ -239,7 +309,7 @@ export function planSnippet(block: ReadmeBlock): SnippetPlan {
   }
   if (lang === 'js') {
     account.push(
-      'CommonJS for a bundler: `require` resolves from the repository root (README\'s `./ot-types` is the TypeScript ' +
+      "CommonJS for a bundler: `require` resolves from the repository root (README's `./ot-types` is the TypeScript " +
         'source, through tsx, standing in for the bundled or compiled module)',
     );
   }
@@ -272,7 +342,11 @@ export function planSnippet(block: ReadmeBlock): SnippetPlan {
       ].join('\n');
     return { block, mode, account, unresolved, source, bodyLine: ['', ...header].join('\n').split('\n').length + 1 };
   }
-  const prelude = [...header, `import type { SnippetConsole } from '${ROOT}/test/docs/snippet-child.js';`, 'export default async function snippet(console: SnippetConsole): Promise<Record<string, unknown>> {'].join('\n');
+  const prelude = [
+    ...header,
+    `import type { SnippetConsole } from '${ROOT}/test/docs/snippet-child.js';`,
+    'export default async function snippet(console: SnippetConsole): Promise<Record<string, unknown>> {',
+  ].join('\n');
   const source = (url: string) => [prelude, substituteUrl(body, url), `  return { ${topLevel.join(', ')} };`, '}', ''].join('\n');
   return { block, mode, account, unresolved, source, bodyLine: prelude.split('\n').length + 1 };
 }
@@ -299,7 +373,8 @@ export function typeCheck(files: readonly string[]): Map<string, string[]> {
     const file = d.file?.fileName ?? '';
     const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0;
     const message = `${file}:${line}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
-    if (!d.file) for (const list of byFile.values()) list.push(message); // options: every snippet's problem
+    if (!d.file)
+      for (const list of byFile.values()) list.push(message); // options: every snippet's problem
     // Errors inside the repository's own modules are `tsc -p .`'s to report (npm test runs it
     // first), not a README drift; files other engineers are editing must not fail this test.
     else byFile.get(file)?.push(message);

@@ -206,7 +206,9 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
             if (!isPlainObject(doc.data)) fail(`${client.name} ${doc.id}: data is not an object: ${JSON.stringify(doc.data)}`);
             const generated = client.gen.generate(doc.data as Json, { focus: focus[d] });
             const offline = client.shim?.offline ?? false;
-            trace.get(client.name)!.push({ round: stats.rounds, doc: doc.id, kind: generated.kind, offline, op: JSON.stringify(generated.op) });
+            trace
+              .get(client.name)!
+              .push({ round: stats.rounds, doc: doc.id, kind: generated.kind, offline, op: JSON.stringify(generated.op) });
             const kind = generated.kind.startsWith('compose') ? 'compose' : generated.kind;
             stats.kinds[kind] = (stats.kinds[kind] ?? 0) + 1;
             stats.submitted++;
@@ -217,7 +219,9 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
             });
             // The client's own model must match what ShareDB applied locally.
             if (!isDeepStrictEqual(doc.data, generated.after)) {
-              fail(`${client.name} ${doc.id}: local apply of a ${generated.kind} op differs from the generator's model: ${firstDifference(doc.data, generated.after)}`);
+              fail(
+                `${client.name} ${doc.id}: local apply of a ${generated.kind} op differs from the generator's model: ${firstDifference(doc.data, generated.after)}`,
+              );
             }
           }
         }
@@ -230,11 +234,14 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
       const wanted = rng.range(0, busy.length);
       if (wanted > 0) {
         const target = commits() + wanted;
-        await waitFor(() => commits() >= target || clients.every((c) => (c.shim?.offline ?? false) || c.docs.every((d) => !d.hasWritePending())), {
-          timeoutMs: 20_000,
-          intervalMs: 2,
-          what: `${wanted} more commits in round ${stats.rounds}`,
-        });
+        await waitFor(
+          () => commits() >= target || clients.every((c) => (c.shim?.offline ?? false) || c.docs.every((d) => !d.hasWritePending())),
+          {
+            timeoutMs: 20_000,
+            intervalMs: 2,
+            what: `${wanted} more commits in round ${stats.rounds}`,
+          },
+        );
       }
 
       // Cut and restore transports now, while some ops are in flight or their acks are on the way.
@@ -262,10 +269,11 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
     }
 
     for (const client of clients) client.shim?.goOnline();
-    await waitFor(
-      () => clients.every((c) => c.connection.state === 'connected' && c.docs.every((d) => !d.hasWritePending())),
-      { timeoutMs: 30_000, intervalMs: 5, what: 'every client online with nothing pending' },
-    ).catch((err: Error) => {
+    await waitFor(() => clients.every((c) => c.connection.state === 'connected' && c.docs.every((d) => !d.hasWritePending())), {
+      timeoutMs: 30_000,
+      intervalMs: 5,
+      what: 'every client online with nothing pending',
+    }).catch((err: Error) => {
       const stuck = clients
         .filter((c) => c.connection.state !== 'connected' || c.docs.some((d) => d.hasWritePending()))
         .map((c) => `${c.name} (${c.connection.state}, pending: ${c.docs.map((d) => d.hasWritePending()).join('/')})`);
@@ -286,17 +294,22 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
       for (const client of clients) {
         const data = client.docs[d]!.data as Json;
         if (!isDeepStrictEqual(data, snapshot.data)) {
-          fail(`${client.name} ${id} diverged from the server snapshot v${snapshot.v} at ${firstDifference(data, snapshot.data)}`, { snapshot });
+          fail(`${client.name} ${id} diverged from the server snapshot v${snapshot.v} at ${firstDifference(data, snapshot.data)}`, {
+            snapshot,
+          });
         }
       }
       const log = await serverOps(server, COLLECTION, id);
       const replayed = replayOps(log);
       if ('problem' in replayed) fail(`${id}: ${replayed.problem}`, { snapshot, log });
       else if (replayed.v !== snapshot.v || !isDeepStrictEqual(replayed.data, snapshot.data)) {
-        fail(`${id}: replaying the op log (v${replayed.v}) differs from the snapshot (v${snapshot.v}) at ${firstDifference(replayed.data, snapshot.data)}`, {
-          snapshot,
-          log,
-        });
+        fail(
+          `${id}: replaying the op log (v${replayed.v}) differs from the snapshot (v${snapshot.v}) at ${firstDifference(replayed.data, snapshot.data)}`,
+          {
+            snapshot,
+            log,
+          },
+        );
       }
     }
     return stats;

@@ -256,7 +256,9 @@ export class OpGenerator {
         const candidates = all.filter((n) => n.path.length > 0);
         if (candidates.length === 0) return null;
         // When big, remove large subtrees first.
-        const n = big ? candidates.reduce((a, b) => (r.chance(0.5) && countNodes(b.value) > countNodes(a.value) ? b : a)) : r.pick(candidates);
+        const n = big
+          ? candidates.reduce((a, b) => (r.chance(0.5) && countNodes(b.value) > countNodes(a.value) ? b : a))
+          : r.pick(candidates);
         return this.removeAt(doc, n.path);
       }
       case 'replace': {
@@ -428,7 +430,9 @@ export function checkAgainstApply(before: Json, op: JSONOp, expected: Json, kind
   try {
     actual = tandemJson1.apply(structuredClone(before), op) as Json;
   } catch (err) {
-    throw new Error(`generated ${kind} op does not apply: ${(err as Error).message}\n  doc: ${JSON.stringify(before)}\n  op:  ${JSON.stringify(op)}`);
+    throw new Error(
+      `generated ${kind} op does not apply: ${(err as Error).message}\n  doc: ${JSON.stringify(before)}\n  op:  ${JSON.stringify(op)}`,
+    );
   }
   if (!isDeepStrictEqual(actual, expected)) {
     throw new Error(

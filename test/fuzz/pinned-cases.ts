@@ -45,8 +45,16 @@ export const PINNED_CASES: readonly PinnedCase[] = [
       'its own rule that both directions see the same conflict. Over the network the client that ' +
       "submitted a keeps {} while the server and every other client have {k:'red'}, at the same version.",
     doc: { t: { x: 'b' }, u: {} },
-    a: [['k', { d: 0 }], ['t', 'x', { p: 0 }], ['u', { r: true }]],
-    b: [['k', { i: 'red' }], ['t', { p: 0 }], ['u', 'y', { d: 0 }]],
+    a: [
+      ['k', { d: 0 }],
+      ['t', 'x', { p: 0 }],
+      ['u', { r: true }],
+    ],
+    b: [
+      ['k', { i: 'red' }],
+      ['t', { p: 0 }],
+      ['u', 'y', { d: 0 }],
+    ],
     defect: 'tp1',
   },
   {
@@ -59,8 +67,14 @@ export const PINNED_CASES: readonly PinnedCase[] = [
       "handler as a Connection 'error' event (an unhandled one crashes the process); the client that " +
       'submitted a never gets its ack and stays at the old version with stale data.',
     doc: { body: 'x', items: ['x', -13, ['é']] },
-    a: [['blue95', { d: 0 }], ['items', { p: 0 }, 2, { r: true }]],
-    b: [['body', { p: 0 }], ['items', [1, { ena: -1 }], [2, [0, { es: [{ d: 1 }] }], [1, { d: 0 }]], [3, { i: 0 }]]],
+    a: [
+      ['blue95', { d: 0 }],
+      ['items', { p: 0 }, 2, { r: true }],
+    ],
+    b: [
+      ['body', { p: 0 }],
+      ['items', [1, { ena: -1 }], [2, [0, { es: [{ d: 1 }] }], [1, { d: 0 }]], [3, { i: 0 }]],
+    ],
     defect: 'throws',
     followUp: ['note', { i: 'after a' }],
   },

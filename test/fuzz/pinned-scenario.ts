@@ -26,7 +26,10 @@ const COLLECTION = 'fuzz';
  *
  * `open` is the suite's teardown registry: the server and client closers go there.
  */
-export async function runPinnedCase(pinned: PinnedCase, open: { closers: Array<() => void>; server: TestServer | null }): Promise<string | null> {
+export async function runPinnedCase(
+  pinned: PinnedCase,
+  open: { closers: Array<() => void>; server: TestServer | null },
+): Promise<string | null> {
   const server = await startTestServer();
   open.server = server;
   const closers: Array<() => Promise<void>> = [];
@@ -42,7 +45,11 @@ export async function runPinnedCase(pinned: PinnedCase, open: { closers: Array<(
   await docX.ready;
   const docY = y.doc<Json>(COLLECTION, 'pinned');
   await docY.ready;
-  for (const [name, doc] of [['X', docX], ['Y', docY]] as const) doc.on('error', (err) => problems.push(`${name} doc error: ${err.code}: ${err.message}`));
+  for (const [name, doc] of [
+    ['X', docX],
+    ['Y', docY],
+  ] as const)
+    doc.on('error', (err) => problems.push(`${name} doc error: ${err.code}: ${err.message}`));
   docY.on('rejected', (r) => problems.push(`Y op rejected: ${r.code}: ${r.message}`));
   docX.on('rejected', (r) => rejected.push({ code: String(r.code), op: r.op }));
   let sawOp = false;
@@ -70,16 +77,22 @@ export async function runPinnedCase(pinned: PinnedCase, open: { closers: Array<(
   if (settled) problems.push(settled);
   const snapshot = await serverSnapshot(server, COLLECTION, 'pinned');
   await waitFor(() => docY.version === snapshot.v, { timeoutMs: 5_000, what: 'Y at the server version' }).catch(() => undefined);
-  for (const [name, doc] of [['X', docX], ['Y', docY]] as const) {
+  for (const [name, doc] of [
+    ['X', docX],
+    ['Y', docY],
+  ] as const) {
     if (doc.version !== snapshot.v || !isDeepStrictEqual(doc.data, snapshot.data)) {
-      problems.push(`${name} at v${doc.version} has ${JSON.stringify(doc.data)}; the server at v${snapshot.v} has ${JSON.stringify(snapshot.data)}`);
+      problems.push(
+        `${name} at v${doc.version} has ${JSON.stringify(doc.data)}; the server at v${snapshot.v} has ${JSON.stringify(snapshot.data)}`,
+      );
     }
   }
   // The server committed transform(a, b, 'left') in both cases: nothing of `a` was lost.
   if (snapshot.v !== 3) problems.push(`expected the server at v3 (create, b, a'), got v${snapshot.v}`);
   // Only the follow-up op, which cannot be rebased when json1 throws, is rolled back.
   const expected = pinned.followUp ? [{ code: 'TANDEM_TRANSFORM_FAILED', op: pinned.followUp }] : [];
-  if (!isDeepStrictEqual(rejected, expected)) problems.push(`X reported rejections ${JSON.stringify(rejected)}, expected ${JSON.stringify(expected)}`);
+  if (!isDeepStrictEqual(rejected, expected))
+    problems.push(`X reported rejections ${JSON.stringify(rejected)}, expected ${JSON.stringify(expected)}`);
   // The repaired data reached X's listeners as a reset (a change without an op).
   if (resets.x === 0) problems.push('X never signalled a reset after its data was rebuilt');
   return problems.length === 0 ? null : problems.join('\n  ');

@@ -95,7 +95,11 @@ function checkTp1(c: Case, reproduce = `FUZZ_SEED=${c.seed} npx mocha test/fuzz/
   } catch (err) {
     const e = err as Error;
     // json1's internal asserts throw with an empty message: show where instead.
-    const where = (e.stack ?? '').split('\n').slice(1, 4).map((l) => l.trim().replace(/^at /, '')).join(' < ');
+    const where = (e.stack ?? '')
+      .split('\n')
+      .slice(1, 4)
+      .map((l) => l.trim().replace(/^at /, ''))
+      .join(' < ');
     problem = `${step} threw: ${e.message || '(no message)'} at ${where}`;
   }
   return (

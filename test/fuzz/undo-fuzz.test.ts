@@ -34,7 +34,8 @@ const PINNED_SEEDS: ReadonlyArray<{ seed: number; found?: string }> = [
   ...[1, 2, 3, 4, 5].map((seed) => ({ seed })),
   {
     seed: 30,
-    found: 'two clients deleted one character concurrently and both undid it: it came back twice (as OT undo does), which a set-based check took for a foreign edit',
+    found:
+      'two clients deleted one character concurrently and both undid it: it came back twice (as OT undo does), which a set-based check took for a foreign edit',
   },
 ];
 const SEEDS = process.env.UNDO_FUZZ_SEEDS ? process.env.UNDO_FUZZ_SEEDS.split(',').map(Number) : PINNED_SEEDS.map((p) => p.seed);
@@ -59,7 +60,9 @@ interface Runner {
  * written once, but two users who delete the same one concurrently and both undo put it
  * back twice (each undo restores what its user deleted).
  */
-function tokens(data: { readonly text: string; readonly items: readonly string[]; readonly map: Readonly<Record<string, string>> } | undefined): Map<string, number> {
+function tokens(
+  data: { readonly text: string; readonly items: readonly string[]; readonly map: Readonly<Record<string, string>> } | undefined,
+): Map<string, number> {
   const out = new Map<string, number>();
   const add = (token: string): void => void out.set(token, (out.get(token) ?? 0) + 1);
   for (const ch of data?.text ?? '') add(ch);
@@ -78,7 +81,8 @@ function diffAround(r: Runner, action: () => unknown): { removed: string[]; inse
   const before = tokens(r.doc.data);
   const result = action();
   const after = tokens(r.doc.data);
-  const fewer = (a: Map<string, number>, b: Map<string, number>): string[] => [...a].filter(([t, n]) => (b.get(t) ?? 0) < n).map(([t]) => t);
+  const fewer = (a: Map<string, number>, b: Map<string, number>): string[] =>
+    [...a].filter(([t, n]) => (b.get(t) ?? 0) < n).map(([t]) => t);
   return { removed: fewer(before, after), inserted: fewer(after, before), result };
 }
 
@@ -91,7 +95,10 @@ describe('fuzz: undo/redo with three clients converges and only reverts your own
     const client = sdkClient(fixture.server.url, closers);
     // Client 2's groups end only at its undos and redos; the others' at every edit.
     const groupMs = index === 2 ? 1e9 : 0;
-    const doc = client.doc<FuzzDoc>('undo-fuzz', 'doc', { ...(create ? { create: { text: '', items: [], map: {} } } : {}), undo: { groupMs } });
+    const doc = client.doc<FuzzDoc>('undo-fuzz', 'doc', {
+      ...(create ? { create: { text: '', items: [], map: {} } } : {}),
+      undo: { groupMs },
+    });
     const r: Runner = { index, client, doc, written: 0, removed: new Set(), problems: [] };
     doc.on('rejected', (x) => r.problems.push(`client ${index}: rejected ${x.code}: ${x.message}`));
     doc.on('error', (e) => r.problems.push(`client ${index}: error ${e.code}: ${e.message}`));
@@ -108,7 +115,9 @@ describe('fuzz: undo/redo with three clients converges and only reverts your own
     const key = rng.pick(MAP_KEYS);
     let op: JSONOp;
     if (kind === 'insert' || (kind === 'delete' && length === 0)) {
-      const text = Array.from({ length: rng.range(1, 3) }, () => String.fromCodePoint(CHAR_BASE + r.index * CHAR_BLOCK + r.written++)).join('');
+      const text = Array.from({ length: rng.range(1, 3) }, () => String.fromCodePoint(CHAR_BASE + r.index * CHAR_BLOCK + r.written++)).join(
+        '',
+      );
       op = ops.textInsert(['text'], rng.int(length + 1), text);
     } else if (kind === 'delete') {
       const at = rng.int(length);
@@ -170,9 +179,15 @@ describe('fuzz: undo/redo with three clients converges and only reverts your own
         for (const r of runners) r.client.goOnline();
         await Promise.all(runners.map((r) => r.doc.whenSynced()));
         const final = await serverSnapshot(fixture.server, 'undo-fuzz', 'doc');
-        await waitFor(() => runners.every((r) => r.doc.version === final.v), { timeoutMs: 15_000, what: 'every client at the final version' });
+        await waitFor(() => runners.every((r) => r.doc.version === final.v), {
+          timeoutMs: 15_000,
+          what: 'every client at the final version',
+        });
         for (const r of runners) assert.deepEqual(r.doc.data, final.data, `client ${r.index} equals the server`);
-        assert.deepEqual(runners.flatMap((r) => r.problems), []);
+        assert.deepEqual(
+          runners.flatMap((r) => r.problems),
+          [],
+        );
       } catch (err) {
         console.log(`      undo fuzz failed: seed ${seed}. Reproduce: UNDO_FUZZ_SEEDS=${seed} npx mocha test/fuzz/undo-fuzz.test.ts`);
         console.log(`      last steps:\n        ${log.slice(-25).join('\n        ')}`);

@@ -112,7 +112,12 @@ export type Message = Record<string, unknown>;
  * with the first message from the server that `isReply` accepts. That reply is taken out of
  * the Connection's way, so a refusal of a hand-made request never reaches its docs.
  */
-export function rawRequest(connection: Connection, message: Message, isReply: (reply: Message) => boolean, timeoutMs = 10_000): Promise<Message> {
+export function rawRequest(
+  connection: Connection,
+  message: Message,
+  isReply: (reply: Message) => boolean,
+  timeoutMs = 10_000,
+): Promise<Message> {
   return new Promise((resolve, reject) => {
     const onReceive = (request: { data: unknown }) => {
       const data = request.data;
@@ -187,7 +192,9 @@ export interface StoredDoc {
 export async function storedDoc(server: { backend: TandemServer['backend'] }, collection: string, id: string): Promise<StoredDoc> {
   const db = server.backend.db;
   const snapshot = await new Promise<{ v: number; type: string | null; data?: unknown }>((resolve, reject) =>
-    db.getSnapshot(collection, id, null, null, (err: unknown, s: { v: number; type: string | null; data?: unknown }) => (err ? reject(err) : resolve(s))),
+    db.getSnapshot(collection, id, null, null, (err: unknown, s: { v: number; type: string | null; data?: unknown }) =>
+      err ? reject(err) : resolve(s),
+    ),
   );
   const ops = await new Promise<StoredOp[]>((resolve, reject) =>
     db.getOps(collection, id, 0, null, { metadata: true }, (err: unknown, list: StoredOp[]) => (err ? reject(err) : resolve(list))),
@@ -199,7 +206,12 @@ export function fetchSnapshot(connection: Connection, collection: string, id: st
   return new Promise((resolve, reject) => connection.fetchSnapshot(collection, id, version, (err, s) => (err ? reject(err) : resolve(s))));
 }
 
-export function fetchSnapshotByTimestamp(connection: Connection, collection: string, id: string, timestamp: number | null): Promise<Snapshot> {
+export function fetchSnapshotByTimestamp(
+  connection: Connection,
+  collection: string,
+  id: string,
+  timestamp: number | null,
+): Promise<Snapshot> {
   return new Promise((resolve, reject) =>
     connection.fetchSnapshotByTimestamp(collection, id, timestamp, (err, s) => (err ? reject(err) : resolve(s))),
   );
@@ -208,7 +220,9 @@ export function fetchSnapshotByTimestamp(connection: Connection, collection: str
 /** A fetch query: its result docs and `extra` (counts, distinct values). */
 export function queryFetch(connection: Connection, collection: string, query: unknown): Promise<{ docs: Doc[]; extra: unknown }> {
   return new Promise((resolve, reject) => {
-    const q: Query = connection.createFetchQuery(collection, query, null, (err, docs) => (err ? reject(err) : resolve({ docs, extra: q.extra })));
+    const q: Query = connection.createFetchQuery(collection, query, null, (err, docs) =>
+      err ? reject(err) : resolve({ docs, extra: q.extra }),
+    );
   });
 }
 

@@ -16,9 +16,7 @@ import { fetchDoc } from './clients.js';
 import type { TestServer } from './server.js';
 
 /** What a socket.io handshake ended with. */
-export type SocketIoOutcome =
-  | { kind: 'refused'; code: string | null; message: string }
-  | { kind: 'connected'; socket: Socket };
+export type SocketIoOutcome = { kind: 'refused'; code: string | null; message: string } | { kind: 'connected'; socket: Socket };
 
 /**
  * One socket.io-client handshake with `auth` (no reconnection, no shared Manager), settled
@@ -65,7 +63,7 @@ export interface UpgradeOptions {
 }
 
 function upgradeUrl(url: string, options: UpgradeOptions): string {
-  const target = new URL((options.path ?? SHAREDB_WS_PATH), url.replace(/^http/, 'ws'));
+  const target = new URL(options.path ?? SHAREDB_WS_PATH, url.replace(/^http/, 'ws'));
   if (options.queryToken !== undefined) target.searchParams.set(TOKEN_QUERY_PARAM, options.queryToken);
   return target.toString();
 }

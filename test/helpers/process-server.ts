@@ -96,7 +96,10 @@ export async function startServerProcess(
  * file (plus `env`): started before each test; after it the test's closers run (last
  * first), then the process stops and its folder goes.
  */
-export function useServerProcessPerTest(env: Record<string, string> = {}): { readonly server: ServerProcess; readonly closers: Array<() => Promise<void>> } {
+export function useServerProcessPerTest(env: Record<string, string> = {}): {
+  readonly server: ServerProcess;
+  readonly closers: Array<() => Promise<void>>;
+} {
   let current: ServerProcess | null = null;
   let dir = '';
   const closers: Array<() => Promise<void>> = [];

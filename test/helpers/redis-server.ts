@@ -44,7 +44,22 @@ export async function startTestRedis(): Promise<TestRedis> {
   const start = async () => {
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidfile, '--dir', dir],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'yes',
+        '--pidfile',
+        pidfile,
+        '--dir',
+        dir,
+      ],
       { stdio: 'ignore' },
     );
     await new Promise((resolve) => child.once('exit', resolve));

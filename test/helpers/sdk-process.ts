@@ -18,7 +18,13 @@ export interface ClientProcess {
 
 /** Spawns `sdk-offline-client.ts` in its own Node process (see that file for `env`). */
 export function startClientProcess(env: Record<string, string>): ClientProcess {
-  const { child, events, stderr: stderrText, gone, exited: exit } = spawnJsonLines(['--import', 'tsx', SCRIPT], {
+  const {
+    child,
+    events,
+    stderr: stderrText,
+    gone,
+    exited: exit,
+  } = spawnJsonLines(['--import', 'tsx', SCRIPT], {
     env: { ...process.env, ...env },
   });
   return {

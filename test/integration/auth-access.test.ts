@@ -62,7 +62,12 @@ const RULES: RulesFile = {
     // A custom separator.
     boards: {
       read: { idPrefixClaim: 'tenant', separator: ':' },
-      create: { allOf: [{ idPrefixClaim: 'tenant', separator: ':' }, { claim: 'role', in: ['editor'] }] },
+      create: {
+        allOf: [
+          { idPrefixClaim: 'tenant', separator: ':' },
+          { claim: 'role', in: ['editor'] },
+        ],
+      },
     },
     // Readable by every user as a whole (counts allowed); each user writes their own; no delete.
     profiles: { read: 'authenticated', create: { idEqualsClaim: 'sub' }, write: { idEqualsClaim: 'sub' } },
@@ -100,7 +105,11 @@ let nextSeq = 1_000_000;
  */
 function rawSubmit(client: Client, collection: string, id: string, fields: Message): Promise<Message> {
   const seq = nextSeq++;
-  return rawRequest(client.connection, { a: 'op', c: collection, d: id, seq, ...fields }, (m) => m.a === 'op' && m.c === collection && m.d === id && m.seq === seq);
+  return rawRequest(
+    client.connection,
+    { a: 'op', c: collection, d: id, seq, ...fields },
+    (m) => m.a === 'op' && m.c === collection && m.d === id && m.seq === seq,
+  );
 }
 
 function handshake(client: Client, id: string): Promise<Message> {
@@ -159,7 +168,11 @@ describe('auth access: rules enforced on both transports', function () {
           const reply = await rawRequest(alice.connection, { a, c: 'notes', b: ['acme/plan', 'globex/secret'] }, (m) => m.a === a);
           assert.equal(replyCode(reply), undefined, `${a}: whole bulk request refused`);
           const data = reply.data as Record<string, { error?: { code?: unknown }; data?: unknown; v?: number }>;
-          assert.equal(data['globex/secret']?.error?.code, FORBIDDEN, `${a}: forbidden doc not refused: ${JSON.stringify(data['globex/secret'])}`);
+          assert.equal(
+            data['globex/secret']?.error?.code,
+            FORBIDDEN,
+            `${a}: forbidden doc not refused: ${JSON.stringify(data['globex/secret'])}`,
+          );
           assert.equal(data['globex/secret']?.data, undefined);
           assert.deepEqual(data['acme/plan']?.data, { title: 'plan', meta: { owner: 'owen' }, items: [] });
         }
@@ -216,7 +229,10 @@ describe('auth access: rules enforced on both transports', function () {
         const alice = await as('alice', transport);
         const victor = await as('victor', transport);
         const before = await storedDoc(server, 'notes', 'acme/plan');
-        for (const [user, client] of [['alice (editor)', alice], ['victor (viewer)', victor]] as const) {
+        for (const [user, client] of [
+          ['alice (editor)', alice],
+          ['victor (viewer)', victor],
+        ] as const) {
           const doc = client.connection.get('notes', 'acme/plan');
           await fetchDoc(doc);
           await rejectsWith(del(doc), FORBIDDEN, `delete by ${user}`);
@@ -257,10 +273,17 @@ describe('auth access: rules enforced on both transports', function () {
         assert.equal(viewerDoc.type, null);
         // Another tenant's id, and a collection the rules do not list: by hand, since
         // ShareDB's client would then try to re-read a document it may not read.
-        for (const [collection, id] of [['notes', 'globex/new'], ['secrets', 'acme/new']] as const) {
+        for (const [collection, id] of [
+          ['notes', 'globex/new'],
+          ['secrets', 'acme/new'],
+        ] as const) {
           const reply = await rawSubmit(alice, collection, id, { v: null, create: { type: JSON1_TYPE_URI, data: { title: 'x' } } });
           assert.equal(replyCode(reply), FORBIDDEN, `create ${collection}/${id}`);
-          assertUnchanged({ ...empty, data: undefined }, { ...(await storedDoc(server, collection, id)), data: undefined }, `${collection}/${id}`);
+          assertUnchanged(
+            { ...empty, data: undefined },
+            { ...(await storedDoc(server, collection, id)), data: undefined },
+            `${collection}/${id}`,
+          );
         }
         assertUnchanged(empty, await storedDoc(server, 'notes', 'acme/new'), 'refused create');
 
@@ -307,7 +330,7 @@ describe('auth access: rules enforced on both transports', function () {
         assert.deepEqual(ids((await queryFetch(alice.connection, 'profiles', {})).docs), ['alice', 'bob']);
       });
 
-      it('presence on a document the user cannot read is refused, and a permitted user\'s presence never reaches them', async () => {
+      it("presence on a document the user cannot read is refused, and a permitted user's presence never reaches them", async () => {
         const server = ctx.server;
         const alice = await as('alice', transport);
         const bob2 = await as('bob', transport);
@@ -371,7 +394,7 @@ describe('auth access: rules enforced on both transports', function () {
           assert.equal(replyCode(reply), FOREIGN_SOURCE, `op with src ${src}`);
         }
         const hs = await handshake(alice, bobId);
-        assert.equal(replyCode(hs), FOREIGN_SOURCE, 'handshake with bob\'s id');
+        assert.equal(replyCode(hs), FOREIGN_SOURCE, "handshake with bob's id");
         assertUnchanged(before, await storedDoc(server, 'notes', 'acme/plan'), 'forged sources');
 
         // A source id of her own choosing under her tag is fine; so is her client's own.
@@ -399,7 +422,11 @@ describe('auth access: rules enforced on both transports', function () {
         await rejectsWith(fetchSnapshot(alice.connection, 'notes', 'globex/secret', null), FORBIDDEN, 'latest snapshot');
         await rejectsWith(fetchSnapshotByTimestamp(alice.connection, 'notes', 'globex/secret', Date.now()), FORBIDDEN, 'snapshot by time');
         // Fetching ops since a version (a fetch with a version goes through the op log).
-        const ops0 = await rawRequest(alice.connection, { a: 'f', c: 'notes', d: 'globex/secret', v: 0 }, (m) => m.a === 'f' && m.d === 'globex/secret');
+        const ops0 = await rawRequest(
+          alice.connection,
+          { a: 'f', c: 'notes', d: 'globex/secret', v: 0 },
+          (m) => m.a === 'f' && m.d === 'globex/secret',
+        );
         assert.equal(replyCode(ops0), FORBIDDEN, `ops since v0: ${JSON.stringify(ops0).slice(0, 200)}`);
         assertUnchanged(before, await storedDoc(server, 'notes', 'globex/secret'), 'snapshot reads');
 
@@ -417,7 +444,10 @@ describe('auth access: tenant prefix and claim rules', function () {
   const as = clientsFor(() => ctx.server, ctx.closers);
 
   async function tryCreate(client: Client, collection: string, id: string): Promise<unknown> {
-    const reply = await rawSubmit(client, collection, id, { v: null, create: { type: JSON1_TYPE_URI, data: { title: id, meta: { owner: 'x' } } } });
+    const reply = await rawSubmit(client, collection, id, {
+      v: null,
+      create: { type: JSON1_TYPE_URI, data: { title: id, meta: { owner: 'x' } } },
+    });
     return replyCode(reply);
   }
 
@@ -439,7 +469,10 @@ describe('auth access: tenant prefix and claim rules', function () {
     await fetchDoc(both.connection.get('notes', 'acme/1'));
     assert.equal(await tryCreate(both, 'notes', 'globex/2'), undefined);
     // No tenant claim, or an empty one: nothing.
-    for (const [sub, claims] of [['nobody', { role: 'editor' }], ['empty', { tenant: '', role: 'editor' }]] as const) {
+    for (const [sub, claims] of [
+      ['nobody', { role: 'editor' }],
+      ['empty', { tenant: '', role: 'editor' }],
+    ] as const) {
       const client = await as(sub, 'stock', claims);
       await rejectsWith(fetchDoc(client.connection.get('notes', 'acme/1')), FORBIDDEN, `${sub}: read`);
       assert.equal(await tryCreate(client, 'notes', '/1'), FORBIDDEN, `${sub}: create /1`);
@@ -526,7 +559,10 @@ describe('auth access: authentication without a rules file', function () {
     await del(c);
     const stored = await storedDoc(server, 'anything', 'no-prefix');
     assert.equal(stored.type, null);
-    assert.deepEqual(stored.ops.map((op) => op.m?.user), ['alice', 'bob', 'carol']);
+    assert.deepEqual(
+      stored.ops.map((op) => op.m?.user),
+      ['alice', 'bob', 'carol'],
+    );
   });
 });
 
@@ -612,7 +648,10 @@ describe('auth access: the programmatic hook', function () {
     assert.equal(deletion?.op, true);
     assert.deepEqual(deletion?.before, { title: 'YXt', locked: false });
     assert.equal(deletion?.after, undefined);
-    assert.deepEqual((await storedDoc(server, 'notes', 'h1')).ops.map((op) => op.m?.user), ['alice', 'alice', 'alice', 'bob']);
+    assert.deepEqual(
+      (await storedDoc(server, 'notes', 'h1')).ops.map((op) => op.m?.user),
+      ['alice', 'alice', 'alice', 'bob'],
+    );
   });
 });
 
@@ -679,11 +718,17 @@ describe('auth access: anonymous connections (no auth)', function () {
     const { v } = await storedDoc(ctx.server, 'notes', 'keyed');
     assert.equal(replyCode(await rawSubmit(sibling, 'notes', 'keyed', { v, src: firstId, op: ops.add(['n'], 1) })), undefined);
     const before = await storedDoc(ctx.server, 'notes', 'keyed');
-    assert.equal(replyCode(await rawSubmit(stranger, 'notes', 'keyed', { v: before.v, src: firstId, op: ops.add(['n'], 1) })), FOREIGN_SOURCE);
+    assert.equal(
+      replyCode(await rawSubmit(stranger, 'notes', 'keyed', { v: before.v, src: firstId, op: ops.add(['n'], 1) })),
+      FOREIGN_SOURCE,
+    );
     first.close();
     // The sibling (same key) still holds it.
     await waitFor(() => ctx.server.io.engine.clientsCount === 2, { what: 'first socket gone' });
-    assert.equal(replyCode(await rawSubmit(stranger, 'notes', 'keyed', { v: before.v, src: firstId, op: ops.add(['n'], 1) })), FOREIGN_SOURCE);
+    assert.equal(
+      replyCode(await rawSubmit(stranger, 'notes', 'keyed', { v: before.v, src: firstId, op: ops.add(['n'], 1) })),
+      FOREIGN_SOURCE,
+    );
     assertUnchanged(before, await storedDoc(ctx.server, 'notes', 'keyed'), 'held by the sibling');
     sibling.close();
     await eventuallyAccepted(stranger, 'notes', 'keyed', firstId);
@@ -738,7 +783,12 @@ describe('auth access: leaks closed after review', function () {
         const bob = await as('bob', transport);
         await create(owen.connection.get('notes', 'acme/known'), { title: 'known', meta: { owner: 'owen' }, items: [] });
         await create(owen.connection.get('notes', 'acme/v1.2'), { title: 'dotted', meta: { owner: 'owen' }, items: [] });
-        await create(bob.connection.get('notes', 'globex/payroll'), { title: 'payroll', meta: { owner: 'bob' }, items: [], salary: '100k' } as unknown as JsonValue);
+        await create(bob.connection.get('notes', 'globex/payroll'), {
+          title: 'payroll',
+          meta: { owner: 'bob' },
+          items: [],
+          salary: '100k',
+        } as unknown as JsonValue);
       });
 
       it('paging ($limit, $skip) over documents the user cannot all read is refused: it would reveal them', async () => {
@@ -771,9 +821,17 @@ describe('auth access: leaks closed after review', function () {
 
       it('presence: a request to re-send (pr) on a forbidden channel is refused; a readable id with dots is allowed', async () => {
         const alice = await as('alice', transport);
-        const refused = await rawRequest(alice.connection, { a: 'pr', ch: 'notes.globex/payroll' }, (m) => m.a === 'pr' && m.ch === 'notes.globex/payroll');
+        const refused = await rawRequest(
+          alice.connection,
+          { a: 'pr', ch: 'notes.globex/payroll' },
+          (m) => m.a === 'pr' && m.ch === 'notes.globex/payroll',
+        );
         assert.equal(replyCode(refused), FORBIDDEN);
-        const allowed = await rawRequest(alice.connection, { a: 'ps', ch: 'notes.acme/v1.2', seq: 1 }, (m) => m.a === 'ps' && m.ch === 'notes.acme/v1.2');
+        const allowed = await rawRequest(
+          alice.connection,
+          { a: 'ps', ch: 'notes.acme/v1.2', seq: 1 },
+          (m) => m.a === 'ps' && m.ch === 'notes.acme/v1.2',
+        );
         assert.equal(replyCode(allowed), undefined);
         // Collections cannot contain dots, so a channel names one document.
         await rejectsWith(fetchDoc(alice.connection.get('notes.acme', 'v1.2')), 'ERR_MESSAGE_BADLY_FORMED', 'dotted collection');
@@ -784,7 +842,9 @@ describe('auth access: leaks closed after review', function () {
         const known = alice.connection.get('notes', 'acme/known');
         await subscribe(known);
         await rejectsWith(submit(known, ops.replace(['meta', 'owner'], 'alice')), FORBIDDEN, 'replace under meta');
-        await waitFor(() => (known.data as Plan | undefined)?.meta?.owner === 'owen' && !known.hasWritePending(), { what: 'the reloaded document' });
+        await waitFor(() => (known.data as Plan | undefined)?.meta?.owner === 'owen' && !known.hasWritePending(), {
+          what: 'the reloaded document',
+        });
         await submit(known, ops.replace(['title'], 'still writable'));
         assert.equal(((await storedDoc(ctx.server, 'notes', 'acme/known')).data as Plan).title, 'still writable');
       });
@@ -808,8 +868,15 @@ describe('auth access: leaks closed after review', function () {
         // The watcher, on the same server, got the op: the expired connection would have too.
         await waitFor(() => (watched.data as Plan).title === 'after expiry', { what: 'the watcher to see the op' });
         seen.stop();
-        assert.deepEqual(seen.messages.filter((m) => m.a === 'op'), [], 'an op reached an expired connection');
-        await waitFor(() => expiring.connection.state !== 'connected', { timeoutMs: 5_000, what: 'the server to close the expired connection' });
+        assert.deepEqual(
+          seen.messages.filter((m) => m.a === 'op'),
+          [],
+          'an op reached an expired connection',
+        );
+        await waitFor(() => expiring.connection.state !== 'connected', {
+          timeoutMs: 5_000,
+          what: 'the server to close the expired connection',
+        });
       });
     });
   }

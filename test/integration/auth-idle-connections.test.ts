@@ -275,7 +275,8 @@ describe('auth: 10,000 connections that never authenticate', function () {
         t.destroy = () => socket.destroy();
         socket.on('connect', () => {
           // Headers never finished: no blank line.
-          if (kind === 'tcpPartial') socket.write(`GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: ${hostname}:${port}\r\nX-Partial: yes`);
+          if (kind === 'tcpPartial')
+            socket.write(`GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: ${hostname}:${port}\r\nX-Partial: yes`);
           established(null);
         });
         socket.on('data', (chunk: Buffer) => {
@@ -317,7 +318,8 @@ describe('auth: 10,000 connections that never authenticate', function () {
   }
 
   /** Idle connections of `list` established and not yet closed (a 401 is never pending). */
-  const pendingIn = (list: Tracked[]) => list.filter((t) => t.openedAt !== null && t.closedAt === null && t.kind !== 'sharedbNoToken').length;
+  const pendingIn = (list: Tracked[]) =>
+    list.filter((t) => t.openedAt !== null && t.closedAt === null && t.kind !== 'sharedbNoToken').length;
 
   /** Every connection of `list` established as intended and closed by the server in time. */
   function assertClosedByServer(list: Tracked[]): void {
@@ -327,8 +329,14 @@ describe('auth: 10,000 connections that never authenticate', function () {
       assert.equal(t.closedByUs, false);
     }
     const of = (kind: Kind) => list.filter((t) => t.kind === kind);
-    assert.ok(of('engineIo').every((t) => t.detail === 'engine.io open'), 'engine.io open packet on every engine.io connection');
-    assert.ok(of('sharedbNoToken').every((t) => t.detail === 'HTTP 401'), '/sharedb without a token refused with 401');
+    assert.ok(
+      of('engineIo').every((t) => t.detail === 'engine.io open'),
+      'engine.io open packet on every engine.io connection',
+    );
+    assert.ok(
+      of('sharedbNoToken').every((t) => t.detail === 'HTTP 401'),
+      '/sharedb without a token refused with 401',
+    );
     const refusals = spread(of('sharedbNoToken').map((t) => t.closedAt! - t.connectedAt!));
     assert.ok(refusals.max <= REFUSAL_MAX_MS, `/sharedb refusals closed at once: ${JSON.stringify(refusals)}`);
     for (const kind of IDLE_KINDS) {
@@ -383,7 +391,11 @@ describe('auth: 10,000 connections that never authenticate', function () {
     await submit(warmDoc, ops.add(['n'], 1));
     warm.close();
     const warmUp: Tracked[] = [];
-    await flood(url, interleave({ tcpSilent: WARM_UP_EACH, tcpPartial: WARM_UP_EACH, engineIo: WARM_UP_EACH, sharedbNoToken: WARM_UP_EACH }), warmUp);
+    await flood(
+      url,
+      interleave({ tcpSilent: WARM_UP_EACH, tcpPartial: WARM_UP_EACH, engineIo: WARM_UP_EACH, sharedbNoToken: WARM_UP_EACH }),
+      warmUp,
+    );
     await waitFor(() => warmUp.every((t) => t.closedAt !== null), {
       timeoutMs: 2 * (AUTH_TIMEOUT_MS + CLOSE_MARGIN_MS),
       intervalMs: 50,
@@ -497,7 +509,11 @@ describe('auth: 10,000 connections that never authenticate', function () {
         ]),
       ),
       closeAfterConnectMs: Object.fromEntries(KINDS.map((k) => [k, spread(of(k).map((t) => t.closedAt! - t.connectedAt!))])),
-      authenticatedClient: { connectedAtMs: auth.connectedAt - floodStart, ackedAtMs: auth.ackedAt - floodStart, pendingAtAck: auth.pendingAtAck },
+      authenticatedClient: {
+        connectedAtMs: auth.connectedAt - floodStart,
+        ackedAtMs: auth.ackedAt - floodStart,
+        pendingAtAck: auth.pendingAtAck,
+      },
       samples: samples.length,
     };
     console.log(`      figures: ${JSON.stringify(figures)}`);
@@ -509,7 +525,10 @@ describe('auth: 10,000 connections that never authenticate', function () {
       peak.heapUsed - baseline.heapUsed < HEAP_FIXED_BYTES + HEAP_BYTES_PER_CONNECTION * peakPending,
       `live heap grew ${mb(peak.heapUsed - baseline.heapUsed)} for ${peakPending} pending connections (${Math.round(heapPerConnection)} B each)`,
     );
-    assert.ok(after.heapUsed <= baseline.heapUsed + HEAP_AFTER_SLACK_BYTES, `live heap after ${mb(after.heapUsed)}, baseline ${mb(baseline.heapUsed)}`);
+    assert.ok(
+      after.heapUsed <= baseline.heapUsed + HEAP_AFTER_SLACK_BYTES,
+      `live heap after ${mb(after.heapUsed)}, baseline ${mb(baseline.heapUsed)}`,
+    );
     assert.ok(auth.pendingAtAck >= MIN_PEAK_PENDING, `authenticated op acknowledged with ${auth.pendingAtAck} idle connections pending`);
   });
 });

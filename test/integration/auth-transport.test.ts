@@ -125,7 +125,11 @@ function outcome(run: (callback: (err?: unknown) => void) => void): Promise<unkn
 }
 
 async function hs256(payload: JWTPayload, secret = TEST_JWT_SECRET): Promise<string> {
-  return new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode(secret));
 }
 
 /** Milliseconds since the epoch at which `token` stops being valid (its `exp`). */
@@ -163,7 +167,10 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
       { name: 'no sub', token: () => hs256({ iss: ISSUER, aud: AUDIENCE }) },
       { name: 'an empty sub', token: () => hs256({ sub: '', iss: ISSUER, aud: AUDIENCE }) },
       // An unsigned token must never pass, whatever its claims say.
-      { name: 'alg "none"', token: async () => new UnsecuredJWT({ sub: 'alice', iss: ISSUER, aud: AUDIENCE }).setExpirationTime('1h').encode() },
+      {
+        name: 'alg "none"',
+        token: async () => new UnsecuredJWT({ sub: 'alice', iss: ISSUER, aud: AUDIENCE }).setExpirationTime('1h').encode(),
+      },
     ];
 
     for (const { name, token } of refusals) {
@@ -223,7 +230,10 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
 
     it('/sharedb: an Authorization header that is not Bearer is refused, even with a valid ?token=', async () => {
       // The header wins when present (a proxy's Basic auth must not be mistaken for ours).
-      const result = await tryUpgrade(ctx.server.url, { authorization: `Basic ${Buffer.from('a:b').toString('base64')}`, queryToken: await valid() });
+      const result = await tryUpgrade(ctx.server.url, {
+        authorization: `Basic ${Buffer.from('a:b').toString('base64')}`,
+        queryToken: await valid(),
+      });
       if (result.kind === 'open') await closeWs(result.ws);
       assert.equal(result.kind === 'refused' ? result.status : 101, 401);
     });
@@ -259,7 +269,8 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const rs256 = (key: KeyObject, sub = 'rita') => new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject(sub).setExpirationTime('1h').sign(key);
+    const rs256 = (key: KeyObject, sub = 'rita') =>
+      new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject(sub).setExpirationTime('1h').sign(key);
     const ctx = useServerPerTest({ AUTH_JWT_PUBLIC_KEY: pem });
 
     it('accepts tokens signed with the private key on both transports', async () => {
@@ -274,7 +285,10 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
 
     it('refuses a token signed with another key, and an HS256 token keyed with the public PEM', async () => {
       // The second is the classic algorithm confusion: the public key used as an HMAC secret.
-      const forged = [await rs256(other.privateKey), await new SignJWT({ sub: 'rita' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(pem))];
+      const forged = [
+        await rs256(other.privateKey),
+        await new SignJWT({ sub: 'rita' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(pem)),
+      ];
       for (const token of forged) {
         const sio = await socketIoHandshake(ctx.server.url, { token });
         if (sio.kind === 'connected') sio.socket.disconnect();
@@ -305,7 +319,7 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
     const eddsa = (key: KeyObject, kid = KID, sub = 'eve') =>
       new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid }).setSubject(sub).setExpirationTime('1h').sign(key);
 
-    it('accepts tokens signed with the key set\'s key on both transports', async () => {
+    it("accepts tokens signed with the key set's key on both transports", async () => {
       const token = await eddsa(privateKey);
       const sio = tokenSocketClient(ctx, () => ({ token }));
       await createAndEdit(sio.connection, 'ed-sio');
@@ -342,14 +356,22 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
 
       await waitUntilExpired(token);
 
-      for (const [doc, connection] of [[wsDoc, ws.connection], [sioDoc, sio.connection]] as const) {
+      for (const [doc, connection] of [
+        [wsDoc, ws.connection],
+        [sioDoc, sio.connection],
+      ] as const) {
         doc.on('error', () => undefined);
         assert.equal(await outcome((cb) => doc.fetch(cb)), TandemErrorCode.TOKEN_EXPIRED, 'fetch');
         assert.equal(await outcome((cb) => doc.submitOp(ops.insert(['items', 1], 'late'), {}, cb)), TandemErrorCode.TOKEN_EXPIRED, 'op');
         const late = connection.get(COLLECTION, `${doc.id}-late`);
         late.on('error', () => undefined);
         assert.equal(await outcome((cb) => late.create({ items: [] }, 'json1', cb)), TandemErrorCode.TOKEN_EXPIRED, 'create');
-        assert.deepEqual(await storeState(ctx.server, COLLECTION, doc.id), { v: 2, data: { items: ['hello'] }, ops: 2, users: ['alice', 'alice'] });
+        assert.deepEqual(await storeState(ctx.server, COLLECTION, doc.id), {
+          v: 2,
+          data: { items: ['hello'] },
+          ops: 2,
+          users: ['alice', 'alice'],
+        });
         assert.equal((await storeState(ctx.server, COLLECTION, `${doc.id}-late`)).ops, 0);
       }
     });
@@ -367,7 +389,12 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
       assert.deepEqual(await emitAuth(socket, await testToken('alice', { ttlSeconds: 7200 })), { ok: true });
       const forbidden = (await emitAuth(socket, await testToken('bob'))) as { error?: { code?: unknown } };
       assert.equal(forbidden.error?.code, TandemErrorCode.FORBIDDEN);
-      for (const bad of ['not-a-jwt', await testToken('alice', { secret: OTHER_SECRET }), await testToken('alice', { ttlSeconds: -60 }), 42]) {
+      for (const bad of [
+        'not-a-jwt',
+        await testToken('alice', { secret: OTHER_SECRET }),
+        await testToken('alice', { ttlSeconds: -60 }),
+        42,
+      ]) {
         const answer = (await emitAuth(socket, bad)) as { error?: { code?: unknown } };
         assert.equal(answer.error?.code, TandemErrorCode.UNAUTHENTICATED, String(bad));
       }
@@ -401,8 +428,16 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
       });
       // The other connection still runs on its expired first token: not mallory's.
       hijackerDoc.on('error', () => undefined);
-      assert.equal(await outcome((cb) => hijackerDoc.submitOp(ops.insert(['items', 1], 'as mallory'), {}, cb)), TandemErrorCode.TOKEN_EXPIRED);
-      assert.deepEqual(await storeState(ctx.server, COLLECTION, 'refresh-other'), { v: 2, data: { items: ['hello'] }, ops: 2, users: ['alice', 'alice'] });
+      assert.equal(
+        await outcome((cb) => hijackerDoc.submitOp(ops.insert(['items', 1], 'as mallory'), {}, cb)),
+        TandemErrorCode.TOKEN_EXPIRED,
+      );
+      assert.deepEqual(await storeState(ctx.server, COLLECTION, 'refresh-other'), {
+        v: 2,
+        data: { items: ['hello'] },
+        ops: 2,
+        users: ['alice', 'alice'],
+      });
     });
   });
 
@@ -458,7 +493,12 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
           if (upgrade.kind === 'open') await closeWs(upgrade.ws);
         }
       }
-      const preflight = await httpGet(ctx.server.url, '/metrics', { origin: 'http://localhost:5173', 'access-control-request-method': 'GET' }, 'OPTIONS');
+      const preflight = await httpGet(
+        ctx.server.url,
+        '/metrics',
+        { origin: 'http://localhost:5173', 'access-control-request-method': 'GET' },
+        'OPTIONS',
+      );
       assert.equal(preflight.status, 204);
       assert.equal(preflight.headers['access-control-allow-origin'], 'http://localhost:5173');
 
@@ -522,7 +562,13 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
     const ctx = useServerPerTest({ ...AUTH_ENV, METRICS_TOKEN });
 
     it('is 401 without a token or with a bad one, 200 with METRICS_TOKEN or a user token; probes stay public', async () => {
-      const refused: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${METRICS_TOKEN}` }, { authorization: `Bearer ${await testToken('alice', { secret: OTHER_SECRET })}` }, { authorization: `Bearer ${await testToken('alice', { ttlSeconds: -60 })}` }];
+      const refused: Array<Record<string, string>> = [
+        {},
+        { authorization: 'Bearer wrong' },
+        { authorization: `Basic ${METRICS_TOKEN}` },
+        { authorization: `Bearer ${await testToken('alice', { secret: OTHER_SECRET })}` },
+        { authorization: `Bearer ${await testToken('alice', { ttlSeconds: -60 })}` },
+      ];
       for (const headers of refused) {
         const answer = await httpGet(ctx.server.url, '/metrics', headers);
         assert.equal(answer.status, 401, JSON.stringify(headers));
@@ -559,12 +605,14 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
     }
 
     it('refuses a non-loopback HOST without auth, unless AUTH=none is explicit', () => {
-      for (const HOST of ['0.0.0.0', '::', '192.168.1.10', 'example.com']) assert.match(configError({ HOST }).message, /AUTH=none|AUTH_JWT_SECRET/);
+      for (const HOST of ['0.0.0.0', '::', '192.168.1.10', 'example.com'])
+        assert.match(configError({ HOST }).message, /AUTH=none|AUTH_JWT_SECRET/);
       const open = loadConfig({ HOST: '0.0.0.0', AUTH: 'none' });
       assert.deepEqual(open.auth, { mode: 'none', explicit: true });
       assert.equal(loadConfig({ HOST: '0.0.0.0', ...AUTH_ENV }).auth.mode, 'jwt');
       // Loopback binds may run open without saying so.
-      for (const HOST of ['127.0.0.1', 'localhost', '::1', '[::1]', '127.0.0.2']) assert.deepEqual(loadConfig({ HOST }).auth, { mode: 'none', explicit: false });
+      for (const HOST of ['127.0.0.1', 'localhost', '::1', '[::1]', '127.0.0.2'])
+        assert.deepEqual(loadConfig({ HOST }).auth, { mode: 'none', explicit: false });
     });
 
     it('refuses contradictory or weak auth settings', () => {
@@ -578,10 +626,18 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
     });
 
     it('refuses CORS_ORIGINS entries that are not bare origins', () => {
-      for (const CORS_ORIGINS of ['https://app.example.com/app', 'https://app.example.com/app/', 'app.example.com', 'https://app.example.com?x=1']) {
+      for (const CORS_ORIGINS of [
+        'https://app.example.com/app',
+        'https://app.example.com/app/',
+        'app.example.com',
+        'https://app.example.com?x=1',
+      ]) {
         configError({ CORS_ORIGINS });
       }
-      assert.deepEqual(loadConfig({ CORS_ORIGINS: 'https://a.example.com/, http://localhost:3000' }).corsOrigins, ['https://a.example.com', 'http://localhost:3000']);
+      assert.deepEqual(loadConfig({ CORS_ORIGINS: 'https://a.example.com/, http://localhost:3000' }).corsOrigins, [
+        'https://a.example.com',
+        'http://localhost:3000',
+      ]);
       assert.deepEqual(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins, ['*']);
     });
   });

@@ -129,9 +129,7 @@ export const badInputs: BadInput[] = [
       // ShareDB means to answer this with 'Invalid op message' but reads `op.seq` first (agent.js).
       ['an op message with no op, create or del', { a: 'op', c: C, d: D, v: 1, seq: 'own' }],
     ] as const
-  ).map(
-    ([what, message]): BadInput => ({ name: what, send: tagged(message), code: ShareDbErrorCode.BADLY_FORMED }),
-  ),
+  ).map(([what, message]): BadInput => ({ name: what, send: tagged(message), code: ShareDbErrorCode.BADLY_FORMED })),
   {
     name: 'a delete whose del is not true',
     send: tagged({ a: 'op', c: C, d: D, v: 1, seq: 'own', del: 'yes' }),

@@ -65,7 +65,8 @@ export class ProcessFaultRecorder {
       if (this.seen.has(err)) return;
       this.seen.add(err);
     }
-    const error = err instanceof Error ? `${err.name}: ${err.message}\n${(err.stack ?? '').split('\n').slice(1, 8).join('\n')}` : String(err);
+    const error =
+      err instanceof Error ? `${err.name}: ${err.message}\n${(err.stack ?? '').split('\n').slice(1, 8).join('\n')}` : String(err);
     this.faults.push({ kind, error, during: this.during });
   }
 }

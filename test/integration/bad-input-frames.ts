@@ -45,11 +45,77 @@ export interface FrameContext {
 }
 
 const DANGEROUS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'isPrototypeOf'];
-const WEIRD_NAMES = ['', ' ', '.', '..', '/', 'a/b', '%00', '\u0000', 'docs\u0000alpha', '😀', 'x'.repeat(300), 'ALPHA', 'alpha ', 'o_docs', 'sqlite_master', "'; DROP TABLE ops; --"];
-const ACTIONS = ['init', 'hs', 'qf', 'qs', 'qu', 'q', 'bf', 'bs', 'bu', 'f', 'fixup', 's', 'u', 'op', 'nf', 'nt', 'pp', 'p', 'ps', 'pu', 'pr'];
+const WEIRD_NAMES = [
+  '',
+  ' ',
+  '.',
+  '..',
+  '/',
+  'a/b',
+  '%00',
+  '\u0000',
+  'docs\u0000alpha',
+  '😀',
+  'x'.repeat(300),
+  'ALPHA',
+  'alpha ',
+  'o_docs',
+  'sqlite_master',
+  "'; DROP TABLE ops; --",
+];
+const ACTIONS = [
+  'init',
+  'hs',
+  'qf',
+  'qs',
+  'qu',
+  'q',
+  'bf',
+  'bs',
+  'bu',
+  'f',
+  'fixup',
+  's',
+  'u',
+  'op',
+  'nf',
+  'nt',
+  'pp',
+  'p',
+  'ps',
+  'pu',
+  'pr',
+];
 // biome-ignore lint/correctness/noPrecisionLoss: 2^53 + 1 is here because JSON cannot hold it exactly
 const EXTREME_NUMBERS = [0, -1, -0.5, 1.5, 2 ** 31, 2 ** 53 + 2, -(2 ** 53) - 2, 1e308, -1e308, 5e-324, 9007199254740993];
-const FIELDS = ['a', 'c', 'd', 'v', 'seq', 'src', 'op', 'create', 'del', 'b', 'q', 'id', 'ch', 'p', 'pv', 't', 'ts', 'r', 'o', 'x', 'm', 'protocol', 'protocolMinor', 'data', 'type', 'error'];
+const FIELDS = [
+  'a',
+  'c',
+  'd',
+  'v',
+  'seq',
+  'src',
+  'op',
+  'create',
+  'del',
+  'b',
+  'q',
+  'id',
+  'ch',
+  'p',
+  'pv',
+  't',
+  'ts',
+  'r',
+  'o',
+  'x',
+  'm',
+  'protocol',
+  'protocolMinor',
+  'data',
+  'type',
+  'error',
+];
 /** Ops that pass validation (or look as if they might); the guard keeps them off existing docs. */
 const PLAUSIBLE_OPS: unknown[] = [
   ['list', 0, { i: 'fuzz' }],
@@ -155,7 +221,18 @@ function template(rng: Rng, ctx: FrameContext): Record<string, unknown> {
     case 4:
       return { a: 'op', c, d, v, src: ctx.src, seq, op: rng.pick([...PLAUSIBLE_OPS, ...INVALID_OPS]) };
     case 5:
-      return { a: 'op', c, d, v: null, src: ctx.src, seq, create: { type: rng.pick(['json1', 'http://sharejs.org/types/JSONv1', 'json0', 'text', 'rich-text', '__proto__', 'constructor']), data: randomValue(rng, 2) } };
+      return {
+        a: 'op',
+        c,
+        d,
+        v: null,
+        src: ctx.src,
+        seq,
+        create: {
+          type: rng.pick(['json1', 'http://sharejs.org/types/JSONv1', 'json0', 'text', 'rich-text', '__proto__', 'constructor']),
+          data: randomValue(rng, 2),
+        },
+      };
     case 6:
       return { a: 'op', c, d, v, src: ctx.src, seq, del: true };
     case 7: {
@@ -163,7 +240,20 @@ function template(rng: Rng, ctx: FrameContext): Record<string, unknown> {
       return { a: rng.pick(['bf', 'bs', 'bu']), c, b: rng.chance(0.5) ? ids : Object.fromEntries(ids.map((id) => [id, rng.int(5)])) };
     }
     case 8:
-      return { a: rng.pick(['qf', 'qs']), id: rng.int(1000), c, q: rng.pick([{}, { title: 'alpha' }, { $sort: { n: 1 } }, { $count: true }, { n: { $gt: 0 } }, { $where: 'this.n > 0' }, { $limit: 1, $skip: 1 }]) };
+      return {
+        a: rng.pick(['qf', 'qs']),
+        id: rng.int(1000),
+        c,
+        q: rng.pick([
+          {},
+          { title: 'alpha' },
+          { $sort: { n: 1 } },
+          { $count: true },
+          { n: { $gt: 0 } },
+          { $where: 'this.n > 0' },
+          { $limit: 1, $skip: 1 },
+        ]),
+      };
     case 9:
       return { a: 'qu', id: rng.int(1000) };
     case 10:
@@ -171,7 +261,18 @@ function template(rng: Rng, ctx: FrameContext): Record<string, unknown> {
     case 11:
       return { a: 'nt', c, d, ts: rng.pick([Date.now(), 0, -1, 1e308]) };
     case 12:
-      return { a: 'p', ch: `${c}.${d}`, c, d, id: `pres${rng.int(10)}`, v: rng.int(12), pv: rng.int(5), seq, p: randomValue(rng, 2), t: rng.pick(['http://sharejs.org/types/JSONv1', 'json1', 'json0', undefined]) };
+      return {
+        a: 'p',
+        ch: `${c}.${d}`,
+        c,
+        d,
+        id: `pres${rng.int(10)}`,
+        v: rng.int(12),
+        pv: rng.int(5),
+        seq,
+        p: randomValue(rng, 2),
+        t: rng.pick(['http://sharejs.org/types/JSONv1', 'json1', 'json0', undefined]),
+      };
     case 13:
       return { a: rng.pick(['ps', 'pu', 'pr']), ch: rng.chance(0.7) ? `${c}.${d}` : randomName(rng, ctx, 'c'), seq };
     case 14:
@@ -207,10 +308,30 @@ function mutate(rng: Rng, ctx: FrameContext, message: Record<string, unknown>): 
         setOwn(message, rng.pick(['c', 'd', 'ch', 'id', 'src']), randomName(rng, ctx, rng.chance(0.5) ? 'c' : 'd'));
         break;
       case 6:
-        setOwn(message, 'b', rng.pick<unknown>([null, 5, 'x', [1, null], { __x: -1 }, [['a']], { [rng.pick(DANGEROUS)]: 1 }, JSON.parse('{"__proto__":1}'), Array(50).fill('d')]));
+        setOwn(
+          message,
+          'b',
+          rng.pick<unknown>([
+            null,
+            5,
+            'x',
+            [1, null],
+            { __x: -1 },
+            [['a']],
+            { [rng.pick(DANGEROUS)]: 1 },
+            JSON.parse('{"__proto__":1}'),
+            Array(50).fill('d'),
+          ]),
+        );
         break;
       default:
-        setOwn(message, rng.pick(keys.length ? keys : FIELDS), rng.chance(0.5) ? rng.pick(INVALID_OPS) : JSON.parse('{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}'));
+        setOwn(
+          message,
+          rng.pick(keys.length ? keys : FIELDS),
+          rng.chance(0.5)
+            ? rng.pick(INVALID_OPS)
+            : JSON.parse('{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}}'),
+        );
     }
   }
 }
@@ -253,17 +374,39 @@ export function generateFrame(rng: Rng, ctx: FrameContext): FuzzFrame {
     // Random bytes: binary over either transport, or (ws, rarely) a text frame of invalid UTF-8.
     const bytes = Buffer.alloc(rng.int(64));
     for (let i = 0; i < bytes.length; i++) bytes[i] = rng.int(256);
-    if (ctx.transport === 'ws' && rng.chance(0.1)) return { kind: 'invalid-utf8', mode: 'bad-utf8', payload: Buffer.concat([Buffer.from('{"a":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]) };
+    if (ctx.transport === 'ws' && rng.chance(0.1))
+      return {
+        kind: 'invalid-utf8',
+        mode: 'bad-utf8',
+        payload: Buffer.concat([Buffer.from('{"a":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]),
+      };
     return { kind: 'random-bytes', mode: 'binary', payload: bytes };
   }
   if (roll < 18) return { kind: 'random-text', mode: 'text', payload: randomString(rng, 120) };
   if (roll < 24) {
-    const value = rng.pick<unknown>([rng.int(1e6), -1, 1e308, 'op', '', null, true, false, [], [1, 2], [{ a: 'op' }], rng.pick(EXTREME_NUMBERS)]);
+    const value = rng.pick<unknown>([
+      rng.int(1e6),
+      -1,
+      1e308,
+      'op',
+      '',
+      null,
+      true,
+      false,
+      [],
+      [1, 2],
+      [{ a: 'op' }],
+      rng.pick(EXTREME_NUMBERS),
+    ]);
     return { kind: 'json-non-object', mode: 'text', payload: JSON.stringify(value) };
   }
   if (roll < 28 && ctx.transport === 'socket.io') {
     if (rng.chance(0.5)) return { kind: 'socketio-non-string', mode: 'value', payload: randomValue(rng, 0) };
-    return { kind: 'socketio-args', mode: 'args', payload: [randomValue(rng, 0), messageText(template(rng, ctx), ctx), randomValue(rng, 0)] };
+    return {
+      kind: 'socketio-args',
+      mode: 'args',
+      payload: [randomValue(rng, 0), messageText(template(rng, ctx), ctx), randomValue(rng, 0)],
+    };
   }
   if (roll < 36) {
     const text = messageText(template(rng, ctx), ctx);
@@ -277,7 +420,8 @@ export function generateFrame(rng: Rng, ctx: FrameContext): FuzzFrame {
     let payload = flipped;
     try {
       const parsed: unknown = JSON.parse(flipped);
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) payload = messageText(parsed as Record<string, unknown>, ctx);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed))
+        payload = messageText(parsed as Record<string, unknown>, ctx);
     } catch {
       // Not JSON any more: sent as is.
     }
@@ -319,7 +463,8 @@ export function generateFrame(rng: Rng, ctx: FrameContext): FuzzFrame {
 export function describeFrame(frame: FuzzFrame, max = 240): string {
   let body: string;
   if (Buffer.isBuffer(frame.payload)) body = `<${frame.payload.length} bytes ${frame.payload.toString('hex').slice(0, 48)}>`;
-  else if (typeof frame.payload === 'string') body = JSON.stringify(frame.payload.length > max ? `${frame.payload.slice(0, max)}…(${frame.payload.length} chars)` : frame.payload);
+  else if (typeof frame.payload === 'string')
+    body = JSON.stringify(frame.payload.length > max ? `${frame.payload.slice(0, max)}…(${frame.payload.length} chars)` : frame.payload);
   else {
     try {
       body = JSON.stringify(frame.payload) ?? String(frame.payload);

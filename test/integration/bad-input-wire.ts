@@ -146,11 +146,7 @@ export class WireClient {
   }
 
   async handshake(): Promise<void> {
-    const reply = await this.exchange(
-      { a: 'hs', id: this.src, protocol: 1, protocolMinor: 2 },
-      (m) => m.a === 'hs',
-      'handshake reply',
-    );
+    const reply = await this.exchange({ a: 'hs', id: this.src, protocol: 1, protocolMinor: 2 }, (m) => m.a === 'hs', 'handshake reply');
     if (reply.error) throw new Error(`handshake refused: ${JSON.stringify(reply.error)}`);
   }
 

@@ -75,7 +75,11 @@ async function assertConnectionStillWorks({ server, wire, peer }: Fixture, befor
   assert.equal(ack.error, undefined, `valid op refused after the bad input: ${preview(ack)}`);
   assert.equal(ack.v, before.v);
 
-  const seen = await peer.waitFor((m) => m.a === 'op' && m.c === C && m.d === D && m.src === wire.src && m.seq === ack.seq, 'the valid op at the peer', peerMark);
+  const seen = await peer.waitFor(
+    (m) => m.a === 'op' && m.c === C && m.d === D && m.src === wire.src && m.seq === ack.seq,
+    'the valid op at the peer',
+    peerMark,
+  );
   const peerOps = peer.inbox.slice(peerMark).filter(({ msg }) => msg?.a === 'op' && msg.c === C && msg.d === D && 'op' in msg);
   assert.deepEqual(
     peerOps.map(({ msg }) => msg.v),
@@ -87,7 +91,11 @@ async function assertConnectionStillWorks({ server, wire, peer }: Fixture, befor
   const wireMark = wire.mark();
   const peerAck = await peer.submit({ c: C, d: D, v: before.v + 1, op: ['list', 0, { i: 'peer' }] });
   assert.equal(peerAck.error, undefined, preview(peerAck));
-  await wire.waitFor((m) => m.a === 'op' && m.d === D && m.src === peer.src && m.v === before.v + 1, "the peer's op at the bad-input connection", wireMark);
+  await wire.waitFor(
+    (m) => m.a === 'op' && m.d === D && m.src === peer.src && m.v === before.v + 1,
+    "the peer's op at the bad-input connection",
+    wireMark,
+  );
 
   const after = await storedDoc(server, C, D);
   assert.equal(after.v, before.v + 2);
@@ -194,7 +202,9 @@ describe('bad input: coded errors, and nothing else changes', function () {
           const before = await storedDoc(fx.server, C, D);
           const peerMark = f.peer.mark();
           const from = f.wire.mark();
-          f.wire.send(Buffer.from(JSON.stringify({ a: 'op', c: C, d: D, v: 1, src: f.wire.src, seq: 99, op: ['list', 0, { i: 'binary' }] })));
+          f.wire.send(
+            Buffer.from(JSON.stringify({ a: 'op', c: C, d: D, v: 1, src: f.wire.src, seq: 99, op: ['list', 0, { i: 'binary' }] })),
+          );
           const reply = await f.wire.waitFor(isFrameError, 'frame error', from);
           assert.equal(reply.error.code, TandemErrorCode.BAD_FRAME);
           assert.deepEqual(await storedDoc(fx.server, C, D), before);

@@ -51,7 +51,22 @@ describe('tandem token (the built package bin)', function () {
   });
 
   it('prints an HS256 token with the sub, typed claims and exp = now + ttl, signed with AUTH_JWT_SECRET', async () => {
-    const token = await mint(['--sub', 'alice', '--claim', 'role=editor', '--claim', 'tenant=acme', '--claim', 'level=3', '--claim', 'tags=["a","b"]', '--claim', 'admin=false', '--ttl', '1h']);
+    const token = await mint([
+      '--sub',
+      'alice',
+      '--claim',
+      'role=editor',
+      '--claim',
+      'tenant=acme',
+      '--claim',
+      'level=3',
+      '--claim',
+      'tags=["a","b"]',
+      '--claim',
+      'admin=false',
+      '--ttl',
+      '1h',
+    ]);
     assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'one line, a compact JWS');
     const { payload, protectedHeader } = await jwtVerify(token, KEY, { algorithms: ['HS256'] });
     assert.equal(protectedHeader.alg, 'HS256');
@@ -66,7 +81,12 @@ describe('tandem token (the built package bin)', function () {
   });
 
   it('takes every ttl form, --secret over the variable, and AUTH_JWT_ISSUER / AUTH_JWT_AUDIENCE when set', async () => {
-    const ttls = [['30s', 30], ['15m', 900], ['7d', 604_800], ['90', 90]] as const;
+    const ttls = [
+      ['30s', 30],
+      ['15m', 900],
+      ['7d', 604_800],
+      ['90', 90],
+    ] as const;
     await Promise.all(
       ttls.map(async ([ttl, seconds]) => {
         const { payload } = await jwtVerify(await mint(['--sub', 'bob', '--ttl', ttl]), KEY);
@@ -77,7 +97,11 @@ describe('tandem token (the built package bin)', function () {
     const flagWins = await mint(['--sub', 'bob', '--secret', other], { AUTH_JWT_SECRET: TEST_JWT_SECRET });
     await jwtVerify(flagWins, new TextEncoder().encode(other));
     await assert.rejects(jwtVerify(flagWins, KEY));
-    const scoped = await mint(['--sub', 'carol'], { AUTH_JWT_SECRET: TEST_JWT_SECRET, AUTH_JWT_ISSUER: 'https://id.example', AUTH_JWT_AUDIENCE: 'tandem' });
+    const scoped = await mint(['--sub', 'carol'], {
+      AUTH_JWT_SECRET: TEST_JWT_SECRET,
+      AUTH_JWT_ISSUER: 'https://id.example',
+      AUTH_JWT_AUDIENCE: 'tandem',
+    });
     const { payload } = await jwtVerify(scoped, KEY, { issuer: 'https://id.example', audience: 'tandem' });
     assert.equal(payload.sub, 'carol');
     assert.equal(payload.exp! - payload.iat!, 3600, 'default ttl 1h');
@@ -133,7 +157,11 @@ describe('tandem token (the built package bin)', function () {
       registerTandemTypes();
       // ws's WebSocket is what ShareDB's README passes; its typings differ from the DOM's.
       const connect = async (sub: string) =>
-        new Connection(open(await mint(['--sub', sub, '--claim', 'role=editor', '--ttl', '15m'])) as unknown as ConstructorParameters<typeof Connection>[0]);
+        new Connection(
+          open(await mint(['--sub', sub, '--claim', 'role=editor', '--ttl', '15m'])) as unknown as ConstructorParameters<
+            typeof Connection
+          >[0],
+        );
       const [alice, bob] = [await connect('alice'), await connect('bob')];
       await create(alice.get('notes', 'minted'), { by: 'cli' });
       const reader = bob.get('notes', 'minted');

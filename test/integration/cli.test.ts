@@ -57,7 +57,11 @@ describe('tandem serve (the built package bin)', function () {
 
   describe('commands and values in our words', function () {
     const run = (args: string[], env: Record<string, string> = {}) =>
-      spawnSync(process.execPath, [join(ROOT, 'bin/tandem.js'), ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...env } });
+      spawnSync(process.execPath, [join(ROOT, 'bin/tandem.js'), ...args], {
+        encoding: 'utf8',
+        timeout: 20_000,
+        env: { ...process.env, ...env },
+      });
 
     it('prints help listing every command when run without one (and starts nothing)', () => {
       const result = run([]);
@@ -83,13 +87,19 @@ describe('tandem serve (the built package bin)', function () {
       const variable = run(['serve'], { PORT: '99999' });
       assert.equal(variable.status, 1);
       assert.match(variable.stderr, /TANDEM_BAD_CONFIG: PORT must be an integer from 0 to 65535/);
-      assert.match(run(['serve', '--log-level', 'loud']).stderr, /TANDEM_BAD_CONFIG: --log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/);
+      assert.match(
+        run(['serve', '--log-level', 'loud']).stderr,
+        /TANDEM_BAD_CONFIG: --log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/,
+      );
       assert.match(run(['serve'], { LOG_LEVEL: 'loud' }).stderr, /TANDEM_BAD_CONFIG: LOG_LEVEL must be one of/);
       const missingDir = run(['serve', '--port', '0', '--db-url', 'sqlite:/nonexistent/dir/x.db']);
       assert.equal(missingDir.status, 1);
       assert.match(missingDir.stderr, /TANDEM_BAD_CONFIG: --db-url names a SQLite file in \/nonexistent\/dir, which does not exist/);
       assert.ok(!existsSync('/nonexistent'), 'no folder was created');
-      assert.match(run(['serve', '--host', '0.0.0.0', '--port', '0']).stderr, /TANDEM_BAD_CONFIG: HOST=0\.0\.0\.0 is reachable from the network but no authentication is configured/);
+      assert.match(
+        run(['serve', '--host', '0.0.0.0', '--port', '0']).stderr,
+        /TANDEM_BAD_CONFIG: HOST=0\.0\.0\.0 is reachable from the network but no authentication is configured/,
+      );
     });
   });
 });

@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict';
 import { ops } from '../../ot-types/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import {
-  create,
-  fetchDoc,
-  socketClient,
-  stockClient,
-  submit,
-  subscribe,
-  waitForVersion,
-  whenNothingPending,
-} from '../helpers/clients.js';
+import { create, fetchDoc, socketClient, stockClient, submit, subscribe, waitForVersion, whenNothingPending } from '../helpers/clients.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** The server's own view of a document, fetched through a server-side connection. */
@@ -137,7 +128,10 @@ describe('core: socket.io and stock ShareDB clients on one json1 document', func
     // ShareDB composes ops queued while offline into one, so versions count sends, not
     // edits: exactly-once shows in the content — every insert present once, in order.
     const expected = await serverSnapshot(server, 'notes', 'offline');
-    assert.deepEqual((expected.data as { list: number[] }).list, Array.from({ length: total }, (_, i) => i));
+    assert.deepEqual(
+      (expected.data as { list: number[] }).list,
+      Array.from({ length: total }, (_, i) => i),
+    );
     assert.deepEqual(docA.data, expected.data);
     await waitForVersion([docA, docW], expected.v);
     // Both cuts lost an ack for an op the server had: each resend was recognised, not re-applied.

@@ -13,12 +13,19 @@ import { ops } from '../../ot-types/index.js';
 import { create, socketClient, subscribe } from '../helpers/clients.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
-import { assertConverged, createSharedDoc, storeSnapshot, subscribedDoc, totalAcked, useClusterPerTest, Writer } from '../helpers/multi-instance-harness.js';
+import {
+  assertConverged,
+  createSharedDoc,
+  storeSnapshot,
+  subscribedDoc,
+  totalAcked,
+  useClusterPerTest,
+  Writer,
+} from '../helpers/multi-instance-harness.js';
 
 describe('drain: SIGTERM on one of two instances', function () {
   this.timeout(45_000);
   const startCluster = useClusterPerTest();
-
 
   it('moves its clients to the other instance, keeps every acknowledged op and exits 0', async () => {
     const cluster = await startCluster({ instances: 2 });
@@ -44,8 +51,17 @@ describe('drain: SIGTERM on one of two instances', function () {
       { timeoutMs: 15_000, what: 'every client on instance B and writing again' },
     );
     await Promise.all(writers.map((w) => w.stop()));
-    assert.deepEqual(writers.flatMap((w) => w.errors.map((e) => e.message)), []);
-    await assertConverged(b.url, 'notes', 'drain', docs, writers.flatMap((w) => w.acked));
+    assert.deepEqual(
+      writers.flatMap((w) => w.errors.map((e) => e.message)),
+      [],
+    );
+    await assertConverged(
+      b.url,
+      'notes',
+      'drain',
+      docs,
+      writers.flatMap((w) => w.acked),
+    );
   });
 });
 

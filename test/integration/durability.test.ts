@@ -16,7 +16,14 @@ interface StoredOp {
   del?: boolean;
 }
 
-type GetOps = (collection: string, id: string, from: number, to: null, options: object, cb: (err: Error | null, found: StoredOp[]) => void) => void;
+type GetOps = (
+  collection: string,
+  id: string,
+  from: number,
+  to: null,
+  options: object,
+  cb: (err: Error | null, found: StoredOp[]) => void,
+) => void;
 
 function getOps(db: { getOps: GetOps }, collection: string, id: string): Promise<StoredOp[]> {
   return new Promise((resolve, reject) =>

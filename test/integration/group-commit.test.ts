@@ -31,7 +31,10 @@ describe('group commit: a failed COMMIT', function () {
       server = await startTestServer();
       const writer = transport === 'socket.io' ? socketClient(server.url) : stockClient(server.url);
       const watcher = socketClient(server.url);
-      cleanups.push(() => writer.close(), () => watcher.close());
+      cleanups.push(
+        () => writer.close(),
+        () => watcher.close(),
+      );
       const doc: Doc = writer.connection.get('notes', 'fail-stop');
       await create(doc, { items: [] });
       const watched = watcher.connection.get('notes', 'fail-stop');
@@ -46,8 +49,10 @@ describe('group commit: a failed COMMIT', function () {
       });
       const err = await fatal;
       assert.equal(err.message, 'disk I/O error');
-      await waitFor(() => writer.connection.state !== 'connected' && watcher.connection.state !== 'connected',
-        { timeoutMs: 5000, what: 'both clients dropped' });
+      await waitFor(() => writer.connection.state !== 'connected' && watcher.connection.state !== 'connected', {
+        timeoutMs: 5000,
+        what: 'both clients dropped',
+      });
       assert.equal(acked, false, 'the ack never left the server');
       assert.deepEqual(watched.data, { items: [] }, 'the broadcast never left the server either');
       assert.equal(doc.hasPending(), true, 'the op waits in the client for its resend');
@@ -55,7 +60,8 @@ describe('group commit: a failed COMMIT', function () {
       const reader: SqliteDB = createSqliteDb({ path: join(server.dir, 'tandem.db') });
       cleanups.push(() => reader.close());
       const stored = await new Promise<{ v: number; data?: unknown }>((resolve, reject) =>
-        reader.getSnapshot('notes', 'fail-stop', null, null, (e, s) => (e ? reject(e) : resolve(s!))));
+        reader.getSnapshot('notes', 'fail-stop', null, null, (e, s) => (e ? reject(e) : resolve(s!))),
+      );
       assert.equal(stored.v, 1);
       assert.deepEqual(stored.data, { items: [] });
     });
@@ -94,6 +100,9 @@ describe('SQLITE_GROUP_COMMIT', () => {
     assert.equal(loadConfig({}).sqliteGroupCommit, true);
     assert.equal(loadConfig({ SQLITE_GROUP_COMMIT: 'false' }).sqliteGroupCommit, false);
     assert.equal(loadConfig({ SQLITE_GROUP_COMMIT: 'TRUE' }).sqliteGroupCommit, true);
-    assert.throws(() => loadConfig({ SQLITE_GROUP_COMMIT: 'maybe' }), { code: 'TANDEM_BAD_CONFIG', message: /SQLITE_GROUP_COMMIT must be true or false/ });
+    assert.throws(() => loadConfig({ SQLITE_GROUP_COMMIT: 'maybe' }), {
+      code: 'TANDEM_BAD_CONFIG',
+      message: /SQLITE_GROUP_COMMIT must be true or false/,
+    });
   });
 });

@@ -98,7 +98,7 @@ describe('hot document: 50 concurrent writers on one document through one instan
     await assertConverged(server!.url, 'hot', 'doc', docs, tokens);
   });
 
-  it('a submit ShareDB throws on answers with an error and does not block the document\'s queue', async () => {
+  it("a submit ShareDB throws on answers with an error and does not block the document's queue", async () => {
     server = await startTestServer();
     const connection = server.backend.connect();
     const doc = connection.get('hot', 'throws');

@@ -105,7 +105,9 @@ export class AuthedWire {
       const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
       const ws = new WebSocket(url.replace(/^http/, 'ws') + SHAREDB_WS_PATH, { headers });
       wire = new AuthedWire(transport, src, null, ws);
-      ws.on('message', (data: Buffer, isBinary: boolean) => wire.record(isBinary ? `<binary ${data.length}>` : data.toString('utf8'), undefined));
+      ws.on('message', (data: Buffer, isBinary: boolean) =>
+        wire.record(isBinary ? `<binary ${data.length}>` : data.toString('utf8'), undefined),
+      );
       ws.on('unexpected-response', (req, res) => {
         wire.markClosed(`ws upgrade refused: HTTP ${res.statusCode}`);
         res.resume();
@@ -224,7 +226,12 @@ export class AuthedWire {
   /** Submits an op message (this client's src, a fresh seq) and returns the reply (ack or error). */
   submit(c: string, d: string, fields: Record<string, unknown>, timeoutMs?: number): Promise<WireMessage> {
     const seq = this.nextSeq();
-    return this.exchange({ a: 'op', c, d, src: this.src, seq, ...fields }, AuthedWire.opReply(c, d, seq), `reply to op ${c}/${d} seq ${seq}`, timeoutMs);
+    return this.exchange(
+      { a: 'op', c, d, src: this.src, seq, ...fields },
+      AuthedWire.opReply(c, d, seq),
+      `reply to op ${c}/${d} seq ${seq}`,
+      timeoutMs,
+    );
   }
 
   async create(c: string, d: string, data: unknown): Promise<void> {
@@ -344,7 +351,16 @@ function jsonTextDepth(text: string): number {
 /** The request fields a refusal echoes (as ShareDB echoes them) so a client can fail the request. */
 function echoedFields(message: WireMessage): Record<string, string | number> {
   const fields: Record<string, string | number> = {};
-  for (const [field, type] of [['a', 'string'], ['c', 'string'], ['d', 'string'], ['src', 'string'], ['ch', 'string'], ['seq', 'number'], ['id', 'number'], ['v', 'number']] as const) {
+  for (const [field, type] of [
+    ['a', 'string'],
+    ['c', 'string'],
+    ['d', 'string'],
+    ['src', 'string'],
+    ['ch', 'string'],
+    ['seq', 'number'],
+    ['id', 'number'],
+    ['v', 'number'],
+  ] as const) {
     const value = message[field];
     if (typeof value === type && (type === 'number' || (value as string).length <= 1024)) fields[field] = value as string | number;
   }
@@ -379,7 +395,10 @@ export function frameVerdict(frame: FuzzFrame, transport: FuzzTransport, limits:
     case 'text':
       // Over ws the text goes out as UTF-8: a lone surrogate arrives as U+FFFD. socket.io
       // JSON-encodes it as an escape, which arrives intact.
-      return textVerdict(transport === 'ws' && typeof frame.payload === 'string' ? Buffer.from(frame.payload, 'utf8').toString('utf8') : frame.payload, limits);
+      return textVerdict(
+        transport === 'ws' && typeof frame.payload === 'string' ? Buffer.from(frame.payload, 'utf8').toString('utf8') : frame.payload,
+        limits,
+      );
     default:
       // 'binary' (a Buffer) and 'value' (any socket.io argument).
       return textVerdict(frame.payload, limits);

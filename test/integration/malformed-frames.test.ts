@@ -57,7 +57,8 @@ function parseTransports(raw: string | undefined): FuzzTransport[] {
   if (!raw) return [...FUZZ_TRANSPORTS];
   const names = raw.split(',').map((s) => s.trim());
   for (const name of names) {
-    if (!(FUZZ_TRANSPORTS as readonly string[]).includes(name)) throw new Error(`FUZZ_TRANSPORTS: unknown "${name}" (use ${FUZZ_TRANSPORTS.join(', ')})`);
+    if (!(FUZZ_TRANSPORTS as readonly string[]).includes(name))
+      throw new Error(`FUZZ_TRANSPORTS: unknown "${name}" (use ${FUZZ_TRANSPORTS.join(', ')})`);
   }
   return FUZZ_TRANSPORTS.filter((t) => names.includes(t));
 }
@@ -100,13 +101,23 @@ const DOCS: Array<DocRef & { data: unknown; edits: unknown[] }> = [
     c: 'docs',
     d: 'alpha',
     data: { title: 'alpha', n: 1, list: [1, 2, 3], nested: { a: { b: { c: 'deep' } } } },
-    edits: [['list', 3, { i: 4 }], ['n', { r: true, i: 2 }], ['title', { es: [5, '!'] }]],
+    edits: [
+      ['list', 3, { i: 4 }],
+      ['n', { r: true, i: 2 }],
+      ['title', { es: [5, '!'] }],
+    ],
   },
   {
     c: 'docs',
     d: 'beta',
     data: { text: 'hello world', tags: [] },
-    edits: [['tags', 0, { i: 'a' }], ['tags', 1, { i: 'b' }], ['text', { es: [0, '> '] }], ['tags', 0, { r: true }], ['extra', { i: null }]],
+    edits: [
+      ['tags', 0, { i: 'a' }],
+      ['tags', 1, { i: 'b' }],
+      ['text', { es: [0, '> '] }],
+      ['tags', 0, { r: true }],
+      ['extra', { i: null }],
+    ],
   },
   { c: 'docs', d: '1', data: { numericId: true }, edits: [] },
   { c: 'notes', d: 'gamma', data: {}, edits: [['k', { i: 'v' }]] },
@@ -209,7 +220,10 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
 
   it(`≥ 1,000 malformed frames over both transports, auth on: exact refusals, connections keep committing, documents unchanged (seed ${SEED})`, async () => {
     assert.equal(server.config.auth.mode, 'jwt', 'the fuzz must run with authentication on');
-    const frameLimits: FrameLimits = { maxFrameBytes: server.config.maxFrameBytes, maxFrameDepth: 2 * server.config.maxOpDepth + FRAME_ENVELOPE_DEPTH };
+    const frameLimits: FrameLimits = {
+      maxFrameBytes: server.config.maxFrameBytes,
+      maxFrameDepth: 2 * server.config.maxOpDepth + FRAME_ENVELOPE_DEPTH,
+    };
     const opLimits = { maxOpBytes: server.config.maxOpBytes, maxDepth: server.config.maxOpDepth };
 
     // Auth is really on for every transport: no token, or a token signed with another
@@ -284,7 +298,8 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
         }
         const error = replyError(msg);
         if (!error) continue;
-        if (error.code === null || !STABLE_CODE.test(error.code)) uncoded.push(`over ${wire.transport}: ${raw.slice(0, 300)}${arrivedAfter(wire, at)}`);
+        if (error.code === null || !STABLE_CODE.test(error.code))
+          uncoded.push(`over ${wire.transport}: ${raw.slice(0, 300)}${arrivedAfter(wire, at)}`);
         const code = String(error.code);
         codes.set(code, (codes.get(code) ?? 0) + 1);
         if (!examples.has(code)) examples.set(code, raw.slice(0, 160));
@@ -328,7 +343,12 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
           problems.push(`stopped the fuzz at ${transport} #${index}: ${wedged.length} connections stopped answering`);
           break;
         }
-        const frame = generateFrame(rng, { transport: transport === 'ws' ? 'ws' : 'socket.io', existing: EXISTING, src: wire.src, limits: opLimits });
+        const frame = generateFrame(rng, {
+          transport: transport === 'ws' ? 'ws' : 'socket.io',
+          existing: EXISTING,
+          src: wire.src,
+          limits: opLimits,
+        });
         const verdict = frameVerdict(frame, transport, frameLimits);
         kinds.set(frame.kind, (kinds.get(frame.kind) ?? 0) + 1);
         const verdictName = verdict.kind === 'refuse' ? verdict.code : verdict.kind;
@@ -349,7 +369,12 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
         let failure: string | null = null;
         let pong: WireMessage | null = null;
         try {
-          pong = await wire.exchange({ a: 'pp', id: sentinel }, (m) => m.a === 'pp' && m.id === sentinel, 'the ping after the frame', SENTINEL_TIMEOUT_MS);
+          pong = await wire.exchange(
+            { a: 'pp', id: sentinel },
+            (m) => m.a === 'pp' && m.id === sentinel,
+            'the ping after the frame',
+            SENTINEL_TIMEOUT_MS,
+          );
         } catch (err) {
           failure = `no ping answer: ${(err as Error).message}`;
         }
@@ -357,7 +382,8 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
           const pongAt = wire.inbox.findIndex((r, i) => i >= from && r.msg === pong);
           const wrong = checkRefusals(verdict, wire.inbox.slice(from, pongAt));
           if (wrong) wrongReplies.push({ ...outcome, why: wrong });
-          if (verdict.kind === 'close') wrongReplies.push({ ...outcome, why: 'the connection stayed open after a frame that must close it' });
+          if (verdict.kind === 'close')
+            wrongReplies.push({ ...outcome, why: 'the connection stayed open after a frame that must close it' });
           // The same connection still commits.
           const scratch = scratchOf.get(wire)!;
           let ack: WireMessage | null = null;
@@ -385,7 +411,8 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
         if (wire.closed) {
           closes.push({ ...outcome, reason: wire.closed.reason });
           if (verdict.kind !== 'close') wrongReplies.push({ ...outcome, why: `the server closed the connection (${wire.closed.reason})` });
-          else if (!/^ws close 1007/.test(wire.closed.reason)) wrongReplies.push({ ...outcome, why: `closed with ${wire.closed.reason}, expected ws close 1007` });
+          else if (!/^ws close 1007/.test(wire.closed.reason))
+            wrongReplies.push({ ...outcome, why: `closed with ${wire.closed.reason}, expected ws close 1007` });
         } else if (failure) {
           wedged.push({ ...outcome, earlierFaults: faultedOnWire.filter((i) => i !== index), why: failure });
         }
@@ -424,12 +451,17 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
       const now = await storedDoc(server, SCRATCH, scratch.d);
       const expected = { v: scratch.v, ops: scratch.v, data: { n: scratch.lastIndex } };
       if (now.v !== expected.v || now.ops !== expected.ops || JSON.stringify(now.data) !== JSON.stringify(expected.data)) {
-        problems.push(`scratch ${SCRATCH}/${scratch.d}: stored v${now.v}, ${now.ops} ops, ${JSON.stringify(now.data)}; acknowledged v${expected.v}, ${JSON.stringify(expected.data)}`);
+        problems.push(
+          `scratch ${SCRATCH}/${scratch.d}: stored v${now.v}, ${now.ops} ops, ${JSON.stringify(now.data)}; acknowledged v${expected.v}, ${JSON.stringify(expected.data)}`,
+        );
       }
     }
     for (const watcher of watchers) {
       const ops = watcher.inbox.filter(({ msg }) => msg?.a === 'op');
-      if (ops.length) problems.push(`a ${watcher.transport} subscriber saw ops on untouched documents:\n${ops.map(({ raw }) => raw.slice(0, 200)).join('\n')}`);
+      if (ops.length)
+        problems.push(
+          `a ${watcher.transport} subscriber saw ops on untouched documents:\n${ops.map(({ raw }) => raw.slice(0, 200)).join('\n')}`,
+        );
       if (watcher.closed) problems.push(`the ${watcher.transport} bystander's connection was closed: ${watcher.closed.reason}`);
     }
     const protoNow = Object.getOwnPropertyNames(Object.prototype).sort();
@@ -472,12 +504,16 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
     };
     for (const f of faulted) {
       failedTransports.add(f.transport);
-      problems.push(`frame ${f.transport} #${f.index} raised a process fault: ${describeFrame(f.frame)}\n    ${f.faults.split('\n').slice(0, 4).join('\n    ')}`);
+      problems.push(
+        `frame ${f.transport} #${f.index} raised a process fault: ${describeFrame(f.frame)}\n    ${f.faults.split('\n').slice(0, 4).join('\n    ')}`,
+      );
     }
     for (const w of wedged) {
       failedTransports.add(w.transport);
       // A fault in an earlier frame's async reply can wedge the connection only now.
-      const cause = w.earlierFaults.length ? ` (after the fault of frame #${w.earlierFaults.join(', #')} on this connection; probably its doing)` : '';
+      const cause = w.earlierFaults.length
+        ? ` (after the fault of frame #${w.earlierFaults.join(', #')} on this connection; probably its doing)`
+        : '';
       problems.push(`the connection stopped answering at frame ${w.transport} #${w.index}${cause} (${w.why}): ${describeFrame(w.frame)}`);
     }
     perFrame('wrong transport reply', wrongReplies);
@@ -497,8 +533,10 @@ describe('malformed frames: a seeded fuzz over /sharedb and socket.io, with auth
     console.log(summary.replace(/^/gm, '      '));
 
     if (!stoppedEarly) assert.equal(sent, TRANSPORTS.length * FRAMES_PER_TRANSPORT);
-    if (process.env.FUZZ_FRAMES === undefined && process.env.FUZZ_TRANSPORTS === undefined) assert.ok(sent >= 1000, `only ${sent} frames sent`);
-    if (TRANSPORTS.includes('socket.io+batch')) assert.ok(batches > 0, 'no sharedb:batch packet arrived: the batched transport was not exercised');
+    if (process.env.FUZZ_FRAMES === undefined && process.env.FUZZ_TRANSPORTS === undefined)
+      assert.ok(sent >= 1000, `only ${sent} frames sent`);
+    if (TRANSPORTS.includes('socket.io+batch'))
+      assert.ok(batches > 0, 'no sharedb:batch packet arrived: the batched transport was not exercised');
     const only = failedTransports.size ? ` FUZZ_TRANSPORTS=${[...failedTransports].join(',')}` : '';
     assert.equal(
       problems.length,

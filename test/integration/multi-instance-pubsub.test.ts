@@ -65,9 +65,7 @@ describe('Redis pub/sub adapter', function () {
 
     async function stream(pubsub: PubSubLike, channel: string): Promise<unknown[]> {
       const received: unknown[] = [];
-      const s = await new Promise<Stream>((resolve, reject) =>
-        pubsub.subscribe(channel, (err, st) => (err ? reject(err) : resolve(st!))),
-      );
+      const s = await new Promise<Stream>((resolve, reject) => pubsub.subscribe(channel, (err, st) => (err ? reject(err) : resolve(st!))));
       s.on('data', (data: unknown) => received.push(data));
       return received;
     }
@@ -97,7 +95,10 @@ describe('Redis pub/sub adapter', function () {
       await publish(b, 'notes.d1', { c: 'notes', d: 'd1', v: 1, op: [] });
       await publish(b, 'marker', { m: 1 });
       await waitFor(() => markers.length === 1 && onB.length === 2, { what: 'marker at A, both messages at B' });
-      assert.deepEqual(onA.map((m) => (m as { v: number }).v), [0, 1]);
+      assert.deepEqual(
+        onA.map((m) => (m as { v: number }).v),
+        [0, 1],
+      );
       assert.deepEqual(onB.map((m) => (m as { v: number }).v).sort(), [0, 1]);
     });
 
@@ -116,7 +117,7 @@ describe('Redis pub/sub adapter', function () {
       assert.deepEqual(onRight, [{ from: 'right' }]);
     });
 
-    it('with group commit, an op reaches Redis only after the turn\'s COMMIT, and never if the COMMIT failed', async () => {
+    it("with group commit, an op reaches Redis only after the turn's COMMIT, and never if the COMMIT failed", async () => {
       const prefix = `turn-${Date.now()}`;
       const turn = new Turn();
       const a = instance(prefix, turn);
@@ -148,7 +149,10 @@ describe('Redis pub/sub adapter', function () {
       await publish(c, 'marker', { m: 1 });
       await waitFor(() => markers.length === 1, { what: 'marker' });
       assert.deepEqual(events, ['commit', 'redis'], 'the op of the failed turn never went to Redis');
-      assert.deepEqual(onB.map((m) => (m as { v: number }).v), [0]);
+      assert.deepEqual(
+        onB.map((m) => (m as { v: number }).v),
+        [0],
+      );
     });
   });
 });

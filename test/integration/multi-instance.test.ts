@@ -96,15 +96,15 @@ for (const store of [sqlite, mongo]) {
       const docs1 = [onA, onC, ...(await Promise.all([1, 3, 4, 5].map((i) => subscribedDoc(clients[i]!, 'notes', 'shared-1'))))];
       await createSharedDoc(clients[1]!, 'notes', 'shared-2');
       const docs2 = await Promise.all(clients.map((c) => subscribedDoc(c, 'notes', 'shared-2')));
-      const writers = [
-        ...docs1.map((doc, i) => new Writer(`s1-w${i}`, doc)),
-        ...docs2.map((doc, i) => new Writer(`s2-w${i}`, doc)),
-      ];
+      const writers = [...docs1.map((doc, i) => new Writer(`s1-w${i}`, doc)), ...docs2.map((doc, i) => new Writer(`s2-w${i}`, doc))];
       for (const w of writers) w.start();
       await waitFor(() => writers.every((w) => w.acked.length >= 10), { timeoutMs: 20_000, what: '10 acknowledged ops per writer' });
       await Promise.all(writers.map((w) => w.stop()));
 
-      assert.deepEqual(writers.flatMap((w) => w.errors.map((e) => e.message)), []);
+      assert.deepEqual(
+        writers.flatMap((w) => w.errors.map((e) => e.message)),
+        [],
+      );
       const acked1 = writers.filter((w) => w.name.startsWith('s1')).flatMap((w) => w.acked);
       const acked2 = writers.filter((w) => w.name.startsWith('s2')).flatMap((w) => w.acked);
       await assertConverged(cluster.urls[1]!, 'notes', 'shared-1', docs1, ['from-A', ...acked1]);
@@ -135,8 +135,17 @@ for (const store of [sqlite, mongo]) {
       );
       await Promise.all(writers.map((w) => w.stop()));
 
-      assert.deepEqual(writers.flatMap((w) => w.errors.map((e) => e.message)), []);
-      await assertConverged(cluster.urls[1]!, 'notes', 'kill', docs, writers.flatMap((w) => w.acked));
+      assert.deepEqual(
+        writers.flatMap((w) => w.errors.map((e) => e.message)),
+        [],
+      );
+      await assertConverged(
+        cluster.urls[1]!,
+        'notes',
+        'kill',
+        docs,
+        writers.flatMap((w) => w.acked),
+      );
     });
   });
 }

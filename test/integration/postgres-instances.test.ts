@@ -51,7 +51,11 @@ const sharedbLogger = createRequire(import.meta.url)('sharedb/lib/logger') as {
 const resentAcks = { count: 0 };
 
 /** Everything a test started, closed by afterEach whatever happened (clients first). */
-const open: { closers: Array<() => Promise<void>>; servers: ServerProcess[]; redis: TestRedis | null } = { closers: [], servers: [], redis: null };
+const open: { closers: Array<() => Promise<void>>; servers: ServerProcess[]; redis: TestRedis | null } = {
+  closers: [],
+  servers: [],
+  redis: null,
+};
 
 interface PgCluster {
   readonly schema: string;
@@ -118,8 +122,14 @@ async function readFromPostgres(schema: string, id: string): Promise<{ snapshot:
   await client.connect();
   try {
     const s = pg.escapeIdentifier(schema);
-    const snap = await client.query<{ v: number; data: Json }>(`SELECT v, data FROM ${s}.tandem_snapshots WHERE collection = $1 AND id = $2`, [COLLECTION, id]);
-    const rows = await client.query<{ v: number; op: StoredOp }>(`SELECT v, op FROM ${s}.tandem_ops WHERE collection = $1 AND id = $2 ORDER BY v`, [COLLECTION, id]);
+    const snap = await client.query<{ v: number; data: Json }>(
+      `SELECT v, data FROM ${s}.tandem_snapshots WHERE collection = $1 AND id = $2`,
+      [COLLECTION, id],
+    );
+    const rows = await client.query<{ v: number; op: StoredOp }>(
+      `SELECT v, op FROM ${s}.tandem_ops WHERE collection = $1 AND id = $2 ORDER BY v`,
+      [COLLECTION, id],
+    );
     assert.equal(snap.rows.length, 1, `${id}: no snapshot row in PostgreSQL`);
     return { snapshot: snap.rows[0]!, log: rows.rows.map((row) => ({ ...row.op, v: row.v })) };
   } finally {
@@ -131,20 +141,32 @@ async function readFromPostgres(schema: string, id: string): Promise<{ snapshot:
  * PostgreSQL's snapshot equals its op log replayed (no op committed twice), every handle
  * reaches that version with that data, and every live instance serves it. Returns it.
  */
-async function assertConvergedOnPostgres(cluster: PgCluster, id: string, handles: ReadonlyArray<DocHandle<Json>>, live: readonly string[]): Promise<{ v: number; data: Json }> {
+async function assertConvergedOnPostgres(
+  cluster: PgCluster,
+  id: string,
+  handles: ReadonlyArray<DocHandle<Json>>,
+  live: readonly string[],
+): Promise<{ v: number; data: Json }> {
   const { snapshot, log } = await readFromPostgres(cluster.schema, id);
   const replayed = replayOps(log);
   if ('problem' in replayed) assert.fail(`${id}: stored op log: ${replayed.problem}`);
   assert.equal(replayed.v, snapshot.v, `${id}: op log length vs snapshot version`);
-  assert.ok(isDeepStrictEqual(replayed.data, snapshot.data), `${id}: replayed op log differs from the snapshot at ${firstDifference(replayed.data, snapshot.data)}`);
+  assert.ok(
+    isDeepStrictEqual(replayed.data, snapshot.data),
+    `${id}: replayed op log differs from the snapshot at ${firstDifference(replayed.data, snapshot.data)}`,
+  );
   await waitFor(() => handles.every((h) => h.version === snapshot.v && h.pendingCount === 0), {
     timeoutMs: 15_000,
     what: `${id}: every client at PostgreSQL's version ${snapshot.v} (clients at ${handles.map((h) => h.version).join(', ')})`,
   });
   handles.forEach((h, i) => {
-    assert.ok(isDeepStrictEqual(h.data, snapshot.data), `${id}: client ${i} differs from PostgreSQL at ${firstDifference(h.data, snapshot.data)}`);
+    assert.ok(
+      isDeepStrictEqual(h.data, snapshot.data),
+      `${id}: client ${i} differs from PostgreSQL at ${firstDifference(h.data, snapshot.data)}`,
+    );
   });
-  for (const url of live) assert.deepEqual(await storeSnapshot(url, COLLECTION, id), snapshot, `${id}: instance ${url} serves another snapshot`);
+  for (const url of live)
+    assert.deepEqual(await storeSnapshot(url, COLLECTION, id), snapshot, `${id}: instance ${url} serves another snapshot`);
   return snapshot;
 }
 
@@ -221,7 +243,8 @@ describe('postgres: three instances on one schema, one Redis', function () {
         f.handles.forEach((h, d) => {
           if (!rng.chance(0.6)) return;
           for (let n = rng.range(1, 3); n > 0 && stats.submitted < FUZZ_OPS; n--) {
-            if (h.data === undefined) assert.fail(`${f.name} ${h.id}: no data (version ${h.version}, pending ${h.pendingCount}); errors: ${errors.join('; ')}`);
+            if (h.data === undefined)
+              assert.fail(`${f.name} ${h.id}: no data (version ${h.version}, pending ${h.pendingCount}); errors: ${errors.join('; ')}`);
             // Multi-part ops too (the generator's default share): checkOpAgainst reads their edits
             // in the document after their inserts and removals.
             const generated = f.gen.generate(h.data as Json, { focus: focus[d] });
@@ -229,7 +252,9 @@ describe('postgres: three instances on one schema, one Redis', function () {
             stats.submitted++;
             if (f.client.heldOffline) stats.offline++;
             if (!isDeepStrictEqual(h.data, generated.after)) {
-              assert.fail(`${f.name} ${h.id}: local apply of ${generated.kind} ${JSON.stringify(generated.op)} differs from the generator at ${firstDifference(h.data, generated.after)}`);
+              assert.fail(
+                `${f.name} ${h.id}: local apply of ${generated.kind} ${JSON.stringify(generated.op)} differs from the generator at ${firstDifference(h.data, generated.after)}`,
+              );
             }
           }
         });
@@ -239,7 +264,11 @@ describe('postgres: three instances on one schema, one Redis', function () {
       // round, so it is generated while others are still in flight.
       const busy = fuzzers.filter((f) => !f.client.heldOffline).flatMap((f) => f.handles.filter((h) => h.pendingCount > 0));
       const chosen = shuffled(rng, busy).slice(0, rng.range(0, busy.length));
-      await waitFor(() => chosen.every((h) => h.pendingCount === 0), { timeoutMs: 20_000, intervalMs: 2, what: `${chosen.length} clients acknowledged` });
+      await waitFor(() => chosen.every((h) => h.pendingCount === 0), {
+        timeoutMs: 20_000,
+        intervalMs: 2,
+        what: `${chosen.length} clients acknowledged`,
+      });
       for (const f of fuzzers) {
         if (f.client.heldOffline ? rng.chance(0.3) : rng.chance(0.04)) {
           if (f.client.heldOffline) f.client.goOnline();
@@ -257,7 +286,12 @@ describe('postgres: three instances on one schema, one Redis', function () {
     });
     assert.deepEqual(errors, []);
     for (let d = 0; d < docIds.length; d++) {
-      const snapshot = await assertConvergedOnPostgres(cluster, docIds[d]!, fuzzers.map((f) => f.handles[d]!), cluster.urls);
+      const snapshot = await assertConvergedOnPostgres(
+        cluster,
+        docIds[d]!,
+        fuzzers.map((f) => f.handles[d]!),
+        cluster.urls,
+      );
       stats.commits += snapshot.v - 1;
     }
     return stats;
@@ -270,13 +304,23 @@ describe('postgres: three instances on one schema, one Redis', function () {
     const connectErrors: string[] = []; // expected: clients of the dead instance fail to reach it
     const rng = new Rng(7);
     const clients = Array.from({ length: 6 }, (_, i) => clientOn(cluster, i % 3, connectErrors, `c${i}@${i % 3}`));
-    const handles = clients.map((c, i) => watchHandle(c.doc<Json>(COLLECTION, 'kill', i === 0 ? { create: { items: [] } } : {}), `c${i}`, errors));
+    const handles = clients.map((c, i) =>
+      watchHandle(c.doc<Json>(COLLECTION, 'kill', i === 0 ? { create: { items: [] } } : {}), `c${i}`, errors),
+    );
     await whenAllExist(handles);
     const writers = handles.map((h, i) => new TokenWriter(`w${i}`, h, rng.fork()));
     for (const w of writers) w.start();
 
-    const progress = () => writers.map((w, i) => `${w.name}: ${w.acked.length}/${w.submitted.length} acked, ${handles[i]!.pendingCount} pending, ${clients[i]!.state}`).join('; ');
-    await waitFor(() => writers.every((w) => w.acked.length >= 10), { timeoutMs: 20_000, what: '10 acknowledged tokens per writer before the kill' }).catch((err: Error) => {
+    const progress = () =>
+      writers
+        .map(
+          (w, i) => `${w.name}: ${w.acked.length}/${w.submitted.length} acked, ${handles[i]!.pendingCount} pending, ${clients[i]!.state}`,
+        )
+        .join('; ');
+    await waitFor(() => writers.every((w) => w.acked.length >= 10), {
+      timeoutMs: 20_000,
+      what: '10 acknowledged tokens per writer before the kill',
+    }).catch((err: Error) => {
       throw new Error(`${err.message} (${progress()}) ${[...errors, ...writers.flatMap((w) => w.errors)].join('; ')}`);
     });
     // Clients 0 and 3 started on instance 0: they must leave it and come back online elsewhere.
@@ -296,7 +340,10 @@ describe('postgres: three instances on one schema, one Redis', function () {
       { timeoutMs: 30_000, what: 'clients of the dead instance back online and 20 more acknowledged tokens per writer' },
     );
     await Promise.all(writers.map((w) => w.stop()));
-    assert.deepEqual(writers.flatMap((w) => w.errors), []);
+    assert.deepEqual(
+      writers.flatMap((w) => w.errors),
+      [],
+    );
     assert.deepEqual(errors, []);
 
     const snapshot = await assertConvergedOnPostgres(cluster, 'kill', handles, cluster.urls.slice(1));
@@ -304,10 +351,20 @@ describe('postgres: three instances on one schema, one Redis', function () {
     const lost = ackedAtKill.filter((token) => !stored.has(token));
     assert.deepEqual(lost, [], 'tokens acknowledged before the kill, missing from PostgreSQL');
     const submitted = writers.flatMap((w) => w.submitted);
-    assert.deepEqual(submitted.filter((token) => !stored.has(token)), [], 'tokens submitted (all since acknowledged) missing');
-    assert.deepEqual([...stored].filter(([, n]) => n > 1), [], 'tokens applied more than once');
+    assert.deepEqual(
+      submitted.filter((token) => !stored.has(token)),
+      [],
+      'tokens submitted (all since acknowledged) missing',
+    );
+    assert.deepEqual(
+      [...stored].filter(([, n]) => n > 1),
+      [],
+      'tokens applied more than once',
+    );
     assert.equal(stored.size, submitted.length, 'tokens nobody submitted');
-    console.log(`      kill: ${ackedAtKill.length} tokens acknowledged before the kill (${inFlightAtKill} ops of its clients in flight), ${submitted.length} in all, ${resentAcks.count - resent} acks of resent ops, document v${snapshot.v}`);
+    console.log(
+      `      kill: ${ackedAtKill.length} tokens acknowledged before the kill (${inFlightAtKill} ops of its clients in flight), ${submitted.length} in all, ${resentAcks.count - resent} acks of resent ops, document v${snapshot.v}`,
+    );
   });
 
   it('hot document written through two instances at once: every op committed once, commit retries within the bound', async () => {
@@ -317,7 +374,9 @@ describe('postgres: three instances on one schema, one Redis', function () {
     const cluster = await startCluster(schemas, 2);
     const errors: string[] = [];
     const clients = Array.from({ length: 2 * WRITERS_PER_INSTANCE }, (_, i) => clientOn(cluster, i % 2, errors, `c${i}@${i % 2}`));
-    const handles = clients.map((c, i) => watchHandle(c.doc<Json>(COLLECTION, 'hot', i === 0 ? { create: { items: [] } } : {}), `c${i}`, errors));
+    const handles = clients.map((c, i) =>
+      watchHandle(c.doc<Json>(COLLECTION, 'hot', i === 0 ? { create: { items: [] } } : {}), `c${i}`, errors),
+    );
     await whenAllExist(handles);
     const before = await Promise.all(cluster.urls.map(metrics));
 
@@ -334,7 +393,11 @@ describe('postgres: three instances on one schema, one Redis', function () {
         tokens.push(token);
       });
       rounds++;
-      await waitFor(() => handles.every((h) => h.pendingCount === 0), { timeoutMs: 20_000, intervalMs: 2, what: `round ${rounds} acknowledged` });
+      await waitFor(() => handles.every((h) => h.pendingCount === 0), {
+        timeoutMs: 20_000,
+        intervalMs: 2,
+        what: `round ${rounds} acknowledged`,
+      });
       if (rounds < MIN_ROUNDS) continue;
       after = await Promise.all(cluster.urls.map(metrics));
       if (after.every((m, i) => m.commitRetries > before[i]!.commitRetries)) break;
@@ -346,15 +409,30 @@ describe('postgres: three instances on one schema, one Redis', function () {
       duplicates: m.duplicates - before[i]!.duplicates,
       rejected: m.rejected - before[i]!.rejected,
     }));
-    console.log(`      hot doc: ${rounds} rounds, ${tokens.length} ops; commits ${delta.map((d) => d.commits).join(' + ')}, retries ${delta.map((d) => d.retries).join(' + ')}`);
+    console.log(
+      `      hot doc: ${rounds} rounds, ${tokens.length} ops; commits ${delta.map((d) => d.commits).join(' + ')}, retries ${delta.map((d) => d.retries).join(' + ')}`,
+    );
 
     // Exactly once: each instance committed its own writers' ops, none twice, none refused.
-    assert.deepEqual(delta.map((d) => d.commits), [WRITERS_PER_INSTANCE * rounds, WRITERS_PER_INSTANCE * rounds]);
-    assert.deepEqual(delta.map((d) => [d.duplicates, d.rejected]), [[0, 0], [0, 0]]);
+    assert.deepEqual(
+      delta.map((d) => d.commits),
+      [WRITERS_PER_INSTANCE * rounds, WRITERS_PER_INSTANCE * rounds],
+    );
+    assert.deepEqual(
+      delta.map((d) => [d.duplicates, d.rejected]),
+      [
+        [0, 0],
+        [0, 0],
+      ],
+    );
     const snapshot = await assertConvergedOnPostgres(cluster, 'hot', handles, cluster.urls);
     assert.equal(snapshot.v, 1 + tokens.length, 'one stored op per submitted op');
     const stored = counts((snapshot.data as { items: string[] }).items);
-    assert.deepEqual(tokens.filter((t) => stored.get(t) !== 1), [], 'tokens not stored exactly once');
+    assert.deepEqual(
+      tokens.filter((t) => stored.get(t) !== 1),
+      [],
+      'tokens not stored exactly once',
+    );
     assert.equal(stored.size, tokens.length);
 
     // The bound. Each instance queues submits per document (TandemBackend.submit), so at
@@ -363,9 +441,18 @@ describe('postgres: three instances on one schema, one Redis', function () {
     // reads a snapshot that includes that commit, so every failed attempt of instance A
     // consumes a different commit of instance B: retries(A) ≤ commits(B), and the other way
     // round — at most one retry per commit of the other instance, whatever the timing.
-    assert.ok(delta[0]!.retries > 0 && delta[1]!.retries > 0, `no retry on one instance in ${rounds} rounds: did the instances race at all?`);
-    assert.ok(delta[0]!.retries <= delta[1]!.commits, `instance 0 retried ${delta[0]!.retries} times for ${delta[1]!.commits} commits of instance 1`);
-    assert.ok(delta[1]!.retries <= delta[0]!.commits, `instance 1 retried ${delta[1]!.retries} times for ${delta[0]!.commits} commits of instance 0`);
+    assert.ok(
+      delta[0]!.retries > 0 && delta[1]!.retries > 0,
+      `no retry on one instance in ${rounds} rounds: did the instances race at all?`,
+    );
+    assert.ok(
+      delta[0]!.retries <= delta[1]!.commits,
+      `instance 0 retried ${delta[0]!.retries} times for ${delta[1]!.commits} commits of instance 1`,
+    );
+    assert.ok(
+      delta[1]!.retries <= delta[0]!.commits,
+      `instance 1 retried ${delta[1]!.retries} times for ${delta[0]!.commits} commits of instance 0`,
+    );
   });
 });
 

@@ -129,11 +129,15 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
     if (this.currentTest?.state === 'failed') {
       // What each side was doing when it failed: the clients' queues, the instances' last words.
       for (const t of typists) {
-        console.log(`      ${t.name}: typed ${t.submitted.length}, pending ${t.pending}, v${t.doc.version}, stalled ${t.stalled?.code ?? 'no'}, errors ${t.errors.map((e) => e.code).join(' ') || 'none'}`);
+        console.log(
+          `      ${t.name}: typed ${t.submitted.length}, pending ${t.pending}, v${t.doc.version}, stalled ${t.stalled?.code ?? 'no'}, errors ${t.errors.map((e) => e.code).join(' ') || 'none'}`,
+        );
       }
       for (const s of servers) {
         const exit = s.child.exitCode ?? s.child.signalCode ?? 'running';
-        console.log(`      ${s.url} (${exit}): ${s.stderr().slice(-2000)} ${JSON.stringify(s.logs.filter((l) => Number(l.level) >= 40).slice(-5))}`);
+        console.log(
+          `      ${s.url} (${exit}): ${s.stderr().slice(-2000)} ${JSON.stringify(s.logs.filter((l) => Number(l.level) >= 40).slice(-5))}`,
+        );
       }
     }
     for (const t of typists.splice(0)) t.stop();
@@ -194,7 +198,10 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
   async function whileCommitsWait<T>(schema: string, id: string, proxy: PostgresProxy, during: () => Promise<T>): Promise<T> {
     await locker!.query('BEGIN');
     try {
-      await locker!.query(`SELECT 1 FROM ${pg.escapeIdentifier(schema)}.tandem_snapshots WHERE collection = 'notes' AND id = $1 FOR UPDATE`, [id]);
+      await locker!.query(
+        `SELECT 1 FROM ${pg.escapeIdentifier(schema)}.tandem_snapshots WHERE collection = 'notes' AND id = $1 FOR UPDATE`,
+        [id],
+      );
       await waitFor(
         async () => {
           const waiting = await admin!.query(
@@ -218,7 +225,13 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
    * at `ackedAt` moments), the op log is gapless with no src/seq twice, and every client
    * and every instance show exactly what PostgreSQL holds.
    */
-  async function checkExactlyOnce(schema: string, id: string, all: readonly Typist[], urls: readonly string[], ackedAt: ReadonlyArray<readonly string[]>) {
+  async function checkExactlyOnce(
+    schema: string,
+    id: string,
+    all: readonly Typist[],
+    urls: readonly string[],
+    ackedAt: ReadonlyArray<readonly string[]>,
+  ) {
     for (const t of all) t.stop();
     await Promise.all(all.map((t) => t.doc.whenSynced()));
     for (const t of all) {
@@ -229,20 +242,42 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
     const tokens = db.data.items;
     const typed = all.flatMap((t) => t.submitted);
     const seen = counts(tokens);
-    assert.deepEqual(typed.filter((token) => !seen.has(token)), [], 'typed ops missing from PostgreSQL');
-    assert.deepEqual([...seen].filter(([, n]) => n > 1).map(([token]) => token), [], 'ops committed twice');
+    assert.deepEqual(
+      typed.filter((token) => !seen.has(token)),
+      [],
+      'typed ops missing from PostgreSQL',
+    );
+    assert.deepEqual(
+      [...seen].filter(([, n]) => n > 1).map(([token]) => token),
+      [],
+      'ops committed twice',
+    );
     assert.equal(tokens.length, typed.length, 'nothing but the typed ops');
-    for (const acked of ackedAt) assert.deepEqual(acked.filter((token) => !seen.has(token)), [], 'acknowledged ops lost');
+    for (const acked of ackedAt)
+      assert.deepEqual(
+        acked.filter((token) => !seen.has(token)),
+        [],
+        'acknowledged ops lost',
+      );
     // Version 0 is the create; one op row per version, each (src, seq) once.
     assert.equal(db.v, typed.length + 1);
-    assert.deepEqual(db.ops.map((o) => o.v), Array.from({ length: db.v }, (_, v) => v), 'a gapless op log');
+    assert.deepEqual(
+      db.ops.map((o) => o.v),
+      Array.from({ length: db.v }, (_, v) => v),
+      'a gapless op log',
+    );
     const ids = counts(db.ops.filter((o) => o.src !== null).map((o) => `${o.src}:${o.seq}`));
-    assert.deepEqual([...ids].filter(([, n]) => n > 1), [], 'no (src, seq) committed twice');
+    assert.deepEqual(
+      [...ids].filter(([, n]) => n > 1),
+      [],
+      'no (src, seq) committed twice',
+    );
     for (const t of all) {
       assert.equal(t.doc.version, db.v, `${t.name} at PostgreSQL's version`);
       assert.deepEqual(t.doc.data, db.data, `${t.name} shows PostgreSQL's document`);
     }
-    for (const url of urls) assert.deepEqual(await storeSnapshot(url, 'notes', id), { v: db.v, data: db.data }, `${url} serves PostgreSQL's document`);
+    for (const url of urls)
+      assert.deepEqual(await storeSnapshot(url, 'notes', id), { v: db.v, data: db.data }, `${url} serves PostgreSQL's document`);
     return db;
   }
 
@@ -251,7 +286,11 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
     assert.equal(server.child.signalCode, null, 'the instance is still running');
     assert.deepEqual(server.nonJson, [], 'every stdout line is a JSON log line');
     assert.equal(server.stderr(), '', 'nothing on stderr');
-    assert.deepEqual(server.logs.filter((l) => Number(l.level) >= 60), [], 'no fatal log line');
+    assert.deepEqual(
+      server.logs.filter((l) => Number(l.level) >= 60),
+      [],
+      'no fatal log line',
+    );
   }
 
   it('pg_terminate_backend of every Tandem connection, four times, while two instances take typing: every op committed exactly once', async function () {
@@ -289,13 +328,18 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
       mark = totalAcked(all);
     }
     await waitFor(() => totalAcked(all) >= mark + 30, { timeoutMs: 15_000, what: '30 acknowledged ops after the last kill' });
-    assert.ok(killed.every((n) => n >= 2), `each round terminated Tandem's backends (${killed.join(', ')})`);
+    assert.ok(
+      killed.every((n) => n >= 2),
+      `each round terminated Tandem's backends (${killed.join(', ')})`,
+    );
 
     const db = await checkExactlyOnce(schema, 'terminated', all, urls, ackedAt);
     for (const url of urls) assert.equal((await readyz(url)).status, 200);
     for (const server of instances) assertHealthy(server);
     const docErrors = all.flatMap((t) => t.errors.map((e) => e.code));
-    console.log(`      (${db.v - 1} ops, ${killed.join('+')} backends terminated, ${proxy.accepted} connections opened, document error events: ${docErrors.join(' ') || 'none'})`);
+    console.log(
+      `      (${db.v - 1} ops, ${killed.join('+')} backends terminated, ${proxy.accepted} connections opened, document error events: ${docErrors.join(' ') || 'none'})`,
+    );
   });
 
   it('PostgreSQL down (connections reset, new ones refused), then hanging: /readyz 503 within 2 s, ops pending, then all committed exactly once', async () => {
@@ -307,7 +351,10 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
     const ackedAt: string[][] = [];
 
     for (const mode of ['refuse', 'hang'] as const) {
-      await waitFor(() => totalAcked(all) >= 30 + ackedAt.flat().length, { timeoutMs: 15_000, what: `acknowledged ops before the ${mode} cut` });
+      await waitFor(() => totalAcked(all) >= 30 + ackedAt.flat().length, {
+        timeoutMs: 15_000,
+        what: `acknowledged ops before the ${mode} cut`,
+      });
       ackedAt.push(all.flatMap((t) => t.acked));
       const pendingAtCut = all.map((t) => t.pending);
       proxy.cut(mode);
@@ -324,7 +371,10 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
       );
       assert.ok(Date.now() - cutAt < 2_500, `503 within 2.5 s of the cut (took ${Date.now() - cutAt} ms)`);
       // Clients keep typing; their ops stay pending; readiness keeps answering in time.
-      await waitFor(() => all.every((t, i) => t.pending >= Math.min(pendingAtCut[i]! + 20, MAX_PENDING)), { timeoutMs: 10_000, what: 'ops pending while PostgreSQL is out' });
+      await waitFor(() => all.every((t, i) => t.pending >= Math.min(pendingAtCut[i]! + 20, MAX_PENDING)), {
+        timeoutMs: 10_000,
+        what: 'ops pending while PostgreSQL is out',
+      });
       probes.push(await readyz(server.url));
       const last = probes.at(-1)!;
       assert.equal(last.status, 503, `still 503 while ${mode}`);
@@ -332,9 +382,15 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
       for (const probe of probes) assert.ok(probe.ms < 2_500, `/readyz answered in ${probe.ms} ms (${mode})`);
 
       proxy.restore();
-      await waitFor(async () => (await readyz(server.url)).status === 200, { timeoutMs: 10_000, what: `/readyz 200 after the ${mode} cut` });
+      await waitFor(async () => (await readyz(server.url)).status === 200, {
+        timeoutMs: 10_000,
+        what: `/readyz 200 after the ${mode} cut`,
+      });
       const typedAtRestore = all.map((t) => t.submitted.length);
-      await waitFor(() => all.every((t, i) => t.acked.length >= typedAtRestore[i]!), { timeoutMs: 15_000, what: `every op typed during the ${mode} cut acknowledged` });
+      await waitFor(() => all.every((t, i) => t.acked.length >= typedAtRestore[i]!), {
+        timeoutMs: 15_000,
+        what: `every op typed during the ${mode} cut acknowledged`,
+      });
     }
     await checkExactlyOnce(schema, 'down', all, [server.url], ackedAt);
     assertHealthy(server);
@@ -361,7 +417,10 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
     // it applied to): each must end up there once.
     const unanswered = (await stored(schema, 'unanswered')).ops.filter((o) => o.v >= known()).map((o) => `${o.src}:${o.seq}`);
     assert.ok(unanswered.length >= 1);
-    await waitFor(() => all.every((t, i) => t.pending >= Math.min(pendingAtCut[i]! + 20, MAX_PENDING)), { timeoutMs: 10_000, what: 'ops pending meanwhile' });
+    await waitFor(() => all.every((t, i) => t.pending >= Math.min(pendingAtCut[i]! + 20, MAX_PENDING)), {
+      timeoutMs: 10_000,
+      what: 'ops pending meanwhile',
+    });
     const probe = await readyz(server.url);
     assert.equal(probe.status, 503, 'no answers: not ready');
     assert.ok(probe.ms < 2_500, `/readyz answered in ${probe.ms} ms`);
@@ -369,10 +428,17 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
     await waitFor(async () => (await readyz(server.url)).status === 200, { timeoutMs: 10_000, what: '/readyz 200 on fresh connections' });
     const typedAtRestore = all.map((t) => t.submitted.length);
     // The read timeout (10 s) frees the stranded commits; then the backlog drains.
-    await waitFor(() => all.every((t, i) => t.acked.length >= typedAtRestore[i]!), { timeoutMs: 25_000, what: 'every op typed meanwhile acknowledged' });
+    await waitFor(() => all.every((t, i) => t.acked.length >= typedAtRestore[i]!), {
+      timeoutMs: 25_000,
+      what: 'every op typed meanwhile acknowledged',
+    });
     const db = await checkExactlyOnce(schema, 'unanswered', all, [server.url], ackedAt);
     const ids = counts(db.ops.map((o) => `${o.src}:${o.seq}`));
-    assert.deepEqual(unanswered.filter((id) => ids.get(id) !== 1), [], 'each unanswered commit exactly once');
+    assert.deepEqual(
+      unanswered.filter((id) => ids.get(id) !== 1),
+      [],
+      'each unanswered commit exactly once',
+    );
     // A resend of such an op is answered as already committed, unless its client learned
     // of it first (the op echoed back while catching up); either way it commits once.
     const metrics = (await (await fetch(`${server.url}/metrics`)).json()) as { duplicates: number };
@@ -391,7 +457,10 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
     }
     await waitFor(() => server.logs.some((l) => String(l.msg).startsWith('store unreachable')), { what: 'the start-up warning' });
     proxy.restore();
-    await waitFor(async () => (await readyz(server.url)).status === 200, { timeoutMs: 10_000, what: '/readyz 200 once PostgreSQL answers' });
+    await waitFor(async () => (await readyz(server.url)).status === 200, {
+      timeoutMs: 10_000,
+      what: '/readyz 200 once PostgreSQL answers',
+    });
     const [t] = await typistsOn([server.url], 'late', 1);
     t!.doc.submit(ops.insert(['items', 0], 'first'));
     await t!.doc.whenSynced();

@@ -69,13 +69,15 @@ describe('protocol version at the handshake', function () {
 
       it(`socket.io (${transport}): the server's version, or none, is accepted`, async () => {
         const connects = countConnects(ctx);
-        assert.deepEqual(await handshake(ctx.server.url, { [PROTOCOL_QUERY_PARAM]: String(PROTOCOL_VERSION) }, transport), { kind: 'connected' });
+        assert.deepEqual(await handshake(ctx.server.url, { [PROTOCOL_QUERY_PARAM]: String(PROTOCOL_VERSION) }, transport), {
+          kind: 'connected',
+        });
         assert.deepEqual(await handshake(ctx.server.url, {}, transport), { kind: 'connected' });
         await waitFor(() => connects.count === 2, { what: 'both clients to reach ShareDB' });
       });
     }
 
-    it('/sharedb: another version is an HTTP 400 TANDEM_PROTOCOL_VERSION; the server\'s version and none (stock clients) are accepted', async () => {
+    it("/sharedb: another version is an HTTP 400 TANDEM_PROTOCOL_VERSION; the server's version and none (stock clients) are accepted", async () => {
       const connects = countConnects(ctx);
       for (const query of [`${PROTOCOL_QUERY_PARAM}=${PROTOCOL_VERSION + 1}`, `${PROTOCOL_QUERY_PARAM}=1&${PROTOCOL_QUERY_PARAM}=1`]) {
         const result = await tryUpgrade(ctx.server.url, { path: `/sharedb?${query}` });
@@ -186,7 +188,10 @@ describe('protocol version at the handshake', function () {
       await assert.rejects(online, (err: unknown) => err instanceof TandemError && err.code === TandemErrorCode.PROTOCOL_VERSION);
       assert.equal(sdk.state, 'closed');
       assert.deepEqual(states, ['closed']);
-      assert.deepEqual(errors.map((e) => e.code), [TandemErrorCode.PROTOCOL_VERSION]);
+      assert.deepEqual(
+        errors.map((e) => e.code),
+        [TandemErrorCode.PROTOCOL_VERSION],
+      );
       assert.match(errors[0]!.message, new RegExp(`supports Tandem protocol version ${PROTOCOL_VERSION + 1}\\b`));
       assert.equal(sdk.refused, errors[0]);
       await assert.rejects(sdk.whenOnline(), { code: TandemErrorCode.PROTOCOL_VERSION });

@@ -98,8 +98,16 @@ describe('Redis partial outage: one connection of one instance cut', function ()
     const connection = (url: string, publisher: boolean) =>
       createClient({ url, disableOfflineQueue: publisher, socket }) as unknown as RedisConnection;
     const options = { url: redis!.url, prefix, logger, db };
-    const pubsubA = new TandemRedisPubSub(connection(proxied === 'publisher of A' ? via : redis!.url, true), connection(redis!.url, false), options);
-    const pubsubB = new TandemRedisPubSub(connection(redis!.url, true), connection(proxied === 'subscriber of B' ? via : redis!.url, false), options);
+    const pubsubA = new TandemRedisPubSub(
+      connection(proxied === 'publisher of A' ? via : redis!.url, true),
+      connection(redis!.url, false),
+      options,
+    );
+    const pubsubB = new TandemRedisPubSub(
+      connection(redis!.url, true),
+      connection(proxied === 'subscriber of B' ? via : redis!.url, false),
+      options,
+    );
     const common = { db, limits: DEFAULT_OP_LIMITS, logger };
     const a = createBackend({ ...common, pubsub: pubsubA as unknown as ShareDB.PubSub });
     const b = createBackend({ ...common, pubsub: pubsubB as unknown as ShareDB.PubSub });

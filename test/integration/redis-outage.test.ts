@@ -11,7 +11,14 @@ import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { assertConverged, createSharedDoc, subscribedDoc, totalAcked, useClusterPerTest, Writer } from '../helpers/multi-instance-harness.js';
+import {
+  assertConverged,
+  createSharedDoc,
+  subscribedDoc,
+  totalAcked,
+  useClusterPerTest,
+  Writer,
+} from '../helpers/multi-instance-harness.js';
 
 interface Readiness {
   status: string;
@@ -30,7 +37,6 @@ function items(doc: Doc): string[] {
 describe('Redis outage: three processes, one Redis stopped and restarted mid-run', function () {
   this.timeout(45_000);
   const startCluster = useClusterPerTest();
-
 
   it('instances keep committing, log the outage, and every client converges within seconds of Redis returning with no acknowledged op lost', async () => {
     const cluster = await startCluster({ instances: 3 });
@@ -82,7 +88,10 @@ describe('Redis outage: three processes, one Redis stopped and restarted mid-run
     await assertConverged(cluster.urls[2]!, 'notes', 'outage', docs, [...writers.flatMap((w) => w.acked), ...finalOps], 10_000);
     const convergedMs = Date.now() - upAt;
     assert.ok(convergedMs < 10_000, `converged ${convergedMs} ms after Redis returned`);
-    assert.deepEqual(writers.flatMap((w) => w.errors.map((e) => e.message)), []);
+    assert.deepEqual(
+      writers.flatMap((w) => w.errors.map((e) => e.message)),
+      [],
+    );
 
     for (let i = 0; i < 3; i++) {
       await waitFor(() => cluster.logged(i, 'redis back').length > 0, { timeoutMs: 5_000, what: `instance ${i} logs "redis back"` });

@@ -20,7 +20,10 @@ function storedOps(fixture: ReturnType<typeof useServerPerTest>, id: string): Pr
 
 /** Each of 0..n-1 exactly once, in any order. */
 function assertExactlyOnce(items: readonly number[], n: number): void {
-  assert.deepEqual([...items].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+  assert.deepEqual(
+    [...items].sort((a, b) => a - b),
+    Array.from({ length: n }, (_, i) => i),
+  );
 }
 
 describe('sdk: authentication and token refresh', function () {
@@ -51,7 +54,10 @@ describe('sdk: authentication and token refresh', function () {
     await doc.whenSynced();
     assertExactlyOnce(((await serverSnapshot(fixture.server, 'notes', 'refresh')).data as Items).items, n);
     const stored = await storedOps(fixture, 'refresh');
-    assert.ok(stored.every((op) => op.m.user === 'alice' && op.src.startsWith('YWxpY2U.')), 'every op is recorded as alice');
+    assert.ok(
+      stored.every((op) => op.m.user === 'alice' && op.src.startsWith('YWxpY2U.')),
+      'every op is recorded as alice',
+    );
   });
 
   it('recovers when the token really expires on the server: refused ops are kept, the token refreshed, each edit committed once', async () => {

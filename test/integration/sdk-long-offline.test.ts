@@ -29,9 +29,7 @@ async function otherClient(server: TestServer, id: string): Promise<{ doc: Doc; 
  */
 async function commitMany(doc: Doc, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
-    doc.submitOp(
-      i % 10 === 0 ? ops.textInsert(['text'], 0, 'b') : i % 10 === 5 ? ops.insert(['log', 0], `b${i}`) : ops.add(['count'], 1),
-    );
+    doc.submitOp(i % 10 === 0 ? ops.textInsert(['text'], 0, 'b') : i % 10 === 5 ? ops.insert(['log', 0], `b${i}`) : ops.add(['count'], 1));
     // Bounded queue: ShareDB sends one op at a time anyway.
     if (i % 500 === 499) await whenNothingPending(doc);
   }
@@ -88,7 +86,10 @@ describe('sdk: long offline', function () {
     assert.equal([...data.text].filter((c) => c === 'b').length, 500);
     assert.ok(data.text.startsWith('b') && data.text.endsWith('seed' + 'A'.repeat(20)));
     // A's own list items keep their relative order.
-    assert.deepEqual(data.log.filter((x) => x.startsWith('a')), mine);
+    assert.deepEqual(
+      data.log.filter((x) => x.startsWith('a')),
+      mine,
+    );
     // The outbox followed: the latest snapshot, nothing pending.
     await docA.whenSaved();
     const record = await store.load({ collection: 'notes', id: 'long' });

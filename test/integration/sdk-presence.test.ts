@@ -51,7 +51,11 @@ describe('sdk: presence on json1 text', function () {
   it('three cursors stay on their characters while the others type before them; a leaver disappears', async () => {
     const server = await startTestServer();
     closers.push(() => server.close());
-    const peers = [await joinDoc(server.url, 'ann', closers), await joinDoc(server.url, 'bob', closers), await joinDoc(server.url, 'cid', closers)];
+    const peers = [
+      await joinDoc(server.url, 'ann', closers),
+      await joinDoc(server.url, 'bob', closers),
+      await joinDoc(server.url, 'cid', closers),
+    ];
     const [ann, bob, cid] = peers as [Peer, Peer, Peer];
     // Each cursor sits before one character: 'q', 'f', 'l'.
     const marks: Record<string, string> = { ann: 'q', bob: 'f', cid: 'l' };
@@ -76,10 +80,9 @@ describe('sdk: presence on json1 text', function () {
     assert.equal(text.length, TEXT.length + 30);
 
     // Every peer sees every cursor (its own included) on the character it started on.
-    await waitFor(
-      () => peers.every((p) => peers.every((q) => text[cursorOf(p, q.name) ?? -1] === marks[q.name])),
-      { what: 'cursors on their characters' },
-    );
+    await waitFor(() => peers.every((p) => peers.every((q) => text[cursorOf(p, q.name) ?? -1] === marks[q.name])), {
+      what: 'cursors on their characters',
+    });
 
     // A leaver's cursor goes away for the others within a few seconds.
     await cid.client.close();
@@ -145,7 +148,11 @@ describe('sdk: presence on json1 text', function () {
     await ann.client.close();
     for (let i = 0; i < 5; i++) bob.doc.submit(ops.textInsert(['text'], 0, 'y'));
     assert.equal(bob.presence.remotes.size, 0, 'typing offline brings no one back');
-    assert.deepEqual(seenOffline.filter((name) => name !== null), [], 'no presence reappeared while offline');
+    assert.deepEqual(
+      seenOffline.filter((name) => name !== null),
+      [],
+      'no presence reappeared while offline',
+    );
 
     // Back online, with cid present: bob sees cid (the server's view) and never ann again.
     const cid = await joinDoc(server.url, 'cid', closers);
@@ -156,7 +163,7 @@ describe('sdk: presence on json1 text', function () {
     });
     bob.client.goOnline();
     await bob.doc.whenSynced();
-    await waitFor(() => cursorOf(bob, 'cid') !== null, { what: "bob sees cid after reconnecting" });
+    await waitFor(() => cursorOf(bob, 'cid') !== null, { what: 'bob sees cid after reconnecting' });
     // One more round trip through the server: cid moves; once bob sees that, anything the
     // server had about ann would have arrived too.
     cid.presence.submit({ path: ['text'], anchor: 1, head: 1, user: { name: 'cid' } });

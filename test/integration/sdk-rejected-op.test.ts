@@ -1,13 +1,5 @@
 import assert from 'node:assert/strict';
-import {
-  MemoryOutboxStore,
-  TandemError,
-  TandemErrorCode,
-  ops,
-  type JsonValue,
-  type OpMeta,
-  type OpRejection,
-} from '../../client/index.js';
+import { MemoryOutboxStore, TandemError, TandemErrorCode, ops, type JsonValue, type OpMeta, type OpRejection } from '../../client/index.js';
 import { sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
 import { useServerPerTest } from '../helpers/server.js';
 
@@ -92,7 +84,10 @@ describe('sdk: an op the server rejects', function () {
     doc.on('error', (err) => errors.push(err));
     doc.submit(ops.replace(['locked', 'note'], 'changed'));
     await doc.whenSynced();
-    assert.deepEqual(errors.map((e) => e.code), [TandemErrorCode.FORBIDDEN]);
+    assert.deepEqual(
+      errors.map((e) => e.code),
+      [TandemErrorCode.FORBIDDEN],
+    );
     assert.equal(doc.data?.locked.note, '');
   });
 
@@ -107,7 +102,10 @@ describe('sdk: an op the server rejects', function () {
     doc.submit(ops.textInsert(['title'], 0, 'y'.repeat(6000)));
     doc.submit(ops.insert(['items', 0], 'after'));
     await doc.whenSynced();
-    assert.deepEqual(rejections.map((r) => r.code), [TandemErrorCode.FRAME_TOO_LARGE]);
+    assert.deepEqual(
+      rejections.map((r) => r.code),
+      [TandemErrorCode.FRAME_TOO_LARGE],
+    );
     const onServer = await serverSnapshot(fixture.server, 'notes', 'huge');
     assert.deepEqual(onServer.data, { title: '', items: ['after'], locked: { note: '', list: [] } });
     assert.deepEqual(doc.data, onServer.data);
@@ -127,7 +125,10 @@ describe('sdk: an op the server rejects', function () {
     doc.submit(ops.insert(['items', 0], deep));
     doc.submit(ops.insert(['items', 0], 'shallow'));
     await doc.whenSynced();
-    assert.deepEqual(rejections.map((r) => r.code), [TandemErrorCode.BAD_FRAME]);
+    assert.deepEqual(
+      rejections.map((r) => r.code),
+      [TandemErrorCode.BAD_FRAME],
+    );
     assert.deepEqual(doc.data?.items, ['shallow']);
     assert.deepEqual((await serverSnapshot(fixture.server, 'notes', 'deep')).data, doc.data);
   });

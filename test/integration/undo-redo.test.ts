@@ -38,7 +38,9 @@ describe('sdk: undo and redo of your own edits', () => {
   });
 
   /** Alice (creates the doc) and Bob, both loaded. */
-  async function open(undo: UndoOptions = { groupMs: 0 }): Promise<{ a: DocHandle<Note>; b: DocHandle<Note>; goOffline(): void; goOnline(): void }> {
+  async function open(
+    undo: UndoOptions = { groupMs: 0 },
+  ): Promise<{ a: DocHandle<Note>; b: DocHandle<Note>; goOffline(): void; goOnline(): void }> {
     const alice = sdkClient(fixture.server.url, closers);
     const bob = sdkClient(fixture.server.url, closers);
     const a = alice.doc<Note>('notes', docId, { create: INITIAL, undo });

@@ -62,7 +62,10 @@ describe('benchmark smoke run on PostgreSQL (--store postgres)', function () {
   it('runs W2 against Tandem and stock ShareDB on PostgreSQL, prints retries per commit for both, and drops its schemas', async () => {
     const out = mkdtempSync(join(tmpdir(), 'tandem-bench-pg-'));
     try {
-      const { pid, code, stdout, stderr } = await runBench(['--store', 'postgres', '--smoke', '--only', 'W2', '--scale', '0.1', '--rounds', '1', '--progress', 'none', '--out', out], 110_000);
+      const { pid, code, stdout, stderr } = await runBench(
+        ['--store', 'postgres', '--smoke', '--only', 'W2', '--scale', '0.1', '--rounds', '1', '--progress', 'none', '--out', out],
+        110_000,
+      );
       assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
       assert.match(stdout, /store postgres \(postgres:\/\/[^)]*, a fresh schema per server\)/);
       assert.match(stdout, /\| W2 \| committed ops\/s \(server\) \| [\d,]+ \| [\d,]+ \| [\d.]+×/);

@@ -14,16 +14,39 @@ import { fmtLatency, latencyNote } from '../../load/summary.js';
 import { requireService } from '../helpers/skip.js';
 import { chromiumAvailable, launchUser, Teardown } from '../browser/helpers-browser.js';
 
-const latency = (p50: number, count: number): LatencySummary => ({ count, mean: p50, p50, p90: p50 * 2, p99: p50 * 3, p999: p50 * 4, max: p50 * 5 });
+const latency = (p50: number, count: number): LatencySummary => ({
+  count,
+  mean: p50,
+  p50,
+  p90: p50 * 2,
+  p99: p50 * 3,
+  p999: p50 * 4,
+  max: p50 * 5,
+});
 
 /** A run of 8 clients per document: each op is seen 7 times, so seen counts dwarf ack counts. */
 function sampleResult(serverLoopDelay: boolean): LoadResult {
   const options = reportedOptions(
     validateOptions(
       optionsFromFlags({
-        url: ['http://127.0.0.1:8080'], transport: 'socketio', clients: '16', docs: '2', mix: 'text=80,struct=15,presence=5', rate: '5',
-        duration: '4s', warmup: '1s', ramp: '0', chaos: '0', chaosOffline: '200-2000', seed: '1', collection: 'load',
-        drainTimeout: '30s', connectTimeout: '20s', allowRemote: false, out: 'load-results', progress: 'none',
+        url: ['http://127.0.0.1:8080'],
+        transport: 'socketio',
+        clients: '16',
+        docs: '2',
+        mix: 'text=80,struct=15,presence=5',
+        rate: '5',
+        duration: '4s',
+        warmup: '1s',
+        ramp: '0',
+        chaos: '0',
+        chaosOffline: '200-2000',
+        seed: '1',
+        collection: 'load',
+        drainTimeout: '30s',
+        connectTimeout: '20s',
+        allowRemote: false,
+        out: 'load-results',
+        progress: 'none',
       }),
     ),
   );
@@ -34,29 +57,80 @@ function sampleResult(serverLoopDelay: boolean): LoadResult {
   const ack = bell(8, 40);
   const seen = bell(12, 40 * 7);
   const timeline: TimelinePoint[] = [1, 2, 3, 4, 5].map((t) => ({
-    t, phase: t === 1 ? 'warmup' : 'measure', workersReporting: 1, ackedPerSec: 80, submittedPerSec: 80, serverCommitsPerSec: 80, presencePerSec: 4,
-    ackP50: 2, ackP99: 6, seenP50: 4, seenP99: 11, online: 16, pending: 0, errors: 0, reconnects: 0, clientHeapBytes: 20e6, serverRssBytes: 120e6,
-    loopDelayP99Ms: 3, ...(serverLoopDelay ? { serverLoopDelayP99Ms: 2 + t / 10 } : {}),
+    t,
+    phase: t === 1 ? 'warmup' : 'measure',
+    workersReporting: 1,
+    ackedPerSec: 80,
+    submittedPerSec: 80,
+    serverCommitsPerSec: 80,
+    presencePerSec: 4,
+    ackP50: 2,
+    ackP99: 6,
+    seenP50: 4,
+    seenP99: 11,
+    online: 16,
+    pending: 0,
+    errors: 0,
+    reconnects: 0,
+    clientHeapBytes: 20e6,
+    serverRssBytes: 120e6,
+    loopDelayP99Ms: 3,
+    ...(serverLoopDelay ? { serverLoopDelayP99Ms: 2 + t / 10 } : {}),
   }));
   return {
-    tool: 'tandem-load', formatVersion: 1, label: 'made up', startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:00:06.000Z',
+    tool: 'tandem-load',
+    formatVersion: 1,
+    label: 'made up',
+    startedAt: '2026-01-01T00:00:00.000Z',
+    finishedAt: '2026-01-01T00:00:06.000Z',
     machine: { cpus: 2, cpuModel: 'test', totalMemBytes: 8 << 30, node: process.version, platform: 'test' },
-    command: 'tandem load -c 16 -d 2', options, client: 'test', measuredSeconds: 4,
+    command: 'tandem load -c 16 -d 2',
+    options,
+    client: 'test',
+    measuredSeconds: 4,
     setup: { clients: 16, connected: 16, connectFailed: 0, openFailed: 0, connectMs: 100, openDocsMs: 50, workers: 1 },
     throughput: { ackedPerSec: 80, submittedPerSec: 80, serverCommitsPerSec: 80, presencePerSec: 4 },
     latency: { ack: latency(2, 320), seen: latency(4, 2240), presence: latency(3, 16) },
-    errors: {}, failedOps: 0, reconnects: 0, chaosDisconnects: 0, delayedByDisconnect: 3,
+    errors: {},
+    failedOps: 0,
+    reconnects: 0,
+    chaosDisconnects: 0,
+    delayedByDisconnect: 3,
     server: {
-      source: 'test', commits: 320, commitRetries: 0, retriesPerCommit: 0, rejected: 0, rssBytes: 120e6, heapUsedBytes: 40e6,
-      cpuMicrosPerCommit: 500, worstLoopDelayP99Ms: serverLoopDelay ? 2.5 : null,
+      source: 'test',
+      commits: 320,
+      commitRetries: 0,
+      retriesPerCommit: 0,
+      rejected: 0,
+      rssBytes: 120e6,
+      heapUsedBytes: 40e6,
+      cpuMicrosPerCommit: 500,
+      worstLoopDelayP99Ms: serverLoopDelay ? 2.5 : null,
     },
     clientMemory: { rssBytes: 100e6, heapUsedBytes: 20e6, heapPerClientBytes: 60e3 },
     loadGenerator: { worstLoopDelayP99Ms: 3, cpuMicrosPerOp: 900 },
     convergence: { docsChecked: 2, clientsChecked: 16, divergent: 0, details: [], undrained: 0, totalVersions: 322, passed: true },
     timeline,
     histogram: { floorsMs, ack, seen },
-    percentiles: { ack: [[0, 1], [50, 2], [90, 4], [99, 6], [100, 10]], seen: [[0, 2], [50, 4], [90, 8], [99, 11], [100, 22]] },
-    passed: true, failures: [], warnings: [],
+    percentiles: {
+      ack: [
+        [0, 1],
+        [50, 2],
+        [90, 4],
+        [99, 6],
+        [100, 10],
+      ],
+      seen: [
+        [0, 2],
+        [50, 4],
+        [90, 8],
+        [99, 11],
+        [100, 22],
+      ],
+    },
+    passed: true,
+    failures: [],
+    warnings: [],
   };
 }
 
@@ -116,7 +190,8 @@ describe('load report in Chromium', function () {
     assert.match(charts.histograms[0]!.title, /^submit→ack/);
     assert.match(charts.histograms[1]!.title, /^submit→seen/);
     // On one shared count axis ack's tallest bar would be 1/7 of seen's; here each fills its panel.
-    for (const h of charts.histograms) assert.ok(h.tallestBarShare > 0.8, `${h.title}: tallest bar ${h.tallestBarShare.toFixed(2)} of the plot`);
+    for (const h of charts.histograms)
+      assert.ok(h.tallestBarShare > 0.8, `${h.title}: tallest bar ${h.tallestBarShare.toFixed(2)} of the plot`);
     const [a, s] = charts.histograms;
     assert.deepEqual([a!.xMin, a!.xMax], [s!.xMin, s!.xMax], 'the same latency range');
     assert.ok(a!.xMin <= 0.5 && a!.xMax >= 22, `x from ${a!.xMin} to ${a!.xMax} ms holds every bucket`);
@@ -134,7 +209,14 @@ describe('load report in Chromium', function () {
     const { note } = await open(result);
     assert.equal(note, latencyNote(result));
     assert.ok(!note.includes(fmtLatency(result.latency.ack)) && !/p50 [\d.]+ {2}p90/.test(note), note);
-    for (const words of ['Measured window only (4 s)', 'scheduled', 'submit→ack', 'submit→seen by others', 'presence→seen', '3 over the whole run']) {
+    for (const words of [
+      'Measured window only (4 s)',
+      'scheduled',
+      'submit→ack',
+      'submit→seen by others',
+      'presence→seen',
+      '3 over the whole run',
+    ]) {
       assert.ok(note.includes(words), `note mentions "${words}": ${note}`);
     }
   });

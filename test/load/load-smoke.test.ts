@@ -16,9 +16,18 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-function run(script: string, args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  script: string,
+  args: string[],
+  timeoutMs: number,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -79,12 +88,18 @@ describe('load tool smoke run', function () {
     assert.equal(result.setup.connected, 8);
     assert.ok(result.latency.ack.count > 0, 'acks measured');
     for (const key of ['p50', 'p90', 'p99', 'p999', 'max'] as const) assert.equal(typeof result.latency.ack[key], 'number');
-    assert.ok(result.timeline.some((p) => p.phase === 'measure'), 'timeline has measured slots');
+    assert.ok(
+      result.timeline.some((p) => p.phase === 'measure'),
+      'timeline has measured slots',
+    );
     assert.equal(typeof result.server.commits, 'number', 'server figures from /metrics');
     assert.equal(typeof result.errors, 'object');
     assert.ok(result.histogram.floorsMs.length === result.histogram.ack.length);
     // GET /metrics has no event-loop delay: the series is left out, not filled with nulls.
-    assert.ok(result.timeline.every((p) => !('serverLoopDelayP99Ms' in p)), 'no server loop-delay series');
+    assert.ok(
+      result.timeline.every((p) => !('serverLoopDelayP99Ms' in p)),
+      'no server loop-delay series',
+    );
 
     const page = readFileSync(html, 'utf8');
     for (const id of CHART_IDS) assert.ok(page.includes(`id="${id}"`), `chart container ${id}`);
@@ -118,7 +133,12 @@ describe('load tool smoke run against a server with authentication', function ()
   const runs: Array<{ transport: string; url: () => string; args: string[]; env: Record<string, string> }> = [
     // SDK clients (getToken), the secret from the variable; stock clients (?token=), from the flag.
     { transport: 'socketio', url: () => server.url, args: [], env: { LOAD_JWT_SECRET: TEST_JWT_SECRET } },
-    { transport: 'sharedb-ws', url: () => server.url.replace(/^http/, 'ws') + '/sharedb', args: ['--jwt-secret', TEST_JWT_SECRET], env: {} },
+    {
+      transport: 'sharedb-ws',
+      url: () => server.url.replace(/^http/, 'ws') + '/sharedb',
+      args: ['--jwt-secret', TEST_JWT_SECRET],
+      env: {},
+    },
   ];
   for (const { transport, url, args, env } of runs) {
     it(`signs a token per client over ${transport}, converges, reads /metrics with a token, and reports no secret`, async () => {
@@ -128,7 +148,20 @@ describe('load tool smoke run against a server with authentication', function ()
         'load/cli.ts',
         [
           ...['--url', url(), '--transport', transport, '--clients', '6', '--docs', '2', '--workers', '1', '--rate', '5'],
-          ...['--mix', 'text=80,struct=20', '--duration', '2s', '--warmup', '500ms', '--ramp', '200ms', '--chaos', '20', '--chaos-offline', '50-300'],
+          ...[
+            '--mix',
+            'text=80,struct=20',
+            '--duration',
+            '2s',
+            '--warmup',
+            '500ms',
+            '--ramp',
+            '200ms',
+            '--chaos',
+            '20',
+            '--chaos-offline',
+            '50-300',
+          ],
           ...['--jwt-claims', '{"role":"editor"}', '--json', json, '--html', html, '--progress', 'none', ...args],
         ],
         60_000,
@@ -152,14 +185,42 @@ describe('benchmark smoke run', function () {
   it('runs W2 and W5 against Tandem, Tandem with authentication and stock ShareDB and prints the ratio table', async () => {
     const out = mkdtempSync(join(tmpdir(), 'tandem-bench-smoke-'));
     try {
-      const { code, stdout, stderr } = await run('load/bench.ts', ['--smoke', '--only', 'W2,W5', '--scale', '0.1', '--rounds', '1', '--sides', 'tandem,tandem-auth,stock', '--progress', 'none', '--out', out], 140_000);
+      const { code, stdout, stderr } = await run(
+        'load/bench.ts',
+        [
+          '--smoke',
+          '--only',
+          'W2,W5',
+          '--scale',
+          '0.1',
+          '--rounds',
+          '1',
+          '--sides',
+          'tandem,tandem-auth,stock',
+          '--progress',
+          'none',
+          '--out',
+          out,
+        ],
+        140_000,
+      );
       assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
       assert.match(stdout, /\| W2 \| committed ops\/s \(server\) \| [\d,]+ \| [\d,]+ \| [\d,]+ \| [\d.]+×/);
       assert.match(stdout, /\| W5 \| catch-up median ms/);
       assert.match(stdout, /Every run converged/);
-      const bench = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as { outcomes: Array<{ id: string; runs: Record<string, Array<{ converged: boolean }>> }> };
-      assert.deepEqual(bench.outcomes.map((o) => o.id), ['W2', 'W5']);
-      for (const o of bench.outcomes) assert.deepEqual(o.runs['tandem-auth']?.map((r) => r.converged), [true], `${o.id} tandem-auth`);
+      const bench = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as {
+        outcomes: Array<{ id: string; runs: Record<string, Array<{ converged: boolean }>> }>;
+      };
+      assert.deepEqual(
+        bench.outcomes.map((o) => o.id),
+        ['W2', 'W5'],
+      );
+      for (const o of bench.outcomes)
+        assert.deepEqual(
+          o.runs['tandem-auth']?.map((r) => r.converged),
+          [true],
+          `${o.id} tandem-auth`,
+        );
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
@@ -181,16 +242,27 @@ describe('flood isolation smoke run (npm run flood)', function () {
       assert.match(stdout, /p99 flood\/base by round: [\d.]+× \(bound: 2×\)/);
       type Counts = { sent: number; accepted: number; refused: Record<string, number> };
       const flood = JSON.parse(readFileSync(join(out, 'flood.json'), 'utf8')) as {
-        runs: Array<{ label: string; failedOps: number; convergence: boolean; attacker: Record<'ops' | 'presence' | 'queries', Counts> | null }>;
+        runs: Array<{
+          label: string;
+          failedOps: number;
+          convergence: boolean;
+          attacker: Record<'ops' | 'presence' | 'queries', Counts> | null;
+        }>;
       };
-      assert.deepEqual(flood.runs.map((r) => r.label), ['base 1', 'flood 1']);
+      assert.deepEqual(
+        flood.runs.map((r) => r.label),
+        ['base 1', 'flood 1'],
+      );
       for (const r of flood.runs) {
         assert.equal(r.failedOps, 0, r.label);
         assert.ok(r.convergence, r.label);
       }
       const attacker = flood.runs[1]!.attacker!;
       // Presence past its burst and rate (≈ 60 + 30/s) within the ~7 s of the attack.
-      assert.ok(attacker.presence.accepted > 0 && (attacker.presence.refused.TANDEM_RATE_LIMITED ?? 0) > 0, JSON.stringify(attacker.presence));
+      assert.ok(
+        attacker.presence.accepted > 0 && (attacker.presence.refused.TANDEM_RATE_LIMITED ?? 0) > 0,
+        JSON.stringify(attacker.presence),
+      );
       assert.ok(attacker.ops.accepted > 0 && attacker.queries.accepted > 0, JSON.stringify(attacker));
     } finally {
       rmSync(out, { recursive: true, force: true });

@@ -24,6 +24,9 @@ import { Timeline } from '../../load/timeline.js';
 import { LOAD_TOKEN_TTL_SECONDS, clientSub, tokenGetter } from '../../load/tokens.js';
 import { ClientWorkload, INITIAL_DOC, MAX_ITEMS, MAX_TEXT, isLoadDoc } from '../../load/workload.js';
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences are what the progress tests parse
+const ANSI_ESCAPES = /\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g;
+
 const flags = {
   url: ['http://127.0.0.1:8080'],
   transport: 'socketio' as const,
@@ -114,7 +117,10 @@ describe('load tool: options, plan and workload (pure parts)', () => {
     const plans = planWorkers(o);
     assert.equal(plans.length, 3);
     const all = plans.flatMap((p) => p.clients);
-    assert.deepEqual(all.map((c) => c.index), Array.from({ length: 103 }, (_, i) => i));
+    assert.deepEqual(
+      all.map((c) => c.index),
+      Array.from({ length: 103 }, (_, i) => i),
+    );
     const workerOfDoc = new Map<string, number>();
     const urlsOfDoc = new Map<string, Set<string>>();
     for (const plan of plans) {
@@ -164,7 +170,10 @@ describe('load tool: options, plan and workload (pure parts)', () => {
 describe('load tool: exit codes for usage mistakes', function () {
   this.timeout(30_000);
   const run = (args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../load/cli.ts', import.meta.url)), ...args], { encoding: 'utf8', timeout: 20_000 });
+    spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../load/cli.ts', import.meta.url)), ...args], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
 
   it('an unknown flag or a bad choice exits 2 (bad options), help exits 0', () => {
     const unknown = run(['--bogus']);
@@ -178,7 +187,11 @@ describe('load tool: exit codes for usage mistakes', function () {
 /** A stand-in for stderr that keeps what is written (a terminal when `isTTY`). */
 function captureStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
   let text = '';
-  const fake = { isTTY, columns: 200, rows: 40, write: (chunk: string) => {
+  const fake = {
+    isTTY,
+    columns: 200,
+    rows: 40,
+    write: (chunk: string) => {
       text += chunk;
       return true;
     },
@@ -194,7 +207,10 @@ type Step = { phase: string } | { elapsedMs: number; totalMs: number };
  * their flush). */
 function runSteps(warmupS: number, measureS: number): Step[] {
   const steps: Step[] = [{ phase: 'connect' }, { elapsedMs: 1_020, totalMs: 0 }];
-  for (const [phase, seconds] of [['warmup', warmupS], ['measure', measureS]] as const) {
+  for (const [phase, seconds] of [
+    ['warmup', warmupS],
+    ['measure', measureS],
+  ] as const) {
     steps.push({ phase }, { elapsedMs: 0, totalMs: seconds * 1_000 });
     for (let k = 1; k <= seconds; k++) steps.push({ elapsedMs: k * 1_000 + 40, totalMs: seconds * 1_000 });
   }
@@ -210,8 +226,24 @@ function play(progress: ReturnType<typeof createProgress>, point: TimelinePoint,
 
 describe('load tool: live progress, timeline points', () => {
   const point: TimelinePoint = {
-    t: 1, phase: 'measure', workersReporting: 1, ackedPerSec: 42, submittedPerSec: 42, serverCommitsPerSec: 41, presencePerSec: 3,
-    ackP50: 1, ackP99: 2, seenP50: 1.5, seenP99: 3, online: 8, pending: 0, errors: 0, reconnects: 0, clientHeapBytes: 1, serverRssBytes: null, loopDelayP99Ms: 1,
+    t: 1,
+    phase: 'measure',
+    workersReporting: 1,
+    ackedPerSec: 42,
+    submittedPerSec: 42,
+    serverCommitsPerSec: 41,
+    presencePerSec: 3,
+    ackP50: 1,
+    ackP99: 2,
+    seenP50: 1.5,
+    seenP99: 3,
+    online: 8,
+    pending: 0,
+    errors: 0,
+    reconnects: 0,
+    clientHeapBytes: 1,
+    serverRssBytes: null,
+    loopDelayP99Ms: 1,
   };
 
   it('counts the phase in progress: a 15 s measured window after a 3 s warm-up reads x/15 s, never 16 or 18', () => {
@@ -222,7 +254,11 @@ describe('load tool: live progress, timeline points', () => {
 
     const lines = captureStream(false);
     play(createProgress('lines', lines.stream), point, runSteps(3, 15));
-    const printed = lines.text().split('\n').filter((l) => /^\[load\] \w+ \d/.test(l)).map((l) => l.split(' ').slice(1, 3).join(' '));
+    const printed = lines
+      .text()
+      .split('\n')
+      .filter((l) => /^\[load\] \w+ \d/.test(l))
+      .map((l) => l.split(' ').slice(1, 3).join(' '));
     assert.deepEqual(printed, ['warmup 3/3s', 'measure 5/15s', 'measure 10/15s', 'measure 15/15s']);
 
     // The bar redraws on a timer; stop() draws the frame that stays on the terminal, so each
@@ -232,8 +268,7 @@ describe('load tool: live progress, timeline points', () => {
       const progress = createProgress('bar', bar.stream);
       play(progress, point, steps);
       progress.stop();
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences are what this parses
-      const frames = bar.text().replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '\n').split('\n');
+      const frames = bar.text().replace(ANSI_ESCAPES, '\n').split('\n');
       return frames.filter((f) => f.includes('|')).at(-1)!;
     };
     const all = runSteps(3, 15);

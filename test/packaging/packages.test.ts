@@ -105,7 +105,11 @@ function treeNames(node: LsNode, names = new Set<string>()): Set<string> {
   return names;
 }
 
-const CONTENT_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css' };
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css',
+};
 
 /** Serves folders as they are (`/vite/…`, `/esbuild/…`) on port 0. */
 async function serveStatic(roots: Record<string, string>): Promise<{ url: string; close(): Promise<void> }> {
@@ -186,14 +190,36 @@ describe('packaging: the packed packages installed into projects outside the rep
   after(() => teardown.run());
 
   it('packs built ESM, declarations and the CLI, and no sources or tests', () => {
-    for (const file of ['dist/client/index.js', 'dist/client/index.d.ts', 'dist/client/node.js', 'dist/client/react/index.d.ts', 'dist/client/codemirror.js', 'dist/client/bindings/index.js', 'dist/client/embed.js', 'dist/ot-types/index.js', 'package.json']) {
+    for (const file of [
+      'dist/client/index.js',
+      'dist/client/index.d.ts',
+      'dist/client/node.js',
+      'dist/client/react/index.d.ts',
+      'dist/client/codemirror.js',
+      'dist/client/bindings/index.js',
+      'dist/client/embed.js',
+      'dist/ot-types/index.js',
+      'package.json',
+    ]) {
       assert.ok(client.files.includes(file), `@tandem/client has ${file}`);
     }
-    for (const file of ['dist/server.js', 'dist/types/server/index.d.ts', 'dist/tandem.js', 'dist/tandem-load.js', 'bin/tandem.js', 'package.json']) {
+    for (const file of [
+      'dist/server.js',
+      'dist/types/server/index.d.ts',
+      'dist/tandem.js',
+      'dist/tandem-load.js',
+      'bin/tandem.js',
+      'package.json',
+    ]) {
       assert.ok(server.files.includes(file), `@tandem/server has ${file}`);
     }
     for (const { files } of [client, server]) {
-      assert.deepEqual(files.filter((f) => /\.test\.|^test\/|^(server|client|ot-types|load)\/.*\.ts$/.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts'))), []);
+      assert.deepEqual(
+        files.filter(
+          (f) => /\.test\.|^test\/|^(server|client|ot-types|load)\/.*\.ts$/.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts')),
+        ),
+        [],
+      );
     }
   });
 
@@ -205,8 +231,15 @@ describe('packaging: the packed packages installed into projects outside the rep
     });
     await npmInstall(app);
     await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(app, 'tsconfig.json')], app);
-    const result = JSON.parse((await run(process.execPath, [join(app, 'out/main.js')], app, 60_000)).trim().split('\n').pop()!) as Record<string, unknown>;
-    assert.deepEqual(result.alice, { title: '» Hello from Node', count: 0 }, 'alice undid her count (her title was not undoable), kept bob’s text');
+    const result = JSON.parse((await run(process.execPath, [join(app, 'out/main.js')], app, 60_000)).trim().split('\n').pop()!) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(
+      result.alice,
+      { title: '» Hello from Node', count: 0 },
+      'alice undid her count (her title was not undoable), kept bob’s text',
+    );
     assert.deepEqual(result.bob, result.alice);
     assert.equal(result.undone, true);
     assert.equal(result.refusal, result.forbidden, 'the access hook refused the create');
@@ -226,14 +259,33 @@ describe('packaging: the packed packages installed into projects outside the rep
 
     // (c) what a browser app installs
     const names = treeNames(JSON.parse(await run('npm', ['ls', '--all', '--json'], webApp)) as LsNode);
-    assert.ok(names.has('socket.io-client') && names.has('sharedb') && names.has('ot-json1'), 'the client’s own dependencies are installed');
-    assert.deepEqual(SERVER_ONLY.filter((n) => names.has(n) || existsSync(join(webApp, 'node_modules', n))), [], 'no server-only package in the browser app');
+    assert.ok(
+      names.has('socket.io-client') && names.has('sharedb') && names.has('ot-json1'),
+      'the client’s own dependencies are installed',
+    );
+    assert.deepEqual(
+      SERVER_ONLY.filter((n) => names.has(n) || existsSync(join(webApp, 'node_modules', n))),
+      [],
+      'no server-only package in the browser app',
+    );
 
     // (b) two builds, no configuration beyond the entry
-    const viteOutput = await run(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--outDir', 'dist-vite', '--base', './', '--logLevel', 'warn'], webApp, 120_000, true);
+    const viteOutput = await run(
+      process.execPath,
+      [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--outDir', 'dist-vite', '--base', './', '--logLevel', 'warn'],
+      webApp,
+      120_000,
+      true,
+    );
     // Vite's one remark: ShareDB's client tries `require('util')` inside a try/catch and falls
     // back to the `inherits` package; Vite says it left `util` out. Anything else is a problem.
-    const remarks = viteOutput.split('\n').filter((line) => line.trim() !== '' && !/Module "util" has been externalized for browser compatibility, imported by "[^"]*\/sharedb\/lib\/util\.js"/.test(line));
+    const remarks = viteOutput
+      .split('\n')
+      .filter(
+        (line) =>
+          line.trim() !== '' &&
+          !/Module "util" has been externalized for browser compatibility, imported by "[^"]*\/sharedb\/lib\/util\.js"/.test(line),
+      );
     assert.deepEqual(remarks, [], 'Vite builds the page without other warnings');
     const esbuilt = await build({
       absWorkingDir: webApp,
@@ -247,7 +299,10 @@ describe('packaging: the packed packages installed into projects outside the rep
       logLevel: 'silent',
     });
     assert.deepEqual([...esbuilt.errors, ...esbuilt.warnings], []);
-    writeFileSync(join(webApp, 'dist-esbuild/index.html'), readFileSync(join(webApp, 'index.html'), 'utf8').replace('./main.ts', './main.js'));
+    writeFileSync(
+      join(webApp, 'dist-esbuild/index.html'),
+      readFileSync(join(webApp, 'index.html'), 'utf8').replace('./main.ts', './main.js'),
+    );
 
     const tandem: TestServer = await startTestServer();
     teardown.add(() => tandem.close());
@@ -262,10 +317,10 @@ describe('packaging: the packed packages installed into projects outside the rep
     await vite.page.evaluate(() => (window as unknown as { typeText(t: string): void }).typeText('from Vite. '));
     await waitShown(esb, (s) => s.text === 'from Vite. ', 'the vite page’s text');
     await esb.page.evaluate(() => (window as unknown as { typeText(t: string): void }).typeText('from esbuild.'));
-    for (const user of users) await waitShown(user, (s) => s.text === 'from Vite. from esbuild.' && s.pending === 0, 'both texts, acknowledged');
+    for (const user of users)
+      await waitShown(user, (s) => s.text === 'from Vite. from esbuild.' && s.pending === 0, 'both texts, acknowledged');
     const snapshot = await tandem.backend.connect().get('notes', 'packaged');
     await new Promise<void>((resolve, reject) => snapshot.fetch((err) => (err ? reject(err) : resolve())));
     assert.deepEqual(snapshot.data, { text: 'from Vite. from esbuild.' });
   });
 });
-

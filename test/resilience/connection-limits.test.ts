@@ -56,7 +56,10 @@ describe('resilience: connections and transports: /sharedb heartbeat', function 
     for (const socket of mute) {
       const lived = socket.closedWith!.at - socket.openedAt;
       assert.equal(socket.closedWith!.code, 1008);
-      assert.ok(lived >= AUTH_TIMEOUT_MS - 50 && lived <= AUTH_TIMEOUT_MS + PING_MS + SLACK_MS, `a socket that never spoke lived ${lived} ms`);
+      assert.ok(
+        lived >= AUTH_TIMEOUT_MS - 50 && lived <= AUTH_TIMEOUT_MS + PING_MS + SLACK_MS,
+        `a socket that never spoke lived ${lived} ms`,
+      );
     }
     // The idle client (it answers pings and said hello) outlived them all, and still commits.
     assert.deepEqual(idleStates, []);
@@ -88,10 +91,18 @@ describe('resilience: connections and transports: connections per address, subsc
     const flooder = await RawShareDb.open(fixture.server.url, { localAddress: ip });
     // Frames that are not JSON: each answered TANDEM_BAD_FRAME by the transport.
     for (let i = 0; i < refusedFrames; i++) flooder.send(`not json ${i}`);
-    await fixture.bystanders.commitWhile(waitFor(() => flooder.messages.filter((m) => errorCode(m) === TandemErrorCode.BAD_FRAME).length === refusedFrames, { what: 'every refusal' }));
+    await fixture.bystanders.commitWhile(
+      waitFor(() => flooder.messages.filter((m) => errorCode(m) === TandemErrorCode.BAD_FRAME).length === refusedFrames, {
+        what: 'every refusal',
+      }),
+    );
     await flooder.close();
     const logged = () => logsSince(fixture.server, marker, (log) => log.msg === 'request refused');
-    const notLogged = () => logsSince(fixture.server, marker, (log) => typeof log.refusalsNotLogged === 'number').reduce((sum, log) => sum + (log.refusalsNotLogged as number), 0);
+    const notLogged = () =>
+      logsSince(fixture.server, marker, (log) => typeof log.refusalsNotLogged === 'number').reduce(
+        (sum, log) => sum + (log.refusalsNotLogged as number),
+        0,
+      );
     // The count of the last second comes once that second is over.
     await waitFor(() => logged().length + notLogged() >= refusedFrames, { what: 'every refusal logged or counted' });
     const lines = logged();
@@ -110,7 +121,10 @@ describe('resilience: connections and transports: connections per address, subsc
     const raw = await Promise.all(Array.from({ length: 6 }, () => RawShareDb.open(fixture.server.url, { localAddress: ip })));
     const engines = await Promise.all(Array.from({ length: 4 }, () => EngineWs.open(fixture.server.url, { localAddress: ip })));
     try {
-      assert.ok(engines.every((engine) => engine.isConnected), 'the first MAX_CONNECTIONS_PER_IP are served');
+      assert.ok(
+        engines.every((engine) => engine.isConnected),
+        'the first MAX_CONNECTIONS_PER_IP are served',
+      );
 
       const upgrade = await refusedUpgrade(fixture.server.url, { localAddress: ip });
       assert.equal(upgrade.status, 429);
@@ -124,8 +138,15 @@ describe('resilience: connections and transports: connections per address, subsc
       assert.equal(polling.connectError?.data?.code, TandemErrorCode.TOO_MANY_CONNECTIONS);
 
       // A stock socket.io client sees the code in connect_error's data.
-      const client = ioClient(fixture.server.url, { transports: ['websocket'], localAddress: ip, reconnection: false, forceNew: true } as Parameters<typeof ioClient>[1]);
-      const refusal = await new Promise<unknown>((resolve) => client.once('connect_error', (err) => resolve((err as { data?: { code?: unknown } }).data?.code)));
+      const client = ioClient(fixture.server.url, {
+        transports: ['websocket'],
+        localAddress: ip,
+        reconnection: false,
+        forceNew: true,
+      } as Parameters<typeof ioClient>[1]);
+      const refusal = await new Promise<unknown>((resolve) =>
+        client.once('connect_error', (err) => resolve((err as { data?: { code?: unknown } }).data?.code)),
+      );
       client.close();
       assert.equal(refusal, TandemErrorCode.TOO_MANY_CONNECTIONS);
 
@@ -136,7 +157,10 @@ describe('resilience: connections and transports: connections per address, subsc
 
       // A closed connection frees its place.
       await raw.pop()!.close();
-      const again = await waitFor(async () => RawShareDb.open(fixture.server.url, { localAddress: ip }), { what: 'a place freed', intervalMs: 50 });
+      const again = await waitFor(async () => RawShareDb.open(fixture.server.url, { localAddress: ip }), {
+        what: 'a place freed',
+        intervalMs: 50,
+      });
       raw.push(again);
     } finally {
       await Promise.all([...raw, ...engines].map((socket) => socket.close()));

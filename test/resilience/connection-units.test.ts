@@ -21,7 +21,12 @@ describe('resilience: FramePacer', () => {
   it('takes FRAMES_PER_TURN frames a turn, in order, pausing the input while frames wait', async () => {
     const taken: number[] = [];
     const calls: string[] = [];
-    const pacer = new FramePacer((frame) => taken.push(frame as number), { pause: () => calls.push('pause'), resume: () => calls.push('resume') }, Infinity, () => calls.push('overflow'));
+    const pacer = new FramePacer(
+      (frame) => taken.push(frame as number),
+      { pause: () => calls.push('pause'), resume: () => calls.push('resume') },
+      Infinity,
+      () => calls.push('overflow'),
+    );
     const frames = 2 * FRAMES_PER_TURN + 5;
     for (let i = 0; i < frames; i++) pacer.offer(i);
     assert.equal(taken.length, FRAMES_PER_TURN);
@@ -32,7 +37,10 @@ describe('resilience: FramePacer', () => {
     assert.equal(taken.length, 2 * FRAMES_PER_TURN);
     pacer.offer(frames); // behind the ones still waiting
     await nextTurn();
-    assert.deepEqual(taken, Array.from({ length: frames + 1 }, (_, i) => i));
+    assert.deepEqual(
+      taken,
+      Array.from({ length: frames + 1 }, (_, i) => i),
+    );
     assert.deepEqual(calls, ['pause', 'resume']);
     assert.ok(idle);
     await nextTurn();
@@ -41,7 +49,12 @@ describe('resilience: FramePacer', () => {
   it('drops a client whose waiting frames pass the bound, and forgets them', async () => {
     const taken: unknown[] = [];
     let overflows = 0;
-    const pacer = new FramePacer((frame) => taken.push(frame), {}, 1000, () => overflows++);
+    const pacer = new FramePacer(
+      (frame) => taken.push(frame),
+      {},
+      1000,
+      () => overflows++,
+    );
     for (let i = 0; i < FRAMES_PER_TURN + 20; i++) pacer.offer('x'.repeat(100));
     assert.equal(overflows, 1);
     pacer.offer('late');
@@ -52,7 +65,12 @@ describe('resilience: FramePacer', () => {
   it('hold: takes nothing until the hold ends, then the waiting frames in order; the input is paused meanwhile', async () => {
     const taken: number[] = [];
     const calls: string[] = [];
-    const pacer = new FramePacer((frame) => taken.push(frame as number), { pause: () => calls.push('pause'), resume: () => calls.push('resume') }, Infinity, () => calls.push('overflow'));
+    const pacer = new FramePacer(
+      (frame) => taken.push(frame as number),
+      { pause: () => calls.push('pause'), resume: () => calls.push('resume') },
+      Infinity,
+      () => calls.push('overflow'),
+    );
     pacer.offer(0);
     const heldAt = performance.now();
     pacer.hold(40);
@@ -72,7 +90,12 @@ describe('resilience: FramePacer', () => {
   it('hold: with nothing waiting the input resumes when it ends; release() ends it at once; discard() leaves no timer', async () => {
     const calls: string[] = [];
     const taken: unknown[] = [];
-    const pacer = new FramePacer((frame) => taken.push(frame), { pause: () => calls.push('pause'), resume: () => calls.push('resume') }, Infinity, () => undefined);
+    const pacer = new FramePacer(
+      (frame) => taken.push(frame),
+      { pause: () => calls.push('pause'), resume: () => calls.push('resume') },
+      Infinity,
+      () => undefined,
+    );
     pacer.hold(5);
     await waitFor(() => calls.length === 2, { what: 'the input resumed' });
     assert.deepEqual(calls, ['pause', 'resume']);
@@ -131,16 +154,26 @@ describe('resilience: SocketIoSender with a budget', () => {
     } as unknown as EngineOutbox;
     const socket = { connected: true, handshake: { query: batch ? { tandemBatch: '1' } : {} } } as unknown as ServerSocket;
     const turn = new Turn();
-    const sender = new SocketIoSender(socket, turn, { outbox, budget: new SendBudget(max, turn, () => held), onOverflow: (o) => overflows.push(o) });
+    const sender = new SocketIoSender(socket, turn, {
+      outbox,
+      budget: new SendBudget(max, turn, () => held),
+      onOverflow: (o) => overflows.push(o),
+    });
     return { sender, written, overflows, drain: () => (held = 0) };
   }
 
   it('writes what socket.io would encode: one event per message, or one batch per turn', async () => {
-    const messages = [{ a: 'op', v: 1, op: ['x', { i: 'é"\n' }] }, { a: 's', c: 'c', d: 'd' }];
+    const messages = [
+      { a: 'op', v: 1, op: ['x', { i: 'é"\n' }] },
+      { a: 's', c: 'c', d: 'd' },
+    ];
     const single = boundedSender(false, 1 << 20);
     for (const m of messages) single.sender.send(m);
     await nextTurn();
-    assert.deepEqual(single.written, messages.map((m) => `2${JSON.stringify([SHAREDB_EVENT, m])}`));
+    assert.deepEqual(
+      single.written,
+      messages.map((m) => `2${JSON.stringify([SHAREDB_EVENT, m])}`),
+    );
     const batched = boundedSender(true, 1 << 20);
     for (const m of messages) batched.sender.send(m);
     await nextTurn();
@@ -178,7 +211,10 @@ describe('resilience: RefusalLog', () => {
     assert.deepEqual(lines[0], [{ code: 'X', action: 'op', collection: 'c', id: 'd-0' }, 'request refused']);
     now += 1_000;
     log.record({ code: 'Y' });
-    assert.deepEqual(lines.slice(3), [[{ refusalsNotLogged: 7 }, '7 refusals not logged'], [{ code: 'Y' }, 'request refused']]);
+    assert.deepEqual(lines.slice(3), [
+      [{ refusalsNotLogged: 7 }, '7 refusals not logged'],
+      [{ code: 'Y' }, 'request refused'],
+    ]);
     log.close();
     assert.equal(lines.length, 5, 'nothing left to summarise');
   });

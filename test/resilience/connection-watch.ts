@@ -95,9 +95,15 @@ export function watchServer(url: string, pid: number): { stop(): Promise<WatchRe
 /** Asserts what the issue asks of every attack: /healthz within 1 s, RSS under the bound. */
 export function assertHealthy(report: WatchReport, rssLimitBytes: number, what: string): void {
   const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-  if (process.env.RESILIENCE_VERBOSE) console.log(`      ${what}: /healthz max ${report.maxHealthzMs.toFixed(0)} ms over ${report.healthzChecks} checks, RSS max ${mb(report.maxRssBytes)} (bound ${mb(rssLimitBytes)})`);
+  if (process.env.RESILIENCE_VERBOSE)
+    console.log(
+      `      ${what}: /healthz max ${report.maxHealthzMs.toFixed(0)} ms over ${report.healthzChecks} checks, RSS max ${mb(report.maxRssBytes)} (bound ${mb(rssLimitBytes)})`,
+    );
   assert.ok(report.healthzChecks >= 1, `${what}: /healthz was checked`);
-  assert.ok(report.maxHealthzMs < HEALTHZ_LIMIT_MS, `${what}: /healthz took ${report.maxHealthzMs.toFixed(0)} ms (limit ${HEALTHZ_LIMIT_MS})`);
+  assert.ok(
+    report.maxHealthzMs < HEALTHZ_LIMIT_MS,
+    `${what}: /healthz took ${report.maxHealthzMs.toFixed(0)} ms (limit ${HEALTHZ_LIMIT_MS})`,
+  );
   assert.ok(report.maxRssBytes < rssLimitBytes, `${what}: RSS reached ${mb(report.maxRssBytes)} (bound ${mb(rssLimitBytes)})`);
 }
 

@@ -213,13 +213,17 @@ interface HttpAnswer {
 
 function http(method: 'GET' | 'POST', url: string, body: string | null, localAddress: string | undefined): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, localAddress, agent: false, headers: body === null ? {} : { 'content-type': 'text/plain;charset=UTF-8' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      { method, localAddress, agent: false, headers: body === null ? {} : { 'content-type': 'text/plain;charset=UTF-8' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body ?? undefined);
   });
@@ -239,9 +243,13 @@ export class PollingSession {
    * Opens a session and joins socket.io's default namespace (one POST and one GET).
    * Resolves with the session, or with the CONNECT_ERROR data when the server refused.
    */
-  static async open(url: string, options: WireOptions = {}): Promise<{ session: PollingSession; connectError: ReturnType<typeof connectErrorOf> }> {
+  static async open(
+    url: string,
+    options: WireOptions = {},
+  ): Promise<{ session: PollingSession; connectError: ReturnType<typeof connectErrorOf> }> {
     const handshake = await http('GET', `${url}/socket.io/?EIO=4&transport=polling`, null, options.localAddress);
-    if (handshake.status !== 200 || !handshake.body.startsWith('0')) throw new Error(`engine.io handshake failed: ${handshake.status} ${handshake.body}`);
+    if (handshake.status !== 200 || !handshake.body.startsWith('0'))
+      throw new Error(`engine.io handshake failed: ${handshake.status} ${handshake.body}`);
     const { sid } = JSON.parse(handshake.body.slice(1)) as { sid: string };
     const session = new PollingSession(`${url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`, options.localAddress);
     await session.post(['40']);

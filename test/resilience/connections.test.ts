@@ -59,7 +59,10 @@ describe('resilience: connections and transports: buffers, large frames, bulk su
     const frame = (i: number) =>
       JSON.stringify({ a: 'op', c: 'junk', d: `j-${i}`, v: null, seq: i + 1, create: { type: JSON1_TYPE_URI, data: { s: payload } } });
     for (const transport of ['sharedb', 'socket.io'] as const) {
-      const attacker = transport === 'sharedb' ? await RawShareDb.open(fixture.server.url, { localAddress: ip }) : await EngineWs.open(fixture.server.url, { localAddress: ip, batch: true });
+      const attacker =
+        transport === 'sharedb'
+          ? await RawShareDb.open(fixture.server.url, { localAddress: ip })
+          : await EngineWs.open(fixture.server.url, { localAddress: ip, batch: true });
       if (transport === 'socket.io') {
         attacker.send(HANDSHAKE);
         await attacker.next((m) => m.a === 'hs', 'handshake reply');
@@ -70,11 +73,24 @@ describe('resilience: connections and transports: buffers, large frames, bulk su
       // Each frame is sent once the previous one was taken by the kernel: the attack
       // stays a stream of 1 MB frames, not 60 MB queued in this process.
       const sending = (async () => {
-        for (let i = 0; i < frames; i++) await new Promise<void>((resolve, reject) => attacker.ws.send(transport === 'sharedb' ? frame(i) : socketIoShareDbPacket(frame(i)), (err) => (err ? reject(err) : resolve())));
+        for (let i = 0; i < frames; i++)
+          await new Promise<void>((resolve, reject) =>
+            attacker.ws.send(transport === 'sharedb' ? frame(i) : socketIoShareDbPacket(frame(i)), (err) =>
+              err ? reject(err) : resolve(),
+            ),
+          );
       })();
       await fixture.bystanders.commitWhile(sending);
-      await waitFor(async () => (await metric(fixture.server.url, 'rejected')) >= rejectedBefore + frames, { timeoutMs: 20_000, intervalMs: 50, what: `${transport}: every frame refused` });
-      assert.deepEqual(logsSince(fixture.server, marker, (log) => isDrop(log, ip)), [], `${transport}: a client refused small errors is not dropped`);
+      await waitFor(async () => (await metric(fixture.server.url, 'rejected')) >= rejectedBefore + frames, {
+        timeoutMs: 20_000,
+        intervalMs: 50,
+        what: `${transport}: every frame refused`,
+      });
+      assert.deepEqual(
+        logsSince(fixture.server, marker, (log) => isDrop(log, ip)),
+        [],
+        `${transport}: a client refused small errors is not dropped`,
+      );
       attacker.resumeReading();
       const refused = () => attacker.messages.filter((m) => m.a === 'op' && errorCode(m) !== undefined);
       await waitFor(() => refused().length === frames, { what: `${transport}: ${frames} refusals received` });
@@ -104,7 +120,10 @@ describe('resilience: connections and transports: buffers, large frames, bulk su
     const attacker = await RawShareDb.open(fixture.server.url, { localAddress: ip });
     attacker.pauseReading();
     for (let i = 0; i < fetches; i++) attacker.send({ a: 'f', c: 'big', d: `doc-${i % BIG_DOCS}` });
-    const dropped = waitFor(() => logsSince(fixture.server, marker, (log) => isDrop(log, ip)).length > 0, { timeoutMs: 20_000, what: 'the attacker dropped' });
+    const dropped = waitFor(() => logsSince(fixture.server, marker, (log) => isDrop(log, ip)).length > 0, {
+      timeoutMs: 20_000,
+      what: 'the attacker dropped',
+    });
     await fixture.bystanders.commitWhile(dropped);
     attacker.resumeReading();
     await attacker.closed;
@@ -125,7 +144,10 @@ describe('resilience: connections and transports: buffers, large frames, bulk su
     await attacker.next((m) => m.a === 'hs', 'handshake reply');
     attacker.pauseReading();
     for (let i = 0; i < queries; i++) attacker.send({ a: 'qf', id: i + 1, c: 'big', q: {} });
-    const dropped = waitFor(() => logsSince(fixture.server, marker, (log) => isDrop(log, ip)).length > 0, { timeoutMs: 20_000, what: 'the attacker dropped' });
+    const dropped = waitFor(() => logsSince(fixture.server, marker, (log) => isDrop(log, ip)).length > 0, {
+      timeoutMs: 20_000,
+      what: 'the attacker dropped',
+    });
     await fixture.bystanders.commitWhile(dropped);
     attacker.resumeReading();
     await attacker.closed;
@@ -146,11 +168,16 @@ describe('resilience: connections and transports: buffers, large frames, bulk su
     const attack = (async () => {
       assert.equal(await session.post([socketIoShareDbPacket(HANDSHAKE)]), 200);
       for (let round = 0; round < 3; round++) {
-        const status = await session.post(Array.from({ length: 10 }, (_, i) => socketIoShareDbPacket({ a: 'qf', id: round * 10 + i + 1, c: 'big', q: {} })));
+        const status = await session.post(
+          Array.from({ length: 10 }, (_, i) => socketIoShareDbPacket({ a: 'qf', id: round * 10 + i + 1, c: 'big', q: {} })),
+        );
         if (status !== 200) return;
       }
     })();
-    const dropped = waitFor(() => logsSince(fixture.server, marker, (log) => isDrop(log, ip)).length > 0, { timeoutMs: 20_000, what: 'the attacker dropped' });
+    const dropped = waitFor(() => logsSince(fixture.server, marker, (log) => isDrop(log, ip)).length > 0, {
+      timeoutMs: 20_000,
+      what: 'the attacker dropped',
+    });
     await fixture.bystanders.commitWhile(Promise.all([attack, dropped]));
     assert.equal(await session.post([socketIoShareDbPacket({ a: 'qf', id: 99, c: 'big', q: {} })]), 400, 'the session is gone');
     await fixture.bystanders.commitRound();
@@ -199,7 +226,10 @@ describe('resilience: connections and transports: buffers, large frames, bulk su
     this.timeout(45_000);
     const ids = Array.from({ length: 20_000 }, (_, i) => `b-${i}`);
     for (const transport of ['sharedb', 'socket.io'] as const) {
-      const attacker = transport === 'sharedb' ? await RawShareDb.open(fixture.server.url, { localAddress: '127.0.0.15' }) : await EngineWs.open(fixture.server.url, { localAddress: '127.0.0.15', batch: true });
+      const attacker =
+        transport === 'sharedb'
+          ? await RawShareDb.open(fixture.server.url, { localAddress: '127.0.0.15' })
+          : await EngineWs.open(fixture.server.url, { localAddress: '127.0.0.15', batch: true });
       if (transport === 'socket.io') {
         attacker.send(HANDSHAKE);
         await attacker.next((m) => m.a === 'hs', 'handshake reply');
@@ -256,11 +286,18 @@ describe('resilience: connections and transports: buffers, large frames, bulk su
       }
       const expected = (sdks.length + stocks.length) * 10;
       await waitFor(
-        () => [...sdkDocs.flat().map((doc) => doc.data?.items.length), ...stockDocs.flat().map((doc) => (doc.data as { items: number[] }).items.length)].every((n) => n === expected),
+        () =>
+          [
+            ...sdkDocs.flat().map((doc) => doc.data?.items.length),
+            ...stockDocs.flat().map((doc) => (doc.data as { items: number[] }).items.length),
+          ].every((n) => n === expected),
         { what: 'every client sees every op' },
       );
       assert.deepEqual(lostConnection, []);
-      assert.deepEqual(logsSince(fixture.server, marker, (log) => log.msg === DROP_MESSAGE), []);
+      assert.deepEqual(
+        logsSince(fixture.server, marker, (log) => log.msg === DROP_MESSAGE),
+        [],
+      );
     } finally {
       for (const close of closers.reverse()) await close();
     }

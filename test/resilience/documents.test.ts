@@ -146,7 +146,10 @@ describe('resilience: documents', function () {
       doc.submit(ops.textInsert(['s'], 0, 'c'.repeat(100_000)));
       doc.submit(ops.add(['n'], 1));
       await doc.whenSynced();
-      assert.deepEqual(rejected.map((r) => r.code), [TandemErrorCode.DOC_TOO_LARGE]);
+      assert.deepEqual(
+        rejected.map((r) => r.code),
+        [TandemErrorCode.DOC_TOO_LARGE],
+      );
       assert.equal(doc.data?.s.length, 1_000_000);
       assert.deepEqual(doc.data, (await serverSnapshot(fixture.server, T, 'sdk-full')).data);
     });
@@ -261,7 +264,15 @@ describe('resilience: documents', function () {
           const reply = await client.exchange(frame, match, `reply to ${frame.a}`);
           return reply.error?.code;
         };
-        const create = (d: unknown, c: unknown = T) => ({ a: 'op', src: client.src, seq: client.nextSeq(), c, d, v: null, create: { type: JSON1_URI, data: { d } } });
+        const create = (d: unknown, c: unknown = T) => ({
+          a: 'op',
+          src: client.src,
+          seq: client.nextSeq(),
+          c,
+          d,
+          v: null,
+          create: { type: JSON1_URI, data: { d } },
+        });
 
         // The attack: three ids the store would keep as one row.
         assert.equal(await refusedWith(create('\ud800')), TandemErrorCode.INVALID_ID);
@@ -306,16 +317,29 @@ describe('resilience: documents', function () {
         await client.create(T, 'keys', { keep: { proto: 1, __proto: 2, toString2: 3 } });
         let v = 1;
         for (const key of RESERVED) {
-          const created = await client.submit({ c: T, d: `keys-${key}`, v: null, create: { type: JSON1_URI, data: { nested: own(key, { x: 1 }) } } });
+          const created = await client.submit({
+            c: T,
+            d: `keys-${key}`,
+            v: null,
+            create: { type: JSON1_URI, data: { nested: own(key, { x: 1 }) } },
+          });
           assert.equal(created.error?.code, TandemErrorCode.INVALID_OP, `create with ${key}`);
           assert.match(created.error.message, new RegExp(`"${key}"`));
-          for (const op of [[key, { i: 1 }], ['keep', key, { i: 1 }], ['add', { i: own(key, 1) }], [key, 'x', { i: 1 }]]) {
+          for (const op of [
+            [key, { i: 1 }],
+            ['keep', key, { i: 1 }],
+            ['add', { i: own(key, 1) }],
+            [key, 'x', { i: 1 }],
+          ]) {
             const reply = await client.submit({ c: T, d: 'keys', v, op });
             assert.equal(reply.error?.code, TandemErrorCode.INVALID_OP, `op ${JSON.stringify(op)}`);
             assert.match(reply.error.message, new RegExp(`"${key}"`));
           }
         }
-        for (const op of [['bad', { i: 'a\ud800' }], ['bad', { i: own('k\udc00', 1) }]]) {
+        for (const op of [
+          ['bad', { i: 'a\ud800' }],
+          ['bad', { i: own('k\udc00', 1) }],
+        ]) {
           const reply = await client.submit({ c: T, d: 'keys', v, op });
           assert.equal(reply.error?.code, TandemErrorCode.INVALID_OP, `op ${JSON.stringify(op)}`);
         }
@@ -354,18 +378,27 @@ describe('resilience: documents', function () {
     it('the SDK: a create is refused with the code, an op is thrown locally or rejected, nothing is lost silently', async () => {
       const client = sdkClient(fixture.server.url, closers);
       const bad = client.doc(T, 'sdk-proto', { create: own('__proto__', { x: 1 }) as never });
-      await assert.rejects(bad.ready, (err) => err instanceof TandemError && err.code === TandemErrorCode.INVALID_OP && /"__proto__"/.test(err.message));
+      await assert.rejects(
+        bad.ready,
+        (err) => err instanceof TandemError && err.code === TandemErrorCode.INVALID_OP && /"__proto__"/.test(err.message),
+      );
       const doc = client.doc<Record<string, unknown>>(T, 'sdk-keys', { create: { a: 1 }, composeOps: false });
       await doc.ready;
       const rejected: OpRejection[] = [];
       doc.on('rejected', (r) => rejected.push(r));
       for (const key of RESERVED) {
-        assert.throws(() => doc.submit(ops.insert([key], 1)), (err) => err instanceof TandemError && err.code === TandemErrorCode.INVALID_OP);
+        assert.throws(
+          () => doc.submit(ops.insert([key], 1)),
+          (err) => err instanceof TandemError && err.code === TandemErrorCode.INVALID_OP,
+        );
       }
       doc.submit(ops.insert(['b'], 'a\ud800'));
       doc.submit(ops.insert(['c'], 3));
       await doc.whenSynced();
-      assert.deepEqual(rejected.map((r) => r.code), [TandemErrorCode.INVALID_OP]);
+      assert.deepEqual(
+        rejected.map((r) => r.code),
+        [TandemErrorCode.INVALID_OP],
+      );
       assert.match(rejected[0]!.message, /not well-formed Unicode/);
       assert.deepEqual(JSON.parse(JSON.stringify(doc.data)), { a: 1, c: 3 });
       assert.deepEqual((await serverSnapshot(fixture.server, T, 'sdk-keys')).data, { a: 1, c: 3 });

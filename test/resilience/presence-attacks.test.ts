@@ -85,7 +85,10 @@ function assertHealthy({ watched, wrote }: Watched, rssBefore: number, what: str
   assert.equal(watched.healthzFailures, 0, `${what}: every /healthz answered 200 within 1 s`);
   assert.ok(watched.maxHealthzMs < 1000, `${what}: /healthz answered within 1 s (slowest ${Math.round(watched.maxHealthzMs)} ms)`);
   assert.ok(watched.maxRssBytes < RSS_BOUND, `${what}: RSS ${MB(watched.maxRssBytes)} under ${MB(RSS_BOUND)}`);
-  assert.ok(watched.maxRssBytes - rssBefore < RSS_GROWTH_BOUND, `${what}: RSS grew ${MB(watched.maxRssBytes - rssBefore)} (from ${MB(rssBefore)})`);
+  assert.ok(
+    watched.maxRssBytes - rssBefore < RSS_GROWTH_BOUND,
+    `${what}: RSS grew ${MB(watched.maxRssBytes - rssBefore)} (from ${MB(rssBefore)})`,
+  );
   assert.ok(wrote.commits >= 5, `${what}: the bystander kept committing (${wrote.commits})`);
   assert.ok(wrote.maxAckMs < 1000, `${what}: bystander acks within 1 s (slowest ${Math.round(wrote.maxAckMs)} ms)`);
 }
@@ -123,7 +126,9 @@ describe('resilience: presence attacks against a server process', function () {
       for (let i = 0; i < 3; i++) {
         const started = performance.now();
         sendRaw(probe, presenceMessage({ c: C, d: 'hist', id: `probe-${i}`, pv: 0, v: 0, p: cursorAt(0, 'probe') }));
-        const reply = await waitFor(() => probe.received.find((m) => m.a === 'p' && m.id === `probe-${i}`), { what: 'the unlimited stale presence' });
+        const reply = await waitFor(() => probe.received.find((m) => m.a === 'p' && m.id === `probe-${i}`), {
+          what: 'the unlimited stale presence',
+        });
         times.push(performance.now() - started);
         assert.equal(reply!.error, undefined, 'the unlimited server transformed it');
       }
@@ -173,7 +178,10 @@ describe('resilience: presence attacks against a server process', function () {
 
       const started = performance.now();
       for (let i = 0; i < FLOOD; i++) {
-        sendRaw(attacker, presenceMessage({ c: C, d: 'flood', id: `flood-${transport}`, pv: i, v: target.version, p: cursorAt(i % 5, 'mallory') }));
+        sendRaw(
+          attacker,
+          presenceMessage({ c: C, d: 'flood', id: `flood-${transport}`, pv: i, v: target.version, p: cursorAt(i % 5, 'mallory') }),
+        );
         // The attack's cadence: bursts, with the event loop free between them.
         if (i % FLOOD_BURST === FLOOD_BURST - 1) await new Promise((resolve) => setTimeout(resolve, FLOOD_BURST_MS));
       }
@@ -181,7 +189,10 @@ describe('resilience: presence attacks against a server process', function () {
       await waitFor(() => replies() >= FLOOD, { timeoutMs: 30_000, what: `replies to the flood (${replies()})` });
       const drainMs = performance.now() - started;
       const accepted = attacker.presenceCount;
-      await waitFor(() => delivered() - deliveredBefore >= accepted * SUBSCRIBERS, { timeoutMs: 20_000, what: 'accepted presence at every subscriber' });
+      await waitFor(() => delivered() - deliveredBefore >= accepted * SUBSCRIBERS, {
+        timeoutMs: 20_000,
+        what: 'accepted presence at every subscriber',
+      });
       const watch = await watcher.stop();
 
       const limited = attacker.errorCounts.get(TandemErrorCode.RATE_LIMITED) ?? 0;
@@ -192,7 +203,11 @@ describe('resilience: presence attacks against a server process', function () {
         `      flood over ${transport}: ${accepted} accepted, ${limited} rate limited, ${stale} stale, ${deliveries} deliveries, answered in ${Math.round(drainMs)} ms; ` +
           describeWatch(watch, rssBefore),
       );
-      assert.equal(accepted + limited + stale, FLOOD, `every update accepted, rate limited or stale: ${JSON.stringify([...attacker.errorCounts])}`);
+      assert.equal(
+        accepted + limited + stale,
+        FLOOD,
+        `every update accepted, rate limited or stale: ${JSON.stringify([...attacker.errorCounts])}`,
+      );
       assert.ok(drainMs < 15_000, `the flood was answered in ${Math.round(drainMs)} ms (the report: 48 s)`);
       const allowed = 2 * PRESENCE_PER_SECOND + Math.ceil((PRESENCE_PER_SECOND * drainMs) / 1000) + 1;
       assert.ok(accepted <= allowed, `${accepted} accepted, at most ${allowed} in ${Math.round(drainMs)} ms`);
@@ -219,7 +234,10 @@ describe('resilience: presence attacks against a server process', function () {
         await new Promise((resolve) => setTimeout(resolve, 30));
       }
       const replies = (a: TappedClient) => a.received.filter((m) => m.a === 'p').length;
-      await waitFor(() => attackers.every((a) => replies(a) >= STALE_PER_ATTACKER), { timeoutMs: 30_000, what: 'replies to every stale presence' });
+      await waitFor(() => attackers.every((a) => replies(a) >= STALE_PER_ATTACKER), {
+        timeoutMs: 30_000,
+        what: 'replies to every stale presence',
+      });
       const drainMs = performance.now() - started;
       const cpuMs = cpuMsOf(pid) - cpuBefore;
       const watch = await watcher.stop();
@@ -240,7 +258,10 @@ describe('resilience: presence attacks against a server process', function () {
       assert.equal(stale + limited + acceptedClears, all.length, 'only stale, rate limited or accepted clears');
       assert.ok(stale >= STALE_ATTACKERS * 20, `the lag check answered (${stale} stale)`);
       // Unlimited, every presence past the rate limit would have cost a full transform.
-      assert.ok(cpuMs < 0.1 * checked * unlimitedStaleMs, `${cpuMs} ms of CPU for ${checked} checks, unlimited ~${Math.round(checked * unlimitedStaleMs)} ms`);
+      assert.ok(
+        cpuMs < 0.1 * checked * unlimitedStaleMs,
+        `${cpuMs} ms of CPU for ${checked} checks, unlimited ~${Math.round(checked * unlimitedStaleMs)} ms`,
+      );
       assertHealthy(watch, rssBefore, `stale over ${transport}`);
       for (const attacker of attackers) attacker.close();
     });
@@ -253,7 +274,9 @@ describe('resilience: presence attacks against a server process', function () {
       });
       const deliveredBefore = delivered();
       for (const [n, local] of holders.entries()) assert.equal(await submitPresence(local, cursorAt(n % 5, `holder-${n}`)), null);
-      await waitFor(() => delivered() - deliveredBefore >= HOLDERS * (SUBSCRIBERS - 1), { what: 'every holder cursor at every subscriber' });
+      await waitFor(() => delivered() - deliveredBefore >= HOLDERS * (SUBSCRIBERS - 1), {
+        what: 'every holder cursor at every subscriber',
+      });
       const requesters = await Promise.all(Array.from({ length: REQUESTERS }, () => openClient(server.url, transport, closers)));
       const rssBefore = rssOf(pid);
       const stormBefore = delivered();
@@ -264,13 +287,17 @@ describe('resilience: presence attacks against a server process', function () {
         for (const requester of requesters) sendRaw(requester, { a: 'pr', ch: `${C}.flood` });
         if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, FLOOD_BURST_MS));
       }
-      const answered = (r: TappedClient) => r.received.filter((m) => m.a === 'pp' || (m.a === 'pr' && (m.error || m.ch === undefined))).length;
+      const answered = (r: TappedClient) =>
+        r.received.filter((m) => m.a === 'pp' || (m.a === 'pr' && (m.error || m.ch === undefined))).length;
       await waitFor(() => requesters.every((r) => answered(r) >= REQUESTS_EACH), { timeoutMs: 30_000, what: 'every request answered' });
       const stormMs = performance.now() - started;
       // A marker from each holder after the storm: every re-send it made was delivered before it.
       const markerBefore = delivered();
       for (const [n, local] of holders.entries()) assert.equal(await submitPresence(local, cursorAt((n + 1) % 5, `holder-${n}`)), null);
-      await waitFor(() => delivered() - markerBefore >= HOLDERS * (SUBSCRIBERS - 1), { timeoutMs: 20_000, what: 'the markers at every subscriber' });
+      await waitFor(() => delivered() - markerBefore >= HOLDERS * (SUBSCRIBERS - 1), {
+        timeoutMs: 20_000,
+        what: 'the markers at every subscriber',
+      });
       const watch = await watcher.stop();
 
       const deliveries = markerBefore - stormBefore;
@@ -281,7 +308,10 @@ describe('resilience: presence attacks against a server process', function () {
         `      re-send storm over ${transport}: ${limited} rate limited, ~${rounds} rounds (${deliveries} deliveries) in ${Math.round(stormMs)} ms; ` +
           describeWatch(watch, rssBefore),
       );
-      assert.ok(deliveries <= maxRounds * HOLDERS * (SUBSCRIBERS - 1), `${deliveries} deliveries, at most ${maxRounds} rounds of ${HOLDERS * (SUBSCRIBERS - 1)}`);
+      assert.ok(
+        deliveries <= maxRounds * HOLDERS * (SUBSCRIBERS - 1),
+        `${deliveries} deliveries, at most ${maxRounds} rounds of ${HOLDERS * (SUBSCRIBERS - 1)}`,
+      );
       assert.ok(limited >= REQUESTERS * REQUESTS_EACH * 0.8, `${limited} requests refused by the per-connection rate`);
       assertHealthy(watch, rssBefore, `re-send storm over ${transport}`);
       for (const local of holders) assert.equal(await submitPresence(local, null), null);

@@ -76,7 +76,14 @@ export function errorsWith(client: TappedClient, code: string): Received[] {
 }
 
 /** A document presence message as LocalDocPresence builds it, for raw sends. */
-export function presenceMessage(fields: { c: string; d: string; id: string; pv: number; v: number | null; p: unknown }): Record<string, unknown> {
+export function presenceMessage(fields: {
+  c: string;
+  d: string;
+  id: string;
+  pv: number;
+  v: number | null;
+  p: unknown;
+}): Record<string, unknown> {
   return { a: 'p', ch: `${fields.c}.${fields.d}`, t: JSON1_TYPE_URI, ...fields };
 }
 
@@ -91,7 +98,11 @@ export function callback<T = void>(run: (done: (err?: unknown, value?: T) => voi
 }
 
 /** Subscribes to a document's presence (and the document, which presence needs loaded). */
-export async function joinPresence(client: TappedClient, collection: string, id: string): Promise<{ doc: Doc; presence: Presence<Cursor | null> }> {
+export async function joinPresence(
+  client: TappedClient,
+  collection: string,
+  id: string,
+): Promise<{ doc: Doc; presence: Presence<Cursor | null> }> {
   const doc = client.connection.get(collection, id);
   await callback((done) => doc.subscribe(done));
   const presence = client.connection.getDocPresence(collection, id) as Presence<Cursor | null>;

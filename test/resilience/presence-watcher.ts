@@ -45,11 +45,13 @@ async function stop(): Promise<void> {
 const lines = createInterface({ input: process.stdin });
 let queue = Promise.resolve();
 lines.on('line', (line) => {
-  queue = queue.then(async () => {
-    const command = JSON.parse(line) as { start?: { collection: string; id: string; transport: Transport }; stop?: true };
-    if (command.start) await start(command.start.collection, command.start.id, command.start.transport);
-    else if (command.stop) await stop();
-  }).catch((err: Error) => say({ event: 'fatal', message: err.stack ?? err.message }));
+  queue = queue
+    .then(async () => {
+      const command = JSON.parse(line) as { start?: { collection: string; id: string; transport: Transport }; stop?: true };
+      if (command.start) await start(command.start.collection, command.start.id, command.start.transport);
+      else if (command.stop) await stop();
+    })
+    .catch((err: Error) => say({ event: 'fatal', message: err.stack ?? err.message }));
 });
 lines.on('close', () => {
   void queue.then(async () => {

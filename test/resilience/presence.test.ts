@@ -96,18 +96,28 @@ describe('resilience: presence limits', function () {
         assert.equal(await submitPresence(local, wide), TandemErrorCode.PRESENCE_TOO_LARGE);
         assert.equal(await submitPresence(local, huge), TandemErrorCode.PRESENCE_TOO_LARGE);
         assert.equal(errorsWith(alice, TandemErrorCode.PRESENCE_TOO_LARGE).length, 3, 'refusals on the wire');
-        assert.ok(errorsWith(alice, TandemErrorCode.PRESENCE_TOO_LARGE).every((m) => m.p === undefined), 'the refused value is not echoed back');
+        assert.ok(
+          errorsWith(alice, TandemErrorCode.PRESENCE_TOO_LARGE).every((m) => m.p === undefined),
+          'the refused value is not echoed back',
+        );
         assert.equal(await submitPresence(local, exact), null);
-        await waitFor(() => b.presence.remotePresences['alice-cursor']?.user.pad === exact.user.pad, { what: 'the value at the limit at bob' });
+        await waitFor(() => b.presence.remotePresences['alice-cursor']?.user.pad === exact.user.pad, {
+          what: 'the value at the limit at bob',
+        });
       });
 
       it('more than PRESENCE_PER_SECOND (burst twice that) is refused with TANDEM_RATE_LIMITED and retryAfterMs; after the wait presence is accepted', async () => {
         const { alice, b, local } = await pair(transport, await freshDoc());
-        const results = await Promise.all(Array.from({ length: 3 * PRESENCE_PER_SECOND }, (_, i) => submitPresence(local, cursorAt(i % 10, 'alice'))));
+        const results = await Promise.all(
+          Array.from({ length: 3 * PRESENCE_PER_SECOND }, (_, i) => submitPresence(local, cursorAt(i % 10, 'alice'))),
+        );
         const accepted = results.filter((r) => r === null).length;
         const limited = results.filter((r) => r === TandemErrorCode.RATE_LIMITED).length;
         assert.equal(accepted + limited, results.length, `only accepted or rate limited: ${results.join(',')}`);
-        assert.ok(accepted >= 2 * PRESENCE_PER_SECOND && accepted <= 2 * PRESENCE_PER_SECOND + 3, `burst of ${2 * PRESENCE_PER_SECOND}, accepted ${accepted}`);
+        assert.ok(
+          accepted >= 2 * PRESENCE_PER_SECOND && accepted <= 2 * PRESENCE_PER_SECOND + 3,
+          `burst of ${2 * PRESENCE_PER_SECOND}, accepted ${accepted}`,
+        );
         const wire = errorsWith(alice, TandemErrorCode.RATE_LIMITED);
         assert.equal(wire.length, limited);
         for (const reply of wire) {
@@ -116,7 +126,10 @@ describe('resilience: presence limits', function () {
         }
         const retryAfterMs = wire[0]!.error!.retryAfterMs!;
         const final = cursorAt(TEXT.length, 'alice');
-        await waitFor(async () => (await submitPresence(local, final)) === null, { intervalMs: retryAfterMs, what: 'presence accepted again' });
+        await waitFor(async () => (await submitPresence(local, final)) === null, {
+          intervalMs: retryAfterMs,
+          what: 'presence accepted again',
+        });
         await waitFor(() => b.presence.remotePresences['alice-cursor']?.anchor === TEXT.length, { what: 'the final cursor at bob' });
       });
 
@@ -164,9 +177,12 @@ describe('resilience: presence limits', function () {
           await new Promise((resolve) => setTimeout(resolve, 110));
         }
         const end = TEXT.length + keystrokes;
-        await waitFor(() => b.presence.remotePresences['alice-cursor']?.anchor === end && (b.doc.data as { text: string }).text.length === end, {
-          what: 'bob has the text and the cursor at its end',
-        });
+        await waitFor(
+          () => b.presence.remotePresences['alice-cursor']?.anchor === end && (b.doc.data as { text: string }).text.length === end,
+          {
+            what: 'bob has the text and the cursor at its end',
+          },
+        );
         assert.equal(alice.received.filter((m) => m.error).length, 0, 'no refusal');
         const delivered = bob.received.filter((m) => m.a === 'p' && m.id === 'alice-cursor' && !m.error).length;
         assert.ok(delivered >= keystrokes, `bob received ${delivered} of ${keystrokes} cursor updates`);
@@ -180,14 +196,19 @@ describe('resilience: presence limits', function () {
         const doc = alice.connection.get(C, id);
         await callback((done) => doc.fetch(done));
         const v = doc.version!;
-        for (let i = 0; i <= MAX_PRESENCE_IDS_PER_CHANNEL; i++) sendRaw(alice, presenceMessage({ c: C, d: id, id: `id-${i}`, pv: 0, v, p: cursorAt(i, 'alice') }));
+        for (let i = 0; i <= MAX_PRESENCE_IDS_PER_CHANNEL; i++)
+          sendRaw(alice, presenceMessage({ c: C, d: id, id: `id-${i}`, pv: 0, v, p: cursorAt(i, 'alice') }));
         await waitFor(() => errorsWith(alice, TandemErrorCode.TOO_MANY_SUBSCRIPTIONS).length === 1, { what: 'one refusal' });
         assert.equal(errorsWith(alice, TandemErrorCode.TOO_MANY_SUBSCRIPTIONS)[0]!.id, `id-${MAX_PRESENCE_IDS_PER_CHANNEL}`);
-        await waitFor(() => Object.keys(b.presence.remotePresences).length === MAX_PRESENCE_IDS_PER_CHANNEL, { what: 'the accepted ones at bob' });
+        await waitFor(() => Object.keys(b.presence.remotePresences).length === MAX_PRESENCE_IDS_PER_CHANNEL, {
+          what: 'the accepted ones at bob',
+        });
         // Clearing one makes room for another.
         sendRaw(alice, presenceMessage({ c: C, d: id, id: 'id-0', pv: 1, v, p: null }));
         sendRaw(alice, presenceMessage({ c: C, d: id, id: 'id-new', pv: 0, v, p: cursorAt(1, 'alice') }));
-        await waitFor(() => b.presence.remotePresences['id-new'] && !b.presence.remotePresences['id-0'], { what: 'id-0 replaced by id-new' });
+        await waitFor(() => b.presence.remotePresences['id-new'] && !b.presence.remotePresences['id-0'], {
+          what: 'id-0 replaced by id-new',
+        });
 
         // A fresh connection, so that the rate limit is not what answers.
         const carol = await openClient(server.url, transport, closers);
@@ -199,7 +220,9 @@ describe('resilience: presence limits', function () {
         for (const [message, code] of malformed) {
           const before = errorsWith(carol, code).length;
           sendRaw(carol, message);
-          await waitFor(() => errorsWith(carol, code).length === before + 1, { what: `${code} for ${JSON.stringify(message).slice(0, 80)}` });
+          await waitFor(() => errorsWith(carol, code).length === before + 1, {
+            what: `${code} for ${JSON.stringify(message).slice(0, 80)}`,
+          });
         }
       });
 
@@ -235,24 +258,38 @@ describe('resilience: presence limits', function () {
     const doc = connection.get(C, id);
     await callback((done) => doc.subscribe(done));
     const local = connection.getDocPresence(C, id).create('app');
-    const results = await Promise.all(Array.from({ length: 5 * PRESENCE_PER_SECOND }, (_, i) => submitPresence(local, cursorAt(i % 10, 'app'))));
-    assert.deepEqual(results.filter((r) => r !== null), []);
+    const results = await Promise.all(
+      Array.from({ length: 5 * PRESENCE_PER_SECOND }, (_, i) => submitPresence(local, cursorAt(i % 10, 'app'))),
+    );
+    assert.deepEqual(
+      results.filter((r) => r !== null),
+      [],
+    );
     assert.equal(await submitPresence(local, cursorAt(1, 'app', 'x'.repeat(2 * MAX_PRESENCE_BYTES))), null);
-    await waitFor(() => (b.presence.remotePresences.app as Cursor | null)?.user.pad?.length === 2 * MAX_PRESENCE_BYTES, { what: 'the large value at bob' });
+    await waitFor(() => (b.presence.remotePresences.app as Cursor | null)?.user.pad?.length === 2 * MAX_PRESENCE_BYTES, {
+      what: 'the large value at bob',
+    });
   });
 });
 
 describe('resilience: presence limits, units', () => {
   /** A random JSON value as JSON.parse would give it (keys and strings with escapes and astral characters). */
   function randomJson(rng: Rng, depth: number): unknown {
-    const text = () => Array.from({ length: rng.int(12) }, () => rng.pick(['a', 'é', '"', '\\', '\n', '\u0001', '😀', '\u2028', ' '])).join('');
+    const text = () =>
+      Array.from({ length: rng.int(12) }, () => rng.pick(['a', 'é', '"', '\\', '\n', '\u0001', '😀', '\u2028', ' '])).join('');
     switch (depth <= 0 ? rng.int(4) : rng.int(6)) {
-      case 0: return text();
-      case 1: return rng.pick([0, -1.5, 1e21, 123456789, 5e-324, -0]);
-      case 2: return rng.pick([true, false, null]);
-      case 3: return rng.int(2) ? text() : rng.int(1000);
-      case 4: return Array.from({ length: rng.int(5) }, () => randomJson(rng, depth - 1));
-      default: return Object.fromEntries(Array.from({ length: rng.int(5) }, () => [text(), randomJson(rng, depth - 1)]));
+      case 0:
+        return text();
+      case 1:
+        return rng.pick([0, -1.5, 1e21, 123456789, 5e-324, -0]);
+      case 2:
+        return rng.pick([true, false, null]);
+      case 3:
+        return rng.int(2) ? text() : rng.int(1000);
+      case 4:
+        return Array.from({ length: rng.int(5) }, () => randomJson(rng, depth - 1));
+      default:
+        return Object.fromEntries(Array.from({ length: rng.int(5) }, () => [text(), randomJson(rng, depth - 1)]));
     }
   }
 

@@ -95,7 +95,13 @@ export async function codeOf(promise: Promise<unknown>): Promise<string> {
  * Writes `count` json1 documents (`${prefix}${i}`, zero-padded) into `collection` of the
  * SQLite file at `path`, with their create op as a client's would be, then closes it.
  */
-export function populate(path: string, collection: string, count: number, data: (i: number) => Record<string, unknown>, prefix = 'd'): void {
+export function populate(
+  path: string,
+  collection: string,
+  count: number,
+  data: (i: number) => Record<string, unknown>,
+  prefix = 'd',
+): void {
   const turn = new Turn();
   const db = createSqliteDb({ path, turn });
   try {
@@ -104,7 +110,8 @@ export function populate(path: string, collection: string, count: number, data: 
       const body = data(i);
       const now = Date.now();
       const created = db.commitSync(
-        collection, id,
+        collection,
+        id,
         { v: 0, src: 'populate', seq: i + 1, create: { type: JSON1_TYPE_URI, data: body }, m: { ts: now } },
         { id, v: 1, type: JSON1_TYPE_URI, data: body, m: { ctime: now, mtime: now } },
       );

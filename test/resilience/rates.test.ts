@@ -145,7 +145,8 @@ describe('resilience: rates', function () {
       const seq = client.nextSeq();
       assert.equal((await client.submit({ c: T, d: 'resent', v: 1, op: ['n', { ena: 1 }], seq })).error, undefined);
       // The same op again (its ack lost, say), five times: acknowledged, not applied, not charged.
-      for (let i = 0; i < 5; i++) assert.equal((await client.submit({ c: T, d: 'resent', v: 1, op: ['n', { ena: 1 }], seq })).error, undefined);
+      for (let i = 0; i < 5; i++)
+        assert.equal((await client.submit({ c: T, d: 'resent', v: 1, op: ['n', { ena: 1 }], seq })).error, undefined);
       const replies = await opsInARow(client, 'resent', 2, 10);
       assert.deepEqual(
         replies.map((r) => r.error?.code ?? 'ack'),
@@ -186,7 +187,11 @@ describe('resilience: rates', function () {
       assert.equal(doc.stalled, null);
       const onServer = await serverSnapshot(fixture.server, T, 'typist');
       const items = (onServer.data as { items: number[] }).items;
-      assert.deepEqual([...counts(items).values()].filter((n) => n !== 1), [], 'every item exactly once');
+      assert.deepEqual(
+        [...counts(items).values()].filter((n) => n !== 1),
+        [],
+        'every item exactly once',
+      );
       assert.deepEqual(items, values, 'in typing order');
       assert.deepEqual(doc.data, onServer.data);
       // The SDK waited as told: a refusal or two at the window's edge at most, not a storm.
@@ -212,7 +217,17 @@ describe('resilience: rates', function () {
         const started = performance.now();
         const from = attacker.mark();
         for (let i = 0; i < FLOOD; i++) {
-          attacker.send(JSON.stringify({ a: 'op', src: attacker.src, seq: attacker.nextSeq(), c: T, d: `flood-${i}`, v: null, create: { type: JSON1_URI, data: { i } } }));
+          attacker.send(
+            JSON.stringify({
+              a: 'op',
+              src: attacker.src,
+              seq: attacker.nextSeq(),
+              c: T,
+              d: `flood-${i}`,
+              v: null,
+              create: { type: JSON1_URI, data: { i } },
+            }),
+          );
           // The attacker's sending rate, not a wait for a condition.
           if ((i + 1) % BURST === 0) await new Promise((resolve) => setTimeout(resolve, BURST_EVERY_MS));
         }
@@ -220,7 +235,10 @@ describe('resilience: rates', function () {
         let replies: Json[] = [];
         await waitFor(
           () => {
-            replies = attacker.inbox.slice(from).map((r) => r.msg).filter((m: Json) => m?.a === 'op');
+            replies = attacker.inbox
+              .slice(from)
+              .map((r) => r.msg)
+              .filter((m: Json) => m?.a === 'op');
             return replies.length >= FLOOD;
           },
           { timeoutMs: 30_000, intervalMs: 20, what: `${FLOOD} replies` },
@@ -236,7 +254,11 @@ describe('resilience: rates', function () {
 
         const acks = replies.filter((m) => !m.error).length;
         const limited = replies.filter((m) => m.error?.code === TandemErrorCode.RATE_LIMITED);
-        assert.equal(acks + limited.length, FLOOD, `only acks and RATE_LIMITED: ${JSON.stringify(replies.find((m) => m.error && m.error.code !== TandemErrorCode.RATE_LIMITED))}`);
+        assert.equal(
+          acks + limited.length,
+          FLOOD,
+          `only acks and RATE_LIMITED: ${JSON.stringify(replies.find((m) => m.error && m.error.code !== TandemErrorCode.RATE_LIMITED))}`,
+        );
         // One window of the budget, two if the flood took longer than a window to answer.
         assert.ok(acks >= DEFAULT_CREATES_WINDOW.points && acks <= 2 * DEFAULT_CREATES_WINDOW.points, `${acks} creates accepted`);
         assert.ok(limited.every((m) => m.error.retryAfterMs > 0 && m.error.retryAfterMs <= DEFAULT_CREATES_WINDOW.durationSeconds * 1000));
@@ -302,7 +324,13 @@ describe('resilience: rates', function () {
       const onOne = await stockDoc(one, 'ada', 'shared-budget');
       await create(onOne, { n: 0 });
       const outcomes: string[] = [];
-      for (let i = 0; i < 11; i++) outcomes.push(await submit(onOne, ['n', { ena: 1 }]).then(() => 'ack', (err) => codeOf(err) ?? 'error'));
+      for (let i = 0; i < 11; i++)
+        outcomes.push(
+          await submit(onOne, ['n', { ena: 1 }]).then(
+            () => 'ack',
+            (err) => codeOf(err) ?? 'error',
+          ),
+        );
       assert.deepEqual(outcomes, [...Array<string>(10).fill('ack'), TandemErrorCode.RATE_LIMITED]);
 
       const adaOnTwo = await stockDoc(two, 'ada', 'shared-budget');
@@ -329,9 +357,17 @@ describe('resilience: rates', function () {
       const beforeB = two.backend.stats.rejected;
 
       // A spends the budget; B's first op is then refused at once: the budget is the user's.
-      const typedA = await typeUntilRefused(onA, Array.from({ length: 60 }, (_, i) => i), refusedOn(one, beforeA));
+      const typedA = await typeUntilRefused(
+        onA,
+        Array.from({ length: 60 }, (_, i) => i),
+        refusedOn(one, beforeA),
+      );
       assert.equal(typedA, 11);
-      const typedB = await typeUntilRefused(onB, Array.from({ length: 60 }, (_, i) => 100 + i), refusedOn(two, beforeB));
+      const typedB = await typeUntilRefused(
+        onB,
+        Array.from({ length: 60 }, (_, i) => 100 + i),
+        refusedOn(two, beforeB),
+      );
       assert.equal(typedB, 1, "B's first op was refused: A spent the user's budget on the other instance");
       await Promise.all([onA.whenSynced(), onB.whenSynced()]);
       await waitFor(() => onA.version === onB.version, { what: 'both clients at the same version' });
@@ -339,7 +375,11 @@ describe('resilience: rates', function () {
       assert.deepEqual(rejected, []);
       const items = ((await serverSnapshot(one, T, 'two-typists')).data as { items: number[] }).items;
       assert.equal(items.length, 120);
-      assert.deepEqual([...counts(items).values()].filter((n) => n !== 1), [], 'every item exactly once');
+      assert.deepEqual(
+        [...counts(items).values()].filter((n) => n !== 1),
+        [],
+        'every item exactly once',
+      );
       assert.deepEqual(onA.data, onB.data);
     });
 
@@ -353,7 +393,13 @@ describe('resilience: rates', function () {
       for (let i = 0; i < 5; i++) await submit(doc, ['n', { ena: 1 }]);
       assert.ok(performance.now() - started < 2_000, 'ops were not held waiting for Redis');
       const outcomes: string[] = [];
-      for (let i = 0; i < 6; i++) outcomes.push(await submit(doc, ['n', { ena: 1 }]).then(() => 'ack', (err) => codeOf(err) ?? 'error'));
+      for (let i = 0; i < 6; i++)
+        outcomes.push(
+          await submit(doc, ['n', { ena: 1 }]).then(
+            () => 'ack',
+            (err) => codeOf(err) ?? 'error',
+          ),
+        );
       assert.deepEqual(outcomes, [...Array<string>(5).fill('ack'), TandemErrorCode.RATE_LIMITED], 'the in-memory budget still holds');
     });
   });

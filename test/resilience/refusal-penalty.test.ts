@@ -41,10 +41,18 @@ describe('resilience: the refusal penalty (REFUSALS_PER_SECOND)', function () {
       for (let i = 0; i < REFUSED; i++) {
         if (i % 2 === 0) attacker.send(`not json ${i}`);
         // json1 has no `zz` component: refused by Tandem's op validation inside ShareDB.
-        else attacker.send(JSON.stringify({ a: 'op', src: attacker.src, seq: attacker.nextSeq(), c: T, d: 'bystander', v: 1, op: ['n', { zz: 1 }] }));
+        else
+          attacker.send(
+            JSON.stringify({ a: 'op', src: attacker.src, seq: attacker.nextSeq(), c: T, d: 'bystander', v: 1, op: ['n', { zz: 1 }] }),
+          );
       }
       attacker.send(JSON.stringify({ a: 'f', c: T, d: 'bystander' }));
-      const fetched = await attacker.waitFor((m) => m.a === 'f' && m.d === 'bystander', 'the fetch behind the refused requests', from, 30_000);
+      const fetched = await attacker.waitFor(
+        (m) => m.a === 'f' && m.d === 'bystander',
+        'the fetch behind the refused requests',
+        from,
+        30_000,
+      );
       const answeredMs = performance.now() - started;
       const commitsDuring = (await work.stop()).commits;
       const report = await health.stop();
@@ -57,7 +65,10 @@ describe('resilience: the refusal penalty (REFUSALS_PER_SECOND)', function () {
       assert.ok(fetched.data.v >= 1, 'the fetch was answered with the document');
       // Past the burst (and what was in flight), at most PER_SECOND refusals a second.
       const leastMs = ((REFUSED - BURST - IN_FLIGHT) / PER_SECOND) * 1000;
-      assert.ok(answeredMs >= leastMs, `${REFUSED} refusals answered in ${Math.round(answeredMs)} ms, sooner than ${Math.round(leastMs)} ms`);
+      assert.ok(
+        answeredMs >= leastMs,
+        `${REFUSED} refusals answered in ${Math.round(answeredMs)} ms, sooner than ${Math.round(leastMs)} ms`,
+      );
       assert.equal(fixture.server.child.exitCode, null, 'the server is up');
       assert.ok(report.maxHealthzMs < 1000, `/healthz took ${report.maxHealthzMs} ms`);
       assert.ok(commitsDuring > 0, 'the bystander committed while the attacker was held');

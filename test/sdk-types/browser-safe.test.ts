@@ -37,8 +37,14 @@ describe('sdk: the browser entry stays browser-safe', () => {
     const inputs = Object.keys(result.metafile.inputs);
     assert.ok(inputs.some((p) => p.endsWith('client/doc-handle.ts')));
     assert.ok(!inputs.some((p) => p.includes('sqlite-store')), 'the SQLite outbox is not in the browser bundle');
-    assert.ok(inputs.some((p) => p.includes('node_modules/events/')), 'the events package stands in for Node\'s');
-    assert.ok(inputs.some((p) => p.includes('node_modules/inherits/')), 'inherits stands in for util.inherits');
+    assert.ok(
+      inputs.some((p) => p.includes('node_modules/events/')),
+      "the events package stands in for Node's",
+    );
+    assert.ok(
+      inputs.some((p) => p.includes('node_modules/inherits/')),
+      'inherits stands in for util.inherits',
+    );
     assert.deepEqual(result.warnings, []);
   });
 });

@@ -27,12 +27,18 @@ describe('checkOpAgainst: an op checked against the document it is for', () => {
       path: ['title'],
       reason: 'deletes "XXXXX" at 0 but the text there is "Hello"',
     });
-    assert.deepEqual(checkOpAgainst(doc, ops.textInsert(['titel'], 0, 'x')), { path: ['titel'], reason: 'a text edit needs a string, found nothing' });
+    assert.deepEqual(checkOpAgainst(doc, ops.textInsert(['titel'], 0, 'x')), {
+      path: ['titel'],
+      reason: 'a text edit needs a string, found nothing',
+    });
     assert.match(checkOpAgainst(doc, ops.textInsert(['n'], 0, 'x'))!.reason, /needs a string, found 3/);
     assert.match(checkOpAgainst(doc, ops.textDelete(['title'], 10, 20))!.reason, /deletes 20 characters at 10 but the text has 13/);
     assert.deepEqual(checkOpAgainst(doc, ops.add(['title'], 1)), { path: ['title'], reason: 'adding needs a number there' });
     assert.deepEqual(checkOpAgainst(doc, ops.remove(['list', 5])), { path: ['list', 5], reason: 'removes a value that is not there' });
-    assert.deepEqual(checkOpAgainst(doc, ['meta', 'owner', { r: 'bob' }] as JSONOp), { path: ['meta', 'owner'], reason: 'removes a value other than the one there' });
+    assert.deepEqual(checkOpAgainst(doc, ['meta', 'owner', { r: 'bob' }] as JSONOp), {
+      path: ['meta', 'owner'],
+      reason: 'removes a value other than the one there',
+    });
   });
 
   it('checks the edits of a composed op against the document after its inserts and removals', () => {
@@ -44,9 +50,15 @@ describe('checkOpAgainst: an op checked against the document it is for', () => {
     const insertThenEdit: JSONOp = ['l', [0, { i: 'x' }], [1, { es: ['a'] }]];
     assert.equal(checkOpAgainst(items, insertThenEdit), null);
     // An insert shifts the list: the add lands on 'b' (json1 would make it "b1").
-    assert.deepEqual(checkOpAgainst(items, ['l', [0, { i: 'x' }], [1, { ena: 1 }]] as JSONOp), { path: ['l', 1], reason: 'adding needs a number there' });
+    assert.deepEqual(checkOpAgainst(items, ['l', [0, { i: 'x' }], [1, { ena: 1 }]] as JSONOp), {
+      path: ['l', 1],
+      reason: 'adding needs a number there',
+    });
     // A removal names a value of the document before the op, whatever the op inserts there.
     assert.equal(checkOpAgainst(items, ['l', 0, { r: 'b', i: 'c', es: ['d'] }] as JSONOp), null);
-    assert.deepEqual(checkOpAgainst(items, ['l', 0, { r: 'c', i: 'c' }] as JSONOp), { path: ['l', 0], reason: 'removes a value other than the one there' });
+    assert.deepEqual(checkOpAgainst(items, ['l', 0, { r: 'c', i: 'c' }] as JSONOp), {
+      path: ['l', 0],
+      reason: 'removes a value other than the one there',
+    });
   });
 });

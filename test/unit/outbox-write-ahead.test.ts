@@ -35,7 +35,10 @@ describe('outbox: write-ahead', () => {
     doc.submit(ops.insert(['items', 0], 7));
     await waitFor(() => store.saves.length > savesBefore, { what: 'save started' });
     const saving = store.saves[store.saves.length - 1]!;
-    assert.deepEqual(saving.pending.map((p) => p.src), [a.id]);
+    assert.deepEqual(
+      saving.pending.map((p) => p.src),
+      [a.id],
+    );
     const seq = saving.pending[0]!.seq;
 
     // A later message on the same socket reaches the server; the op, held back, did not.
@@ -62,7 +65,10 @@ describe('outbox: write-ahead', () => {
     store.failNext();
     doc.submit(ops.insert(['items', 0], 1));
     await doc.whenSynced();
-    assert.deepEqual(errors.map((e) => e.code), ['TANDEM_OUTBOX_FAILED']);
+    assert.deepEqual(
+      errors.map((e) => e.code),
+      ['TANDEM_OUTBOX_FAILED'],
+    );
     assert.deepEqual((await serverSnapshot(fixture.server, 'notes', 'wal-fail')).data, { items: [1] });
     // The next save succeeds and holds the acknowledged state.
     await waitFor(async () => (await store.load({ collection: 'notes', id: 'wal-fail' }))?.version === doc.version, {

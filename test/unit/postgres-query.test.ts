@@ -17,12 +17,13 @@ function translate(filter: Record<string, unknown>): { sql: string; values: unkn
 }
 
 const DATA_OBJECT = "(CASE WHEN jsonb_typeof(data) = 'object' THEN data END)";
-const RANK = (x: string, dir: string) => [
-  `CASE jsonb_typeof(${x}) WHEN 'number' THEN 1 WHEN 'string' THEN 2 WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'boolean' THEN 5 ELSE 0 END ${dir}`,
-  `CASE WHEN jsonb_typeof(${x}) = 'number' THEN (${x})::numeric END ${dir}`,
-  `(CASE WHEN jsonb_typeof(${x}) = 'string' THEN ${x} #>> '{}' END) COLLATE "C" ${dir}`,
-  `CASE WHEN jsonb_typeof(${x}) IN ('object', 'array', 'boolean') THEN ${x} END ${dir}`,
-].join(', ');
+const RANK = (x: string, dir: string) =>
+  [
+    `CASE jsonb_typeof(${x}) WHEN 'number' THEN 1 WHEN 'string' THEN 2 WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'boolean' THEN 5 ELSE 0 END ${dir}`,
+    `CASE WHEN jsonb_typeof(${x}) = 'number' THEN (${x})::numeric END ${dir}`,
+    `(CASE WHEN jsonb_typeof(${x}) = 'string' THEN ${x} #>> '{}' END) COLLATE "C" ${dir}`,
+    `CASE WHEN jsonb_typeof(${x}) IN ('object', 'array', 'boolean') THEN ${x} END ${dir}`,
+  ].join(', ');
 
 describe('PostgreSQL query translation', function () {
   describe('equality', function () {
@@ -67,8 +68,11 @@ describe('PostgreSQL query translation', function () {
       assert.deepEqual(translate({ _id: 5 }), { sql: 'FALSE', values: [] });
     });
 
-    it('_v, _type, _m and _data read the columns of sharedb-mongo\'s shape', function () {
-      assert.equal(translate({ _v: 3 }).sql, "(to_jsonb(v) = $2::jsonb OR (jsonb_typeof(to_jsonb(v)) = 'array' AND to_jsonb(v) @> jsonb_build_array($2::jsonb)))");
+    it("_v, _type, _m and _data read the columns of sharedb-mongo's shape", function () {
+      assert.equal(
+        translate({ _v: 3 }).sql,
+        "(to_jsonb(v) = $2::jsonb OR (jsonb_typeof(to_jsonb(v)) = 'array' AND to_jsonb(v) @> jsonb_build_array($2::jsonb)))",
+      );
       assert.match(translate({ _type: 'json1' }).sql, /^\(to_jsonb\(type\) = \$2::jsonb/);
       assert.deepEqual(translate({ '_m.user': 'u' }), {
         sql: '(metadata @> $2::jsonb OR metadata @> $3::jsonb)',
@@ -102,19 +106,31 @@ describe('PostgreSQL query translation', function () {
       const x = `(${DATA_OBJECT} #> $2::text[])`;
       assert.deepEqual(translate({ 'a.0': { $in: [1, 2] } }), {
         sql: `(${x} = ANY($3::jsonb[]) OR (jsonb_typeof(${x}) = 'array' AND ${x} @> ANY($4::jsonb[])))`,
-        values: [['a', '0'], ['1', '2'], ['[1]', '[2]']],
+        values: [
+          ['a', '0'],
+          ['1', '2'],
+          ['[1]', '[2]'],
+        ],
       });
     });
 
     it('$gt/$gte/$lt/$lte: a fixed jsonpath per operator, the value in its variables', function () {
-      for (const [op, sign] of [['$gt', '>'], ['$gte', '>='], ['$lt', '<'], ['$lte', '<=']] as const) {
+      for (const [op, sign] of [
+        ['$gt', '>'],
+        ['$gte', '>='],
+        ['$lt', '<'],
+        ['$lte', '<='],
+      ] as const) {
         assert.deepEqual(translate({ n: { [op]: 5 } }), {
           sql: `jsonb_path_exists((data #> $2::text[]), 'lax $ ? (@ ${sign} $v)', $3::jsonb, TRUE)`,
           values: [['n'], '{"v":5}'],
         });
       }
       assert.deepEqual(translate({ s: { $lt: "it's" } }).values, [['s'], '{"v":"it\'s"}']);
-      assert.deepEqual(translate({ '_m.mtime': { $gt: 1 } }).sql, "jsonb_path_exists((metadata #> $2::text[]), 'lax $ ? (@ > $v)', $3::jsonb, TRUE)");
+      assert.deepEqual(
+        translate({ '_m.mtime': { $gt: 1 } }).sql,
+        "jsonb_path_exists((metadata #> $2::text[]), 'lax $ ? (@ > $v)', $3::jsonb, TRUE)",
+      );
     });
 
     it('comparisons with null: $gte/$lte match an explicit null (as mingo), $gt/$lt nothing', function () {
@@ -141,9 +157,18 @@ describe('PostgreSQL query translation', function () {
     });
 
     it('$and, $or, several fields and several operators on one field', function () {
-      assert.equal(translate({ $or: [{ a: 1 }, { b: 2 }] }).sql, '((data @> $2::jsonb OR data @> $3::jsonb) OR (data @> $4::jsonb OR data @> $5::jsonb))');
-      assert.equal(translate({ $and: [{ a: 1 }, { b: 2 }] }).sql, '((data @> $2::jsonb OR data @> $3::jsonb) AND (data @> $4::jsonb OR data @> $5::jsonb))');
-      assert.equal(translate({ a: 1, b: 2 }).sql, '((data @> $2::jsonb OR data @> $3::jsonb) AND (data @> $4::jsonb OR data @> $5::jsonb))');
+      assert.equal(
+        translate({ $or: [{ a: 1 }, { b: 2 }] }).sql,
+        '((data @> $2::jsonb OR data @> $3::jsonb) OR (data @> $4::jsonb OR data @> $5::jsonb))',
+      );
+      assert.equal(
+        translate({ $and: [{ a: 1 }, { b: 2 }] }).sql,
+        '((data @> $2::jsonb OR data @> $3::jsonb) AND (data @> $4::jsonb OR data @> $5::jsonb))',
+      );
+      assert.equal(
+        translate({ a: 1, b: 2 }).sql,
+        '((data @> $2::jsonb OR data @> $3::jsonb) AND (data @> $4::jsonb OR data @> $5::jsonb))',
+      );
       // One path, one parameter however often it is read.
       assert.deepEqual(translate({ n: { $gt: 1, $lt: 9 } }).values, [['n'], '{"v":1}', '{"v":9}']);
       assert.deepEqual(translate({}), { sql: 'TRUE', values: [] });
@@ -151,9 +176,12 @@ describe('PostgreSQL query translation', function () {
   });
 
   describe('sorting and paging', function () {
-    it('$sort: MongoDB\'s type order, then the value; ties by id', function () {
+    it("$sort: MongoDB's type order, then the value; ties by id", function () {
       const params = new SqlParams(['c']);
-      assert.equal(translateSort({ a: 1, b: -1 }, params), `${RANK('(data #> $2::text[])', 'ASC')}, ${RANK('(data #> $3::text[])', 'DESC')}, id`);
+      assert.equal(
+        translateSort({ a: 1, b: -1 }, params),
+        `${RANK('(data #> $2::text[])', 'ASC')}, ${RANK('(data #> $3::text[])', 'DESC')}, id`,
+      );
       assert.deepEqual(params.values, ['c', ['a'], ['b']]);
       assert.equal(translateSort({ _id: -1, a: 1 }, new SqlParams()), 'id DESC');
       assert.equal(translateSort(undefined, new SqlParams()), 'id');
@@ -161,7 +189,10 @@ describe('PostgreSQL query translation', function () {
 
     it('a whole query: filter, MAX_QUERY_SCAN gate, sort, $skip and $limit under the result cap', function () {
       const sql = selectSql('t', 'c', parseQuery({ x: 1, $sort: { x: -1 }, $skip: 2, $limit: 5000 }), {
-        output: 'snapshots', withMeta: true, maxRows: 1001, maxScan: 10000,
+        output: 'snapshots',
+        withMeta: true,
+        maxRows: 1001,
+        maxScan: 10000,
       });
       assert.equal(
         sql.text,
@@ -177,8 +208,10 @@ describe('PostgreSQL query translation', function () {
         text: 'SELECT id FROM t WHERE collection = $1 AND type IS NOT NULL ORDER BY id LIMIT $2',
         values: ['c', 3],
       });
-      assert.equal(selectSql('t', 'c', parseQuery({ $limit: 0 }), { output: 'snapshots' }).text,
-        'SELECT id, v, type, data FROM t WHERE collection = $1 AND type IS NOT NULL ORDER BY id');
+      assert.equal(
+        selectSql('t', 'c', parseQuery({ $limit: 0 }), { output: 'snapshots' }).text,
+        'SELECT id, v, type, data FROM t WHERE collection = $1 AND type IS NOT NULL ORDER BY id',
+      );
     });
 
     it('$count counts the page', function () {
@@ -214,21 +247,31 @@ describe('PostgreSQL query translation', function () {
     }
 
     it('comparisons with objects or arrays, empty path parts and $distinct', function () {
-      assert.throws(() => translate({ x: { $gt: [1] } }), { code: 'TANDEM_INVALID_QUERY', message: /compares with a number, string or boolean/ });
+      assert.throws(() => translate({ x: { $gt: [1] } }), {
+        code: 'TANDEM_INVALID_QUERY',
+        message: /compares with a number, string or boolean/,
+      });
       assert.throws(() => translate({ x: { $lt: { a: 1 } } }), { code: 'TANDEM_INVALID_QUERY' });
       assert.throws(() => translate({ 'a..b': 1 }), { code: 'TANDEM_INVALID_QUERY', message: /empty part/ });
       assert.throws(() => selectSql('t', 'c', parseQuery({ $distinct: { field: 'x' } }), { output: 'ids' }), {
-        code: 'TANDEM_INVALID_QUERY', message: '$distinct is not supported by the PostgreSQL store',
+        code: 'TANDEM_INVALID_QUERY',
+        message: '$distinct is not supported by the PostgreSQL store',
       });
     });
 
-    it('the other stores\' refusals come first and reach the callback without touching the store', async function () {
+    it("the other stores' refusals come first and reach the callback without touching the store", async function () {
       // A store whose every statement fails: a refused query must never send one.
-      const store = new Proxy({}, {
-        get: (_target, property) => (property === 'tables' ? { snapshots: 't' } : () => Promise.reject(new Error('the store was used'))),
-      }) as PostgresStore;
+      const store = new Proxy(
+        {},
+        {
+          get: (_target, property) => (property === 'tables' ? { snapshots: 't' } : () => Promise.reject(new Error('the store was used'))),
+        },
+      ) as PostgresStore;
       const queries = new PostgresQueries(store);
-      await assert.rejects(queries.query('c', { $where: 'sleep(1000)' }, null), { code: 'TANDEM_INVALID_QUERY', message: /\$where runs code/ });
+      await assert.rejects(queries.query('c', { $where: 'sleep(1000)' }, null), {
+        code: 'TANDEM_INVALID_QUERY',
+        message: /\$where runs code/,
+      });
       await assert.rejects(queries.queryPoll('c', { x: { $regex: '^a' } }, null), { code: 'TANDEM_INVALID_QUERY' });
       await assert.rejects(queries.pollDoc('c', 'd', { x: { $unknown: 1 } }), { code: 'TANDEM_INVALID_QUERY' });
     });

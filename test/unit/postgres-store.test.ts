@@ -74,7 +74,10 @@ describe('PostgreSQL store', function () {
       const server = await silentServer();
       const store = new PostgresStore({ url: `postgres://tandem:s3cret@127.0.0.1:${server.port}/db` });
       // The server first: its closed sockets fail the pending connects, so the pool ends at once.
-      cleanups.push(() => server.close(), () => store.end());
+      cleanups.push(
+        () => server.close(),
+        () => store.end(),
+      );
       const started = performance.now();
       await assert.rejects(store.ping(), (err: Error & { code?: string }) => {
         assert.equal(err.code, 'TANDEM_STORAGE_ERROR');
@@ -113,13 +116,19 @@ describe('PostgreSQL store', function () {
       });
       assert.equal(parsePostgresUrl('postgresql://h/db').schema, null);
       assert.equal(redactUrl('postgres://u:p4ss@h/db'), 'postgres://u:***@h/db');
-      assert.throws(() => openStorage('postgres://u:p4ss@h/db?schema=bad-name'), (err: Error) => {
-        assert.match(err.message, /schema names must be identifiers/);
-        assert.match(err.message, /postgres:\/\/u:\*\*\*@h\/db/);
-        assert.doesNotMatch(err.message, /p4ss/);
-        return true;
-      });
-      assert.throws(() => parsePostgresUrl('postgres://u:p4ss@[bad/db'), (err: Error) => !err.message.includes('p4ss'));
+      assert.throws(
+        () => openStorage('postgres://u:p4ss@h/db?schema=bad-name'),
+        (err: Error) => {
+          assert.match(err.message, /schema names must be identifiers/);
+          assert.match(err.message, /postgres:\/\/u:\*\*\*@h\/db/);
+          assert.doesNotMatch(err.message, /p4ss/);
+          return true;
+        },
+      );
+      assert.throws(
+        () => parsePostgresUrl('postgres://u:p4ss@[bad/db'),
+        (err: Error) => !err.message.includes('p4ss'),
+      );
     });
 
     it('config: DB_URL accepts postgres:// and postgresql://, PG_POOL_MAX defaults to 10', function () {
@@ -151,8 +160,13 @@ describe('PostgreSQL store', function () {
       const stores = [storeOn(schema), storeOn(schema), storeOn(schema)];
       try {
         await Promise.all(stores.map((s) => s.ready()));
-        const versions = await stores[0]!.query<{ version: number }>(`SELECT version FROM ${stores[0]!.tables.schemaVersion} ORDER BY version`);
-        assert.deepEqual(versions.rows.map((r) => r.version), Array.from({ length: LATEST_SCHEMA_VERSION }, (_, i) => i + 1));
+        const versions = await stores[0]!.query<{ version: number }>(
+          `SELECT version FROM ${stores[0]!.tables.schemaVersion} ORDER BY version`,
+        );
+        assert.deepEqual(
+          versions.rows.map((r) => r.version),
+          Array.from({ length: LATEST_SCHEMA_VERSION }, (_, i) => i + 1),
+        );
         // Every instance works on the same tables.
         const dbs = stores.map((s) => new PostgresDB(s));
         assert.equal(await commit(dbs[0]!, 'a', 0, { n: 1 }), true);
@@ -189,7 +203,10 @@ describe('PostgreSQL store', function () {
           const edits = await Promise.all([commit(a, id, 1, { v: 'a' }), commit(b, id, 1, { v: 'b' })]);
           assert.deepEqual(edits.filter(Boolean).length, 1, `round ${round}: ${edits}`);
           const ops = await call<StoredOp[]>((cb) => a.getOps('docs', id, 0, null, null, cb));
-          assert.deepEqual(ops.map((op) => op.v), [0, 1]);
+          assert.deepEqual(
+            ops.map((op) => op.v),
+            [0, 1],
+          );
         }
         assert.equal(await commit(a, 'doc0', 1, {}), false, 'a stale version is refused');
         assert.equal(await commit(a, 'doc0', 2, {}), true);
@@ -199,20 +216,39 @@ describe('PostgreSQL store', function () {
       }
     });
 
-    it('keeps a deleted document\'s version and finds resent ops by src/seq', async function () {
+    it("keeps a deleted document's version and finds resent ops by src/seq", async function () {
       const db = new PostgresDB(await schemas.store());
       try {
         assert.equal(await commit(db, 'a', 0, { n: 1 }, { src: 'client1', seq: 1 }), true);
-        const del = await call<boolean>((cb) => db.commit('docs', 'a', { v: 1, del: true, src: 'client1', seq: 2 }, { id: 'a', v: 2, type: null, data: undefined, m: null }, null, cb));
+        const del = await call<boolean>((cb) =>
+          db.commit(
+            'docs',
+            'a',
+            { v: 1, del: true, src: 'client1', seq: 2 },
+            { id: 'a', v: 2, type: null, data: undefined, m: null },
+            null,
+            cb,
+          ),
+        );
         assert.equal(del, true);
-        assert.deepEqual(await call((cb) => db.getSnapshot('docs', 'a', null, null, cb)), { id: 'a', v: 2, type: null, data: undefined, m: null });
-        const version = (seq: number) => call<number | undefined>((cb) => db.getCommittedOpVersion('docs', 'a', { v: 2 }, { v: 0, src: 'client1', seq }, null, cb));
+        assert.deepEqual(await call((cb) => db.getSnapshot('docs', 'a', null, null, cb)), {
+          id: 'a',
+          v: 2,
+          type: null,
+          data: undefined,
+          m: null,
+        });
+        const version = (seq: number) =>
+          call<number | undefined>((cb) => db.getCommittedOpVersion('docs', 'a', { v: 2 }, { v: 0, src: 'client1', seq }, null, cb));
         assert.equal(await version(1), 0);
         assert.equal(await version(2), 1);
         assert.equal(await version(3), undefined);
         // A `to` past the current version returns what exists (ShareDB reports the version).
         const ops = await call<StoredOp[]>((cb) => db.getOps('docs', 'a', 0, 5, null, cb));
-        assert.deepEqual(ops.map((op) => op.v), [0, 1]);
+        assert.deepEqual(
+          ops.map((op) => op.v),
+          [0, 1],
+        );
       } finally {
         await closeDb(db);
       }
@@ -239,7 +275,10 @@ describe('PostgreSQL store', function () {
       await storage.close();
       await storage.close();
       await assert.rejects(storage.ping(), { code: 'TANDEM_DB_CLOSED' });
-      await assert.rejects(call((cb) => storage.db.getSnapshot('docs', 'a', null, null, cb)), { code: 'TANDEM_DB_CLOSED' });
+      await assert.rejects(
+        call((cb) => storage.db.getSnapshot('docs', 'a', null, null, cb)),
+        { code: 'TANDEM_DB_CLOSED' },
+      );
     });
 
     it('the pool survives PostgreSQL ending its connections (a restart)', async function () {

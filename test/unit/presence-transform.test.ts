@@ -6,7 +6,7 @@ import { transformTextOffset } from '../../ot-types/presence.js';
 const at = (path: Json1Presence['path'], anchor: number, head = anchor): Json1Presence => ({ path, anchor, head });
 
 describe('presence: json1 transformPresence', () => {
-  it('shifts a cursor by inserts and deletes strictly before it, for own and others\' ops', () => {
+  it("shifts a cursor by inserts and deletes strictly before it, for own and others' ops", () => {
     for (const own of [true, false]) {
       assert.deepEqual(transformPresence(at(['t'], 5), ops.textInsert(['t'], 2, 'abc'), own), at(['t'], 8));
       assert.deepEqual(transformPresence(at(['t'], 5), ops.textDelete(['t'], 1, 2), own), at(['t'], 3));
@@ -14,7 +14,7 @@ describe('presence: json1 transformPresence', () => {
     }
   });
 
-  it('an insert exactly at the cursor moves it only for the op\'s author', () => {
+  it("an insert exactly at the cursor moves it only for the op's author", () => {
     assert.deepEqual(transformPresence(at(['t'], 5), ops.textInsert(['t'], 5, 'ab'), true), at(['t'], 7));
     assert.deepEqual(transformPresence(at(['t'], 5), ops.textInsert(['t'], 5, 'ab'), false), at(['t'], 5));
   });

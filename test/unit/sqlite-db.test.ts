@@ -36,8 +36,7 @@ describe('SqliteDB', function () {
   }
   const snapshotOf = (db: SqliteDB, id: string, collection = 'docs') =>
     call<QuerySnapshot>((cb) => db.getSnapshot(collection, id, null, { metadata: true }, cb));
-  const opsOf = (db: SqliteDB, id: string) =>
-    call<StoredOp[]>((cb) => db.getOps('docs', id, 0, null, { metadata: true }, cb));
+  const opsOf = (db: SqliteDB, id: string) => call<StoredOp[]>((cb) => db.getOps('docs', id, 0, null, { metadata: true }, cb));
   const commit = (db: SqliteDB, id: string, op: StoredOp, snapshot: Omit<QuerySnapshot, 'id'>) =>
     call<boolean>((cb) => db.commit('docs', id, op, { id, ...snapshot }, null, cb));
 
@@ -62,7 +61,10 @@ describe('SqliteDB', function () {
     const ops = await opsOf(db, id);
     assert.equal(snapshot.v, increments + 1);
     assert.deepEqual(snapshot.data, { n: increments });
-    assert.deepEqual(ops.map((op) => op.v), Array.from({ length: increments + 1 }, (_, i) => i));
+    assert.deepEqual(
+      ops.map((op) => op.v),
+      Array.from({ length: increments + 1 }, (_, i) => i),
+    );
     const srcSeq = new Set(ops.map((op) => `${op.src}:${op.seq}`));
     assert.equal(srcSeq.size, ops.length, 'an op was committed twice');
   }
@@ -96,7 +98,10 @@ describe('SqliteDB', function () {
     const dbs = [open(), open()];
     const backends = dbs.map((db) => new ShareDB({ db }));
     let retries = 0;
-    for (const b of backends) b.on('timing', (type) => { if (type === 'submit.retry') retries++; });
+    for (const b of backends)
+      b.on('timing', (type) => {
+        if (type === 'submit.retry') retries++;
+      });
     const first = backends[0].connect().get('docs', 'hot');
     await call<void>((cb) => first.create({ n: 0 }, cb));
 
@@ -111,17 +116,17 @@ describe('SqliteDB', function () {
   });
 
   for (const groupCommit of [false, true]) {
-  it(`loses and duplicates nothing with a second OS process writing the same doc${groupCommit ? ' (both with group commit)' : ''}`, async function () {
-    this.timeout(60_000);
-    const db = createSqliteDb({ path: file, turn: groupCommit ? new Turn() : undefined });
-    toClose.push(db);
-    const backend = new ShareDB({ db });
-    const doc = backend.connect().get('docs', 'shared');
-    await call<void>((cb) => doc.create({ n: 0 }, cb));
+    it(`loses and duplicates nothing with a second OS process writing the same doc${groupCommit ? ' (both with group commit)' : ''}`, async function () {
+      this.timeout(60_000);
+      const db = createSqliteDb({ path: file, turn: groupCommit ? new Turn() : undefined });
+      toClose.push(db);
+      const backend = new ShareDB({ db });
+      const doc = backend.connect().get('docs', 'shared');
+      await call<void>((cb) => doc.create({ n: 0 }, cb));
 
-    const PER_CHAIN = 60;
-    // The child waits for "go" so both processes really write at the same time.
-    const childCode = `
+      const PER_CHAIN = 60;
+      // The child waits for "go" so both processes really write at the same time.
+      const childCode = `
       import ShareDB from 'sharedb';
       import readline from 'node:readline';
       import { createSqliteDb } from './server/storage/sqlite.ts';
@@ -139,33 +144,37 @@ describe('SqliteDB', function () {
       await Promise.all(docs.map(async (d) => { for (let i = 0; i < ${PER_CHAIN}; i++) { await submit(d); await nextTurn(); } }));
       backend.close(() => process.exit(0));
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', childCode], {
-      cwd: REPO_ROOT, env: { ...process.env, DB_FILE: file }, stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString().includes('ready')) resolve(); });
-      child.on('exit', (code) => reject(new Error(`child exited early (${code})`)));
-    });
-    child.stdin.write('go\n');
-    const mine = [doc, backend.connect().get('docs', 'shared')];
-    await call<void>((cb) => mine[1].fetch(cb));
-    await Promise.all(mine.map((d) => submitChain(d, PER_CHAIN, { yieldBetween: true })));
-    assert.equal(await exited, 0);
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', childCode], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, DB_FILE: file },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('ready')) resolve();
+        });
+        child.on('exit', (code) => reject(new Error(`child exited early (${code})`)));
+      });
+      child.stdin.write('go\n');
+      const mine = [doc, backend.connect().get('docs', 'shared')];
+      await call<void>((cb) => mine[1].fetch(cb));
+      await Promise.all(mine.map((d) => submitChain(d, PER_CHAIN, { yieldBetween: true })));
+      assert.equal(await exited, 0);
 
-    await assertContiguousCounter(db, 'shared', 4 * PER_CHAIN);
-    // Without group commit the op log must interleave the two processes, or this test proved
-    // nothing. With it, each process holds the write lock for a whole turn and takes it again
-    // in its next turn, while SQLite's busy handler polls with sleeps: one process can keep
-    // the lock until it pauses, so interleaving is not guaranteed (README: set
-    // SQLITE_GROUP_COMMIT=false for heavy writes from several processes). What must hold in
-    // both modes is above: every op of both processes, contiguous, none twice.
-    const ours = new Set(mine.map((d) => d.connection.id));
-    const fromUs = (await opsOf(db, 'shared')).slice(1).map((op) => ours.has(op.src as string));
-    const switches = fromUs.filter((v, i) => i > 0 && v !== fromUs[i - 1]).length;
-    assert.ok(switches >= (groupCommit ? 1 : 2), `the processes did not write concurrently (${switches} switches)`);
-    await call<void>((cb) => backend.close(cb));
-  });
+      await assertContiguousCounter(db, 'shared', 4 * PER_CHAIN);
+      // Without group commit the op log must interleave the two processes, or this test proved
+      // nothing. With it, each process holds the write lock for a whole turn and takes it again
+      // in its next turn, while SQLite's busy handler polls with sleeps: one process can keep
+      // the lock until it pauses, so interleaving is not guaranteed (README: set
+      // SQLITE_GROUP_COMMIT=false for heavy writes from several processes). What must hold in
+      // both modes is above: every op of both processes, contiguous, none twice.
+      const ours = new Set(mine.map((d) => d.connection.id));
+      const fromUs = (await opsOf(db, 'shared')).slice(1).map((op) => ours.has(op.src as string));
+      const switches = fromUs.filter((v, i) => i > 0 && v !== fromUs[i - 1]).length;
+      assert.ok(switches >= (groupCommit ? 1 : 2), `the processes did not write concurrently (${switches} switches)`);
+      await call<void>((cb) => backend.close(cb));
+    });
   }
 
   it('keeps snapshots, ops and milestones across close and reopen', async function () {
@@ -237,15 +246,21 @@ describe('SqliteDB', function () {
         { id: 'gone', data: { age: 4, color: 'gold', tags: [] }, mtime: 40 },
       ];
       for (const r of rows) {
-        await commit(db, r.id, { v: 0, create: { type: JSON0, data: r.data } },
-          { v: 1, type: JSON0, data: r.data, m: { ctime: r.mtime, mtime: r.mtime } });
+        await commit(
+          db,
+          r.id,
+          { v: 0, create: { type: JSON0, data: r.data } },
+          { v: 1, type: JSON0, data: r.data, m: { ctime: r.mtime, mtime: r.mtime } },
+        );
       }
       await commit(db, 'gone', { v: 1, del: true }, { v: 2, type: null, data: undefined, m: { mtime: 50 } });
     });
     const query = (q: unknown, options: { metadata?: boolean } | null = null) =>
       new Promise<{ ids: string[]; extra: unknown; snapshots: ShareDB.Snapshot[] }>((resolve, reject) =>
         db.query('docs', q, {}, options, (err, snapshots, extra) =>
-          (err ? reject(err) : resolve({ ids: snapshots.map((s) => s.id), extra, snapshots }))));
+          err ? reject(err) : resolve({ ids: snapshots.map((s) => s.id), extra, snapshots }),
+        ),
+      );
 
     it('filters, sorts, skips and limits, never returning deleted docs', async function () {
       assert.deepEqual((await query({ color: 'gold' })).ids.sort(), ['a', 'b']);
@@ -272,8 +287,7 @@ describe('SqliteDB', function () {
       assert.equal(db.canPollDoc('docs', { color: 'gold' }), true);
       assert.equal(db.canPollDoc('docs', { $sort: { age: 1 } }), false);
       assert.equal(db.canPollDoc('docs', { $count: true }), false);
-      const poll = (id: string, q: unknown) =>
-        call<boolean>((cb) => db.queryPollDoc('docs', id, q, null, cb));
+      const poll = (id: string, q: unknown) => call<boolean>((cb) => db.queryPollDoc('docs', id, q, null, cb));
       assert.equal(await poll('a', { color: 'gold' }), true);
       assert.equal(await poll('c', { color: 'gold' }), false);
       assert.equal(await poll('gone', {}), false);
@@ -300,11 +314,14 @@ describe('SqliteDB', function () {
     });
 
     it('names the accepted forms for an unknown scheme, without echoing the URL', function () {
-      assert.throws(() => openStorage('mysql://user:secret@host/db'), (err: Error) => {
-        assert.match(err.message, /sqlite:<path>.*memory:.*mongodb:\/\/.*mongodb\+srv:\/\/.*postgres:\/\//);
-        assert.doesNotMatch(err.message, /secret/);
-        return true;
-      });
+      assert.throws(
+        () => openStorage('mysql://user:secret@host/db'),
+        (err: Error) => {
+          assert.match(err.message, /sqlite:<path>.*memory:.*mongodb:\/\/.*mongodb\+srv:\/\/.*postgres:\/\//);
+          assert.doesNotMatch(err.message, /secret/);
+          return true;
+        },
+      );
       assert.throws(() => openStorage('sqlite:'), /no file path/);
     });
 

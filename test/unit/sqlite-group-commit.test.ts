@@ -52,8 +52,7 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     toClose.push(db);
     return db;
   }
-  const versionOf = (db: SqliteDB, id: string) =>
-    call<QuerySnapshot>((cb) => db.getSnapshot('docs', id, null, null, cb)).then((s) => s.v);
+  const versionOf = (db: SqliteDB, id: string) => call<QuerySnapshot>((cb) => db.getSnapshot('docs', id, null, null, cb)).then((s) => s.v);
 
   beforeEach(function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-group-commit-'));
@@ -115,7 +114,10 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     });
     await nextTurn();
     restore();
-    assert.deepEqual(failures.map((e) => e.message), ['disk I/O error']);
+    assert.deepEqual(
+      failures.map((e) => e.message),
+      ['disk I/O error'],
+    );
     assert.equal(held, true, 'what the turn held is discarded');
     assert.equal(await versionOf(open(), 'a'), 1, 'the failed turn left nothing in the file');
     assert.throws(() => counterCommit(writer, 'a', 1), { code: 'TANDEM_STORAGE_ERROR' });
@@ -163,7 +165,9 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
       setInterval(() => {}, 1000);
     `;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', childCode], {
-      cwd: REPO_ROOT, env: { ...process.env, DB_FILE: file }, stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: REPO_ROOT,
+      env: { ...process.env, DB_FILE: file },
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
     const exited = new Promise((resolve) => child.once('exit', resolve));
     try {
@@ -174,7 +178,7 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
       child.kill('SIGKILL');
       await exited;
     }
-    await waitFor(() => peersOf(a).alone, { timeoutMs: 5000, what: 'the dead process\'s heartbeat to go stale' });
+    await waitFor(() => peersOf(a).alone, { timeoutMs: 5000, what: "the dead process's heartbeat to go stale" });
     assert.equal(counterCommit(a, 'x', 1), true);
     assert.equal(await versionOf(reader, 'x'), 1, 'grouped again: visible only after the turn');
     await nextTurn();
@@ -217,7 +221,10 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     assert.equal(failures.length, 0, 'not yet: the turn has not ended');
     await nextTurn();
     restore();
-    assert.deepEqual(failures.map((e) => e.message), ['disk I/O error']);
+    assert.deepEqual(
+      failures.map((e) => e.message),
+      ['disk I/O error'],
+    );
     assert.equal(discarded, true);
   });
 });

@@ -10,9 +10,7 @@ import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { Socket as ServerSocket } from 'socket.io';
 import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
-import {
-  BATCH_QUERY_PARAM, SHAREDB_BATCH_EVENT, SHAREDB_EVENT, TandemErrorCode,
-} from '../../client/protocol.js';
+import { BATCH_QUERY_PARAM, SHAREDB_BATCH_EVENT, SHAREDB_EVENT, TandemErrorCode } from '../../client/protocol.js';
 import { ops } from '../../ot-types/index.js';
 import { corkUntilTurnEnds } from '../../server/transport/cork.js';
 import { SocketIoSender } from '../../server/transport/socketio-sender.js';
@@ -64,7 +62,10 @@ describe('per-turn send batching', () => {
       sender.send({ n: 2 });
       assert.deepEqual(emitted, []);
       await nextTurn();
-      assert.deepEqual(emitted, [[SHAREDB_EVENT, { n: 1 }], [SHAREDB_EVENT, { n: 2 }]]);
+      assert.deepEqual(emitted, [
+        [SHAREDB_EVENT, { n: 1 }],
+        [SHAREDB_EVENT, { n: 2 }],
+      ]);
     });
 
     it('replaces a message that cannot be encoded by a coded error and still sends the others', async () => {
@@ -214,12 +215,24 @@ describe('per-turn send batching', () => {
       const writers = Array.from({ length: WRITERS }, () => server.backend.connect());
       const docs = writers.map((c) => c.get('notes', 'batch'));
       await Promise.all(docs.map((d) => new Promise<void>((resolve, reject) => d.fetch((e) => (e ? reject(e) : resolve())))));
-      await Promise.all(docs.map((d, i) => new Promise<void>((resolve, reject) =>
-        d.submitOp(ops.insert(['items', 0], `w${i}`), {}, (e) => (e ? reject(e) : resolve())))));
+      await Promise.all(
+        docs.map(
+          (d, i) =>
+            new Promise<void>((resolve, reject) => d.submitOp(ops.insert(['items', 0], `w${i}`), {}, (e) => (e ? reject(e) : resolve()))),
+        ),
+      );
 
-      const opsSeen = () => packets.slice(before).flat().filter((m) => (m as { a?: string }).a === 'op') as Array<{ v: number }>;
+      const opsSeen = () =>
+        packets
+          .slice(before)
+          .flat()
+          .filter((m) => (m as { a?: string }).a === 'op') as Array<{ v: number }>;
       await waitFor(() => opsSeen().length === WRITERS, { timeoutMs: 5000, what: 'every op at the reader' });
-      assert.deepEqual(opsSeen().map((m) => m.v), Array.from({ length: WRITERS }, (_, i) => 1 + i), 'contiguous versions, in order');
+      assert.deepEqual(
+        opsSeen().map((m) => m.v),
+        Array.from({ length: WRITERS }, (_, i) => 1 + i),
+        'contiguous versions, in order',
+      );
       assert.ok(packets.length - before < WRITERS, `fewer packets (${packets.length - before}) than ops (${WRITERS})`);
       for (const c of writers) c.close();
     });
@@ -239,8 +252,10 @@ describe('per-turn send batching', () => {
           docB.submitOp(ops.insert(['items', 0], `b${i}`));
         }
         const full = (d: Doc) => (d.data as { items: string[] }).items.length === 40;
-        await waitFor(() => full(docA) && full(docB) && !docA.hasPending() && !docB.hasPending(),
-          { timeoutMs: 10_000, what: 'both copies with all 40 items' });
+        await waitFor(() => full(docA) && full(docB) && !docA.hasPending() && !docB.hasPending(), {
+          timeoutMs: 10_000,
+          what: 'both copies with all 40 items',
+        });
         assert.deepEqual(docA.data, docB.data);
         assert.equal(docA.version, docB.version);
       } finally {

@@ -164,7 +164,7 @@ describe('undo manager (json1 ops)', () => {
     assert.deepEqual(h.data, { t: '' });
   });
 
-  it("an undo does not put back a value where someone else has put theirs since", () => {
+  it('an undo does not put back a value where someone else has put theirs since', () => {
     const h = harness({ k: 'mine' }, { groupMs: 0 });
     h.local(ops.remove(['k']));
     h.remote(ops.insert(['k'], 'theirs'));
@@ -212,7 +212,7 @@ describe('undo manager (json1 ops)', () => {
     assert.equal(off.manager.undo(), false);
   });
 
-  it("reports canUndo/canRedo only when they change", () => {
+  it('reports canUndo/canRedo only when they change', () => {
     const h = harness({ t: '' }, { groupMs: 0 });
     type(h, 0, 'a', 0);
     type(h, 1, 'b', 1);
@@ -243,7 +243,7 @@ describe('undo manager (json1 ops)', () => {
     assert.deepEqual(h.data, { t: 'b' }, 'the older step reverts its own edit only');
   });
 
-  it("steps json1 cannot transform past a remote op (a pinned upstream defect) are dropped and reported", () => {
+  it('steps json1 cannot transform past a remote op (a pinned upstream defect) are dropped and reported', () => {
     const pinned = PINNED_CASES.find((c) => c.defect === 'throws')!;
     // Our local edit is the inverse of the pinned `b`, so its undo step is `b` itself; the
     // remote op is the pinned `a`, and transform(b, a, 'right') throws.
