@@ -53,10 +53,25 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
+/** Listens on 127.0.0.1, port 0, with `handler`; `close()` also drops open connections. */
+export async function serveHttp(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<StaticServer> {
+  const server: Server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /** Serves the built demo, plus `extra` pages (path → HTML) for tests. */
-export async function startDemoServer(dist: string, extra: Record<string, string> = {}): Promise<StaticServer> {
+export function startDemoServer(dist: string, extra: Record<string, string> = {}): Promise<StaticServer> {
   const assets = createDemoAssetHandler(dist);
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  return serveHttp((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const page = extra[path];
     if (page !== undefined) {
@@ -69,16 +84,31 @@ export async function startDemoServer(dist: string, extra: Record<string, string
       res.end('not found');
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+}
+
+/** Serves a test page: `/` is `html`, every other path of `scripts` its JavaScript. */
+export function servePage(html: string, scripts: Record<string, string>): Promise<StaticServer> {
+  return serveHttp((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const script = scripts[path];
+    if (path === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+    else if (script !== undefined) res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(script);
+    else res.writeHead(404).end();
+  });
+}
+
+/** Bundles a test page's script as the browser bundles are built (demo/build-targets.mjs), unminified. */
+export async function bundlePageScript(options: BuildOptions): Promise<string> {
+  const result = await build({
+    bundle: true,
+    write: false,
+    platform: 'browser',
+    format: 'iife',
+    target: ['chrome109'],
+    logLevel: 'error',
+    ...options,
+  });
+  return result.outputFiles![0]!.text;
 }
 
 export interface User {

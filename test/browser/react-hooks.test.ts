@@ -6,57 +6,19 @@
  * unmounting lets go of everything, on the page and on the server.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import type { Page } from 'playwright-core';
 import type { Agent } from '../../server/auth/agent-identity.js';
 import { heldSubscriptions } from '../../server/limits/subscriptions.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { chromiumAvailable, launchUser, ROOT, Teardown, type User } from './helpers-browser.js';
+import { bundlePageScript, chromiumAvailable, launchUser, ROOT, servePage, Teardown, type User } from './helpers-browser.js';
 import { serverSnapshot } from './helpers-page.js';
 import type { ReactTestWindow } from './react-page.js';
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>react hooks</title>
 <link rel="icon" href="data:,"></head><body><div id="root"></div><script src="/react-page.js"></script></body></html>`;
-
-/** Bundles react-page.ts as the browser bundles are built (demo/build-targets.mjs), unminified. */
-async function bundlePage(): Promise<string> {
-  const result = await build({
-    entryPoints: [join(ROOT, 'test/browser/react-page.ts')],
-    bundle: true,
-    write: false,
-    platform: 'browser',
-    format: 'iife',
-    target: ['chrome109'],
-    // React's development build: StrictMode runs every effect twice only there.
-    define: { 'process.env.NODE_ENV': '"development"' },
-    logLevel: 'error',
-  });
-  return result.outputFiles[0]!.text;
-}
-
-/** Serves the page and its bundle on port 0. */
-async function servePage(bundle: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
-    else if (path === '/react-page.js') res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(bundle);
-    else res.writeHead(404).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** What the page renders (the data-* attributes of #note and #status, the carets list). */
 interface Rendered {
@@ -123,7 +85,11 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
   before(async function () {
     this.timeout(60_000);
     requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    bundle = await bundlePage();
+    bundle = await bundlePageScript({
+      entryPoints: [join(ROOT, 'test/browser/react-page.ts')],
+      // React's development build: StrictMode runs every effect twice only there.
+      define: { 'process.env.NODE_ENV': '"development"' },
+    });
   });
   beforeEach(async () => {
     users = [];
@@ -134,7 +100,7 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
       agents.push(context.agent);
       next();
     });
-    const pageServer = await servePage(bundle);
+    const pageServer = await servePage(PAGE, { '/react-page.js': bundle });
     site = pageServer;
     teardown.add(() => pageServer.close());
   });

@@ -7,16 +7,13 @@
  * lower-precedence Mod-z keymap in CodeMirror that must never run.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { build } from 'esbuild';
 import type { Page } from 'playwright-core';
 import type { EditorView } from '@codemirror/view';
 import type { DocHandle } from '../../client/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { chromiumAvailable, launchUser, ROOT, Teardown, type User } from './helpers-browser.js';
+import { bundlePageScript, chromiumAvailable, launchUser, ROOT, servePage, Teardown, type User } from './helpers-browser.js';
 import { serverSnapshot } from './helpers-page.js';
 
 interface UndoDoc {
@@ -63,38 +60,6 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>undo keys<
 <link rel="icon" href="data:,"></head><body><textarea id="notes"></textarea><div id="code"></div>
 <script src="/undo-page.js"></script></body></html>`;
 
-/** Bundles PAGE_SCRIPT as the browser bundles are built (demo/build-targets.mjs), unminified. */
-async function bundlePage(): Promise<string> {
-  const result = await build({
-    stdin: { contents: PAGE_SCRIPT, resolveDir: ROOT, sourcefile: 'undo-page.ts', loader: 'ts' },
-    bundle: true,
-    write: false,
-    platform: 'browser',
-    format: 'iife',
-    target: ['chrome109'],
-    logLevel: 'error',
-  });
-  return result.outputFiles[0]!.text;
-}
-
-async function servePage(bundle: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
-    else if (path === '/undo-page.js') res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(bundle);
-    else res.writeHead(404).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 interface Shown {
   data: UndoDoc | undefined;
   pending: number;
@@ -128,13 +93,13 @@ describe('browser: undo keys in the bindings revert only your own typing', funct
   before(async function () {
     this.timeout(60_000);
     requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    bundle = await bundlePage();
+    bundle = await bundlePageScript({ stdin: { contents: PAGE_SCRIPT, resolveDir: ROOT, sourcefile: 'undo-page.ts', loader: 'ts' } });
   });
   beforeEach(async () => {
     users = [];
     server = await startTestServer();
     teardown.add(() => server.close());
-    const pageServer = await servePage(bundle);
+    const pageServer = await servePage(PAGE, { '/undo-page.js': bundle });
     site = pageServer;
     teardown.add(() => pageServer.close());
   });

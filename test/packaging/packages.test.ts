@@ -12,8 +12,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { build } from 'esbuild';
@@ -21,7 +19,7 @@ import type { Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { chromiumAvailable, launchUser, ROOT, Teardown, type User } from '../browser/helpers-browser.js';
+import { chromiumAvailable, launchUser, ROOT, serveHttp, Teardown, type StaticServer, type User } from '../browser/helpers-browser.js';
 
 const FIXTURES = join(ROOT, 'test/packaging/fixtures');
 
@@ -112,8 +110,8 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /** Serves folders as they are (`/vite/…`, `/esbuild/…`) on port 0. */
-async function serveStatic(roots: Record<string, string>): Promise<{ url: string; close(): Promise<void> }> {
-  const server: Server = createServer((req, res) => {
+function serveFolders(roots: Record<string, string>): Promise<StaticServer> {
+  return serveHttp((req, res) => {
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
     const [, prefix = '', rest = ''] = /^\/([^/]+)\/?(.*)$/.exec(path) ?? [];
     const root = roots[prefix];
@@ -124,15 +122,6 @@ async function serveStatic(roots: Record<string, string>): Promise<{ url: string
     }
     res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 interface Shown {
@@ -306,7 +295,7 @@ describe('packaging: the packed packages installed into projects outside the rep
 
     const tandem: TestServer = await startTestServer();
     teardown.add(() => tandem.close());
-    const site = await serveStatic({ vite: join(webApp, 'dist-vite'), esbuild: join(webApp, 'dist-esbuild') });
+    const site = await serveFolders({ vite: join(webApp, 'dist-vite'), esbuild: join(webApp, 'dist-esbuild') });
     teardown.add(() => site.close());
     const users = [await launchUser('vite', teardown.add), await launchUser('esbuild', teardown.add)];
     for (const user of users) await user.page.goto(`${site.url}/${user.name}/?server=${encodeURIComponent(tandem.url)}&name=${user.name}`);
