@@ -298,10 +298,14 @@ describe('packaging: the packed packages installed into projects outside the rep
     const site = await serveFolders({ vite: join(webApp, 'dist-vite'), esbuild: join(webApp, 'dist-esbuild') });
     teardown.add(() => site.close());
     const users = [await launchUser('vite', teardown.add), await launchUser('esbuild', teardown.add)];
-    for (const user of users) await user.page.goto(`${site.url}/${user.name}/?server=${encodeURIComponent(tandem.url)}&name=${user.name}`);
     const [vite, esb] = users as [User, User];
-    await waitShown(vite, (s) => s.ready && s.state === 'online' && s.others === 'esbuild', 'ready and seeing the esbuild page');
-    await waitShown(esb, (s) => s.ready && s.state === 'online' && s.others === 'vite', 'ready and seeing the vite page');
+    // One page after the other: the first creates the document, the second finds it.
+    for (const user of users) {
+      await user.page.goto(`${site.url}/${user.name}/?server=${encodeURIComponent(tandem.url)}&name=${user.name}`);
+      await waitShown(user, (s) => s.ready && s.state === 'online', 'ready and online');
+    }
+    await waitShown(vite, (s) => s.others === 'esbuild', 'seeing the esbuild page');
+    await waitShown(esb, (s) => s.others === 'vite', 'seeing the vite page');
 
     await vite.page.evaluate(() => (window as unknown as { typeText(t: string): void }).typeText('from Vite. '));
     await waitShown(esb, (s) => s.text === 'from Vite. ', 'the vite page’s text');
