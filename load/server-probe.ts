@@ -107,7 +107,7 @@ function cpuOf(pid: number): number | null {
 }
 
 /**
- * Polls `<origin>/metrics` of every distinct server URL; adds /proc RSS for loopback ones.
+ * Polls `<origin>/metrics.json` of every distinct server URL; adds /proc RSS for loopback ones.
  * A server with authentication shows /metrics to any valid token: `getToken` gives one.
  */
 export function httpMetricsProbe(urls: readonly string[], getToken?: () => Promise<string>): ServerProbe {
@@ -132,7 +132,7 @@ export function httpMetricsProbe(urls: readonly string[], getToken?: () => Promi
     let body: Record<string, unknown> = {};
     try {
       // A saturated server answers late; the caller does not wait for this to close a slot.
-      const res = await fetch(`${origin}/metrics`, { headers: await headers(), signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(`${origin}/metrics.json`, { headers: await headers(), signal: AbortSignal.timeout(10_000) });
       if (res.ok) body = (await res.json()) as Record<string, unknown>;
     } catch {
       // no /metrics (a stock ShareDB server) or not answering: figures stay null

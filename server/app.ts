@@ -14,9 +14,11 @@ import { createBackend, type TandemBackend } from './backend.js';
 import type { Config } from './config.js';
 import type { Logger } from './ops/logger.js';
 import { collectMetrics } from './ops/metrics.js';
+import { TandemPrometheus } from './ops/prometheus.js';
+import { connectionLimitsOf } from './limits/connections.js';
 import { openPubSub, type PubSubHandle } from './pubsub/index.js';
 import { openStorage } from './storage/index.js';
-import { createHttpHandler } from './transport/http-routes.js';
+import { createHttpHandler, jsonBody } from './transport/http-routes.js';
 import { serveDemoAssets } from './transport/demo-assets.js';
 import { FRAME_ENVELOPE_DEPTH } from './transport/message-stream.js';
 import { attachRawWebSocket, closeRawWebSockets } from './transport/raw-websocket.js';
@@ -137,6 +139,22 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     logger,
   });
 
+  // agentsCount exists on ShareDB's Backend but not in @types/sharedb.
+  const agentsCount = () => (backend as unknown as { agentsCount: number }).agentsCount;
+  // Assigned once the transports exist; the connection counts read them at scrape time.
+  const transports: { io: SocketIoServer | null; wss: WebSocketServer | null } = { io: null, wss: null };
+  const prometheus = new TandemPrometheus({
+    stats: backend.stats,
+    pubsub: pubsub.pubsub,
+    agentsCount,
+    connections: () => ({ 'socket.io': transports.io?.of('/').sockets.size ?? 0, 'sharedb-ws': transports.wss?.clients.size ?? 0 }),
+    pubsubState: () => pubsub.state(),
+    storageState: () => storage.state(),
+    pingStore: () => storage.ping(),
+    pingPubSub: () => pubsub.ping(),
+  });
+  backend.onSubmitDone = prometheus.observeSubmit;
+
   let draining = false;
   const http = createServer(
     {
@@ -157,15 +175,18 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
         { name: 'pubsub', check: () => pubsub.ping(), critical: false },
       ],
       extra: {
-        '/metrics': () =>
-          collectMetrics({
-            stats: backend.stats,
-            // agentsCount exists on ShareDB's Backend but not in @types/sharedb.
-            agentsCount: () => (backend as unknown as { agentsCount: number }).agentsCount,
-            pubsubState: () => pubsub.state(),
-            storageState: () => storage.state(),
-            startedAt,
-          }),
+        '/metrics': () => prometheus.scrape(),
+        // The same figures as JSON (the load tool reads them).
+        '/metrics.json': () =>
+          jsonBody(
+            collectMetrics({
+              stats: backend.stats,
+              agentsCount,
+              pubsubState: () => pubsub.state(),
+              storageState: () => storage.state(),
+              startedAt,
+            }),
+          ),
       },
       serveDemo: serveDemoAssets,
     }),
@@ -194,6 +215,9 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     limits: config.limits,
     logger,
   });
+  transports.io = io;
+  transports.wss = wss;
+  connectionLimitsOf(backend, config.limits, logger).refusals.onRefusal = prometheus.observeRefusal;
 
   // Fail-stop: ShareDB was told the turn's commits succeeded, but they are not in the store.
   // Nothing of the turn left the process; dropping every client makes each resend its

@@ -45,6 +45,20 @@ export interface BackendStats {
   inFlight: number;
 }
 
+/** How one submit ended, for metrics (TandemBackend.onSubmitDone). */
+export interface SubmitOutcome {
+  collection: string;
+  result: 'committed' | 'duplicate' | 'rejected';
+  /** The refusal's code, when rejected. */
+  code?: string;
+  /** Commits retried because another commit won the race. */
+  retries: number;
+  /** ShareDB's own submit (read, transform, commit), without the wait for the document's queue. */
+  submitMs: number;
+  /** From backend.submit() to the answer: the queue wait included. */
+  totalMs: number;
+}
+
 type SubmitCallback = Parameters<ShareDB['submit']>[5];
 
 /** ShareDB's query request builder, not in @types/sharedb. */
@@ -79,6 +93,8 @@ export class TandemBackend extends ShareDB {
   serializeSubmits = true;
   /** Who may read and write what (server/auth/access.ts). */
   access = new AccessPolicy(null, null);
+  /** Told of every finished submit (metrics). */
+  onSubmitDone: ((outcome: SubmitOutcome) => void) | null = null;
 
   /**
    * Every query's DB is wrapped so its results and polls hold only readable documents.
@@ -102,6 +118,8 @@ export class TandemBackend extends ShareDB {
     callback: SubmitCallback,
   ): void {
     const key = `${index}\u0000${id}`;
+    const receivedAt = performance.now();
+    let submittedAt = receivedAt;
     this.stats.inFlight++;
     const previous = (this.serializeSubmits && this.docQueues.get(key)) || Promise.resolve();
     const done = new Promise<void>((release) => {
@@ -112,9 +130,22 @@ export class TandemBackend extends ShareDB {
         const retries = (request as { retries?: number } | undefined)?.retries ?? 0;
         this.stats.commitRetries += retries;
         // A resend whose first copy was committed (its ack was lost) is answered as an ack.
-        if ((err as { code?: string } | null)?.code === ShareDbErrorCode.ALREADY_SUBMITTED) this.stats.duplicates++;
-        else if (err) this.stats.rejected++;
+        const code = (err as { code?: unknown } | null)?.code;
+        const result = code === ShareDbErrorCode.ALREADY_SUBMITTED ? 'duplicate' : err ? 'rejected' : 'committed';
+        if (result === 'duplicate') this.stats.duplicates++;
+        else if (result === 'rejected') this.stats.rejected++;
         else this.stats.commits++;
+        if (this.onSubmitDone) {
+          const now = performance.now();
+          this.onSubmitDone({
+            collection: index,
+            result,
+            code: code === undefined || code === null ? undefined : String(code),
+            retries,
+            submitMs: now - submittedAt,
+            totalMs: now - receivedAt,
+          });
+        }
         release();
         this.stats.inFlight--;
         if (this.docQueues.get(key) === done) this.docQueues.delete(key);
@@ -122,6 +153,7 @@ export class TandemBackend extends ShareDB {
         callback(err, ops, request);
       };
       void previous.then(() => {
+        submittedAt = performance.now();
         try {
           super.submit(agent, index, id, op, options, finish);
         } catch (err) {

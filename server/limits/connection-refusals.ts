@@ -35,12 +35,16 @@ export class RefusalLog {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Told of every refusal, logged or not (metrics). */
+  onRefusal: ((code: string, action: string | undefined) => void) | null = null;
+
   /**
    * Logs (or counts) one refusal; `message` is the log line's `msg`. Refused requests are
    * `info` (clients such as the SDK meet some in normal use: a rate limit, an expired
    * token); a connection refused or dropped is `warn`.
    */
   record(fields: RefusalFields, message = 'request refused', level: 'info' | 'warn' = 'info'): void {
+    this.onRefusal?.(fields.code, fields.action);
     const now = this.now();
     if (now - this.windowStart >= WINDOW_MS) {
       this.summarise();

@@ -18,14 +18,25 @@ export interface HttpRoutesOptions {
   checks: readonly ReadinessCheck[];
   /** Serves `/` and static demo assets; returns false when it does not own the path. */
   serveDemo?: (req: IncomingMessage, res: ServerResponse) => boolean;
-  /** Extra JSON routes (e.g. /metrics) keyed by path; each passes `authorize` first. */
-  extra?: Record<string, () => unknown>;
+  /** Extra routes (e.g. /metrics) keyed by path; each passes `authorize` first. */
+  extra?: Record<string, () => RouteBody | Promise<RouteBody>>;
   /** Decides whether a request may use the extra routes (null: yes; else the refusal). */
   authorize?: (req: IncomingMessage) => Promise<TandemError | null>;
   /** Browser origins allowed on every route. */
   origins: OriginPolicy;
   /** True once shutdown began: /readyz turns 503 so load balancers stop routing here. */
   isDraining(): boolean;
+}
+
+/** An extra route's answer. */
+export interface RouteBody {
+  contentType: string;
+  body: string;
+}
+
+/** A JSON answer for an extra route. */
+export function jsonBody(value: unknown): RouteBody {
+  return { contentType: 'application/json', body: JSON.stringify(value) };
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -83,7 +94,13 @@ export function createHttpHandler(options: HttpRoutesOptions) {
           res.setHeader('www-authenticate', 'Bearer');
           return sendJson(res, 401, { error: refusal.toJSON() });
         }
-        sendJson(res, 200, extra());
+        return Promise.resolve(extra()).then(
+          ({ contentType, body }) => {
+            res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+            res.end(body);
+          },
+          (err: unknown) => sendJson(res, 500, { error: new TandemError(TandemErrorCode.UNKNOWN, (err as Error).message).toJSON() }),
+        );
       });
       return;
     }

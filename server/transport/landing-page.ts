@@ -11,7 +11,7 @@ export function serveLandingPage(req: IncomingMessage, res: ServerResponse): boo
 <ul>
 <li>socket.io: <code>/socket.io/</code> — <code>connectSocket({url: location.origin})</code> from Tandem's client</li>
 <li>ShareDB's plain protocol over WebSocket: <code>/sharedb</code></li>
-<li>Health: <a href="/healthz">/healthz</a>, readiness: <a href="/readyz">/readyz</a>, figures: <a href="/metrics">/metrics</a></li>
+<li>Health: <a href="/healthz">/healthz</a>, readiness: <a href="/readyz">/readyz</a>, metrics: <a href="/metrics">/metrics</a> (Prometheus), <a href="/metrics.json">/metrics.json</a></li>
 </ul></body></html>`);
   return true;
 }

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../server/config.js';
 import { openStorage } from '../../server/storage/index.js';
 import { parsePostgresUrl } from '../../server/storage/postgres-connection.js';
+import { startTestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
 import { commandAvailable } from '../helpers/system.js';
 
@@ -31,15 +32,38 @@ interface Service {
   ports?: Array<{ published: number | string; target: number }>;
   volumes?: string[];
   stop_grace_period?: string;
+  entrypoint?: string[];
 }
 
 /** `docker-compose config` prints YAML; Debian's docker-compose depends on python3-yaml for /usr/bin/python3 (not a pyenv python). */
 /** The secret an operator must provide: the compose file refuses to resolve without it. */
-const COMPOSE_ENV = { ...process.env, TANDEM_JWT_SECRET: 'compose-test-secret-0123456789abcdef' };
+const COMPOSE_ENV = {
+  ...process.env,
+  TANDEM_JWT_SECRET: 'compose-test-secret-0123456789abcdef',
+  TANDEM_METRICS_TOKEN: 'compose-test-metrics-token',
+};
 
 interface ResolvedCompose {
   services: Record<string, Service>;
   volumes?: Record<string, unknown>;
+}
+
+/** A YAML file of this repository as data (python3-yaml, as for `docker-compose config`). */
+function yamlFile(path: string): unknown {
+  const json = execFileSync('/usr/bin/python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
+    input: readFileSync(`${ROOT}${path}`, 'utf8'),
+    encoding: 'utf8',
+  });
+  return JSON.parse(json);
+}
+
+/** The container path a service mounts the repository's `source` at. */
+function mountOf(service: Service, source: string): string | undefined {
+  for (const volume of service.volumes ?? []) {
+    const [from, to] = volume.split(':');
+    if (from === source || from?.endsWith(`/${source.replace(/^\.\//, '')}`)) return to;
+  }
+  return undefined;
 }
 
 /** `docker-compose [--profile p] -f docker-compose.yml config` as data (every service: profiles do not filter `config`). */
@@ -256,5 +280,67 @@ describe('deploy: docker-compose.yml', function () {
     // The build script the image runs is the one this repo uses.
     const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { scripts: Record<string, string> };
     assert.match(pkg.scripts.build ?? '', /scripts\/build\.mjs/);
+  });
+
+  it('monitoring: Prometheus scrapes every instance with METRICS_TOKEN; Grafana provisions it and a dashboard of figures /metrics has', async () => {
+    const { services, volumes } = resolvedConfig('postgres');
+    const prometheus = services.prometheus!;
+    const grafana = services.grafana!;
+    assert.equal(prometheus.profiles, undefined, 'monitoring runs with `docker compose up`');
+    assert.ok(volumes && 'prometheus-data' in volumes);
+    // The token: the same for every instance and Prometheus, written where the scrape config reads it.
+    const instances = Object.entries(services).filter(([, s]) => s.build !== undefined);
+    for (const [name, service] of instances) assert.equal(service.environment?.METRICS_TOKEN, COMPOSE_ENV.TANDEM_METRICS_TOKEN, name);
+    assert.equal(prometheus.environment?.METRICS_TOKEN, COMPOSE_ENV.TANDEM_METRICS_TOKEN);
+    // `docker-compose config` prints `$$` (compose's escape) as written; the shell sees `$`.
+    const script = (prometheus.entrypoint ?? []).join(' ').replaceAll('$$', '$');
+    const config = yamlFile('deploy/prometheus.yml') as {
+      scrape_configs: Array<{
+        metrics_path: string;
+        authorization: { type: string; credentials_file: string };
+        static_configs: Array<{ targets: string[] }>;
+      }>;
+    };
+    assert.equal(mountOf(prometheus, './deploy/prometheus.yml'), '/etc/prometheus/prometheus.yml');
+    assert.match(script, /--config\.file=\/etc\/prometheus\/prometheus\.yml/);
+    const [job] = config.scrape_configs;
+    assert.ok(job);
+    assert.equal(job.metrics_path, '/metrics');
+    assert.equal(job.authorization.type, 'Bearer');
+    assert.match(script, new RegExp(`"\\$METRICS_TOKEN" > ${job.authorization.credentials_file.replace(/[/.]/g, '\\$&')}`));
+    // Every instance is a target at the port it listens on, and every target is an instance.
+    const targets = job.static_configs.flatMap((c) => c.targets).sort();
+    assert.deepEqual(targets, instances.map(([name, s]) => `${name}:${s.environment?.PORT}`).sort());
+    // Grafana: the data source is this Prometheus, the dashboards folder is the one mounted.
+    const datasources = yamlFile('deploy/grafana/provisioning/datasources/prometheus.yml') as {
+      datasources: Array<{ uid: string; url: string }>;
+    };
+    const providers = yamlFile('deploy/grafana/provisioning/dashboards/tandem.yml') as { providers: Array<{ options: { path: string } }> };
+    assert.equal(mountOf(grafana, './deploy/grafana/provisioning'), '/etc/grafana/provisioning');
+    assert.equal(mountOf(grafana, './deploy/grafana/dashboards'), providers.providers[0]?.options.path);
+    const source = datasources.datasources[0]!;
+    assert.equal(source.url, 'http://prometheus:9090');
+    const dashboard = JSON.parse(readFileSync(`${ROOT}deploy/grafana/dashboards/tandem.json`, 'utf8')) as {
+      panels: Array<{ title: string; datasource: { uid: string }; targets: Array<{ expr: string }> }>;
+    };
+    // Every series a panel asks for is one a Tandem server exposes.
+    const server = await startTestServer();
+    try {
+      const exposed = (await (await fetch(`${server.url}/metrics`)).text())
+        .split('\n')
+        .filter((line) => line.startsWith('# TYPE '))
+        .map((line) => line.split(' ')[2]!);
+      for (const panel of dashboard.panels) {
+        assert.equal(panel.datasource.uid, source.uid, panel.title);
+        for (const { expr } of panel.targets) {
+          for (const [name] of expr.matchAll(/\b(?:tandem|nodejs|process)_[a-z0-9_]+/g)) {
+            const family = name.replace(/_(bucket|sum|count)$/, '');
+            assert.ok(exposed.includes(name) || exposed.includes(family), `${panel.title}: ${name} is exposed by /metrics`);
+          }
+        }
+      }
+    } finally {
+      await server.close();
+    }
   });
 });

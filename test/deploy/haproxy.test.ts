@@ -48,7 +48,7 @@ function localConfig(port: number): string {
 
 /** Connected ShareDB agents of an instance (its socket.io clients; the server opens none). */
 async function agents(server: ServerProcess): Promise<number> {
-  const metrics = (await (await fetch(`${server.url}/metrics`)).json()) as { agents: number };
+  const metrics = (await (await fetch(`${server.url}/metrics.json`)).json()) as { agents: number };
   return metrics.agents;
 }
 

@@ -126,9 +126,9 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
   });
 }
 
-/** The server's memory as GET /metrics reports it. */
+/** The server's memory as GET /metrics.json reports it. */
 async function metrics(url: string): Promise<{ heapUsed: number; rss: number }> {
-  const { status, body } = await get(`${url}/metrics`, { authorization: `Bearer ${METRICS_TOKEN}` });
+  const { status, body } = await get(`${url}/metrics.json`, { authorization: `Bearer ${METRICS_TOKEN}` });
   if (status !== 200) throw new Error(`/metrics answered ${status}: ${body}`);
   return (JSON.parse(body) as { memory: { heapUsed: number; rss: number } }).memory;
 }

@@ -465,7 +465,7 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
         assert.match(upgrade.body, /TANDEM_ORIGIN_FORBIDDEN/);
       }
 
-      for (const path of ['/healthz', '/readyz', '/metrics', '/no-such-route']) {
+      for (const path of ['/healthz', '/readyz', '/metrics', '/metrics.json', '/no-such-route']) {
         const answer = await httpGet(ctx.server.url, path, { origin: EVIL });
         assert.equal(answer.status, 403, path);
         assert.equal((JSON.parse(answer.body) as { error?: { code?: unknown } }).error?.code, TandemErrorCode.ORIGIN_FORBIDDEN, path);
@@ -569,13 +569,14 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
         { authorization: `Bearer ${await testToken('alice', { secret: OTHER_SECRET })}` },
         { authorization: `Bearer ${await testToken('alice', { ttlSeconds: -60 })}` },
       ];
-      for (const headers of refused) {
-        const answer = await httpGet(ctx.server.url, '/metrics', headers);
-        assert.equal(answer.status, 401, JSON.stringify(headers));
+      for (const [headers, path] of refused.flatMap((h) => [[h, '/metrics'] as const, [h, '/metrics.json'] as const])) {
+        const answer = await httpGet(ctx.server.url, path, headers);
+        assert.equal(answer.status, 401, `${path} ${JSON.stringify(headers)}`);
         assert.equal((JSON.parse(answer.body) as { error?: { code?: unknown } }).error?.code, TandemErrorCode.UNAUTHENTICATED);
         assert.match(String(answer.headers['www-authenticate']), /^Bearer/);
       }
       assert.equal((await httpGet(ctx.server.url, '/metrics', { authorization: `Bearer ${METRICS_TOKEN}` })).status, 200);
+      assert.equal((await httpGet(ctx.server.url, '/metrics.json', { authorization: `Bearer ${METRICS_TOKEN}` })).status, 200);
       assert.equal((await httpGet(ctx.server.url, '/metrics', { authorization: `Bearer ${await testToken('alice')}` })).status, 200);
       assert.equal((await httpGet(ctx.server.url, '/healthz')).status, 200);
       assert.equal((await httpGet(ctx.server.url, '/readyz')).status, 200);
@@ -588,7 +589,10 @@ describe('auth over the wire: tokens, expiry, refresh, origins, /metrics, config
     it('is public', async () => {
       const answer = await httpGet(ctx.server.url, '/metrics');
       assert.equal(answer.status, 200, answer.body);
-      assert.equal(typeof JSON.parse(answer.body), 'object');
+      assert.match(String(answer.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      const json = await httpGet(ctx.server.url, '/metrics.json');
+      assert.equal(json.status, 200, json.body);
+      assert.equal(typeof JSON.parse(json.body), 'object');
     });
   });
 

@@ -74,7 +74,7 @@ describe('group commit in /metrics', function () {
     for (const s of servers.splice(0)) await s.close();
   });
   const storeOf = async (s: TestServer) =>
-    ((await (await fetch(`${s.url}/metrics`)).json()) as { store: { kind: string; groupCommit?: string } }).store;
+    ((await (await fetch(`${s.url}/metrics.json`)).json()) as { store: { kind: string; groupCommit?: string } }).store;
 
   it('says on for a lone instance, paused while a second one writes the same file, off when configured off', async () => {
     const first = await startTestServer();

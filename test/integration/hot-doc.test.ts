@@ -44,7 +44,7 @@ interface Metrics {
 }
 
 async function metrics(server: TestServer): Promise<Metrics> {
-  return (await (await fetch(`${server.url}/metrics`)).json()) as Metrics;
+  return (await (await fetch(`${server.url}/metrics.json`)).json()) as Metrics;
 }
 
 describe('hot document: 50 concurrent writers on one document through one instance', function () {

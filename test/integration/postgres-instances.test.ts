@@ -464,7 +464,7 @@ interface Metrics {
 }
 
 async function metrics(url: string): Promise<Metrics> {
-  const response = await fetch(`${url}/metrics`);
+  const response = await fetch(`${url}/metrics.json`);
   assert.equal(response.status, 200);
   return (await response.json()) as Metrics;
 }

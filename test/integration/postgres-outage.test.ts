@@ -441,7 +441,7 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
     );
     // A resend of such an op is answered as already committed, unless its client learned
     // of it first (the op echoed back while catching up); either way it commits once.
-    const metrics = (await (await fetch(`${server.url}/metrics`)).json()) as { duplicates: number };
+    const metrics = (await (await fetch(`${server.url}/metrics.json`)).json()) as { duplicates: number };
     console.log(`      (${unanswered.length} commits unanswered, ${metrics.duplicates} resends recognised as committed)`);
     assertHealthy(server);
   });

@@ -152,7 +152,7 @@ describe('Redis outage: one in-process instance', function () {
     assert.match(down.body.checks!.pubsub!, /^redis down since .*ECONNREFUSED|^redis down since /);
     assert.equal(down.body.checks!.store, 'ok');
     assert.equal((await readyz(server.url, '?strict')).code, 503);
-    const metrics = (await (await fetch(`${server.url}/metrics`)).json()) as { pubsub: { status: string; publishFailures: number } };
+    const metrics = (await (await fetch(`${server.url}/metrics.json`)).json()) as { pubsub: { status: string; publishFailures: number } };
     assert.equal(metrics.pubsub.status, 'down');
     assert.ok(metrics.pubsub.publishFailures >= 1);
 

@@ -65,9 +65,9 @@ export function isDrop(log: Log, ip: string): boolean {
   return log.msg === DROP_MESSAGE && log.ip === ip;
 }
 
-/** One figure of GET /metrics. */
+/** One figure of GET /metrics.json. */
 export async function metric(url: string, name: string): Promise<number> {
-  const answer = await httpGet(`${url}/metrics`);
+  const answer = await httpGet(`${url}/metrics.json`);
   return (JSON.parse(answer.body) as Record<string, number>)[name]!;
 }
 

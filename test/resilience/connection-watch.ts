@@ -41,10 +41,10 @@ export async function healthzMs(url: string): Promise<number> {
   return answer.status === 200 ? answer.ms : Infinity;
 }
 
-/** ShareDB agents (client connections) the server holds, from /metrics. */
+/** ShareDB agents (client connections) the server holds, from /metrics.json. */
 export async function agentsOf(url: string): Promise<number> {
-  const answer = await httpGet(`${url}/metrics`);
-  assert.equal(answer.status, 200, `/metrics: ${answer.body}`);
+  const answer = await httpGet(`${url}/metrics.json`);
+  assert.equal(answer.status, 200, `/metrics.json: ${answer.body}`);
   return (JSON.parse(answer.body) as { agents: number }).agents;
 }
 
