@@ -1,70 +1,92 @@
+import type { BuildOptions } from 'esbuild';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
-import { buildBundles, chromiumAvailable, launchUser, startDemoServer, Teardown, type StaticServer, type User } from './helpers-browser.js';
+import {
+  buildBundles,
+  bundlePageScript,
+  chromiumAvailable,
+  launchUser,
+  servePage,
+  startDemoServer,
+  Teardown,
+  type StaticServer,
+  type User,
+} from './helpers-browser.js';
 import { demoUrl, openDemo } from './helpers-page.js';
 
-/** What `useBrowserFixture` gives a describe block; every field is this test's. */
-export interface BrowserFixture {
+/** What `usePageFixture` gives a describe block; every field is this test's. */
+export interface PageFixture {
   readonly server: TestServer;
-  /** The static server for the demo page and bundles. */
+  /** The static server for the page (and its bundles). */
+  readonly site: StaticServer;
+  /** Cleanup run after the test, last added first. */
+  readonly teardown: Teardown;
+  /** The users launched in this test. */
+  readonly users: readonly User[];
+  /** A Chromium user for this test; its browser log is printed if the test fails. */
+  launch(name: string): Promise<User>;
+}
+
+/** What `useBrowserFixture` gives a describe block; every field is this test's. */
+export interface BrowserFixture extends PageFixture {
+  /** The static server for the demo page and bundles (= site). */
   readonly demo: StaticServer;
   /** A document id no other test uses. */
   readonly docId: string;
-  /** Cleanup run after the test, last added first. */
-  readonly teardown: Teardown;
-  /** A Chromium user for this test; its browser log is printed if the test fails. */
-  launch(name: string): Promise<User>;
   /** A user with the demo page open on this test's document. */
   openDemo(name: string): Promise<User>;
 }
 
 /**
- * Mocha hooks for the Chromium tests: chromium is required (fails in CI, skips loudly
- * elsewhere), the bundles are built once; each test gets a Tandem server, a demo server
- * (plus `extraPages`), a fresh document id, and everything is closed after it.
+ * Mocha hooks for Chromium tests: chromium is required (fails in CI, skips loudly elsewhere),
+ * `prepare` runs once; each test gets a Tandem server and the site `startSite` serves, and
+ * everything is closed after it (browser logs printed when it failed).
  */
-export function useBrowserFixture(docPrefix: string, extraPages: Record<string, string> = {}): BrowserFixture {
+function useChromiumFixture(
+  prepare: () => Promise<unknown>,
+  startSite: () => Promise<StaticServer>,
+  onTest: () => void = () => {},
+): PageFixture {
   const teardown = new Teardown();
   let server: TestServer | null = null;
-  let demo: StaticServer | null = null;
-  let docId = '';
-  let counter = 0;
+  let site: StaticServer | null = null;
   let users: User[] = [];
 
   before(async function () {
+    this.timeout(60_000);
     requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    await buildBundles();
+    await prepare();
   });
   beforeEach(async () => {
     const started = await startTestServer();
     server = started;
     teardown.add(() => started.close());
-    const staticServer = await startDemoServer(await buildBundles(), extraPages);
-    demo = staticServer;
+    const staticServer = await startSite();
+    site = staticServer;
     teardown.add(() => staticServer.close());
-    docId = `${docPrefix}-${process.pid}-${++counter}`;
     users = [];
+    onTest();
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') for (const u of users) for (const line of u.log) console.log(`      ${line}`);
     await teardown.run();
     server = null;
-    demo = null;
+    site = null;
   });
 
   const inTest = <T>(value: T | null): T => {
-    if (value === null) throw new Error('useBrowserFixture: used outside a test');
+    if (value === null) throw new Error('browser fixture: used outside a test');
     return value;
   };
-  const fixture: BrowserFixture = {
+  return {
     get server() {
       return inTest(server);
     },
-    get demo() {
-      return inTest(demo);
+    get site() {
+      return inTest(site);
     },
-    get docId() {
-      return docId;
+    get users() {
+      return users;
     },
     teardown,
     async launch(name) {
@@ -72,6 +94,55 @@ export function useBrowserFixture(docPrefix: string, extraPages: Record<string, 
       users.push(user);
       return user;
     },
+  };
+}
+
+/**
+ * A test page of its own: `/` is `html`, `scriptPath` the script bundled once from `script`
+ * (bundlePageScript); each test gets a Tandem server and the page's site.
+ */
+export function usePageFixture(html: string, scriptPath: string, script: BuildOptions): PageFixture {
+  let bundle: string | null = null;
+  return useChromiumFixture(
+    async () => {
+      bundle ??= await bundlePageScript(script);
+    },
+    () => servePage(html, { [scriptPath]: bundle ?? '' }),
+  );
+}
+
+/**
+ * The demo page: the bundles are built once; each test gets a Tandem server, a demo server
+ * (plus `extraPages`) and a fresh document id.
+ */
+export function useBrowserFixture(docPrefix: string, extraPages: Record<string, string> = {}): BrowserFixture {
+  let docId = '';
+  let counter = 0;
+  const base = useChromiumFixture(
+    buildBundles,
+    async () => startDemoServer(await buildBundles(), extraPages),
+    () => {
+      docId = `${docPrefix}-${process.pid}-${++counter}`;
+    },
+  );
+  const fixture: BrowserFixture = {
+    get server() {
+      return base.server;
+    },
+    get site() {
+      return base.site;
+    },
+    get demo() {
+      return base.site;
+    },
+    get users() {
+      return base.users;
+    },
+    get docId() {
+      return docId;
+    },
+    teardown: base.teardown,
+    launch: (name) => base.launch(name),
     async openDemo(name) {
       const user = await fixture.launch(name);
       await openDemo(user.page, demoUrl(fixture.demo.url, fixture.server.url, docId, name));

@@ -10,10 +10,9 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Agent } from '../../server/auth/agent-identity.js';
 import { heldSubscriptions } from '../../server/limits/subscriptions.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { bundlePageScript, chromiumAvailable, launchUser, ROOT, servePage, Teardown, type User } from './helpers-browser.js';
+import { usePageFixture } from './browser-fixture.js';
+import { ROOT, type User } from './helpers-browser.js';
 import { serverSnapshot } from './helpers-page.js';
 import type { ReactTestWindow } from './react-page.js';
 
@@ -73,46 +72,26 @@ async function waitRendered(page: Page, test: (r: Rendered) => boolean, what: st
 
 describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)', function () {
   this.timeout(90_000);
-  const teardown = new Teardown();
-  let bundle = '';
-  let server: TestServer;
-  let site: { url: string };
-  let users: User[] = [];
+  const fixture = usePageFixture(PAGE, '/react-page.js', {
+    entryPoints: [join(ROOT, 'test/browser/react-page.ts')],
+    // React's development build: StrictMode runs every effect twice only there.
+    define: { 'process.env.NODE_ENV': '"development"' },
+  });
   /** Every ShareDB agent of this test's server, to count what a page subscribes to. */
   let agents: Agent[] = [];
   let counter = 0;
 
-  before(async function () {
-    this.timeout(60_000);
-    requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    bundle = await bundlePageScript({
-      entryPoints: [join(ROOT, 'test/browser/react-page.ts')],
-      // React's development build: StrictMode runs every effect twice only there.
-      define: { 'process.env.NODE_ENV': '"development"' },
-    });
-  });
-  beforeEach(async () => {
-    users = [];
+  beforeEach(() => {
     agents = [];
-    server = await startTestServer();
-    teardown.add(() => server.close());
-    server.backend.use('connect', (context, next) => {
+    fixture.server.backend.use('connect', (context, next) => {
       agents.push(context.agent);
       next();
     });
-    const pageServer = await servePage(PAGE, { '/react-page.js': bundle });
-    site = pageServer;
-    teardown.add(() => pageServer.close());
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const u of users) for (const line of u.log) console.log(`      ${line}`);
-    await teardown.run();
   });
 
   async function open(name: string, doc: string): Promise<User> {
-    const user = await launchUser(name, teardown.add);
-    users.push(user);
-    await user.page.goto(`${site.url}/?${new URLSearchParams({ server: server.url, doc, name })}`);
+    const user = await fixture.launch(name);
+    await user.page.goto(`${fixture.site.url}/?${new URLSearchParams({ server: fixture.server.url, doc, name })}`);
     await waitRendered(user.page, (r) => r.ready && r.state === 'online', `${name}'s page to load ${doc}`);
     return user;
   }
@@ -141,13 +120,13 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
   /** React's development build warns about unstable snapshots, leaks and the like: none may show. */
   function assertQuietPages(): void {
     assert.deepEqual(
-      users.flatMap((u) => u.log),
+      fixture.users.flatMap((u) => u.log),
       [],
       'console errors or warnings in the pages',
     );
   }
 
-  const serverVersion = async (doc: string): Promise<number> => (await serverSnapshot(server, 'react', doc)).v;
+  const serverVersion = async (doc: string): Promise<number> => (await serverSnapshot(fixture.server, 'react', doc)).v;
 
   it('renders the other browser’s typing with the server’s version; pending rises offline and drops once acknowledged', async () => {
     const doc = `react-${process.pid}-${++counter}`;
@@ -195,7 +174,7 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
     assert.equal(back.statusPending, 0);
     assert.equal(back.error, '');
     await waitRendered(bob.page, (r) => r.text === 'Hello world' && r.version === v2, 'Bob to render the edit made offline');
-    assert.deepEqual((await serverSnapshot(server, 'react', doc)).data, { text: 'Hello world' });
+    assert.deepEqual((await serverSnapshot(fixture.server, 'react', doc)).data, { text: 'Hello world' });
 
     // Bob answers; Alice renders it.
     await bob.page.click('#text');

@@ -10,10 +10,9 @@ import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import type { EditorView } from '@codemirror/view';
 import type { DocHandle } from '../../client/index.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
-import { bundlePageScript, chromiumAvailable, launchUser, ROOT, servePage, Teardown, type User } from './helpers-browser.js';
+import { usePageFixture } from './browser-fixture.js';
+import { ROOT, type User } from './helpers-browser.js';
 import { serverSnapshot } from './helpers-page.js';
 
 interface UndoDoc {
@@ -83,35 +82,14 @@ function shown(page: Page): Promise<Shown> {
 
 describe('browser: undo keys in the bindings revert only your own typing', function () {
   this.timeout(90_000);
-  const teardown = new Teardown();
-  let bundle = '';
-  let server: TestServer;
-  let site: { url: string };
-  let users: User[] = [];
+  const fixture = usePageFixture(PAGE, '/undo-page.js', {
+    stdin: { contents: PAGE_SCRIPT, resolveDir: ROOT, sourcefile: 'undo-page.ts', loader: 'ts' },
+  });
   let counter = 0;
 
-  before(async function () {
-    this.timeout(60_000);
-    requireService(this, chromiumAvailable(), 'Debian chromium at /usr/bin/chromium (apt-get install chromium)');
-    bundle = await bundlePageScript({ stdin: { contents: PAGE_SCRIPT, resolveDir: ROOT, sourcefile: 'undo-page.ts', loader: 'ts' } });
-  });
-  beforeEach(async () => {
-    users = [];
-    server = await startTestServer();
-    teardown.add(() => server.close());
-    const pageServer = await servePage(PAGE, { '/undo-page.js': bundle });
-    site = pageServer;
-    teardown.add(() => pageServer.close());
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const u of users) for (const line of u.log) console.log(`      ${line}`);
-    await teardown.run();
-  });
-
   async function open(name: string, doc: string): Promise<User> {
-    const user = await launchUser(name, teardown.add);
-    users.push(user);
-    await user.page.goto(`${site.url}/?${new URLSearchParams({ server: server.url, doc, name })}`);
+    const user = await fixture.launch(name);
+    await user.page.goto(`${fixture.site.url}/?${new URLSearchParams({ server: fixture.server.url, doc, name })}`);
     await user.page.waitForFunction(() => (window as unknown as UndoWindow).undoPage !== undefined, null, { timeout: 15_000 });
     return user;
   }
@@ -124,7 +102,7 @@ describe('browser: undo keys in the bindings revert only your own typing', funct
     let last = '';
     const data = await waitFor<UndoDoc | null>(
       async () => {
-        const snapshot = (await serverSnapshot(server, 'undo', doc)).data as UndoDoc;
+        const snapshot = (await serverSnapshot(fixture.server, 'undo', doc)).data as UndoDoc;
         const views = await Promise.all(pages.map(shown));
         last = JSON.stringify({ server: snapshot, pages: views });
         const same = (v: Shown): boolean =>
