@@ -13,6 +13,7 @@ import type ShareDB from 'sharedb';
 import type { BackendStats, SubmitOutcome } from '../backend.js';
 import type { PubSubState } from '../pubsub/index.js';
 import type { StorageState } from '../storage/index.js';
+import { answerWithin } from './answer-within.js';
 
 const MAX_LABEL_VALUES = 100;
 const OTHER = '_other';
@@ -60,16 +61,11 @@ function codeLabel(code: string | undefined, codes: BoundedLabel): string {
   return code && /^(TANDEM|ERR)_[A-Z0-9_]+$/.test(code) ? codes.value(code) : OTHER;
 }
 
-async function answers(ping: () => Promise<void>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([ping(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)))]);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+function answers(ping: () => Promise<void>, timeoutMs: number): Promise<boolean> {
+  return answerWithin(ping, timeoutMs).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Distinct documents with at least one subscriber on this instance (ShareDB's doc channels). */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TandemError, TandemErrorCode } from '../../client/protocol.js';
+import { answerWithin } from '../ops/answer-within.js';
 import { applyCors, type OriginPolicy } from './origins.js';
 
 export interface ReadinessCheck {
@@ -52,19 +53,13 @@ async function readiness(checks: readonly ReadinessCheck[]): Promise<Readiness> 
   let degraded = false;
   await Promise.all(
     checks.map(async ({ name, check, critical = true }) => {
-      let timer: NodeJS.Timeout | undefined;
       try {
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2_000);
-        });
-        await Promise.race([check(), timeout]);
+        await answerWithin(check, 2_000);
         results[name] = 'ok';
       } catch (err) {
         if (critical) ok = false;
         else degraded = true;
         results[name] = (err as Error).message || 'failed';
-      } finally {
-        clearTimeout(timer);
       }
     }),
   );
