@@ -19,10 +19,16 @@ export interface LimitsContext {
   logger: Logger;
 }
 
-/** Registers every per-message limit on the backend; close() releases the rate store. */
+/** Registers every per-message limit on the backend; close() releases the rate store and timers. */
 export async function useResourceLimits(backend: TandemBackend, context: LimitsContext): Promise<RateLimits> {
   useDocumentLimits(backend, context.limits);
-  usePresenceLimits(backend, context.limits);
+  const presence = usePresenceLimits(backend, context.limits);
   useQueryLimits(backend, context.limits);
-  return openRateLimits(backend, context);
+  const rates = await openRateLimits(backend, context);
+  return {
+    close: () => {
+      presence.close();
+      return rates.close();
+    },
+  };
 }

@@ -7,7 +7,8 @@
  * - rate: PRESENCE_PER_SECOND updates per connection, burst twice that; a request that makes
  *   every subscriber re-send ('pr', and subscriptions past the first MAX_SUBSCRIPTIONS) has
  *   its own bucket at a tenth of that rate (TANDEM_RATE_LIMITED with retryAfterMs), and a
- *   channel has at most one re-send round per REQUEST_INTERVAL_MS (see RequestPacer);
+ *   channel has at most one re-send round per REQUEST_INTERVAL_MS: requests inside the
+ *   interval are folded into one round at its end (see RequestPacer);
  * - version lag: presence more than PRESENCE_MAX_LAG versions behind is refused
  *   (TANDEM_PRESENCE_STALE) instead of transformed through the history, and the transform
  *   that is allowed costs one more token per LAG_OPS_PER_TOKEN ops;
@@ -70,9 +71,16 @@ function rateRefusal(what: string, waitMs: number): WireError {
   return rateLimited(what, waitMs);
 }
 
-/** Registers the presence limits (see the module comment) on the backend. */
-export function usePresenceLimits(backend: TandemBackend, limits: ResourceLimits): void {
+/** Registers the presence limits (see the module comment) on the backend; close() cancels deferred rounds. */
+export function usePresenceLimits(backend: TandemBackend, limits: ResourceLimits): { close(): void } {
   const pacer = new RequestPacer(REQUEST_INTERVAL_MS);
+  const requestRound = (channel: string, src: string) => {
+    // What ShareDB's agent publishes for a 'pr' (Agent#_requestPresence): every instance's
+    // subscribers but the requester are asked to send their presence again.
+    backend.pubsub.publish([`$presence.${channel}`], { ch: channel, r: true, src }, (err: unknown) => {
+      if (err) backend.emit('error', err);
+    });
+  };
   backend.use('receive', (context, next) => {
     const message = context.data as Message;
     const action = message.a;
@@ -85,10 +93,14 @@ export function usePresenceLimits(backend: TandemBackend, limits: ResourceLimits
     }
     const wait = state.requests.take();
     if (wait > 0) return next(rateRefusal('presence requests', wait));
-    if (action === 'pr' && typeof message.ch === 'string' && !pacer.admit(message.ch)) {
-      // Within the interval the request is redundant, not wrong: refusing it would surface
-      // as an error in clients that sent it on their own. It is answered as a ping (the
-      // client sees a 'pong' it did not ask for) and re-sends nothing.
+    const channel = message.ch;
+    if (action === 'pr' && typeof channel === 'string' && !pacer.admit(channel)) {
+      // Within the interval the request is early, not wrong: refusing it would surface as an
+      // error in clients that sent it on their own. It is answered now as a ping (the client
+      // sees a 'pong' it did not ask for) and served by the channel's round at the end of
+      // the interval.
+      const src = context.agent.clientId;
+      pacer.defer(channel, () => requestRound(channel, src));
       message.a = 'pp';
       delete message.ch;
     }
@@ -109,6 +121,7 @@ export function usePresenceLimits(backend: TandemBackend, limits: ResourceLimits
     if (lag > 0) presenceLimitState(context.agent, limits).updates.charge(lag / LAG_OPS_PER_TOKEN);
     next();
   });
+  return { close: () => pacer.close() };
 }
 
 function checkPresence(

@@ -226,7 +226,7 @@ describe('resilience: presence limits', function () {
         }
       });
 
-      it('re-send requests (pr): one round per channel per interval, and their own, smaller rate per connection', async () => {
+      it('re-send requests (pr): one round per channel per interval (later ones folded into one at its end), and their own, smaller rate per connection', async () => {
         const { bob, b, local } = await pair(transport, await freshDoc());
         assert.equal(await submitPresence(local, cursorAt(1, 'alice')), null);
         await waitFor(() => b.presence.remotePresences['alice-cursor'], { what: "alice's cursor at bob" });
@@ -236,10 +236,13 @@ describe('resilience: presence limits', function () {
         for (let i = 0; i < requests; i++) sendRaw(bob, { a: 'pr', ch: b.presence.channel });
         const answered = () => bob.received.filter((m) => (m.a === 'pr' && (m.error || m.ch === undefined)) || m.a === 'pp').length;
         await waitFor(() => answered() >= requests, { what: `every pr answered (${answered()})` });
-        // A marker after the requests: alice's re-sends, sent before it, have arrived with it.
+        // One round now; the requests inside the interval are not dropped (a late joiner may
+        // have sent one) but folded into one more round at the interval's end.
+        await waitFor(() => fromAlice() - before >= 2, { what: `the deferred round (${fromAlice() - before} re-sends)` });
+        // A marker after the rounds: any re-send made before it has arrived with it.
         assert.equal(await submitPresence(local, cursorAt(5, 'alice')), null);
         await waitFor(() => b.presence.remotePresences['alice-cursor']?.anchor === 5, { what: 'the marker at bob' });
-        assert.equal(fromAlice() - before - 1, 1, `alice re-sent once for ${requests} requests`);
+        assert.equal(fromAlice() - before - 1, 2, `alice re-sent twice (a round and the deferred round) for ${requests} requests`);
 
         const limited = errorsWith(bob, TandemErrorCode.RATE_LIMITED);
         assert.ok(limited.length >= PRESENCE_PER_SECOND - 2, `${limited.length} refused by the per-connection rate`);
@@ -342,5 +345,35 @@ describe('resilience: presence limits, units', () => {
     // Full (3): the sweep drops every channel idle for the interval before adding 'd'.
     assert.equal(pacer.admit('d'), true);
     assert.equal((pacer as unknown as { lastRound: Map<string, number> }).lastRound.size, 1);
+  });
+
+  it('RequestPacer: a request inside the interval is served by one deferred round at its end', async () => {
+    let now = 0;
+    const pacer = new RequestPacer(40, 10_000, () => now);
+    const rounds: string[] = [];
+    assert.equal(pacer.admit('a'), true);
+    now = 10;
+    assert.equal(pacer.admit('a'), false);
+    assert.equal(
+      pacer.defer('a', () => rounds.push('a')),
+      true,
+    );
+    assert.equal(
+      pacer.defer('a', () => rounds.push('a again')),
+      false,
+      'one deferred round serves every request of the interval',
+    );
+    await waitFor(() => rounds.length > 0, { what: 'the deferred round' });
+    assert.deepEqual(rounds, ['a']);
+    assert.equal(pacer.admit('a'), false, 'the deferred round counts as the channel’s round');
+    pacer.defer('a', () => rounds.push('cancelled'));
+    pacer.close();
+    assert.equal(
+      pacer.defer('b', () => rounds.push('b')),
+      false,
+      'nothing is scheduled once closed',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.deepEqual(rounds, ['a'], 'close() cancels the waiting round');
   });
 });
