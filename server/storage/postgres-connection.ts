@@ -26,8 +26,10 @@ export interface PostgresOptions {
   poolMax?: number;
   /** Longest wait for a connection, new or a free pooled one, ms. Default 5000. */
   connectTimeoutMs?: number;
-  /** Longest wait for PostgreSQL's answer to a statement before its connection is given up, ms. Default 10000. */
+  /** Longest wait for PostgreSQL's answer to a statement before its connection is given up, ms. Default 10000; 0 waits for ever. */
   readTimeoutMs?: number;
+  /** How long a client's query may run before PostgreSQL cancels it, ms. Default QUERY_TIMEOUT_MS (5000); 0 never cancels. */
+  queryTimeoutMs?: number;
 }
 
 /** How long ping() may take, whatever PostgreSQL does (the readiness check's budget). */
@@ -98,6 +100,8 @@ export class PostgresStore {
   private readonly pool: Pool;
   private readonly connectionString: string;
   private readonly connectTimeoutMs: number;
+  /** See PostgresOptions.queryTimeoutMs; undefined: the query runner's default. */
+  readonly queryTimeoutMs: number | undefined;
   private readonly warm: number;
   private migration: Promise<void> | null = null;
   private users = 0;
@@ -110,6 +114,7 @@ export class PostgresStore {
     this.tables = tableNames(opts.schema ?? schema);
     this.connectionString = connectionString;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.queryTimeoutMs = opts.queryTimeoutMs;
     const max = opts.poolMax ?? DEFAULT_POOL_MAX;
     if (!Number.isInteger(max) || max < 1) throw new Error(`poolMax must be a positive integer, got ${max}`);
     this.warm = Math.min(WARM_CONNECTIONS, max);
@@ -197,11 +202,12 @@ export class PostgresStore {
    * One statement that PostgreSQL cancels after `timeoutMs` (it then fails with SQLSTATE
    * 57014). The cancel comes from a connection of its own, so a full pool cannot hold it up,
    * and the statement's connection is released only after the cancel was delivered: it
-   * cannot hit the next statement run on that connection.
+   * cannot hit the next statement run on that connection. A `timeoutMs` of 0 never cancels.
    */
   async queryWithTimeout<R extends QueryResultRow>(text: string, values: unknown[], timeoutMs: number): Promise<QueryResult<R>> {
     await this.ready();
     return this.withClient(async (client) => {
+      if (timeoutMs === 0) return client.query<R>(text, values);
       const pending: { cancel?: Promise<void> } = {};
       const timer = setTimeout(() => {
         pending.cancel = this.cancel(client);

@@ -99,15 +99,16 @@ export class PostgresQueries {
     const maxRows = Number.isFinite(caps.maxResults) ? caps.maxResults + 1 : undefined;
     const sql = selectSql(table, collection, parsed, { output, withMeta, maxRows, maxScan });
     const capped = Number.isFinite(caps.maxScan) || Number.isFinite(caps.maxResults);
+    const timeoutMs = this.store.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
     let rows: QueryResultRow[];
     try {
       rows = capped
-        ? (await this.store.queryWithTimeout(sql.text, sql.values, QUERY_TIMEOUT_MS)).rows
+        ? (await this.store.queryWithTimeout(sql.text, sql.values, timeoutMs)).rows
         : (await this.store.query(sql.text, sql.values)).rows;
     } catch (err) {
       if (err instanceof DatabaseError && err.code === QUERY_CANCELED) {
         throw new QueryTooLargeError(
-          `the query ran longer than ${QUERY_TIMEOUT_MS} ms: narrow it, name its documents by _id, or index the fields it filters on`,
+          `the query ran longer than ${timeoutMs} ms: narrow it, name its documents by _id, or index the fields it filters on`,
         );
       }
       throw err;
