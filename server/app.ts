@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import type { Server as SocketIoServer } from 'socket.io';
 import type { WebSocketServer } from 'ws';
 import { timingSafeEqual } from 'node:crypto';
-import ShareDB from 'sharedb';
 import type { IncomingMessage } from 'node:http';
 import { TandemError, TandemErrorCode } from '../client/protocol.js';
 import { AccessPolicy, type AccessHook } from './auth/access.js';
@@ -15,6 +14,7 @@ import type { Config } from './config.js';
 import type { Logger } from './ops/logger.js';
 import { collectMetrics } from './ops/metrics.js';
 import { TandemPrometheus } from './ops/prometheus.js';
+import { routeShareDbLogs } from './ops/sharedb-logs.js';
 import { connectionLimitsOf } from './limits/connections.js';
 import { openPubSub, type PubSubHandle } from './pubsub/index.js';
 import { openStorage } from './storage/index.js';
@@ -86,23 +86,6 @@ function metricsAuthorizer(verifier: TokenVerifier | null, metricsToken: string 
       return err as TandemError;
     }
   };
-}
-
-/**
- * ShareDB logs through its own global logger to the console (a stack trace per refused
- * request at `info`): send it through pino instead, stacks at debug level.
- */
-function routeShareDbLogs(logger: Logger): void {
-  const text = (args: unknown[]) =>
-    args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? (a.stack ?? a.message) : String(a))).join(' ');
-  ShareDB.logger.setMethods({
-    // ShareDB logs the stack of every refused request at info: format it only when shown.
-    info: (...args: unknown[]) => {
-      if (logger.isLevelEnabled('debug')) logger.debug({ sharedb: text(args) }, 'sharedb');
-    },
-    warn: (...args: unknown[]) => logger.warn({ sharedb: text(args) }, 'sharedb'),
-    error: (...args: unknown[]) => logger.error({ sharedb: text(args) }, 'sharedb'),
-  });
 }
 
 /** Opens the store and pub/sub, builds the backend and transports, and listens. */

@@ -199,17 +199,20 @@ export function createBackend(options: BackendOptions): TandemBackend {
     presence: true,
     // Presence errors are the sender's business; do not tear down other clients' streams.
     doNotForwardSendPresenceErrorsToClient: true,
-    errorHandler: (err: Error) => {
+    errorHandler: (err: Error, context: { agent?: { clientId: string } }) => {
       // Presence withheld from a client that may not read the document is not a fault.
       if ((err as { code?: string }).code === SILENT_REFUSAL) return;
-      options.logger.warn({ err }, 'sharedb error');
+      options.logger.warn({ err, connection: context.agent?.clientId }, 'sharedb error');
     },
   });
   backend.serializeSubmits = options.serializeSubmits ?? true;
   if (options.access) backend.access = options.access;
   // The transport verified who is connecting; ShareDB's agent takes it before anything else.
   backend.use('connect', (context, next) => {
-    if (context.stream instanceof MessageStream && context.stream.identity) setIdentity(context.agent, context.stream.identity);
+    if (context.stream instanceof MessageStream) {
+      if (context.stream.identity) setIdentity(context.agent, context.stream.identity);
+      context.stream.who.connection = context.agent.clientId;
+    }
     next();
   });
   useMessageValidation(backend);

@@ -1,14 +1,12 @@
+import { clipped, type DocumentLogFields } from '../ops/log-fields.js';
 import type { Logger } from '../ops/logger.js';
 
 /** One line of the refusal log: a refused request, or a connection refused or dropped. */
-export interface RefusalFields {
+export interface RefusalFields extends DocumentLogFields {
   /** The error code the client got (or the limit that dropped it). */
   code: string;
   /** ShareDB action of the refused message (`op`, `s`, `bs`, `qf`…), or the transport's step. */
   action?: string;
-  collection?: string;
-  /** Document id, query id or presence channel the request named. */
-  id?: string | number;
   /** `sub` of the connection's token, when it has one. */
   user?: string;
   ip?: string;
@@ -79,15 +77,15 @@ export class RefusalLog {
   }
 }
 
-/** Longest string a log line takes from a client message (ids and names can be long). */
-const MAX_LOGGED_CHARS = 256;
-
-function clipped(value: string): string {
-  return value.length > MAX_LOGGED_CHARS ? `${value.slice(0, MAX_LOGGED_CHARS)}…` : value;
+/** Who a connection's log lines name: its token's user, its address and (once ShareDB has one) its client id. */
+export interface ConnectionWho {
+  user?: string;
+  ip?: string;
+  connection?: string;
 }
 
-/** The log line for an error reply (`{a, c, d | ch | id, error}`) sent to a client. */
-export function refusalOfReply(reply: Readonly<Record<string, unknown>>, who: { user?: string; ip?: string }): RefusalFields {
+/** The log line for an error reply (`{a, c, d | ch | id, v, error}`) sent to a client. */
+export function refusalOfReply(reply: Readonly<Record<string, unknown>>, who: ConnectionWho): RefusalFields {
   const error = reply.error as { code?: unknown } | undefined;
   const code = error?.code;
   const fields: RefusalFields = { code: typeof code === 'string' || typeof code === 'number' ? clipped(String(code)) : 'UNKNOWN' };
@@ -96,6 +94,8 @@ export function refusalOfReply(reply: Readonly<Record<string, unknown>>, who: { 
   const id = reply.d ?? reply.ch ?? reply.id;
   if (typeof id === 'string') fields.id = clipped(id);
   else if (typeof id === 'number') fields.id = id;
+  if (Number.isSafeInteger(reply.v)) fields.version = reply.v as number;
+  if (who.connection !== undefined) fields.connection = who.connection;
   if (who.user !== undefined) fields.user = who.user;
   if (who.ip !== undefined) fields.ip = who.ip;
   return fields;

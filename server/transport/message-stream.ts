@@ -1,3 +1,4 @@
+import type { ConnectionWho } from '../limits/connection-refusals.js';
 import { Duplex } from 'node:stream';
 import { retryAfterOf, ShareDbErrorCode, TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
 import { jsonTextNestsDeeper } from '../../ot-types/index.js';
@@ -42,6 +43,8 @@ export interface MessageStreamOptions {
   maxWaitingBytes?: number;
   /** Refusals a second before the connection's input is held (RefusalPenalty); 0 or absent: never held. */
   refusalsPerSecond?: number;
+  /** Who is connected, for log lines (`connection` is filled in when ShareDB's agent starts). */
+  who?: ConnectionWho;
 }
 
 /**
@@ -58,6 +61,8 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   identity: Identity | null = null;
   /** See SourceOwnerHint. */
   sourceKey: string | null = null;
+  /** The fields every log line about this connection carries. */
+  readonly who: ConnectionWho;
   private readonly pacer: FramePacer;
   private readonly onRefusal: ((reply: Readonly<Record<string, unknown>>) => void) | null;
   private readonly penalty: RefusalPenalty;
@@ -71,6 +76,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   ) {
     super({ objectMode: true, allowHalfOpen: false });
     this.onRefusal = options.onRefusal ?? null;
+    this.who = { ...options.who };
     this.penalty = new RefusalPenalty(options.refusalsPerSecond ?? 0);
     this.pacer = new FramePacer(
       (frame) => this.handleFrame(frame),

@@ -95,7 +95,11 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
           if (ws.readyState !== ws.OPEN) return;
           const overflow = budget.check(text);
           if (overflow) {
-            refusals.record({ code: 'MAX_BUFFERED_BYTES', action: 'drop', ...overflow, ...who }, 'client dropped: not reading', 'warn');
+            refusals.record(
+              { code: 'MAX_BUFFERED_BYTES', action: 'drop', ...overflow, ...stream.who },
+              'client dropped: not reading',
+              'warn',
+            );
             ws.terminate();
             // At once, not at the socket's 'close': frames still parsed from the last read
             // must not make ShareDB build more replies for nobody.
@@ -110,14 +114,15 @@ export function attachRawWebSocket(httpServer: HttpServer, options: RawWebSocket
         pause: () => ws.pause(),
         resume: () => ws.resume(),
         drop: () => {
-          refusals.record({ code: 'MAX_BUFFERED_BYTES', action: 'drop', ...who }, 'client dropped: too many frames waiting', 'warn');
+          refusals.record({ code: 'MAX_BUFFERED_BYTES', action: 'drop', ...stream.who }, 'client dropped: too many frames waiting', 'warn');
           ws.terminate();
         },
       },
       options.maxFrameBytes,
       options.maxFrameDepth,
       {
-        onRefusal: (reply) => refusals.record(refusalOfReply(reply, who)),
+        onRefusal: (reply) => refusals.record(refusalOfReply(reply, stream.who)),
+        who,
         refusalsPerSecond: limits.refusalsPerSecond,
         // Paused, a socket still delivers the rest of its last read: one chunk and a frame.
         maxWaitingBytes: limits.maxBufferedBytes + 2 * options.maxFrameBytes,

@@ -147,7 +147,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       onOverflow: (overflow) => {
         const transport = socket.conn.transport.name;
         refusals.record(
-          { code: 'MAX_BUFFERED_BYTES', action: 'drop', ...overflow, transport, ...who },
+          { code: 'MAX_BUFFERED_BYTES', action: 'drop', ...overflow, transport, ...stream.who },
           'client dropped: not reading',
           'warn',
         );
@@ -165,7 +165,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
         resume: () => outbox.resumeInput(),
         drop: () => {
           refusals.record(
-            { code: 'MAX_BUFFERED_BYTES', action: 'drop', transport: socket.conn.transport.name, ...who },
+            { code: 'MAX_BUFFERED_BYTES', action: 'drop', transport: socket.conn.transport.name, ...stream.who },
             'client dropped: too many frames waiting',
             'warn',
           );
@@ -175,7 +175,8 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
       options.maxFrameBytes,
       options.maxFrameDepth,
       {
-        onRefusal: (reply) => refusals.record(refusalOfReply(reply, who)),
+        onRefusal: (reply) => refusals.record(refusalOfReply(reply, stream.who)),
+        who,
         refusalsPerSecond: limits.refusalsPerSecond,
         // Long-polling cannot pause: a POST (up to twice MAX_FRAME_BYTES) is taken whole.
         maxWaitingBytes: limits.maxBufferedBytes + 2 * options.maxFrameBytes,
