@@ -3,6 +3,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { TandemErrorCode } from '../client/protocol.js';
 import { ConfigError, loadConfig, type ConfigSource } from './config.js';
 import { startServer } from './app.js';
+import { backupCommand } from './cli/backup-command.js';
 import { tokenCommand } from './cli/token-command.js';
 import { createLogger } from './ops/logger.js';
 
@@ -102,6 +103,7 @@ serveCommand.action(async (flags: Record<string, string | undefined>) => {
   }
 });
 program.addCommand(tokenCommand());
+program.addCommand(backupCommand());
 // The bin runs the load tool's own bundle for `tandem load`; listed here so help shows it.
 program
   .command('load')
