@@ -142,6 +142,8 @@ export const TandemErrorCode = {
   // --- Plain HTTP ---
   /** An HTTP request for a path the server has no route for (HTTP 404). */
   NOT_FOUND: 'TANDEM_NOT_FOUND',
+  /** An `/api/v1` request whose body, query parameters or path cannot be used as sent (HTTP 400); the message says which. */
+  BAD_REQUEST: 'TANDEM_BAD_REQUEST',
 
   // --- Raised by the SDK itself, never sent by a server ---
   /** The client or document handle was closed. */

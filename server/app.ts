@@ -18,6 +18,7 @@ import { routeShareDbLogs } from './ops/sharedb-logs.js';
 import { connectionLimitsOf } from './limits/connections.js';
 import { openPubSub, type PubSubHandle } from './pubsub/index.js';
 import { openStorage } from './storage/index.js';
+import { createApiHandler } from './http-api/routes.js';
 import { createHttpHandler, jsonBody } from './transport/http-routes.js';
 import { serveDemoAssets } from './transport/demo-assets.js';
 import { FRAME_ENVELOPE_DEPTH } from './transport/message-stream.js';
@@ -171,6 +172,13 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
             }),
           ),
       },
+      api: createApiHandler({
+        backend,
+        verifier,
+        maxFrameBytes: config.maxFrameBytes,
+        maxFrameDepth: 2 * config.maxOpDepth + FRAME_ENVELOPE_DEPTH,
+        refusals: connectionLimitsOf(backend, config.limits, logger).refusals,
+      }),
       serveDemo: serveDemoAssets,
     }),
   );

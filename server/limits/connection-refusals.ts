@@ -82,6 +82,8 @@ export interface ConnectionWho {
   user?: string;
   ip?: string;
   connection?: string;
+  /** Set where the transport is not evident from the line (`http` for /api/v1). */
+  transport?: string;
 }
 
 /** The log line for an error reply (`{a, c, d | ch | id, v, error}`) sent to a client. */

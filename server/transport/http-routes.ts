@@ -17,6 +17,8 @@ export interface ReadinessCheck {
 
 export interface HttpRoutesOptions {
   checks: readonly ReadinessCheck[];
+  /** The `/api/v1` handler (its own authentication: the caller's token); false when it does not own the path. */
+  api?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Serves `/` and static demo assets; returns false when it does not own the path. */
   serveDemo?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Extra routes (e.g. /metrics) keyed by path; each passes `authorize` first. */
@@ -81,6 +83,7 @@ export function createHttpHandler(options: HttpRoutesOptions) {
       );
       return;
     }
+    if (options.api?.(req, res)) return;
     const extra = options.extra?.[path];
     if (extra) {
       const authorize = options.authorize ?? (async () => null);
