@@ -4,6 +4,7 @@ import { TandemErrorCode } from '../client/protocol.js';
 import { ConfigError, loadConfig, type ConfigSource } from './config.js';
 import { startServer } from './app.js';
 import { backupCommand } from './cli/backup-command.js';
+import { docCommand } from './cli/doc-command.js';
 import { tokenCommand } from './cli/token-command.js';
 import { createLogger } from './ops/logger.js';
 
@@ -104,6 +105,7 @@ serveCommand.action(async (flags: Record<string, string | undefined>) => {
 });
 program.addCommand(tokenCommand());
 program.addCommand(backupCommand());
+program.addCommand(docCommand());
 // The bin runs the load tool's own bundle for `tandem load`; listed here so help shows it.
 program
   .command('load')
