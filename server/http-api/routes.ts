@@ -10,6 +10,7 @@
  *   POST   /api/v1/docs/:collection/:id/ops           {op} | {create: {data}} [, v]; Idempotency-Key
  *   POST   /api/v1/docs/:collection/:id/restore       {v}: the document as it was at v, as a new op
  *   DELETE /api/v1/docs/:collection/:id
+ *   GET    /api/v1/docs/:collection/:id/presence      who shows presence now (?wait=ms, ≤ MAX_PRESENCE_WAIT_MS)
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -27,6 +28,9 @@ export const API_PREFIX = '/api/v1/';
 /** Most ops or documents one page holds. */
 export const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
+/** How long a presence read collects answers by default, and at most (ms). */
+export const DEFAULT_PRESENCE_WAIT_MS = 300;
+export const MAX_PRESENCE_WAIT_MS = 2000;
 const JSON1_URI = json1.type.uri;
 
 export interface ApiOptions {
@@ -266,6 +270,29 @@ class ApiRequest {
   }
 
   /**
+   * Who shows presence on the document. ShareDB keeps no presence state: it is broadcast,
+   * and a new subscriber asks every holder to send theirs again. So this subscribes as a
+   * client would and reports what the holders sent within `wait` ms, the latest per
+   * presence id, without those that cleared theirs.
+   */
+  async presence(collection: string, id: string, query: URLSearchParams): Promise<Answer> {
+    const wait = wholeNumber(query.get('wait'), 'wait', DEFAULT_PRESENCE_WAIT_MS, MAX_PRESENCE_WAIT_MS);
+    // The read rule, the id checks and a 404 first: a presence refusal to a subscriber is silent.
+    const snapshot = await this.fetch(collection, id);
+    if (snapshot.type === null) return missing(collection, id, snapshot);
+    const channel = `${collection}.${id}`;
+    const seen = this.session.watch((m) => m.a === 'p' && m.ch === channel && !m.error);
+    await this.session.request({ a: 'ps', ch: channel, seq: 1 }, (m) => m.a === 'ps' && m.ch === channel);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    const latest = new Map<string, Json>();
+    for (const m of seen) latest.set(String(m.id), m);
+    const present = [...latest.values()]
+      .filter((m) => m.p !== null && m.p !== undefined)
+      .map((m) => ({ id: m.id, connection: m.src ?? null, v: m.v ?? null, value: m.p }));
+    return { status: 200, body: { collection, id, v: snapshot.v, present } };
+  }
+
+  /**
    * Ids and versions in id order. A caller who may read the whole collection pages in the
    * store ($sort, $limit); for anyone else the access rules refuse those (they would depend
    * on unreadable documents), so the query asks only for ids after `after`, gets back what
@@ -365,6 +392,7 @@ function route(
     return wrong();
   }
   if (action === 'ops' && method === 'GET') return api.getOps(collection, id, query);
+  if (action === 'presence' && method === 'GET') return api.presence(collection, id, query);
   if (action === 'ops' && method === 'POST') {
     const { op, create, v } = body;
     if ((op === undefined) === (create === undefined)) throw badRequest('give {"op": <json1 op>} or {"create": {"data": …}}');

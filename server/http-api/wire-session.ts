@@ -38,6 +38,7 @@ const HANDSHAKE = { a: 'hs', id: null, protocol: 1, protocolMinor: 2 };
 export class WireSession {
   private readonly stream: MessageStream;
   private readonly waiting: Array<{ match: (m: Message) => boolean; resolve: (m: Message) => void }> = [];
+  private readonly watchers: Array<{ match: (m: Message) => boolean; seen: Message[] }> = [];
   private closed = false;
   readonly agent: Agent;
   /** The connection's client id (ShareDB's `src` of its ops), known after open(). */
@@ -98,7 +99,15 @@ export class WireSession {
     });
   }
 
+  /** Collects, from now on, every message `match` accepts that no request is waiting for (presence). */
+  watch(match: (m: Message) => boolean): readonly Message[] {
+    const watcher = { match, seen: [] as Message[] };
+    this.watchers.push(watcher);
+    return watcher.seen;
+  }
+
   private onReply(message: Message): void {
+    for (const watcher of this.watchers) if (watcher.match(message)) watcher.seen.push(message);
     // Errors for frames ShareDB never saw have no action: they answer the oldest request.
     const i = message.a === undefined && message.error ? 0 : this.waiting.findIndex((w) => w.match(message));
     if (i < 0) return;

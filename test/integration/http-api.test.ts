@@ -18,6 +18,7 @@ import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers
 import { startTestServer, useServerPerTest, type TestServer } from '../helpers/server.js';
 import { requireService } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait.js';
+import { cursorAt, joinPresence, openClient, submitPresence } from '../resilience/presence-clients.js';
 
 type Json = Record<string, unknown>;
 
@@ -199,6 +200,53 @@ describe('HTTP API: documents and history', function () {
     assert.deepEqual((await api(ctx.server, 'GET', 'docs/notes/i')).body.data, { n: 2 });
   });
 
+  it('presence: who shows a cursor in the document now, over either transport; a cleared one is gone', async () => {
+    await api(ctx.server, 'POST', 'docs/notes/p/ops', { create: { data: { text: 'hello' } } });
+    const alice = await openClient(ctx.server.url, 'socket.io', ctx.closers);
+    const bob = await openClient(ctx.server.url, 'sharedb', ctx.closers);
+    const a = await joinPresence(alice, 'notes', 'p');
+    const b = await joinPresence(bob, 'notes', 'p');
+    const aliceCursor = a.presence.create('alice-cursor');
+    const bobCursor = b.presence.create('bob-cursor');
+    assert.equal(await submitPresence(aliceCursor, cursorAt(2, 'alice')), null);
+    assert.equal(await submitPresence(bobCursor, cursorAt(4, 'bob')), null);
+    // The answer is what holders re-sent within the wait: on a loaded machine a round can
+    // take longer, so ask again until the condition holds (with a deadline).
+    const presentNow = async () => {
+      const answer = await api(ctx.server, 'GET', 'docs/notes/p/presence');
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      return (answer.body.present as Json[]).sort((x, y) => String(x.id).localeCompare(String(y.id)));
+    };
+    const present = (await waitFor(
+      async () => {
+        const now = await presentNow();
+        return now.length === 2 ? now : null;
+      },
+      { what: 'both cursors' },
+    ))!;
+    assert.deepEqual(
+      present.map((p) => [p.id, p.connection, p.value]),
+      [
+        ['alice-cursor', alice.connection.id, cursorAt(2, 'alice')],
+        ['bob-cursor', bob.connection.id, cursorAt(4, 'bob')],
+      ],
+    );
+    assert.equal(await submitPresence(bobCursor, null), null);
+    const one = (await waitFor(
+      async () => {
+        const now = await presentNow();
+        return now.length === 1 ? now : null;
+      },
+      { what: "bob's cursor gone" },
+    ))!;
+    assert.deepEqual(
+      one.map((p) => p.id),
+      ['alice-cursor'],
+    );
+    assert.equal((await api(ctx.server, 'GET', 'docs/notes/p/presence?wait=9999')).status, 400, 'the wait is bounded');
+    assert.equal((await api(ctx.server, 'GET', 'docs/notes/none/presence')).status, 404);
+  });
+
   it('bad requests get a code and a status: body, path, query, id, size', async () => {
     await api(ctx.server, 'POST', 'docs/notes/e/ops', { create: { data: {} } });
     const cases: Array<[Answer, number, string]> = [
@@ -262,6 +310,7 @@ describe('HTTP API: the same authentication, access rules and limits as the sock
       await api(ctx.server, 'POST', 'docs/notes/acme%2Fplan/ops', { op: ['t', { r: true, i: 'y' }] }, reader),
       await api(ctx.server, 'DELETE', 'docs/notes/acme%2Fplan', undefined, reader),
       await api(ctx.server, 'POST', 'docs/notes/acme%2Fplan/restore', { v: 1 }, stranger),
+      await api(ctx.server, 'GET', 'docs/notes/acme%2Fplan/presence', undefined, stranger),
     ]) {
       assert.deepEqual([answer.status, codeOf(answer)], [403, TandemErrorCode.FORBIDDEN], JSON.stringify(answer.body));
     }
