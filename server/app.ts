@@ -10,14 +10,15 @@ import { loadRulesFile } from './auth/rules.js';
 import { useResourceLimits } from './limits/index.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.js';
 import { createBackend, type TandemBackend } from './backend.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import type { Logger } from './ops/logger.js';
 import { collectMetrics } from './ops/metrics.js';
 import { TandemPrometheus } from './ops/prometheus.js';
 import { routeShareDbLogs } from './ops/sharedb-logs.js';
 import { connectionLimitsOf } from './limits/connections.js';
 import { openPubSub, type PubSubHandle } from './pubsub/index.js';
-import { openStorage } from './storage/index.js';
+import { openStorage, type Storage } from './storage/index.js';
+import { OplogCompactor } from './storage/oplog-retention.js';
 import { createApiHandler } from './http-api/routes.js';
 import { createHttpHandler, jsonBody } from './transport/http-routes.js';
 import { serveDemoAssets } from './transport/demo-assets.js';
@@ -48,6 +49,8 @@ export interface TandemServer {
    * wait for in-flight commits (up to `shutdownTimeoutMs`), then close store and pub/sub.
    */
   close(): Promise<void>;
+  /** Op-log compaction (OPLOG_RETENTION); null when every op is kept. */
+  readonly compactor: OplogCompactor | null;
 }
 
 /** What an application embedding Tandem adds to the configuration. */
@@ -89,6 +92,20 @@ function metricsAuthorizer(verifier: TokenVerifier | null, metricsToken: string 
   };
 }
 
+/** Op-log compaction when OPLOG_RETENTION is set; refused where the store cannot remove ops. */
+function startCompaction(config: Config, storage: Storage, logger: Logger): OplogCompactor | null {
+  if (config.oplogRetention === null) return null;
+  if (!storage.compact) {
+    throw new ConfigError(
+      `OPLOG_RETENTION: the ${storage.kind} store keeps every op (supported on sqlite: and postgres:)`,
+      'OPLOG_RETENTION',
+    );
+  }
+  const compactor = new OplogCompactor(storage.compact, config.oplogRetention, config.oplogCompactIntervalMs, logger);
+  compactor.start();
+  return compactor;
+}
+
 /** Opens the store and pub/sub, builds the backend and transports, and listens. */
 export async function startServer(config: Config, logger: Logger, embedding: EmbeddingOptions = {}): Promise<TandemServer> {
   routeShareDbLogs(logger);
@@ -105,6 +122,13 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     pgReadTimeoutMs: config.pgReadTimeoutMs,
     turn: config.sqliteGroupCommit ? turn : undefined,
   });
+  let compactor: OplogCompactor | null;
+  try {
+    compactor = startCompaction(config, storage, logger);
+  } catch (err) {
+    await storage.close().catch(() => undefined);
+    throw err;
+  }
   const startedAt = Date.now();
   const pubsub = await openPubSub({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger, db: storage.db, turn });
   const backend = createBackend({
@@ -235,6 +259,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     // would otherwise keep the process alive) before reporting the failure.
     io.close();
     await rateLimits.close().catch(() => undefined);
+    await compactor?.close();
     await backend.closeAsync().catch(() => undefined);
     await storage.close().catch(() => undefined);
     throw err;
@@ -268,6 +293,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
       await new Promise<void>((resolve) => io.close(() => resolve()));
       http.closeAllConnections();
       await httpClosed;
+      await compactor?.close();
       await backend.closeAsync();
       await rateLimits.close();
       await pubsub.close();
@@ -279,5 +305,5 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   const onFatal = (listener: (err: Error) => void) => {
     fatalListeners.push(listener);
   };
-  return { config, backend, pubsub, http, io, wss, url, port, onFatal, close };
+  return { config, backend, pubsub, http, io, wss, url, port, onFatal, close, compactor };
 }

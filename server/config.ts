@@ -1,3 +1,4 @@
+import { parseOplogRetention, type OplogRetention } from './storage/oplog-retention.js';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TandemErrorCode } from '../client/protocol.js';
@@ -50,6 +51,10 @@ export interface Config {
   readonly maxFrameBytes: number;
   /** Save a milestone snapshot every N versions. Env MILESTONE_INTERVAL, default 500. */
   readonly milestoneInterval: number;
+  /** Op-log retention (server/storage/oplog-retention.ts). Env OPLOG_RETENTION; unset: keep every op. */
+  readonly oplogRetention: OplogRetention | null;
+  /** How often op-log compaction runs, ms. Env OPLOG_COMPACT_INTERVAL_MS, default 60000. */
+  readonly oplogCompactIntervalMs: number;
   /** Longest wait for in-flight commits on SIGTERM, ms. Env SHUTDOWN_TIMEOUT_MS, default 10000. */
   readonly shutdownTimeoutMs: number;
   /** pino level. Env LOG_LEVEL, default info. */
@@ -235,6 +240,14 @@ function integer(source: ConfigSource, name: string, fallback: number, min: numb
   return value;
 }
 
+function oplogRetention(source: ConfigSource): OplogRetention | null {
+  try {
+    return parseOplogRetention(source.OPLOG_RETENTION);
+  } catch (err) {
+    throw new ConfigError(`OPLOG_RETENTION ${(err as Error).message}`, 'OPLOG_RETENTION');
+  }
+}
+
 function logLevel(source: ConfigSource): string {
   const level = source.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`, 'LOG_LEVEL');
@@ -288,6 +301,8 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     maxOpDepth: integer(source, 'MAX_OP_DEPTH', DEFAULT_OP_LIMITS.maxDepth, 2),
     maxFrameBytes: integer(source, 'MAX_FRAME_BYTES', maxOpBytes * 4, 1024),
     milestoneInterval: integer(source, 'MILESTONE_INTERVAL', 500, 1),
+    oplogRetention: oplogRetention(source),
+    oplogCompactIntervalMs: integer(source, 'OPLOG_COMPACT_INTERVAL_MS', 60_000, 100),
     shutdownTimeoutMs: integer(source, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
     logLevel: logLevel(source),
     auth: authConfig(source, host),

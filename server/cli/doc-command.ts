@@ -96,8 +96,8 @@ async function run(flags: CommonFlags, request: () => DocRequest): Promise<void>
 
 function withCommon(command: Command): Command {
   return command
-    .addOption(new Option('--url <url>', 'the server').env('TANDEM_URL').default('http://127.0.0.1:8080'))
-    .addOption(new Option('--token <jwt>', 'bearer token (tandem token prints one)').env('TANDEM_TOKEN'));
+    .addOption(new Option('--url <url>', 'the server').env('SERVER_URL').default('http://127.0.0.1:8080'))
+    .addOption(new Option('--token <jwt>', 'bearer token (tandem token prints one)').env('AUTH_TOKEN'));
 }
 
 /** The `doc` command and its subcommands. */

@@ -8,6 +8,7 @@
  *   postgres://… | postgresql://…  PostgreSQL (postgres*.ts); `?schema=name` for a schema of
  *                                  its own, created with the tables on first use
  */
+import type { CompactableStore } from './oplog-retention.js';
 import type ShareDB from 'sharedb';
 import type { Turn } from '../turn.js';
 import { createMemoryDb, createMemoryMilestoneDb } from './memory.js';
@@ -56,6 +57,8 @@ export interface Storage {
   milestoneDb: ShareDB.MilestoneDB;
   /** Readiness: resolves when a trivial query succeeds. */
   ping(): Promise<void>;
+  /** Removes ops below the retention's cut (OPLOG_RETENTION); absent where the store cannot. */
+  compact?: CompactableStore;
   /** Idempotent; safe after ShareDB's Backend.close() already closed db and milestoneDb. */
   close(): Promise<void>;
 }
@@ -100,6 +103,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       milestoneDb,
       state: () => ({ kind: 'sqlite', groupCommit: db.groupCommit }),
       ping: async () => db.ping(),
+      compact: db,
       close: async () => {
         await closeWith((cb) => db.close(cb));
         await closeWith((cb) => milestoneDb.close(cb));
@@ -152,6 +156,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       milestoneDb: pg.milestoneDb,
       ping: pg.ping,
       close: pg.close,
+      compact: pg.db,
       state: () => ({ kind: 'postgres', pool: pg.store.poolState }),
     };
   }

@@ -16,6 +16,7 @@
  * Every failure that is not a coded Tandem or ShareDB error reaches ShareDB as
  * TANDEM_STORAGE_ERROR (an unreachable PostgreSQL included); messages never hold the URL.
  */
+import type { OplogRetention } from './oplog-retention.js';
 import { DatabaseError } from 'pg';
 import ShareDB from 'sharedb';
 import { TandemErrorCode, TandemError } from '../../client/protocol.js';
@@ -48,6 +49,18 @@ function deliver<T>(work: Promise<T>, callback: Callback<T>): void {
 
 function statements(t: PostgresStore['tables']) {
   return {
+    // Op-log retention: $1 versions, $2 the mtime bound (ms) or null, $3 the batch size.
+    compactOps: `WITH cut AS (
+        SELECT m.collection, m.id, max(m.v) AS cut
+        FROM ${t.milestones} m JOIN ${t.snapshots} s ON s.collection = m.collection AND s.id = m.id
+        WHERE m.v <= s.v - $1::integer AND ($2::double precision IS NULL OR m.mtime < $2::double precision)
+        GROUP BY m.collection, m.id
+      ), doomed AS (
+        SELECT o.collection, o.id, o.v FROM ${t.ops} o
+        JOIN cut c ON o.collection = c.collection AND o.id = c.id AND o.v < c.cut
+        LIMIT $3::integer
+      )
+      DELETE FROM ${t.ops} o USING doomed d WHERE o.collection = d.collection AND o.id = d.id AND o.v = d.v`,
     // The whole commit in one statement (one round trip, its own transaction): the row lock
     // (FOR UPDATE waits for a concurrent commit, then reads the version it wrote), the
     // version check, and both rows, written only when the check passes. Explicit casts: in
@@ -151,6 +164,18 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
   /** Readiness: resolves within 2 s, or rejects (closed, unreachable, no answer). */
   ping(): Promise<void> {
     return this.closing ? Promise.reject(closedError('PostgreSQL database')) : this.store.ping();
+  }
+
+  /**
+   * Removes at most `limit` ops below their document's cut (see oplog-retention.ts): the
+   * newest milestone at least `versions` behind the document and older than `age`. One
+   * statement; instances compacting at once delete disjoint or already-deleted rows.
+   */
+  async compactOps(retention: OplogRetention, nowMs: number, limit: number): Promise<number> {
+    if (this.closing) throw closedError('PostgreSQL database');
+    const before = retention.ageMs === null ? null : nowMs - retention.ageMs;
+    const result = await this.store.query(this.sql.compactOps, [retention.versions ?? 0, before, limit]);
+    return result.rowCount ?? 0;
   }
 
   override commit(

@@ -14,7 +14,9 @@
  * write lock). ShareDB expects asynchronous callbacks, so every result is delivered on
  * process.nextTick.
  */
+import type Database from 'libsql';
 import ShareDB from 'sharedb';
+import type { OplogRetention } from './oplog-retention.js';
 import { TandemErrorCode } from '../../client/protocol.js';
 import { QueryExecutor, type ScanCursor, type ScanSource } from '../limits/query-executor.js';
 import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
@@ -70,6 +72,16 @@ const SCHEMA = `
     PRIMARY KEY (collection, id, v)
   );
 `;
+
+/** Ops below each document's cut (oplog-retention.ts): ?1 versions, ?2 = ?3 the mtime bound or null, ?4 limit. */
+const COMPACT_OPS_SQL = `DELETE FROM ops WHERE rowid IN (
+      SELECT o.rowid FROM (
+        SELECT m.collection, m.id, max(m.v) AS cut
+        FROM milestones m JOIN snapshots s ON s.collection = m.collection AND s.id = m.id
+        WHERE m.v <= s.v - ? AND (? IS NULL OR m.mtime < ?)
+        GROUP BY m.collection, m.id
+      ) c JOIN ops o ON o.collection = c.collection AND o.id = c.id AND o.v < c.cut
+      LIMIT ?)`;
 
 function isPrimaryKeyConflict(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
@@ -133,6 +145,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   private readonly conn: Connection;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private readonly writer: SqliteWriter;
+  private compactStatement: Database.Statement | null = null;
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
   /** Queries: validated first, bounded, run in slices (server/limits/query-executor.ts). */
@@ -193,6 +206,23 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
       this.conn.close();
     }
     if (callback) process.nextTick(callback, error);
+  }
+
+  /**
+   * Removes at most `limit` ops below their document's cut (see oplog-retention.ts): the
+   * newest milestone at least `versions` behind the document and older than `age`. One write
+   * of this connection (inside the turn's transaction with group commit).
+   */
+  async compactOps(retention: OplogRetention, nowMs: number, limit: number): Promise<number> {
+    if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
+    // The milestones live in this file too, in a table the milestone store creates (after this one).
+    if (!this.compactStatement) {
+      if (!this.conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'milestones'").get()) return 0;
+      this.compactStatement = this.conn.prepare(COMPACT_OPS_SQL);
+    }
+    const statement = this.compactStatement;
+    const before = retention.ageMs === null ? null : nowMs - retention.ageMs;
+    return this.writer.write(() => Number(statement.run(retention.versions ?? 0, before, before, limit).changes));
   }
 
   /** Group commit as configured and as it runs now (see StorageState in index.ts). */

@@ -60,8 +60,8 @@ describe('tandem doc: the HTTP API from the command line', function () {
   const ctx = useServerPerTest({ ...AUTH_ENV, RULES_FILE: rulesFile });
 
   it('creates, edits, reads now and at a version, pages the history, restores and deletes; refusals exit 1 with their code', async () => {
-    const editor = { TANDEM_URL: ctx.server.url, TANDEM_TOKEN: await testToken('ed', { claims: { role: 'editor' } }) };
-    const reader = { TANDEM_URL: ctx.server.url, TANDEM_TOKEN: await testToken('rita', { claims: { role: 'reader' } }) };
+    const editor = { SERVER_URL: ctx.server.url, AUTH_TOKEN: await testToken('ed', { claims: { role: 'editor' } }) };
+    const reader = { SERVER_URL: ctx.server.url, AUTH_TOKEN: await testToken('rita', { claims: { role: 'reader' } }) };
     const id = 'shopping list';
     assert.equal(json(await tandem(['doc', 'submit', 'notes', id, '--create', '{"items":[]}'], editor)).v, 1);
     const key = ['--idempotency-key', 'add-milk'];
@@ -91,7 +91,7 @@ describe('tandem doc: the HTTP API from the command line', function () {
 
     const [refused, anonymous, badOp] = await Promise.all([
       tandem(['doc', 'delete', 'notes', id], reader),
-      tandem(['doc', 'get', 'notes', id], { TANDEM_URL: ctx.server.url, TANDEM_TOKEN: '' }),
+      tandem(['doc', 'get', 'notes', id], { SERVER_URL: ctx.server.url, AUTH_TOKEN: '' }),
       tandem(['doc', 'submit', 'notes', id, '[items'], editor),
     ]);
     assert.equal(refused.code, 1);
