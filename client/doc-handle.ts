@@ -1,7 +1,7 @@
 import * as json1 from 'ot-json1';
 import type { Doc as JsonValue, JSONOp } from 'ot-json1';
 import type { Doc } from 'sharedb/lib/client/index.js';
-import { checkOpAgainst, JSON1_TYPE_URI, type Json1Presence } from '../ot-types/index.js';
+import { checkOpAgainst, JSON1_TYPE_URI, tandemJson1, type Json1Presence } from '../ot-types/index.js';
 import type {
   DeepReadonly,
   DocContext,
@@ -16,6 +16,7 @@ import { acquireDocLock, docLockName, type DocLease } from './offline/doc-lock.j
 import { DocOutbox } from './offline/doc-outbox.js';
 import type { OutboxRecord } from './offline/outbox-store.js';
 import { PresenceHandle } from './presence-handle.js';
+import { reexpressQueue, type Reexpressed } from './reexpress.js';
 import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
 import { SendGate } from './send-gate.js';
 import { connectionInternals, docInternals, unsubscribeWhileOnline, type DocInternals, type QueuedOp } from './sharedb-internals.js';
@@ -58,6 +59,9 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   private closing: Promise<void> | null = null;
   private readonly closeWaiters = new Set<(err: TandemError) => void>();
   private readonly history: UndoManager;
+  private readonly onMissingHistory: 'reexpress' | 'stall';
+  /** Re-expressing the pending ops against the server's latest snapshot (see reexpress()). */
+  private reexpressing = false;
 
   /** @internal Use `client.doc()`. */
   constructor(
@@ -70,6 +74,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     this.doc = ctx.connection.get(collection, id);
     this.d = docInternals(this.doc);
     if (options.composeOps === false) this.d.preventCompose = true;
+    this.onMissingHistory = options.onMissingHistory ?? 'reexpress';
     this.gate = new SendGate(this.d);
     this.history = new UndoManager(
       {
@@ -285,18 +290,80 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     return dropped;
   }
 
-  /** Subscribes from version null: the server sends its whole snapshot, no history needed. */
-  private reload(): void {
+  /**
+   * Subscribes from version null: the server sends its whole snapshot, no history needed.
+   * `loaded` runs once the document is at the server's version again.
+   */
+  private reload(loaded?: () => void): void {
     // A subscribe still in flight (for the old version) absorbs a new request; join it,
     // then ask again if it did not load the document.
     this.doc.subscribe((err) => {
-      if (this.isClosed || (this.d.version !== null && this.d.subscribed)) return;
+      if (this.isClosed) return;
+      if (this.d.version !== null && this.d.subscribed) return loaded?.();
       if (err && !isMissingHistory(toTandemError(err).code)) {
         this.onDocError(err);
         return;
       }
-      this.doc.subscribe((again) => again && this.onDocError(again));
+      this.doc.subscribe((again) => {
+        if (again) this.onDocError(again);
+        else if (!this.isClosed) loaded?.();
+      });
     });
+  }
+
+  /**
+   * The server no longer has the history our unacknowledged ops were written against (they
+   * would stall). Starts over from its latest snapshot and sends our ops re-expressed against
+   * it (client/reexpress.ts): what changed since our base snapshot stands in for the lost
+   * ops, so text typed here merges with what others typed. An op of which nothing remains
+   * (its target was removed) is reported through 'rejected'. The outbox keeps its record
+   * until the re-expressed ops replace it (nothing is saved while the version is unknown), so
+   * a crash meanwhile re-expresses again after the restart. False (the document stalls
+   * instead) when a create or a delete is pending, or the base snapshot is unknown.
+   */
+  private reexpress(): boolean {
+    const queue = this.d.inflightOp ? [this.d.inflightOp, ...this.d.pendingOps] : [...this.d.pendingOps];
+    const base = this.sync.confirmed;
+    if (base === undefined || queue.length === 0 || queue.some((q) => q.create || q.del || q.op === undefined)) return false;
+    const ops = queue.map((q) => q.op as JSONOp);
+    this.reexpressing = true;
+    this.gate.hold('stalled');
+    this.d.inflightOp = null;
+    this.d.pendingOps = [];
+    this.d.version = null;
+    this.d._setType(null);
+    this.sync.confirmed = undefined;
+    this.history.clear();
+    this.reload(() => {
+      this.reexpressing = false;
+      this.gate.release('stalled');
+      const gone = (op: JSONOp, why: string) => {
+        const error = new TandemError(TandemErrorCode.OP_DISCARDED, `an edit made offline could not be re-expressed: ${why}`);
+        this.reportRejection({ code: error.code, message: error.message, op, error });
+      };
+      if (!this.d.type) {
+        for (const op of ops) gone(op, 'the document was deleted meanwhile');
+        return;
+      }
+      let moved: Reexpressed[];
+      try {
+        moved = reexpressQueue(tandemJson1, base, this.d.data as JsonValue, ops);
+      } catch (err) {
+        for (const op of ops) gone(op, `json1 could not transform it (${(err as Error).message})`);
+        return;
+      }
+      moved.forEach(({ op, partial }, i) => {
+        if (op === null) return gone(ops[i]!, 'what it changed was removed or replaced meanwhile');
+        // The rest of it is sent; the app learns which edit lost a part.
+        if (partial) gone(ops[i]!, 'part of it changed something removed or replaced meanwhile; the rest was sent');
+        try {
+          this.submitLocal(op);
+        } catch (err) {
+          gone(ops[i]!, (err as Error).message);
+        }
+      });
+    });
+    return true;
   }
 
   /** Cursors and selections on this document (one local presence per handle). */
@@ -456,11 +523,15 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   private readonly onDocError = (err: unknown): void => {
     if (this.sync.wasHandled(err)) return;
     const error = toTandemError(err);
+    // The old subscription's answer, arriving while the document reloads from the latest snapshot.
+    if (isMissingHistory(error.code) && (this.reexpressing || this.d.version === null)) return;
     if (isMissingHistory(error.code) && this.d.hasWritePending()) this.stall(error);
     else this.report(error);
   };
 
   private stall(error: TandemError): void {
+    if (this.reexpressing) return;
+    if (this.onMissingHistory === 'reexpress' && this.reexpress()) return;
     const first = this.stalledBy === null;
     this.stalledBy = error;
     this.gate.hold('stalled');

@@ -19,6 +19,14 @@ export interface DocOptions<T> {
    * commits. false: one server op per `submit`.
    */
   composeOps?: boolean;
+  /**
+   * When the server no longer has the history our unacknowledged ops need (a client offline
+   * longer than OPLOG_RETENTION): 'reexpress' (default) turns them into ops on the current
+   * document (see reexpress.ts) and sends those, reporting through 'rejected' any op whose
+   * target was removed meanwhile; 'stall' keeps them and stops sending until `retry()` or
+   * `discardPending()`.
+   */
+  onMissingHistory?: 'reexpress' | 'stall';
 }
 
 /** Where an 'op' event's op came from. */
@@ -43,7 +51,10 @@ export type DocEvents = {
   change: [];
   /** The server refused an op (invalid, forbidden, too large…); it was rolled back. */
   rejected: [rejection: OpRejection];
-  /** The server cannot rebase our pending ops; they are kept, and sending stops until `retry()`. */
+  /**
+   * The server cannot rebase our pending ops (and they could not be re-expressed, or
+   * `onMissingHistory: 'stall'`); they are kept, and sending stops until `retry()`.
+   */
   stalled: [error: TandemError];
   /** Any other error (subscription, outbox…). */
   error: [error: TandemError];

@@ -154,7 +154,10 @@ export const TandemErrorCode = {
   DOC_NOT_READY: 'TANDEM_DOC_NOT_READY',
   /** The offline outbox could not be read or written. */
   OUTBOX_FAILED: 'TANDEM_OUTBOX_FAILED',
-  /** A pending op was dropped because ShareDB had to reload the document (hard rollback). */
+  /**
+   * A pending op was dropped because ShareDB had to reload the document (hard rollback), or an
+   * offline edit (or part of one) could not be re-expressed: its target was removed meanwhile.
+   */
   OP_DISCARDED: 'TANDEM_OP_DISCARDED',
   /** An error that came without any code (an unexpected exception); its message says what failed. */
   UNKNOWN: 'TANDEM_UNKNOWN',

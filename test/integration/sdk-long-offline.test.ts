@@ -98,10 +98,11 @@ describe('sdk: long offline', function () {
     assert.deepEqual(record?.pending, []);
   });
 
-  it('when the server lacks the ops to rebase, the client keeps its pending ops and reports it', async () => {
+  it("onMissingHistory: 'stall': when the server lacks the ops to rebase, the client keeps its pending ops and reports it", async () => {
     const store = new MemoryOutboxStore();
     const a = sdkClient(fixture.server.url, closers, { outbox: store });
-    const docA = a.doc<Log>('notes', 'pruned', { create: { text: '', log: [], count: 0 } });
+    // This test is about the 'stall' choice; re-expressing is sdk-reexpress.test.ts.
+    const docA = a.doc<Log>('notes', 'pruned', { create: { text: '', log: [], count: 0 }, onMissingHistory: 'stall' });
     await docA.ready;
     await docA.whenSynced();
     const offlineAt = docA.version!;
