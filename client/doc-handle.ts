@@ -321,10 +321,21 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
    * a crash meanwhile re-expresses again after the restart. False (the document stalls
    * instead) when a create or a delete is pending, or the base snapshot is unknown.
    */
-  private reexpress(): boolean {
-    const queue = this.d.inflightOp ? [this.d.inflightOp, ...this.d.pendingOps] : [...this.d.pendingOps];
-    const base = this.sync.confirmed;
-    if (base === undefined || queue.length === 0 || queue.some((q) => q.create || q.del || q.op === undefined)) return false;
+  private reexpress(error: TandemError): boolean {
+    let queue = this.d.inflightOp ? [this.d.inflightOp, ...this.d.pendingOps] : [...this.d.pendingOps];
+    let base = this.sync.confirmed;
+    if (base === undefined || queue.some((q) => q.create || q.del || q.op === undefined)) return false;
+    // The server says the op it answered (the first of the queue: DocSync puts a kept op in
+    // flight back at the head) was committed long ago: it is part of the base, and only the
+    // ops after it are re-expressed (it must not apply twice).
+    if (error.code === TandemErrorCode.ALREADY_COMMITTED && queue[0]?.op !== undefined) {
+      try {
+        base = json1.type.apply(base as JsonValue, queue[0].op);
+      } catch {
+        return false;
+      }
+      queue = queue.slice(1);
+    }
     const ops = queue.map((q) => q.op as JSONOp);
     this.reexpressing = true;
     this.gate.hold('stalled');
@@ -352,6 +363,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
         for (const op of ops) gone(op, `json1 could not transform it (${(err as Error).message})`);
         return;
       }
+      if (ops.length === 0) return;
       moved.forEach(({ op, partial }, i) => {
         if (op === null) return gone(ops[i]!, 'what it changed was removed or replaced meanwhile');
         // The rest of it is sent; the app learns which edit lost a part.
@@ -525,13 +537,17 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     const error = toTandemError(err);
     // The old subscription's answer, arriving while the document reloads from the latest snapshot.
     if (isMissingHistory(error.code) && (this.reexpressing || this.d.version === null)) return;
+    // The resubscription failed, but the op in flight has its own answer coming (it is resent
+    // first on a reconnect): that answer says whether it was committed long ago
+    // (TANDEM_ALREADY_COMMITTED), which decides what is re-expressed. Wait for it.
+    if (isMissingHistory(error.code) && this.d.inflightOp && this.ctx.connection.state === 'connected') return;
     if (isMissingHistory(error.code) && this.d.hasWritePending()) this.stall(error);
     else this.report(error);
   };
 
   private stall(error: TandemError): void {
     if (this.reexpressing) return;
-    if (this.onMissingHistory === 'reexpress' && this.reexpress()) return;
+    if (this.onMissingHistory === 'reexpress' && this.reexpress(error)) return;
     const first = this.stalledBy === null;
     this.stalledBy = error;
     this.gate.hold('stalled');

@@ -24,6 +24,8 @@ export type SubmitErrorKind = 'rejected' | 'keep' | 'retry' | 'reauth' | 'thrott
 
 const KEEP_CODES: ReadonlySet<string> = new Set([
   TandemErrorCode.MISSING_OPS,
+  // Committed earlier, history since compacted: the ops after it need the same treatment.
+  TandemErrorCode.ALREADY_COMMITTED,
   ShareDbErrorCode.TRANSFORM_OPS_NOT_FOUND,
   ShareDbErrorCode.VERSION_NEWER,
   // sharedb-mongo's "Missing ops from requested version" (a numeric code).

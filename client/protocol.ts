@@ -106,6 +106,12 @@ export const TandemErrorCode = {
    * client's pending ops can then not be rebased; the SDK keeps them and reports this code.
    */
   MISSING_OPS: 'TANDEM_MISSING_OPS',
+  /**
+   * A resent op the server committed earlier, whose history compaction has since removed
+   * (OPLOG_RETENTION): it is not applied again. The SDK takes it as acknowledged and
+   * re-expresses the ops after it against the current document.
+   */
+  ALREADY_COMMITTED: 'TANDEM_ALREADY_COMMITTED',
   /** A storage failure on the server; the request may succeed later. */
   STORAGE_ERROR: 'TANDEM_STORAGE_ERROR',
   /**

@@ -1,5 +1,6 @@
+import type { CompactableStore } from './storage/oplog-retention.js';
 import ShareDB from 'sharedb';
-import { ShareDbErrorCode } from '../client/protocol.js';
+import { ShareDbErrorCode, TandemError, TandemErrorCode } from '../client/protocol.js';
 import { registerTandemTypes, type OpLimits } from '../ot-types/index.js';
 import { AccessPolicy } from './auth/access.js';
 import { loadConfig } from './config.js';
@@ -117,6 +118,7 @@ export class TandemBackend extends ShareDB {
     options: Parameters<ShareDB['submit']>[4],
     callback: SubmitCallback,
   ): void {
+    callback = this.recognisingCompactedResends(index, id, op as { src?: unknown; seq?: unknown }, callback);
     const key = `${index}\u0000${id}`;
     const receivedAt = performance.now();
     let submittedAt = receivedAt;
@@ -168,6 +170,39 @@ export class TandemBackend extends ShareDB {
       });
     });
     this.docQueues.set(key, done);
+  }
+
+  /**
+   * A resend of an op committed long ago meets a hole in the op log once compaction removed
+   * the ops it would be transformed past (OPLOG_RETENTION), and ShareDB can no longer see it
+   * was a duplicate. The store records, per source, the highest seq it removed: a resend at or
+   * below it is answered TANDEM_ALREADY_COMMITTED instead of the missing-ops error, so no
+   * client applies it a second time (the SDK then re-expresses only the ops after it).
+   */
+  private recognisingCompactedResends(
+    index: string,
+    id: string,
+    op: { src?: unknown; seq?: unknown },
+    callback: SubmitCallback,
+  ): SubmitCallback {
+    const store = this.db as Partial<CompactableStore>;
+    if (typeof store.prunedSeq !== 'function' || typeof op.src !== 'string' || typeof op.seq !== 'number') return callback;
+    const { src, seq } = op;
+    return (err, ops, request) => {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (code !== TandemErrorCode.MISSING_OPS && code !== ShareDbErrorCode.TRANSFORM_OPS_NOT_FOUND) return callback(err, ops, request);
+      store.prunedSeq!(index, id, src).then(
+        (pruned) => {
+          if (pruned === null || pruned < seq) return callback(err, ops, request);
+          const committed = new TandemError(
+            TandemErrorCode.ALREADY_COMMITTED,
+            `op ${src}:${seq} was committed earlier; the history since was compacted (OPLOG_RETENTION)`,
+          );
+          callback(committed as unknown as Parameters<SubmitCallback>[0], ops, request);
+        },
+        () => callback(err, ops, request),
+      );
+    };
   }
 
   /** Resolves once no submit is in flight (or after `timeoutMs`); used by graceful shutdown. */

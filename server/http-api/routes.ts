@@ -21,6 +21,7 @@ import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { TandemBackend } from '../backend.js';
 import type { RefusalLog } from '../limits/connection-refusals.js';
 import { normalizeIp } from '../limits/connections.js';
+import type { CompactableStore } from '../storage/oplog-retention.js';
 import { httpStatusOf } from './statuses.js';
 import { WireRefusal, WireSession } from './wire-session.js';
 
@@ -242,6 +243,10 @@ class ApiRequest {
     if (key !== null) {
       const committed = await committedAs();
       if (committed !== null) return duplicate(committed);
+      // Committed so long ago that compaction removed it (OPLOG_RETENTION): still once.
+      const store = this.options.backend.db as Partial<CompactableStore>;
+      const pruned = typeof store.prunedSeq === 'function' ? await store.prunedSeq(collection, id, src) : null;
+      if (pruned !== null) return duplicate(null);
     }
     const message = { a: 'op', c: collection, d: id, v, src, seq: 1, ...op };
     try {

@@ -24,8 +24,13 @@ export interface OplogRetention {
 
 /** A store that can remove ops below the cut (SQLite, PostgreSQL). */
 export interface CompactableStore {
-  /** Removes at most `limit` ops below their document's cut; resolves with how many it removed. */
+  /**
+   * Removes at most `limit` ops below their document's cut, recording for each source the
+   * highest seq removed (in the same write); resolves with how many it removed.
+   */
   compactOps(retention: OplogRetention, nowMs: number, limit: number): Promise<number>;
+  /** The highest seq of `src` among the document's removed ops, or null: a resend at or below it was committed. */
+  prunedSeq(collection: string, id: string, src: string): Promise<number | null>;
 }
 
 const UNITS_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -20,6 +20,8 @@ export interface TableNames {
   readonly snapshots: string;
   readonly ops: string;
   readonly milestones: string;
+  /** The highest seq of each source whose ops compaction removed (resends of those are duplicates). */
+  readonly prunedSources: string;
   readonly schemaVersion: string;
 }
 
@@ -40,6 +42,7 @@ export function tableNames(schema: string | null): TableNames {
     snapshots: `${prefix}tandem_snapshots`,
     ops: `${prefix}tandem_ops`,
     milestones: `${prefix}tandem_milestones`,
+    prunedSources: `${prefix}tandem_pruned_sources`,
     schemaVersion: `${prefix}tandem_schema_version`,
   };
 }
@@ -85,6 +88,19 @@ const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (collection, id, v)
       )`,
       `CREATE INDEX tandem_milestones_mtime ON ${t.milestones} (collection, id, mtime)`,
+    ],
+  },
+  {
+    // OPLOG_RETENTION: what compaction removed stays recognisable when it is sent again.
+    version: 2,
+    statements: (t) => [
+      `CREATE TABLE ${t.prunedSources} (
+        collection TEXT COLLATE "C" NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
+        src TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (collection, id, src)
+      )`,
     ],
   },
 ];

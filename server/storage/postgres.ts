@@ -49,16 +49,22 @@ function deliver<T>(work: Promise<T>, callback: Callback<T>): void {
 
 function statements(t: PostgresStore['tables']) {
   return {
-    // Op-log retention: $1 versions, $2 the mtime bound (ms) or null, $3 the batch size.
+    // Op-log retention: $1 versions, $2 the mtime bound (ms) or null, $3 the batch size. The
+    // removed ops' sources are recorded with their highest seq in the same statement.
+    prunedSeq: `SELECT seq FROM ${t.prunedSources} WHERE collection = $1 AND id = $2 AND src = $3`,
     compactOps: `WITH cut AS (
         SELECT m.collection, m.id, max(m.v) AS cut
         FROM ${t.milestones} m JOIN ${t.snapshots} s ON s.collection = m.collection AND s.id = m.id
         WHERE m.v <= s.v - $1::integer AND ($2::double precision IS NULL OR m.mtime < $2::double precision)
         GROUP BY m.collection, m.id
       ), doomed AS (
-        SELECT o.collection, o.id, o.v FROM ${t.ops} o
+        SELECT o.collection, o.id, o.v, o.src, o.seq FROM ${t.ops} o
         JOIN cut c ON o.collection = c.collection AND o.id = c.id AND o.v < c.cut
         LIMIT $3::integer
+      ), recorded AS (
+        INSERT INTO ${t.prunedSources} (collection, id, src, seq)
+        SELECT collection, id, src, max(seq) FROM doomed WHERE src IS NOT NULL AND seq IS NOT NULL GROUP BY collection, id, src
+        ON CONFLICT (collection, id, src) DO UPDATE SET seq = GREATEST(${t.prunedSources}.seq, EXCLUDED.seq)
       )
       DELETE FROM ${t.ops} o USING doomed d WHERE o.collection = d.collection AND o.id = d.id AND o.v = d.v`,
     // The whole commit in one statement (one round trip, its own transaction): the row lock
@@ -176,6 +182,13 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
     const before = retention.ageMs === null ? null : nowMs - retention.ageMs;
     const result = await this.store.query(this.sql.compactOps, [retention.versions ?? 0, before, limit]);
     return result.rowCount ?? 0;
+  }
+
+  /** The highest seq of `src` among this document's compacted ops, or null. */
+  async prunedSeq(collection: string, id: string, src: string): Promise<number | null> {
+    if (this.closing) throw closedError('PostgreSQL database');
+    const result = await this.store.query<{ seq: string | number }>(this.sql.prunedSeq, [collection, id, src]);
+    return result.rows.length === 0 ? null : Number(result.rows[0]!.seq);
   }
 
   override commit(

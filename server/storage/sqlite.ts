@@ -71,17 +71,32 @@ const SCHEMA = `
     op TEXT NOT NULL,   -- the whole op as JSON, metadata included
     PRIMARY KEY (collection, id, v)
   );
+  -- OPLOG_RETENTION: the highest seq of each source whose ops compaction removed.
+  CREATE TABLE IF NOT EXISTS pruned_sources (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    src TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (collection, id, src)
+  );
 `;
 
 /** Ops below each document's cut (oplog-retention.ts): ?1 versions, ?2 = ?3 the mtime bound or null, ?4 limit. */
-const COMPACT_OPS_SQL = `DELETE FROM ops WHERE rowid IN (
-      SELECT o.rowid FROM (
+const DOOMED_OPS_SQL = `SELECT o.rowid FROM (
         SELECT m.collection, m.id, max(m.v) AS cut
         FROM milestones m JOIN snapshots s ON s.collection = m.collection AND s.id = m.id
         WHERE m.v <= s.v - ? AND (? IS NULL OR m.mtime < ?)
         GROUP BY m.collection, m.id
       ) c JOIN ops o ON o.collection = c.collection AND o.id = c.id AND o.v < c.cut
-      LIMIT ?)`;
+      ORDER BY o.rowid LIMIT ?`;
+
+/** Records the doomed ops' sources (same parameters; run in the same transaction as the DELETE). */
+const RECORD_PRUNED_SQL = `INSERT INTO pruned_sources (collection, id, src, seq)
+  SELECT collection, id, src, max(seq) FROM ops WHERE rowid IN (${DOOMED_OPS_SQL}) AND src IS NOT NULL AND seq IS NOT NULL
+  GROUP BY collection, id, src
+  ON CONFLICT (collection, id, src) DO UPDATE SET seq = max(seq, excluded.seq)`;
+
+const COMPACT_OPS_SQL = `DELETE FROM ops WHERE rowid IN (${DOOMED_OPS_SQL})`;
 
 function isPrimaryKeyConflict(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
@@ -104,6 +119,7 @@ function prepareStatements(conn: Connection) {
   return {
     version: conn.prepare('SELECT v FROM snapshots WHERE collection = ? AND id = ?'),
     snapshot: conn.prepare('SELECT v, type, data, metadata FROM snapshots WHERE collection = ? AND id = ?'),
+    prunedSeq: conn.prepare('SELECT seq FROM pruned_sources WHERE collection = ? AND id = ? AND src = ?'),
     snapshotBulk: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
       WHERE collection = ? AND id IN (SELECT value FROM json_each(?))`),
     // Queries read a collection a page at a time in primary-key order (query-executor.ts),
@@ -145,7 +161,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   private readonly conn: Connection;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private readonly writer: SqliteWriter;
-  private compactStatement: Database.Statement | null = null;
+  private compactStatements: { record: Database.Statement; remove: Database.Statement } | null = null;
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
   /** Queries: validated first, bounded, run in slices (server/limits/query-executor.ts). */
@@ -216,13 +232,25 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   async compactOps(retention: OplogRetention, nowMs: number, limit: number): Promise<number> {
     if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
     // The milestones live in this file too, in a table the milestone store creates (after this one).
-    if (!this.compactStatement) {
+    if (!this.compactStatements) {
       if (!this.conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'milestones'").get()) return 0;
-      this.compactStatement = this.conn.prepare(COMPACT_OPS_SQL);
+      this.compactStatements = { record: this.conn.prepare(RECORD_PRUNED_SQL), remove: this.conn.prepare(COMPACT_OPS_SQL) };
     }
-    const statement = this.compactStatement;
+    const { record, remove } = this.compactStatements;
     const before = retention.ageMs === null ? null : nowMs - retention.ageMs;
-    return this.writer.write(() => Number(statement.run(retention.versions ?? 0, before, before, limit).changes));
+    const params = [retention.versions ?? 0, before, before, limit];
+    // One write: the sources are recorded exactly for the ops removed.
+    return this.writer.write(() => {
+      record.run(...params);
+      return Number(remove.run(...params).changes);
+    });
+  }
+
+  /** The highest seq of `src` among this document's compacted ops, or null. */
+  async prunedSeq(collection: string, id: string, src: string): Promise<number | null> {
+    if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
+    const row = this.stmts.prunedSeq.get(collection, id, src) as { seq: number } | undefined;
+    return row ? row.seq : null;
   }
 
   /** Group commit as configured and as it runs now (see StorageState in index.ts). */

@@ -15,6 +15,7 @@ import { subscribe, whenNothingPending } from '../helpers/clients.js';
 import { sdkClient, serverSnapshot } from '../helpers/sdk-clients.js';
 import { useServerPerTest } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
+import { errorCode, RawShareDb } from '../resilience/connection-wire.js';
 
 interface Note {
   text: string;
@@ -132,6 +133,102 @@ describe('sdk: pending edits older than the server keeps are re-expressed, not s
     );
     assert.deepEqual(final!.data, { text: '>abcD', log: ['offline'], count: 20, notes: {} });
     assert.deepEqual(after.data, final!.data);
+  });
+});
+
+describe('compacted history: a resend of an op committed long ago is recognised, not applied twice', function () {
+  this.timeout(60_000);
+  const fixture = useServerPerTest({
+    MILESTONE_INTERVAL: '10',
+    OPLOG_RETENTION: 'versions=5',
+    OPLOG_COMPACT_INTERVAL_MS: '3600000',
+  });
+
+  async function compactAfter(id: string, commits: number): Promise<void> {
+    const connection = fixture.server.backend.connect();
+    const b = connection.get('notes', id);
+    await subscribe(b);
+    b.preventCompose = true;
+    for (let i = 0; i < commits; i++) b.submitOp(ops.add(['count'], 1));
+    await whenNothingPending(b);
+    connection.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok((await fixture.server.compactor!.runOnce()) > 0, 'something was compacted');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  it('the SDK: an op whose ack was lost is taken as committed; only the edits after it are re-expressed', async () => {
+    const a = sdkClient(fixture.server.url, fixture.closers, { outbox: new MemoryOutboxStore() });
+    const doc = a.doc<Note>('notes', 'lost-ack', { create: { text: '', log: [], count: 0, notes: {} }, composeOps: false });
+    await doc.ready;
+    await doc.whenSynced();
+    // The server commits the next op and the client drops off before the ack reaches it.
+    let cut = true;
+    fixture.server.backend.use('afterWrite', (context, next) => {
+      if (cut && context.id === 'lost-ack') {
+        cut = false;
+        a.goOffline();
+      }
+      next();
+    });
+    doc.submit(ops.insert(['log', 0], 'once'));
+    await waitFor(() => a.state === 'offline', { what: 'offline' });
+    doc.submit(ops.textInsert(['text'], 0, 'after'));
+    assert.equal(doc.pendingCount, 2, 'the committed op is still in flight for the client');
+    await compactAfter('lost-ack', 30);
+    const rejected: OpRejection[] = [];
+    doc.on('rejected', (r) => rejected.push(r));
+
+    a.goOnline();
+    const final = await waitFor(
+      async () => {
+        const server = await serverSnapshot(fixture.server, 'notes', 'lost-ack');
+        return doc.pendingCount === 0 && doc.version === server.v && (server.data as Note).text === 'after' ? server : null;
+      },
+      { timeoutMs: 20_000, what: 'the edit after it committed' },
+    );
+    assert.deepEqual((final!.data as Note).log, ['once'], 'applied exactly once');
+    assert.equal((final!.data as Note).count, 30);
+    assert.deepEqual(doc.data, final!.data);
+    assert.deepEqual(rejected, []);
+  });
+
+  it('ShareDB wire: the resend gets TANDEM_ALREADY_COMMITTED; an op never committed still gets TANDEM_MISSING_OPS', async () => {
+    const app = fixture.server.backend.connect();
+    const doc = app.get('notes', 'wire');
+    await new Promise<void>((resolve, reject) => doc.create({ count: 0 }, 'json1', (err) => (err ? reject(err) : resolve())));
+    const raw = await RawShareDb.open(fixture.server.url);
+    fixture.closers.push(() => raw.close());
+    const src = raw.messages.find((m) => m.a === 'hs')!.id as string;
+    const op = { a: 'op', c: 'notes', d: 'wire', v: 1, src, seq: 1, op: ['count', { ena: 5 }] };
+    raw.send(op);
+    await raw.next((m) => m.a === 'op' && m.seq === 1 && !m.error, 'the ack');
+    await compactAfter('wire', 30);
+    raw.send(op);
+    const again = await raw.next((m) => m.a === 'op' && m.seq === 1 && m.error !== undefined, 'the answer to the resend');
+    assert.equal(errorCode(again), TandemErrorCode.ALREADY_COMMITTED);
+    raw.send({ ...op, seq: 2 });
+    const fresh = await raw.next((m) => m.a === 'op' && m.seq === 2, 'the answer to a new op at the old version');
+    assert.equal(errorCode(fresh), TandemErrorCode.MISSING_OPS);
+    const server = await serverSnapshot(fixture.server, 'notes', 'wire');
+    assert.deepEqual([server.v, server.data], [32, { count: 35 }], 'the op counted once');
+    app.close();
+  });
+
+  it('HTTP API: an Idempotency-Key whose op was compacted away still applies once', async () => {
+    const post = (body: unknown, key?: string) =>
+      fetch(`${fixture.server.url}/api/v1/docs/notes/idem/ops`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+        body: JSON.stringify(body),
+      }).then(async (res) => ({ status: res.status, body: (await res.json()) as Record<string, unknown> }));
+    assert.equal((await post({ create: { data: { count: 0 } } })).status, 201);
+    assert.deepEqual((await post({ op: ['count', { ena: 100 }] }, 'pay-7')).body.duplicate, false);
+    await compactAfter('idem', 30);
+    const retried = await post({ op: ['count', { ena: 100 }] }, 'pay-7');
+    assert.deepEqual([retried.status, retried.body.duplicate], [200, true]);
+    const server = await serverSnapshot(fixture.server, 'notes', 'idem');
+    assert.deepEqual(server.data, { count: 130 });
   });
 });
 
