@@ -19,6 +19,7 @@ import { connectionLimitsOf } from './limits/connections.js';
 import { openPubSub, type PubSubHandle } from './pubsub/index.js';
 import { openStorage, type Storage } from './storage/index.js';
 import { OplogCompactor } from './storage/oplog-retention.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { createApiHandler } from './http-api/routes.js';
 import { createHttpHandler, jsonBody } from './transport/http-routes.js';
 import { serveDemoAssets } from './transport/demo-assets.js';
@@ -51,6 +52,8 @@ export interface TandemServer {
   close(): Promise<void>;
   /** Op-log compaction (OPLOG_RETENTION); null when every op is kept. */
   readonly compactor: OplogCompactor | null;
+  /** Webhook deliveries (WEBHOOK_URLS); null without. */
+  readonly webhooks: WebhookDispatcher | null;
 }
 
 /** What an application embedding Tandem adds to the configuration. */
@@ -106,6 +109,18 @@ function startCompaction(config: Config, storage: Storage, logger: Logger): Oplo
   return compactor;
 }
 
+/** Webhook deliveries when WEBHOOK_URLS is set; refused where the store cannot keep cursors. */
+function createWebhooks(config: Config, storage: Storage, logger: Logger): WebhookDispatcher | null {
+  if (config.webhooks === null) return null;
+  if (!storage.webhookCursors) {
+    throw new ConfigError(
+      `WEBHOOK_URLS: the ${storage.kind} store cannot keep delivery cursors (supported on sqlite:, postgres: and memory:)`,
+      'WEBHOOK_URLS',
+    );
+  }
+  return new WebhookDispatcher(config.webhooks, storage.db, storage.webhookCursors, logger);
+}
+
 /** Opens the store and pub/sub, builds the backend and transports, and listens. */
 export async function startServer(config: Config, logger: Logger, embedding: EmbeddingOptions = {}): Promise<TandemServer> {
   routeShareDbLogs(logger);
@@ -123,7 +138,9 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     turn: config.sqliteGroupCommit ? turn : undefined,
   });
   let compactor: OplogCompactor | null;
+  let webhooks: WebhookDispatcher | null;
   try {
+    webhooks = createWebhooks(config, storage, logger);
     compactor = startCompaction(config, storage, logger);
   } catch (err) {
     await storage.close().catch(() => undefined);
@@ -140,6 +157,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     access,
     maxIdLength: config.limits.maxIdLength,
   });
+  webhooks?.watch(backend);
   const rateLimits = await useResourceLimits(backend, {
     limits: config.limits,
     redisUrl: config.redisUrl,
@@ -152,6 +170,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   // Assigned once the transports exist; the connection counts read them at scrape time.
   const transports: { io: SocketIoServer | null; wss: WebSocketServer | null } = { io: null, wss: null };
   const prometheus = new TandemPrometheus({
+    webhooks: webhooks?.stats ?? null,
     stats: backend.stats,
     pubsub: pubsub.pubsub,
     agentsCount,
@@ -193,6 +212,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
               pubsubState: () => pubsub.state(),
               storageState: () => storage.state(),
               startedAt,
+              webhooks: webhooks?.stats ?? null,
             }),
           ),
       },
@@ -260,10 +280,12 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
     io.close();
     await rateLimits.close().catch(() => undefined);
     await compactor?.close();
+    await webhooks?.close();
     await backend.closeAsync().catch(() => undefined);
     await storage.close().catch(() => undefined);
     throw err;
   }
+  await webhooks?.start();
   const port = (http.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({ url, db: storage.kind, pubsub: pubsub.kind, auth: config.auth.mode, rules: config.rulesFile !== null }, 'tandem listening');
@@ -294,6 +316,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
       http.closeAllConnections();
       await httpClosed;
       await compactor?.close();
+      await webhooks?.close();
       await backend.closeAsync();
       await rateLimits.close();
       await pubsub.close();
@@ -305,5 +328,5 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   const onFatal = (listener: (err: Error) => void) => {
     fatalListeners.push(listener);
   };
-  return { config, backend, pubsub, http, io, wss, url, port, onFatal, close, compactor };
+  return { config, backend, pubsub, http, io, wss, url, port, onFatal, close, compactor, webhooks };
 }

@@ -72,6 +72,8 @@ export interface Config {
   readonly corsOrigins: readonly string[] | null;
   /** Bearer token for /metrics when auth is on (else a valid JWT is needed). Env METRICS_TOKEN. */
   readonly metricsToken: string | null;
+  /** Where committed ops are POSTed (server/webhooks/); null: no webhooks. */
+  readonly webhooks: WebhookConfig | null;
   /**
    * Longest time a connection may stay without authenticating (socket.io handshake, HTTP
    * request headers), ms. Env AUTH_TIMEOUT_MS, default 10000.
@@ -240,6 +242,55 @@ function integer(source: ConfigSource, name: string, fallback: number, min: numb
   return value;
 }
 
+export interface WebhookConfig {
+  /** Env WEBHOOK_URLS, comma-separated http(s) URLs. */
+  readonly urls: readonly string[];
+  /** HMAC-SHA256 key of the `tandem-signature` header. Env WEBHOOK_SECRET (≥ 32 bytes), required with URLs. */
+  readonly secret: string;
+  /** A document's ops are gathered this long before a delivery, ms. Env WEBHOOK_BATCH_MS, default 1000. */
+  readonly batchMs: number;
+  /** Most ops one delivery carries. Env WEBHOOK_MAX_OPS, default 500. */
+  readonly maxOps: number;
+  /** A delivery not answered 2xx within this is failed and retried, ms. Env WEBHOOK_TIMEOUT_MS, default 10000. */
+  readonly timeoutMs: number;
+  /** First wait after a failed delivery, doubled per failure up to a minute, ms. Env WEBHOOK_RETRY_MS, default 1000. */
+  readonly retryMs: number;
+}
+
+function webhookConfig(source: ConfigSource): WebhookConfig | null {
+  const list = (source.WEBHOOK_URLS ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  if (list.length === 0) return null;
+  for (const url of list) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(url);
+    } catch {
+      // reported below
+    }
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+      throw new ConfigError(`WEBHOOK_URLS must be comma-separated http(s) URLs, got "${url.slice(0, 80)}"`, 'WEBHOOK_URLS');
+    }
+  }
+  const secret = source.WEBHOOK_SECRET ?? '';
+  if (Buffer.byteLength(secret) < 32) {
+    throw new ConfigError(
+      'WEBHOOK_SECRET must be set, at least 32 bytes, when WEBHOOK_URLS is: receivers check each delivery with it',
+      'WEBHOOK_SECRET',
+    );
+  }
+  return Object.freeze({
+    urls: Object.freeze(list),
+    secret,
+    batchMs: integer(source, 'WEBHOOK_BATCH_MS', 1000, 0),
+    maxOps: integer(source, 'WEBHOOK_MAX_OPS', 500, 1, 100_000),
+    timeoutMs: integer(source, 'WEBHOOK_TIMEOUT_MS', 10_000, 100),
+    retryMs: integer(source, 'WEBHOOK_RETRY_MS', 1000, 10, 60_000),
+  });
+}
+
 function oplogRetention(source: ConfigSource): OplogRetention | null {
   try {
     return parseOplogRetention(source.OPLOG_RETENTION);
@@ -309,6 +360,7 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     rulesFile: source.RULES_FILE || null,
     corsOrigins: origins(source),
     metricsToken: source.METRICS_TOKEN || null,
+    webhooks: webhookConfig(source),
     authTimeoutMs: integer(source, 'AUTH_TIMEOUT_MS', 10_000, 100),
     limits: Object.freeze({
       maxDocBytes: integer(source, 'MAX_DOC_BYTES', 16 * 1024 * 1024, 1024),

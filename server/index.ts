@@ -14,4 +14,6 @@ export type { AccessHook, AccessRequest } from './auth/access.js';
 export type { Identity } from './auth/identity.js';
 export type { AccessAction, RulesFile, CollectionRules, Rule } from './auth/rules.js';
 export { mintToken, type MintOptions } from './auth/mint-token.js';
+/** For webhook receivers: checks a delivery's `tandem-signature` against its raw body. */
+export { verifyWebhookSignature } from './webhooks/signature.js';
 export { TandemError, TandemErrorCode, type ErrorCode } from '../client/protocol.js';

@@ -1,6 +1,7 @@
 import type { BackendStats } from '../backend.js';
 import type { PubSubState } from '../pubsub/index.js';
 import type { StorageState } from '../storage/index.js';
+import type { WebhookStats } from '../webhooks/dispatcher.js';
 
 /**
  * The JSON at GET /metrics. Backend counters stay at the top level (the load tool reads
@@ -13,9 +14,12 @@ export interface Metrics extends BackendStats {
   memory: { rss: number; heapUsed: number };
   pubsub: PubSubState;
   store: StorageState;
+  /** WEBHOOK_URLS: deliveries made and failed, ops delivered, documents still to deliver. */
+  webhooks?: { delivered: number; opsDelivered: number; failed: number; backlog: number };
 }
 
 export interface MetricsSources {
+  webhooks?: WebhookStats | null;
   stats: BackendStats;
   agentsCount(): number;
   pubsubState(): PubSubState;
@@ -32,5 +36,15 @@ export function collectMetrics(sources: MetricsSources): Metrics {
     memory: { rss, heapUsed },
     pubsub: sources.pubsubState(),
     store: sources.storageState(),
+    ...(sources.webhooks
+      ? {
+          webhooks: {
+            delivered: sources.webhooks.delivered,
+            opsDelivered: sources.webhooks.opsDelivered,
+            failed: sources.webhooks.failed,
+            backlog: sources.webhooks.backlog(),
+          },
+        }
+      : {}),
   };
 }

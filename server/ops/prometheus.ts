@@ -8,6 +8,7 @@
  * MAX_LABEL_VALUES seen is counted under `_other`, so a client inventing names cannot grow
  * the registry without limit.
  */
+import type { WebhookStats } from '../webhooks/dispatcher.js';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type ShareDB from 'sharedb';
 import type { BackendStats, SubmitOutcome } from '../backend.js';
@@ -32,6 +33,8 @@ export interface PrometheusSources {
   /** Resolve when the store / the pub/sub answers (readiness checks); bounded by the caller. */
   pingStore(): Promise<void>;
   pingPubSub(): Promise<void>;
+  /** WEBHOOK_URLS deliveries, when configured. */
+  webhooks?: WebhookStats | null;
 }
 
 let processRegistry: Registry | null = null;
@@ -141,6 +144,38 @@ export class TandemPrometheus {
       buckets: LATENCY_BUCKETS,
       registers,
     });
+    const webhooks = sources.webhooks;
+    if (webhooks) {
+      // Running totals kept by the dispatcher, reported as counters.
+      const total = (name: string, help: string, read: () => number) => {
+        let reported = 0;
+        new Counter({
+          name,
+          help,
+          registers,
+          collect() {
+            const now = read();
+            this.inc(now - reported);
+            reported = now;
+          },
+        });
+      };
+      total('tandem_webhook_deliveries_total', 'Webhook deliveries answered 2xx.', () => webhooks.delivered);
+      total('tandem_webhook_ops_delivered_total', 'Ops carried by successful webhook deliveries.', () => webhooks.opsDelivered);
+      total(
+        'tandem_webhook_failures_total',
+        'Webhook deliveries failed (error status, no answer in time, unreachable); each is retried.',
+        () => webhooks.failed,
+      );
+      new Gauge({
+        name: 'tandem_webhook_backlog_documents',
+        help: 'Documents with committed ops not yet delivered to a webhook target (summed over targets).',
+        registers,
+        collect() {
+          this.set(webhooks.backlog());
+        },
+      });
+    }
     new Gauge({
       name: 'tandem_submits_in_flight',
       help: 'Submits accepted and not finished.',

@@ -9,6 +9,7 @@
  *                                  its own, created with the tables on first use
  */
 import type { CompactableStore } from './oplog-retention.js';
+import { MemoryWebhookCursors, type WebhookCursors } from '../webhooks/cursors.js';
 import type ShareDB from 'sharedb';
 import type { Turn } from '../turn.js';
 import { createMemoryDb, createMemoryMilestoneDb } from './memory.js';
@@ -59,6 +60,8 @@ export interface Storage {
   ping(): Promise<void>;
   /** Removes ops below the retention's cut (OPLOG_RETENTION); absent where the store cannot. */
   compact?: CompactableStore;
+  /** Where webhook targets stand (WEBHOOK_URLS); absent where the store cannot keep them (MongoDB). */
+  webhookCursors?: WebhookCursors;
   /** Idempotent; safe after ShareDB's Backend.close() already closed db and milestoneDb. */
   close(): Promise<void>;
 }
@@ -104,6 +107,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       state: () => ({ kind: 'sqlite', groupCommit: db.groupCommit }),
       ping: async () => db.ping(),
       compact: db,
+      webhookCursors: db.webhookCursors,
       close: async () => {
         await closeWith((cb) => db.close(cb));
         await closeWith((cb) => milestoneDb.close(cb));
@@ -119,6 +123,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       db,
       milestoneDb,
       state: () => ({ kind: 'memory' }),
+      webhookCursors: new MemoryWebhookCursors(),
       ping: async () => {
         // MemoryDB sets `closed` in close() but keeps serving; readiness should not.
         if (db.closed) throw new Error('memory database is closed');
@@ -157,6 +162,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       ping: pg.ping,
       close: pg.close,
       compact: pg.db,
+      webhookCursors: pg.db.webhookCursors,
       state: () => ({ kind: 'postgres', pool: pg.store.poolState }),
     };
   }

@@ -22,6 +22,8 @@ export interface TableNames {
   readonly milestones: string;
   /** The highest seq of each source whose ops compaction removed (resends of those are duplicates). */
   readonly prunedSources: string;
+  /** Per webhook target, the next version of each document still to deliver. */
+  readonly webhookCursors: string;
   readonly schemaVersion: string;
 }
 
@@ -43,6 +45,7 @@ export function tableNames(schema: string | null): TableNames {
     ops: `${prefix}tandem_ops`,
     milestones: `${prefix}tandem_milestones`,
     prunedSources: `${prefix}tandem_pruned_sources`,
+    webhookCursors: `${prefix}tandem_webhook_cursors`,
     schemaVersion: `${prefix}tandem_schema_version`,
   };
 }
@@ -101,6 +104,15 @@ const MIGRATIONS: readonly Migration[] = [
         seq BIGINT NOT NULL,
         PRIMARY KEY (collection, id, src)
       )`,
+      // WEBHOOK_URLS: compaction never removes ops a target has not received.
+      `CREATE TABLE ${t.webhookCursors} (
+        target TEXT NOT NULL,
+        collection TEXT COLLATE "C" NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
+        v INTEGER NOT NULL,
+        PRIMARY KEY (target, collection, id)
+      )`,
+      `CREATE INDEX tandem_webhook_cursors_doc ON ${t.webhookCursors} (collection, id, v)`,
     ],
   },
 ];

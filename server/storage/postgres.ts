@@ -52,10 +52,15 @@ function statements(t: PostgresStore['tables']) {
     // Op-log retention: $1 versions, $2 the mtime bound (ms) or null, $3 the batch size. The
     // removed ops' sources are recorded with their highest seq in the same statement.
     prunedSeq: `SELECT seq FROM ${t.prunedSources} WHERE collection = $1 AND id = $2 AND src = $3`,
+    ensureCursor: `INSERT INTO ${t.webhookCursors} (target, collection, id, v) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+    advanceCursor: `UPDATE ${t.webhookCursors} SET v = GREATEST(v, $1) WHERE target = $2 AND collection = $3 AND id = $4`,
+    cursorBacklog: `SELECT w.collection, w.id, w.v FROM ${t.webhookCursors} w
+      JOIN ${t.snapshots} s ON s.collection = w.collection AND s.id = w.id WHERE w.target = $1 AND s.v > w.v`,
     compactOps: `WITH cut AS (
         SELECT m.collection, m.id, max(m.v) AS cut
         FROM ${t.milestones} m JOIN ${t.snapshots} s ON s.collection = m.collection AND s.id = m.id
         WHERE m.v <= s.v - $1::integer AND ($2::double precision IS NULL OR m.mtime < $2::double precision)
+          AND m.v <= COALESCE((SELECT min(w.v) FROM ${t.webhookCursors} w WHERE w.collection = m.collection AND w.id = m.id), m.v)
         GROUP BY m.collection, m.id
       ), doomed AS (
         SELECT o.collection, o.id, o.v, o.src, o.seq FROM ${t.ops} o
@@ -183,6 +188,18 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
     const result = await this.store.query(this.sql.compactOps, [retention.versions ?? 0, before, limit]);
     return result.rowCount ?? 0;
   }
+
+  /** Webhook cursors (server/webhooks/cursors.ts); `ensure` is awaited before the op's ack. */
+  readonly webhookCursors = {
+    ensure: async (target: string, collection: string, id: string, v: number): Promise<void> => {
+      await this.store.query(this.sql.ensureCursor, [target, collection, id, v]);
+    },
+    advance: async (target: string, collection: string, id: string, to: number): Promise<void> => {
+      await this.store.query(this.sql.advanceCursor, [to, target, collection, id]);
+    },
+    backlog: async (target: string): Promise<Array<{ collection: string; id: string; v: number }>> =>
+      (await this.store.query<{ collection: string; id: string; v: number }>(this.sql.cursorBacklog, [target])).rows,
+  };
 
   /** The highest seq of `src` among this document's compacted ops, or null. */
   async prunedSeq(collection: string, id: string, src: string): Promise<number | null> {

@@ -71,6 +71,14 @@ const SCHEMA = `
     op TEXT NOT NULL,   -- the whole op as JSON, metadata included
     PRIMARY KEY (collection, id, v)
   );
+  -- WEBHOOK_URLS: per target, the next version of each document still to deliver.
+  CREATE TABLE IF NOT EXISTS webhook_cursors (
+    target TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    PRIMARY KEY (target, collection, id)
+  );
   -- OPLOG_RETENTION: the highest seq of each source whose ops compaction removed.
   CREATE TABLE IF NOT EXISTS pruned_sources (
     collection TEXT NOT NULL,
@@ -81,11 +89,12 @@ const SCHEMA = `
   );
 `;
 
-/** Ops below each document's cut (oplog-retention.ts): ?1 versions, ?2 = ?3 the mtime bound or null, ?4 limit. */
+/** Ops below each document's cut (oplog-retention.ts; never past an undelivered webhook cursor): ?1 versions, ?2 = ?3 the mtime bound or null, ?4 limit. */
 const DOOMED_OPS_SQL = `SELECT o.rowid FROM (
         SELECT m.collection, m.id, max(m.v) AS cut
         FROM milestones m JOIN snapshots s ON s.collection = m.collection AND s.id = m.id
         WHERE m.v <= s.v - ? AND (? IS NULL OR m.mtime < ?)
+          AND m.v <= coalesce((SELECT min(w.v) FROM webhook_cursors w WHERE w.collection = m.collection AND w.id = m.id), m.v)
         GROUP BY m.collection, m.id
       ) c JOIN ops o ON o.collection = c.collection AND o.id = c.id AND o.v < c.cut
       ORDER BY o.rowid LIMIT ?`;
@@ -120,6 +129,10 @@ function prepareStatements(conn: Connection) {
     version: conn.prepare('SELECT v FROM snapshots WHERE collection = ? AND id = ?'),
     snapshot: conn.prepare('SELECT v, type, data, metadata FROM snapshots WHERE collection = ? AND id = ?'),
     prunedSeq: conn.prepare('SELECT seq FROM pruned_sources WHERE collection = ? AND id = ? AND src = ?'),
+    ensureCursor: conn.prepare('INSERT INTO webhook_cursors (target, collection, id, v) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+    advanceCursor: conn.prepare('UPDATE webhook_cursors SET v = max(v, ?) WHERE target = ? AND collection = ? AND id = ?'),
+    cursorBacklog: conn.prepare(`SELECT w.collection, w.id, w.v FROM webhook_cursors w
+      JOIN snapshots s ON s.collection = w.collection AND s.id = w.id WHERE w.target = ? AND s.v > w.v`),
     snapshotBulk: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
       WHERE collection = ? AND id IN (SELECT value FROM json_each(?))`),
     // Queries read a collection a page at a time in primary-key order (query-executor.ts),
@@ -245,6 +258,22 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
       return Number(remove.run(...params).changes);
     });
   }
+
+  /**
+   * Webhook cursors (WebhookCursors in server/webhooks/cursors.ts). `ensure` is a write of
+   * this connection: with group commit it joins the turn's transaction, so the cursor is as
+   * durable as the op that caused it, before any ack leaves.
+   */
+  readonly webhookCursors = {
+    ensure: (target: string, collection: string, id: string, v: number): void => {
+      this.writer.write(() => this.stmts.ensureCursor.run(target, collection, id, v));
+    },
+    advance: async (target: string, collection: string, id: string, to: number): Promise<void> => {
+      this.writer.write(() => this.stmts.advanceCursor.run(to, target, collection, id));
+    },
+    backlog: async (target: string): Promise<Array<{ collection: string; id: string; v: number }>> =>
+      this.stmts.cursorBacklog.all(target) as Array<{ collection: string; id: string; v: number }>,
+  };
 
   /** The highest seq of `src` among this document's compacted ops, or null. */
   async prunedSeq(collection: string, id: string, src: string): Promise<number | null> {

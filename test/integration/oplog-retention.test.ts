@@ -173,6 +173,21 @@ describe('OPLOG_RETENTION: what is removed and what is still served', function (
       assert.deepEqual(await call<StoredOp[]>((done) => db.getOps('notes', 'aged', 40, null, null, done)), []);
       await call<void>((done) => doc.submitOp(['n', { ena: 1 }], {}, done));
       assert.equal(doc.version, 41);
+
+      // A webhook target that has not received an op holds it: the cut stays at or below its cursor.
+      const held = backend.connect().get('notes', 'held');
+      await call<void>((done) => held.create({ n: 0 }, 'json1', done));
+      db.webhookCursors.ensure('http://receiver/hook', 'notes', 'held', 15);
+      for (let i = 0; i < 39; i++) await call<void>((done) => held.submitOp(['n', { ena: 1 }], {}, done));
+      assert.equal(
+        await db.compactOps({ versions: null, ageMs: null }, Date.now(), 1000),
+        10,
+        'below milestone 10, the last at or before the cursor',
+      );
+      assert.deepEqual(await db.webhookCursors.backlog('http://receiver/hook'), [{ collection: 'notes', id: 'held', v: 15 }]);
+      await db.webhookCursors.advance('http://receiver/hook', 'notes', 'held', 40);
+      assert.deepEqual(await db.webhookCursors.backlog('http://receiver/hook'), []);
+      assert.equal(await db.compactOps({ versions: null, ageMs: null }, Date.now(), 1000), 30, 'delivered: up to milestone 40');
       await call<void>((done) => backend.close(done));
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -214,6 +229,29 @@ describe('OPLOG_RETENTION on PostgreSQL', function () {
     );
     await call<void>((done) => doc.submitOp(['n', { ena: 1 }], {}, done));
     assert.equal(doc.version, 41);
+
+    // Webhook cursors hold compaction here too, and list what is behind.
+    const held = backend.connect().get('notes', 'held');
+    await call<void>((done) => held.create({ n: 0 }, 'json1', done));
+    await db.webhookCursors.ensure('http://receiver/hook', 'notes', 'held', 15);
+    await db.webhookCursors.ensure('http://receiver/hook', 'notes', 'held', 3);
+    for (let i = 0; i < 39; i++) await call<void>((done) => held.submitOp(['n', { ena: 1 }], {}, done));
+    await waitFor(async () => (await store.query(`SELECT 1 FROM ${store.tables.milestones} WHERE id = 'held' AND v = 40`)).rowCount === 1, {
+      what: 'milestone 40 of held',
+    });
+    assert.equal(
+      await db.compactOps({ versions: null, ageMs: null }, Date.now(), 1000),
+      10,
+      'below milestone 10, the last at or before the cursor',
+    );
+    assert.deepEqual(
+      await db.webhookCursors.backlog('http://receiver/hook'),
+      [{ collection: 'notes', id: 'held', v: 15 }],
+      'ensure never moves a cursor',
+    );
+    await db.webhookCursors.advance('http://receiver/hook', 'notes', 'held', 40);
+    assert.deepEqual(await db.webhookCursors.backlog('http://receiver/hook'), []);
+    assert.equal(await db.compactOps({ versions: null, ageMs: null }, Date.now(), 1000), 30);
     await call<void>((done) => backend.close(done));
   });
 });
