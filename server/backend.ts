@@ -186,7 +186,7 @@ export class TandemBackend extends ShareDB {
     callback: SubmitCallback,
   ): SubmitCallback {
     const store = this.db as Partial<CompactableStore>;
-    if (typeof store.prunedSeq !== "function" || typeof op?.src !== "string" || typeof op.seq !== "number") return callback;
+    if (typeof store.prunedSeq !== 'function' || typeof op?.src !== 'string' || typeof op.seq !== 'number') return callback;
     const { src, seq } = op;
     return (err, ops, request) => {
       const code = (err as { code?: unknown } | null)?.code;

@@ -136,6 +136,122 @@ describe('sdk: pending edits older than the server keeps are re-expressed, not s
   });
 });
 
+interface Board {
+  text: string;
+  items: string[];
+  cards: Record<string, { title: string }>;
+  count: number;
+}
+
+describe('OPLOG_RETENTION=versions=500 under load: a client offline since version 100 comes back', function () {
+  this.timeout(120_000);
+  const fixture = useServerPerTest({ OPLOG_RETENTION: 'versions=500', OPLOG_COMPACT_INTERVAL_MS: '100', OPS_PER_MINUTE: '10000000' });
+
+  it('its 50 edits (text and structure) that still have a target land exactly once, the rest are reported, and every client converges', async () => {
+    const a = sdkClient(fixture.server.url, fixture.closers, { outbox: new MemoryOutboxStore() });
+    const docA = a.doc<Board>('notes', 'board', {
+      create: { text: 'base text here', items: [], cards: { c1: { title: 'one' }, c2: { title: 'two' } }, count: 0 },
+      composeOps: false,
+    });
+    await docA.ready;
+    await docA.whenSynced();
+    const connection = fixture.server.backend.connect();
+    fixture.closers.push(async () => connection.close());
+    const b = connection.get('notes', 'board');
+    await subscribe(b);
+    b.preventCompose = true;
+    const commit = async (count: number, opAt: (i: number) => JSONOp) => {
+      for (let i = 0; i < count; i++) {
+        b.submitOp(opAt(i));
+        // Let the server's turns end (group COMMIT, milestones) and compaction run.
+        if (i % 100 === 99) {
+          await whenNothingPending(b);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      await whenNothingPending(b);
+    };
+    await commit(99, () => ops.add(['count'], 1));
+    await waitFor(() => docA.version === 100, { what: 'A at version 100' });
+    const c = sdkClient(fixture.server.url, fixture.closers);
+    const docC = c.doc<Board>('notes', 'board');
+    await docC.ready;
+
+    a.goOffline();
+    const mine = { text: [] as string[], items: [] as string[], title: [] as string[], cards: [] as string[], gone: [] as string[] };
+    for (let i = 0; i < 50; i++) {
+      const data = docA.data!;
+      const token = `a${i}`;
+      if (i % 5 === 0) {
+        // After "base", before the tokens typed earlier (never inside one).
+        docA.submit(ops.textInsert(['text'], 4, `[${token}]`));
+        mine.text.push(`[${token}]`);
+      } else if (i % 5 === 1) {
+        docA.submit(ops.insert(['items', data.items.length], token));
+        mine.items.push(token);
+      } else if (i % 5 === 2) {
+        docA.submit(ops.textInsert(['cards', 'c1', 'title'], Array.from(data.cards.c1!.title).length, `{${token}}`));
+        mine.title.push(`{${token}}`);
+      } else if (i % 5 === 3) {
+        docA.submit(ops.textInsert(['cards', 'c2', 'title'], 0, `${token}·`));
+        mine.gone.push(token);
+      } else {
+        docA.submit(ops.insert(['cards', token], { title: 'A' }));
+        mine.cards.push(token);
+      }
+    }
+    assert.equal(docA.pendingCount, 50);
+
+    // 5,000 ops from others while A is away (C types a few too); compaction runs meanwhile.
+    const cTyping = (async () => {
+      for (let i = 0; i < 20; i++) {
+        docC.submit(ops.insert(['items', 0], `c${i}`));
+        await docC.whenSynced();
+      }
+    })();
+    await commit(5000, (i) =>
+      i === 2500
+        ? ops.remove(['cards', 'c2'])
+        : i % 50 === 0
+          ? ops.textInsert(['text'], 0, 'b')
+          : i % 100 === 1
+            ? ops.insert(['items', 0], `b${i}`)
+            : ops.add(['count'], 1),
+    );
+    await cTyping;
+    await waitFor(() => fixture.server.compactor!.stats.removed >= 4000, {
+      timeoutMs: 30_000,
+      what: `compaction past A's base (${fixture.server.compactor!.stats.removed} removed)`,
+    });
+    const rejected: OpRejection[] = [];
+    docA.on('rejected', (r) => rejected.push(r));
+
+    a.goOnline();
+    const final = (await waitFor(
+      async () => {
+        const server = await serverSnapshot(fixture.server, 'notes', 'board');
+        return docA.pendingCount === 0 && docA.version === server.v && docC.version === server.v ? server : null;
+      },
+      { timeoutMs: 30_000, what: 'A and C at the server version with nothing pending' },
+    ))!;
+    const data = final.data as Board;
+    assert.deepEqual(docA.data, data);
+    assert.deepEqual(docC.data, data);
+    const once = (haystack: string, needle: string) => haystack.split(needle).length - 1 === 1;
+    for (const t of mine.text) assert.ok(once(data.text, t), `${t} once in the text: ${data.text}`);
+    for (const t of mine.items) assert.equal(data.items.filter((x) => x === t).length, 1, `${t} once in the list`);
+    for (const t of mine.title) assert.ok(once(data.cards.c1!.title, t), `${t} once in c1's title: ${data.cards.c1!.title}`);
+    for (const t of mine.cards) assert.deepEqual(data.cards[t], { title: 'A' });
+    assert.equal(data.cards.c2, undefined);
+    assert.equal(data.items.filter((x) => x.startsWith('c')).length, 20, "C's items");
+    assert.equal(rejected.length, mine.gone.length, 'each edit of the removed card reported');
+    assert.ok(rejected.every((r) => r.code === TandemErrorCode.OP_DISCARDED));
+    console.log(
+      `      ${fixture.server.compactor!.stats.removed} ops compacted; A re-expressed 50 edits against v${final.v - 40}, ${rejected.length} reported`,
+    );
+  });
+});
+
 describe('compacted history: a resend of an op committed long ago is recognised, not applied twice', function () {
   this.timeout(60_000);
   const fixture = useServerPerTest({
