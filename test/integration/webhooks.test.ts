@@ -15,6 +15,8 @@ import { create, stockClient, submit, type Doc } from '../helpers/clients.js';
 import { startServerProcess } from '../helpers/process-server.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
+import { PG_TEST_URL, postgresUnavailable, TestSchemas } from '../helpers/postgres.js';
+import { requireService } from '../helpers/skip.js';
 
 const SECRET = 'webhook-test-secret-0123456789abcdef';
 
@@ -211,5 +213,55 @@ describe('webhooks', function () {
     const second = await startServerProcess(env);
     closers.push(() => second.stop());
     await waitFor(() => receiver.delivered().size === 21, { what: 'the 21 acknowledged ops, after the restart' });
+  });
+});
+
+describe('webhooks on PostgreSQL: two instances on one schema', function () {
+  this.timeout(60_000);
+  const schemas = new TestSchemas();
+  let receiver: Receiver;
+  const servers: TestServer[] = [];
+  const closers: Array<() => unknown> = [];
+  before(async function () {
+    const reason = await postgresUnavailable();
+    requireService(this, reason === null, reason ?? '');
+  });
+  beforeEach(async () => {
+    receiver = new Receiver();
+    await receiver.start();
+  });
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+    for (const server of servers.splice(0)) await server.close();
+    await receiver.close();
+  });
+  after(async () => {
+    await schemas.dropAll();
+  });
+
+  it('each instance delivers what it committed; a restarted instance delivers what was left behind', async () => {
+    const url = new URL(PG_TEST_URL);
+    url.searchParams.set('schema', schemas.name());
+    const env = { ...webhookEnv(receiver), DB_URL: url.toString() };
+    receiver.mode = 'fail';
+    const first = await startTestServer(env);
+    servers.push(first);
+    const second = await startTestServer(env);
+    servers.push(second);
+    const clients = [stockClient(first.url), stockClient(second.url)];
+    for (const client of clients) closers.push(() => client.close());
+    for (const [n, client] of clients.entries()) {
+      const doc = client.connection.get('notes', `pg-${n}`);
+      await create(doc, { n: 0 });
+      for (let i = 0; i < 10; i++) await submit(doc, ['n', { ena: 1 }]);
+    }
+    // Both instances' deliveries fail; the first stops (its cursors stay behind in PostgreSQL).
+    await waitFor(() => receiver.refused.length >= 2, { what: 'failed deliveries' });
+    await servers.shift()!.close();
+    receiver.mode = 'ok';
+    await waitFor(() => receiver.delivered().size === 11, { what: "the second instance's 11 ops" });
+    servers.push(await startTestServer(env));
+    await waitFor(() => receiver.delivered().size === 22, { what: "the first instance's 11 ops, after its restart" });
+    assert.ok(receiver.deliveries.every((d) => d.signed));
   });
 });
