@@ -42,8 +42,9 @@ export function jsonBody(value: unknown): RouteBody {
   return { contentType: 'application/json', body: JSON.stringify(value) };
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+/** A JSON answer that no cache keeps (every route, /api/v1 included). */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
   res.end(JSON.stringify(body));
 }
 

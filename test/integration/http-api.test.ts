@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as json1 from 'ot-json1';
 import { ShareDbErrorCode, TandemErrorCode } from '../../client/protocol.js';
-import { MAX_PAGE } from '../../server/http-api/routes.js';
+import { MAX_PAGE } from '../../server/http-api/doc-requests.js';
 import type { RulesFile } from '../../server/auth/rules.js';
 import { useRulesFile } from '../helpers/access-fixtures.js';
 import { AUTH_ENV, testToken } from '../helpers/auth.js';
