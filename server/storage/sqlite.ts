@@ -14,9 +14,10 @@
  * write lock). ShareDB expects asynchronous callbacks, so every result is delivered on
  * process.nextTick.
  */
-import type Database from 'libsql';
 import ShareDB from 'sharedb';
 import type { OplogRetention } from './oplog-retention.js';
+import { RETENTION_SCHEMA, SqliteRetention } from './sqlite-retention.js';
+import type { WebhookCursors } from '../webhooks/cursors.js';
 import { TandemErrorCode } from '../../client/protocol.js';
 import { QueryExecutor, type ScanCursor, type ScanSource } from '../limits/query-executor.js';
 import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
@@ -71,41 +72,8 @@ const SCHEMA = `
     op TEXT NOT NULL,   -- the whole op as JSON, metadata included
     PRIMARY KEY (collection, id, v)
   );
-  -- WEBHOOK_URLS: per target, the next version of each document still to deliver.
-  CREATE TABLE IF NOT EXISTS webhook_cursors (
-    target TEXT NOT NULL,
-    collection TEXT NOT NULL,
-    id TEXT NOT NULL,
-    v INTEGER NOT NULL,
-    PRIMARY KEY (target, collection, id)
-  );
-  -- OPLOG_RETENTION: the highest seq of each source whose ops compaction removed.
-  CREATE TABLE IF NOT EXISTS pruned_sources (
-    collection TEXT NOT NULL,
-    id TEXT NOT NULL,
-    src TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (collection, id, src)
-  );
+  ${RETENTION_SCHEMA}
 `;
-
-/** Ops below each document's cut (oplog-retention.ts; never past an undelivered webhook cursor): ?1 versions, ?2 = ?3 the mtime bound or null, ?4 limit. */
-const DOOMED_OPS_SQL = `SELECT o.rowid FROM (
-        SELECT m.collection, m.id, max(m.v) AS cut
-        FROM milestones m JOIN snapshots s ON s.collection = m.collection AND s.id = m.id
-        WHERE m.v <= s.v - ? AND (? IS NULL OR m.mtime < ?)
-          AND m.v <= coalesce((SELECT min(w.v) FROM webhook_cursors w WHERE w.collection = m.collection AND w.id = m.id), m.v)
-        GROUP BY m.collection, m.id
-      ) c JOIN ops o ON o.collection = c.collection AND o.id = c.id AND o.v < c.cut
-      ORDER BY o.rowid LIMIT ?`;
-
-/** Records the doomed ops' sources (same parameters; run in the same transaction as the DELETE). */
-const RECORD_PRUNED_SQL = `INSERT INTO pruned_sources (collection, id, src, seq)
-  SELECT collection, id, src, max(seq) FROM ops WHERE rowid IN (${DOOMED_OPS_SQL}) AND src IS NOT NULL AND seq IS NOT NULL
-  GROUP BY collection, id, src
-  ON CONFLICT (collection, id, src) DO UPDATE SET seq = max(seq, excluded.seq)`;
-
-const COMPACT_OPS_SQL = `DELETE FROM ops WHERE rowid IN (${DOOMED_OPS_SQL})`;
 
 function isPrimaryKeyConflict(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
@@ -128,11 +96,6 @@ function prepareStatements(conn: Connection) {
   return {
     version: conn.prepare('SELECT v FROM snapshots WHERE collection = ? AND id = ?'),
     snapshot: conn.prepare('SELECT v, type, data, metadata FROM snapshots WHERE collection = ? AND id = ?'),
-    prunedSeq: conn.prepare('SELECT seq FROM pruned_sources WHERE collection = ? AND id = ? AND src = ?'),
-    ensureCursor: conn.prepare('INSERT INTO webhook_cursors (target, collection, id, v) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
-    advanceCursor: conn.prepare('UPDATE webhook_cursors SET v = max(v, ?) WHERE target = ? AND collection = ? AND id = ?'),
-    cursorBacklog: conn.prepare(`SELECT w.collection, w.id, w.v FROM webhook_cursors w
-      JOIN snapshots s ON s.collection = w.collection AND s.id = w.id WHERE w.target = ? AND s.v > w.v`),
     snapshotBulk: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
       WHERE collection = ? AND id IN (SELECT value FROM json_each(?))`),
     // Queries read a collection a page at a time in primary-key order (query-executor.ts),
@@ -174,7 +137,6 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   private readonly conn: Connection;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private readonly writer: SqliteWriter;
-  private compactStatements: { record: Database.Statement; remove: Database.Statement } | null = null;
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
   /** Queries: validated first, bounded, run in slices (server/limits/query-executor.ts). */
@@ -190,6 +152,9 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
       this.stmts = prepareStatements(this.conn);
       const turn = opts.turn ?? null;
       this.writer = new SqliteWriter(this.conn, opts.path, turn, () => this.peers?.alone ?? true);
+      this.retention = new SqliteRetention(this.conn, this.writer, () => {
+        if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
+      });
       if (turn) {
         // Heartbeats never open a turn-long transaction: another connection of this process
         // (the milestone store, opened right after) would wait on that lock in this thread.
@@ -237,49 +202,22 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
     if (callback) process.nextTick(callback, error);
   }
 
-  /**
-   * Removes at most `limit` ops below their document's cut (see oplog-retention.ts): the
-   * newest milestone at least `versions` behind the document and older than `age`. One write
-   * of this connection (inside the turn's transaction with group commit).
-   */
-  async compactOps(retention: OplogRetention, nowMs: number, limit: number): Promise<number> {
-    if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
-    // The milestones live in this file too, in a table the milestone store creates (after this one).
-    if (!this.compactStatements) {
-      if (!this.conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'milestones'").get()) return 0;
-      this.compactStatements = { record: this.conn.prepare(RECORD_PRUNED_SQL), remove: this.conn.prepare(COMPACT_OPS_SQL) };
-    }
-    const { record, remove } = this.compactStatements;
-    const before = retention.ageMs === null ? null : nowMs - retention.ageMs;
-    const params = [retention.versions ?? 0, before, before, limit];
-    // One write: the sources are recorded exactly for the ops removed.
-    return this.writer.write(() => {
-      record.run(...params);
-      return Number(remove.run(...params).changes);
-    });
+  /** Op-log retention and webhook cursors on this file and this connection (sqlite-retention.ts). */
+  private readonly retention: SqliteRetention;
+
+  /** See CompactableStore in oplog-retention.ts. */
+  compactOps(retention: OplogRetention, nowMs: number, limit: number): Promise<number> {
+    return this.retention.compactOps(retention, nowMs, limit);
   }
 
-  /**
-   * Webhook cursors (WebhookCursors in server/webhooks/cursors.ts). `ensure` is a write of
-   * this connection: with group commit it joins the turn's transaction, so the cursor is as
-   * durable as the op that caused it, before any ack leaves.
-   */
-  readonly webhookCursors = {
-    ensure: (target: string, collection: string, id: string, v: number): void => {
-      this.writer.write(() => this.stmts.ensureCursor.run(target, collection, id, v));
-    },
-    advance: async (target: string, collection: string, id: string, to: number): Promise<void> => {
-      this.writer.write(() => this.stmts.advanceCursor.run(to, target, collection, id));
-    },
-    backlog: async (target: string): Promise<Array<{ collection: string; id: string; v: number }>> =>
-      this.stmts.cursorBacklog.all(target) as Array<{ collection: string; id: string; v: number }>,
-  };
+  /** See CompactableStore in oplog-retention.ts. */
+  prunedSeq(collection: string, id: string, src: string): Promise<number | null> {
+    return this.retention.prunedSeq(collection, id, src);
+  }
 
-  /** The highest seq of `src` among this document's compacted ops, or null. */
-  async prunedSeq(collection: string, id: string, src: string): Promise<number | null> {
-    if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
-    const row = this.stmts.prunedSeq.get(collection, id, src) as { seq: number } | undefined;
-    return row ? row.seq : null;
+  /** See WebhookCursors in server/webhooks/cursors.ts. */
+  get webhookCursors(): WebhookCursors {
+    return this.retention.webhookCursors;
   }
 
   /** Group commit as configured and as it runs now (see StorageState in index.ts). */
