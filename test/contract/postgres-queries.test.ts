@@ -18,6 +18,7 @@ import { PostgresDB } from '../../server/storage/postgres.js';
 import type { StoredOp } from '../../server/storage/sqlite.js';
 import { postgresUnavailable, TestSchemas } from '../helpers/postgres.js';
 import { requireService } from '../helpers/skip.js';
+import { call } from '../helpers/callback.js';
 
 const JSON0 = 'http://sharejs.org/types/JSONv0';
 
@@ -25,10 +26,6 @@ type Db = TandemMemoryDB | PostgresDB;
 
 function closeDb(db: { close(cb: (err?: Error) => void): void } | undefined): Promise<void> {
   return new Promise((resolve, reject) => (db ? db.close((err) => (err ? reject(err) : resolve())) : resolve()));
-}
-
-function call<T>(fn: (cb: (err: Error | null, result?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result as T))));
 }
 
 function poll(db: Db, query: unknown, options: unknown = null): Promise<{ ids: string[]; extra: unknown }> {

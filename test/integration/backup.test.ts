@@ -18,6 +18,7 @@ import { create, fetchDoc, stockClient, submit } from '../helpers/clients.js';
 import { spawnJsonLines } from '../helpers/json-lines-process.js';
 import { startServerProcess, type ServerProcess } from '../helpers/process-server.js';
 import { waitFor } from '../helpers/wait.js';
+import { call } from '../helpers/callback.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The built CLI (as users run it): a process starts in a fraction of the time tsx takes. */
@@ -40,10 +41,6 @@ async function runBackup(target: string, dbUrl: string): Promise<Run> {
   child.child.stdin?.end();
   const [code] = (await child.exited) as [number | null];
   return { code, stdout: child.events, stderr: child.stderr() };
-}
-
-function call<T>(run: (done: (err: unknown, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
 describe('tandem backup: a consistent copy of a live SQLite store', function () {

@@ -24,16 +24,13 @@ import { create, stockClient, submit, type Doc } from '../helpers/clients.js';
 import { startServerProcess, type ServerProcess } from '../helpers/process-server.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
+import { call } from '../helpers/callback.js';
 
 type Json = Record<string, unknown>;
 
 async function apiGet(server: { url: string }, path: string): Promise<{ status: number; body: Json }> {
   const res = await fetch(`${server.url}/api/v1/${path}`);
   return { status: res.status, body: (await res.json()) as Json };
-}
-
-function call<T>(run: (done: (err: unknown, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
 interface StoredOp {

@@ -7,6 +7,7 @@ import type { Connection, Doc, LocalPresence, Presence } from 'sharedb/lib/clien
 import { JSON1_TYPE_URI, type Json1Presence } from '../../ot-types/index.js';
 import { socketClient, stockClient } from '../helpers/clients.js';
 import { waitFor } from '../helpers/wait.js';
+import { call } from '../helpers/callback.js';
 
 export type Transport = 'sharedb' | 'socket.io';
 export const TRANSPORTS: readonly Transport[] = ['sharedb', 'socket.io'];
@@ -93,9 +94,8 @@ export function sendRaw(client: TappedClient, message: Record<string, unknown>):
   client.connection.send(message as never);
 }
 
-export function callback<T = void>(run: (done: (err?: unknown, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value as T))));
-}
+/** The shared promise wrapper under the name these tests use. */
+export const callback = call;
 
 /** Subscribes to a document's presence (and the document, which presence needs loaded). */
 export async function joinPresence(

@@ -20,15 +20,12 @@ import { PostgresDB } from '../../server/storage/postgres.js';
 import type { StoredOp } from '../../server/storage/sqlite.js';
 import { PG_TEST_URL, postgresUnavailable, TestSchemas } from '../helpers/postgres.js';
 import { requireService } from '../helpers/skip.js';
+import { call } from '../helpers/callback.js';
 
 const JSON0 = 'http://sharejs.org/types/JSONv0';
 
 function closeDb(db: { close(cb: (err?: Error) => void): void } | undefined): Promise<void> {
   return new Promise((resolve, reject) => (db ? db.close((err) => (err ? reject(err) : resolve())) : resolve()));
-}
-
-function call<T>(fn: (cb: (err: Error | null, result?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result as T))));
 }
 
 function commit(db: PostgresDB, id: string, v: number, data: unknown, extra: Partial<StoredOp> = {}): Promise<boolean> {

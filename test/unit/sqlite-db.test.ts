@@ -16,15 +16,12 @@ import { createSqliteMilestoneDb } from '../../server/storage/sqlite-milestone.j
 import { createSqliteDb, type SqliteDB, type StoredOp } from '../../server/storage/sqlite.js';
 import type { QuerySnapshot } from '../../server/storage/mingo-query.js';
 import { Turn } from '../../server/turn.js';
+import { call } from '../helpers/callback.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const JSON0 = 'http://sharejs.org/types/JSONv0';
 
 /** Node-style callback API → promise. */
-function call<T>(fn: (cb: (err?: unknown, result?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result as T))));
-}
-
 describe('SqliteDB', function () {
   let dir: string;
   let file: string;

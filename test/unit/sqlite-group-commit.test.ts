@@ -19,14 +19,11 @@ import { createSqliteDb, type SqliteDB, type StoredOp } from '../../server/stora
 import { Turn } from '../../server/turn.js';
 import { failCommits } from '../helpers/failing-commit.js';
 import { waitFor } from '../helpers/wait.js';
+import { call } from '../helpers/callback.js';
 
 const JSON0 = 'http://sharejs.org/types/JSONv0';
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-function call<T>(fn: (cb: (err?: unknown, result?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result as T))));
-}
 
 /** A Turn and the failures it reports. */
 function watchedTurn(): { turn: Turn; failures: Error[] } {
