@@ -37,7 +37,7 @@ const HANDSHAKE = { a: 'hs', id: null, protocol: 1, protocolMinor: 2 };
 
 export class WireSession {
   private readonly stream: MessageStream;
-  private readonly waiting: Array<{ match: (m: Message) => boolean; resolve: (m: Message) => void }> = [];
+  private readonly waiting: Array<{ match: (m: Message) => boolean; resolve: (m: Message) => void; fail: (err: Error) => void }> = [];
   private readonly watchers: Array<{ match: (m: Message) => boolean; seen: Message[] }> = [];
   private closed = false;
   readonly agent: Agent;
@@ -89,6 +89,10 @@ export class WireSession {
           if (reply.error) reject(new WireRefusal(reply.error as WireError));
           else resolve(reply);
         },
+        fail: (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
       };
       const remove = () => {
         const i = this.waiting.indexOf(entry);
@@ -115,10 +119,14 @@ export class WireSession {
     entry!.resolve(message);
   }
 
-  /** Ends the connection (ShareDB closes the agent once its last request is handled). */
+  /**
+   * Ends the connection (ShareDB closes the agent once its last request is handled). A
+   * request still waiting is answered now, not by its timer.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const entry of this.waiting.splice(0)) entry.fail(new TandemError(TandemErrorCode.SHUTTING_DOWN, 'the request was cut off'));
     this.stream.clientClosed();
   }
 }
