@@ -273,21 +273,30 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   async discardPending(): Promise<JSONOp[]> {
     const queue = this.d.inflightOp ? [this.d.inflightOp, ...this.d.pendingOps] : [...this.d.pendingOps];
     const dropped = queue.flatMap((q) => (q.op !== undefined ? [q.op] : []));
-    this.d.inflightOp = null;
-    this.d.pendingOps = [];
-    this.d.version = null;
-    this.d._setType(null);
-    this.sync.confirmed = undefined;
+    this.forgetLocalState();
     this.stalledBy = null;
     this.retryAttempts.clear();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.gate.release('stalled');
     this.gate.release('retry');
-    this.history.clear();
     this.emit('change');
     this.reload();
     await this.outbox?.forget();
     return dropped;
+  }
+
+  /**
+   * Drops the unacknowledged ops and what the document was based on, so the next load takes
+   * the server's snapshot whole (discardPending, reexpress). Nothing is saved to the outbox
+   * while the version is unknown.
+   */
+  private forgetLocalState(): void {
+    this.d.inflightOp = null;
+    this.d.pendingOps = [];
+    this.d.version = null;
+    this.d._setType(null);
+    this.sync.confirmed = undefined;
+    this.history.clear();
   }
 
   /**
@@ -339,12 +348,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     const ops = queue.map((q) => q.op as JSONOp);
     this.reexpressing = true;
     this.gate.hold('stalled');
-    this.d.inflightOp = null;
-    this.d.pendingOps = [];
-    this.d.version = null;
-    this.d._setType(null);
-    this.sync.confirmed = undefined;
-    this.history.clear();
+    this.forgetLocalState();
     this.reload(() => {
       this.reexpressing = false;
       this.gate.release('stalled');
@@ -352,6 +356,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
         const error = new TandemError(TandemErrorCode.OP_DISCARDED, `an edit made offline could not be re-expressed: ${why}`);
         this.reportRejection({ code: error.code, message: error.message, op, error });
       };
+      if (ops.length === 0) return;
       if (!this.d.type) {
         for (const op of ops) gone(op, 'the document was deleted meanwhile');
         return;
@@ -363,7 +368,6 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
         for (const op of ops) gone(op, `json1 could not transform it (${(err as Error).message})`);
         return;
       }
-      if (ops.length === 0) return;
       moved.forEach(({ op, partial }, i) => {
         if (op === null) return gone(ops[i]!, 'what it changed was removed or replaced meanwhile');
         // The rest of it is sent; the app learns which edit lost a part.
