@@ -314,6 +314,8 @@ describe('HTTP API: the same authentication, access rules and limits as the sock
     ]) {
       assert.deepEqual([answer.status, codeOf(answer)], [403, TandemErrorCode.FORBIDDEN], JSON.stringify(answer.body));
     }
+    const unchanged = await api(ctx.server, 'GET', 'docs/notes/acme%2Fplan', undefined, reader);
+    assert.deepEqual([unchanged.body.v, unchanged.body.data], [1, { t: 'x' }], 'the refused writes, delete and restore changed nothing');
     const listed = await api(ctx.server, 'GET', 'docs/notes', undefined, stranger);
     assert.deepEqual(listed.body.docs, [], 'a list shows only what the caller may read');
     const own = await api(ctx.server, 'GET', 'docs/notes', undefined, reader);
