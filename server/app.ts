@@ -133,6 +133,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   const storage = await openStorage(config.dbUrl, {
     sqliteSynchronous: config.sqliteSynchronous,
     milestoneInterval: config.milestoneInterval,
+    snapshotCache: { cacheBytes: config.snapshotCacheMb * 1024 * 1024, flushOps: config.snapshotFlushOps, flushMs: config.snapshotFlushMs },
     pgPoolMax: config.pgPoolMax,
     pgReadTimeoutMs: config.pgReadTimeoutMs,
     turn: config.sqliteGroupCommit ? turn : undefined,

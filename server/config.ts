@@ -1,4 +1,5 @@
 import { parseOplogRetention, type OplogRetention } from './storage/oplog-retention.js';
+import { DEFAULT_SNAPSHOT_CACHE } from './storage/snapshot-cache.js';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TandemErrorCode } from '../client/protocol.js';
@@ -51,6 +52,15 @@ export interface Config {
   readonly maxFrameBytes: number;
   /** Save a milestone snapshot every N versions. Env MILESTONE_INTERVAL, default 500. */
   readonly milestoneInterval: number;
+  /**
+   * SQLite: memory for hot documents' current snapshots, MiB of JSON. Env SNAPSHOT_CACHE_MB,
+   * default 128; 0 turns the cache off, and every commit writes the whole snapshot again.
+   */
+  readonly snapshotCacheMb: number;
+  /** SQLite with the cache: a snapshot is written whole at least every N versions. Env SNAPSHOT_FLUSH_OPS, default 1000. */
+  readonly snapshotFlushOps: number;
+  /** SQLite with the cache: longest a version stays unwritten in a snapshot row, ms. Env SNAPSHOT_FLUSH_MS, default 5000. */
+  readonly snapshotFlushMs: number;
   /** Op-log retention (server/storage/oplog-retention.ts). Env OPLOG_RETENTION; unset: keep every op. */
   readonly oplogRetention: OplogRetention | null;
   /** How often op-log compaction runs, ms. Env OPLOG_COMPACT_INTERVAL_MS, default 60000. */
@@ -352,6 +362,9 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     maxOpDepth: integer(source, 'MAX_OP_DEPTH', DEFAULT_OP_LIMITS.maxDepth, 2),
     maxFrameBytes: integer(source, 'MAX_FRAME_BYTES', maxOpBytes * 4, 1024),
     milestoneInterval: integer(source, 'MILESTONE_INTERVAL', 500, 1),
+    snapshotCacheMb: integer(source, 'SNAPSHOT_CACHE_MB', DEFAULT_SNAPSHOT_CACHE.cacheBytes / (1024 * 1024), 0),
+    snapshotFlushOps: integer(source, 'SNAPSHOT_FLUSH_OPS', DEFAULT_SNAPSHOT_CACHE.flushOps, 1),
+    snapshotFlushMs: integer(source, 'SNAPSHOT_FLUSH_MS', DEFAULT_SNAPSHOT_CACHE.flushMs, 10),
     oplogRetention: oplogRetention(source),
     oplogCompactIntervalMs: integer(source, 'OPLOG_COMPACT_INTERVAL_MS', 60_000, 100),
     shutdownTimeoutMs: integer(source, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),

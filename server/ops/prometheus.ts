@@ -260,6 +260,17 @@ export class TandemPrometheus {
         if (state) this.set({ state }, 1);
       },
     });
+    new Gauge({
+      name: 'tandem_snapshot_cache',
+      help: 'SQLite snapshot cache (SNAPSHOT_CACHE_MB): documents held, their JSON bytes, and documents with versions not yet written to their snapshot row.',
+      labelNames: ['measure'],
+      registers,
+      collect() {
+        const cache = sources.storageState().snapshotCache;
+        this.reset();
+        if (cache) for (const [measure, value] of Object.entries(cache)) this.set({ measure }, value);
+      },
+    });
     this.countPublishes(sources.pubsub);
   }
 

@@ -18,6 +18,7 @@ import { redactUrl } from './postgres-connection.js';
 import { createPostgresStorage } from './postgres-storage.js';
 import { createSqliteDb, type SqliteSynchronous } from './sqlite.js';
 import { createSqliteMilestoneDb, DEFAULT_MILESTONE_INTERVAL } from './sqlite-milestone.js';
+import type { SnapshotCacheOptions } from './snapshot-cache.js';
 
 export type StorageKind = 'sqlite' | 'memory' | 'mongo' | 'postgres';
 
@@ -28,6 +29,8 @@ export interface StorageOptions {
   sqliteSynchronous?: SqliteSynchronous;
   /** SQLite only; default 5000. */
   sqliteBusyTimeoutMs?: number;
+  /** SQLite only: SNAPSHOT_CACHE_MB, SNAPSHOT_FLUSH_OPS, SNAPSHOT_FLUSH_MS; default DEFAULT_SNAPSHOT_CACHE. */
+  snapshotCache?: SnapshotCacheOptions;
   /** PostgreSQL only: most pooled connections (PG_POOL_MAX). Default 10. */
   pgPoolMax?: number;
   /** PostgreSQL only: PG_READ_TIMEOUT_MS. Default 10000. */
@@ -49,6 +52,8 @@ export interface StorageState {
   groupCommit?: 'on' | 'paused' | 'off';
   /** PostgreSQL: pooled connections open, idle, and requests waiting for one (PG_POOL_MAX). */
   pool?: { total: number; idle: number; waiting: number };
+  /** SQLite: documents in the snapshot cache, their JSON bytes, and how many hold versions not yet in their snapshot row. */
+  snapshotCache?: { documents: number; bytes: number; unwritten: number };
 }
 
 export interface Storage {
@@ -92,7 +97,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       busyTimeoutMs: opts.sqliteBusyTimeoutMs,
       turn: opts.turn,
     };
-    const db = createSqliteDb(sqliteOpts);
+    const db = createSqliteDb({ ...sqliteOpts, snapshotCache: opts.snapshotCache });
     let milestoneDb;
     try {
       milestoneDb = createSqliteMilestoneDb({ ...sqliteOpts, interval });
@@ -104,7 +109,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       kind: 'sqlite',
       db,
       milestoneDb,
-      state: () => ({ kind: 'sqlite', groupCommit: db.groupCommit }),
+      state: () => ({ kind: 'sqlite', groupCommit: db.groupCommit, snapshotCache: db.snapshotCache }),
       ping: async () => db.ping(),
       compact: db,
       webhookCursors: db.webhookCursors,

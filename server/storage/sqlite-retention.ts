@@ -28,11 +28,16 @@ export const RETENTION_SCHEMA = `
   );
 `;
 
-/** Ops below each document's cut (oplog-retention.ts; never past an undelivered webhook cursor): ?1 versions, ?2 = ?3 the mtime bound or null, ?4 limit. */
+/**
+ * Ops below each document's cut (oplog-retention.ts): never past an undelivered webhook
+ * cursor, nor past the document's snapshot row, which may lag its head (sqlite-documents.ts)
+ * and is rebuilt from the ops after it. ?1 versions, ?2 = ?3 the mtime bound or null, ?4 limit.
+ */
 const DOOMED_OPS_SQL = `SELECT o.rowid FROM (
         SELECT m.collection, m.id, max(m.v) AS cut
-        FROM milestones m JOIN snapshots s ON s.collection = m.collection AND s.id = m.id
-        WHERE m.v <= s.v - ? AND (? IS NULL OR m.mtime < ?)
+        FROM milestones m JOIN heads h ON h.collection = m.collection AND h.id = m.id
+          JOIN snapshots s ON s.collection = m.collection AND s.id = m.id
+        WHERE m.v <= h.v - ? AND m.v <= s.v AND (? IS NULL OR m.mtime < ?)
           AND m.v <= coalesce((SELECT min(w.v) FROM webhook_cursors w WHERE w.collection = m.collection AND w.id = m.id), m.v)
         GROUP BY m.collection, m.id
       ) c JOIN ops o ON o.collection = c.collection AND o.id = c.id AND o.v < c.cut
@@ -63,7 +68,7 @@ export class SqliteRetention implements CompactableStore {
       ensureCursor: conn.prepare('INSERT INTO webhook_cursors (target, collection, id, v) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
       advanceCursor: conn.prepare('UPDATE webhook_cursors SET v = max(v, ?) WHERE target = ? AND collection = ? AND id = ?'),
       cursorBacklog: conn.prepare(`SELECT w.collection, w.id, w.v FROM webhook_cursors w
-        JOIN snapshots s ON s.collection = w.collection AND s.id = w.id WHERE w.target = ? AND s.v > w.v`),
+        JOIN heads h ON h.collection = w.collection AND h.id = w.id WHERE w.target = ? AND h.v > w.v`),
     };
   }
 

@@ -29,11 +29,26 @@ import {
   SqliteWriter,
   storageError,
   type Connection,
-  type SqliteOptions,
+  type SqliteOptions as SqliteConnectionOptions,
 } from './sqlite-connection.js';
 import { SqlitePeers } from './sqlite-peers.js';
+import {
+  DEFAULT_SNAPSHOT_CACHE,
+  HEADED_COLUMNS,
+  HEADED_FROM,
+  migrateDocuments,
+  SqliteDocuments,
+  toSnapshot,
+  type SnapshotCacheOptions,
+  type SnapshotRow,
+} from './sqlite-documents.js';
 
-export type { SqliteSynchronous, SqliteOptions } from './sqlite-connection.js';
+export type { SqliteSynchronous } from './sqlite-connection.js';
+
+export interface SqliteOptions extends SqliteConnectionOptions {
+  /** The snapshot cache and lazy snapshot writes (sqlite-documents.ts); default DEFAULT_SNAPSHOT_CACHE. */
+  snapshotCache?: SnapshotCacheOptions;
+}
 
 type Callback<T> = (err: Error | null, result?: T) => void;
 
@@ -44,13 +59,6 @@ export interface StoredOp {
   seq?: number;
   m?: unknown;
   [key: string]: unknown;
-}
-
-interface SnapshotRow {
-  v: number;
-  type: string | null;
-  data: string | null;
-  metadata: string | null;
 }
 
 const SCHEMA = `
@@ -80,39 +88,22 @@ function isPrimaryKeyConflict(err: unknown): boolean {
   return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
-function parseJson(text: string | null): unknown {
-  return text === null ? undefined : JSON.parse(text);
-}
-
-function toSnapshot(id: string, row: SnapshotRow | undefined, withMeta: boolean): QuerySnapshot {
-  if (!row) return { id, v: 0, type: null, data: undefined, m: null };
-  // Deleted docs come back as MemoryDB returns them: no data, no metadata.
-  if (row.type === null) return { id, v: row.v, type: null, data: undefined, m: null };
-  const m = withMeta && row.metadata !== null ? (JSON.parse(row.metadata) as QuerySnapshot['m']) : null;
-  return { id, v: row.v, type: row.type, data: parseJson(row.data), m };
-}
-
 function prepareStatements(conn: Connection) {
   return {
-    version: conn.prepare('SELECT v FROM snapshots WHERE collection = ? AND id = ?'),
-    snapshot: conn.prepare('SELECT v, type, data, metadata FROM snapshots WHERE collection = ? AND id = ?'),
-    snapshotBulk: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
-      WHERE collection = ? AND id IN (SELECT value FROM json_each(?))`),
+    // Rows come with their document's head (sqlite-documents.ts): a row may lag it.
+    snapshotBulk: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM}
+      WHERE s.collection = ? AND s.id IN (SELECT value FROM json_each(?))`),
     // Queries read a collection a page at a time in primary-key order (query-executor.ts),
     // and count it without reading documents, at most up to the scan limit.
-    livePageFirst: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
-      WHERE collection = ? AND type IS NOT NULL ORDER BY id LIMIT ?`),
-    livePageAfter: conn.prepare(`SELECT id, v, type, data, metadata FROM snapshots
-      WHERE collection = ? AND id > ? AND type IS NOT NULL ORDER BY id LIMIT ?`),
+    livePageFirst: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM}
+      WHERE s.collection = ? AND s.type IS NOT NULL ORDER BY s.id LIMIT ?`),
+    livePageAfter: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM}
+      WHERE s.collection = ? AND s.id > ? AND s.type IS NOT NULL ORDER BY s.id LIMIT ?`),
     countLive: conn.prepare(`SELECT count(*) AS n FROM
       (SELECT 1 FROM snapshots WHERE collection = ? AND type IS NOT NULL LIMIT ?)`),
     ops: conn.prepare(`SELECT v, op FROM ops
       WHERE collection = ? AND id = ? AND v >= ? AND v < ? ORDER BY v`),
     insertOp: conn.prepare('INSERT INTO ops (collection, id, v, src, seq, op) VALUES (?, ?, ?, ?, ?, ?)'),
-    upsertSnapshot: conn.prepare(`INSERT INTO snapshots (collection, id, type, v, data, metadata)
-      VALUES (?, ?, ?, ?, ?, ?)
-      ON CONFLICT (collection, id) DO UPDATE SET
-        type = excluded.type, v = excluded.v, data = excluded.data, metadata = excluded.metadata`),
     committedOpVersion: conn.prepare(`SELECT v FROM ops
       WHERE collection = ? AND id = ? AND src = ? AND seq = ? AND v < ?
       ORDER BY v DESC LIMIT 1`),
@@ -137,6 +128,8 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   private readonly conn: Connection;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private readonly writer: SqliteWriter;
+  /** Heads, snapshot rows and the snapshot cache (sqlite-documents.ts). */
+  private readonly documents: SqliteDocuments;
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
   /** Queries: validated first, bounded, run in slices (server/limits/query-executor.ts). */
@@ -148,10 +141,14 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
     this.conn = openSqliteFile(opts);
     try {
       // Inside a write transaction: two processes starting at once must not race on DDL.
-      inWriteTransaction(this.conn, () => this.conn.exec(SCHEMA));
+      inWriteTransaction(this.conn, () => {
+        this.conn.exec(SCHEMA);
+        migrateDocuments(this.conn);
+      });
       this.stmts = prepareStatements(this.conn);
       const turn = opts.turn ?? null;
       this.writer = new SqliteWriter(this.conn, opts.path, turn, () => this.peers?.alone ?? true);
+      this.documents = new SqliteDocuments(this.conn, this.writer, opts.snapshotCache ?? DEFAULT_SNAPSHOT_CACHE);
       this.retention = new SqliteRetention(this.conn, this.writer, () => {
         if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
       });
@@ -192,6 +189,11 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
         error = err as Error;
       }
       try {
+        this.documents.close(); // the next start reads snapshot rows instead of replaying ops
+      } catch (err) {
+        error = err as Error;
+      }
+      try {
         this.writer.commit(); // a turn's writes still open become durable first
       } catch (err) {
         error ??= err as Error;
@@ -207,6 +209,8 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
 
   /** See CompactableStore in oplog-retention.ts. */
   compactOps(retention: OplogRetention, nowMs: number, limit: number): Promise<number> {
+    // Compaction stops at each snapshot row: bring this process's rows up to date first.
+    this.documents.flushAll();
     return this.retention.compactOps(retention, nowMs, limit);
   }
 
@@ -218,6 +222,11 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   /** See WebhookCursors in server/webhooks/cursors.ts. */
   get webhookCursors(): WebhookCursors {
     return this.retention.webhookCursors;
+  }
+
+  /** The snapshot cache as it stands (see StorageState in index.ts). */
+  get snapshotCache(): { documents: number; bytes: number; unwritten: number } {
+    return this.documents.state;
   }
 
   /** Group commit as configured and as it runs now (see StorageState in index.ts). */
@@ -246,32 +255,28 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
 
   /** Returns false (not an error) when another writer got there first: ShareDB retries. */
   commitSync(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): boolean {
-    const s = this.stmts;
+    let committed: boolean;
     try {
-      return this.writer.write(() => {
-        const row = s.version.get(collection, id) as { v: number } | undefined;
-        const current = row ? row.v : 0;
+      committed = this.writer.write(() => {
+        const current = this.documents.head(collection, id);
         if (op.v !== current || snapshot.v !== current + 1) return false;
+        const json = JSON.stringify(op);
         try {
-          s.insertOp.run(collection, id, op.v, op.src ?? null, op.seq ?? null, JSON.stringify(op));
+          this.stmts.insertOp.run(collection, id, op.v, op.src ?? null, op.seq ?? null, json);
         } catch (err) {
           if (isPrimaryKeyConflict(err)) throw STALE; // undoes this write only, then false below
           throw err;
         }
-        s.upsertSnapshot.run(
-          collection,
-          id,
-          snapshot.type ?? null,
-          snapshot.v,
-          snapshot.type == null || snapshot.data === undefined ? null : JSON.stringify(snapshot.data),
-          snapshot.m == null ? null : JSON.stringify(snapshot.m),
-        );
+        this.documents.committed(collection, id, op, snapshot, json.length);
         return true;
       });
     } catch (err) {
       if (err === STALE) return false;
       throw err;
     }
+    // Outside the commit's write: an eviction writes snapshots of other documents.
+    if (committed) this.documents.evictOverBudget();
+    return committed;
   }
 
   override getSnapshot(
@@ -287,7 +292,9 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   private readSnapshot(collection: string, id: string, withMeta: boolean): QuerySnapshot {
-    return toSnapshot(id, this.stmts.snapshot.get(collection, id) as SnapshotRow | undefined, withMeta);
+    const snapshot = this.documents.current(collection, id, withMeta);
+    this.documents.evictOverBudget();
+    return snapshot;
   }
 
   override getSnapshotBulk(
@@ -302,7 +309,12 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
       const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as Array<SnapshotRow & { id: string }>;
       const byId = new Map(rows.map((row) => [row.id, row]));
       const results: Record<string, QuerySnapshot> = Object.create(null);
-      for (const id of ids) results[id] = toSnapshot(id, byId.get(id), withMeta);
+      for (const id of ids) {
+        const row = byId.get(id);
+        // No row: never created (a create writes its row at once).
+        results[id] = row ? this.documents.current(collection, id, withMeta, row) : toSnapshot(id, undefined, withMeta);
+      }
+      this.documents.evictOverBudget();
       return results;
     });
   }
@@ -326,8 +338,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   readOps(collection: string, id: string, from: number | null, to: number | null, withMeta: boolean): StoredOp[] {
     const start = from ?? 0;
     // Version first: ops committed after this read are >= it, so they fall outside the range.
-    const row = this.stmts.version.get(collection, id) as { v: number } | undefined;
-    const current = row ? row.v : 0;
+    const current = this.documents.head(collection, id);
     const end = to == null ? current : Math.min(to, current);
     if (end <= start) return [];
     const rows = this.stmts.ops.all(collection, id, start, end) as Array<{ v: number; op: string }>;
@@ -399,7 +410,9 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   /** What the query executor reads, one short statement at a time (no cursor stays open). */
   private querySource(): ScanSource {
     type Row = SnapshotRow & { id: string };
-    const live = (rows: Row[], withMeta: boolean) => rows.map((row) => toSnapshot(row.id, row, withMeta));
+    // Current versions (a row may lag its head), without filling the cache from a scan.
+    const live = (collection: string, rows: Row[], withMeta: boolean) =>
+      rows.map((row) => this.documents.current(collection, row.id, withMeta, row, false));
     return {
       countLive: (collection, atMost) => {
         this.assertOpen();
@@ -410,6 +423,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
         const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as Row[];
         const byId = new Map(rows.map((row) => [row.id, row]));
         return live(
+          collection,
           ids.flatMap((id) => {
             const row = byId.get(id);
             return row && row.type !== null ? [row] : [];
@@ -430,13 +444,14 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
             if (rows.length < max) ended = true;
             if (rows.length === 0) return null;
             after = rows[rows.length - 1]!.id;
-            return live(rows, withMeta);
+            return live(collection, rows, withMeta);
           },
         };
       },
       readVersion: (collection, id) => {
         this.assertOpen();
-        return (this.stmts.version.get(collection, id) as { v: number } | undefined)?.v ?? null;
+        const head = this.documents.head(collection, id);
+        return head === 0 ? null : head;
       },
       readOne: (collection, id) => {
         this.assertOpen();

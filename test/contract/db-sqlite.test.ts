@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fromGenericQuery } from '../../server/storage/mingo-query.js';
 import { createSqliteMilestoneDb } from '../../server/storage/sqlite-milestone.js';
 import { createSqliteDb } from '../../server/storage/sqlite.js';
+import { DEFAULT_SNAPSHOT_CACHE, type SnapshotCacheOptions } from '../../server/storage/snapshot-cache.js';
 
 const require = createRequire(import.meta.url);
 // ShareDB's mocha run loads this first (`file: test/setup.js` in its .mocharc.yml):
@@ -37,19 +38,30 @@ describe('SqliteDB — ShareDB conformance', function () {
     return { cb, options };
   }
 
-  runDbSuite({
-    create(optionsOrCallback, callback) {
-      const { cb } = withCallback(optionsOrCallback, callback);
-      let db;
-      try {
-        db = createSqliteDb({ path: tempDbPath() });
-      } catch (err) {
-        return cb(err as Error);
-      }
-      cb(null, db);
-    },
-    getQuery: fromGenericQuery,
-  });
+  // The snapshot cache as configured by default, off (every commit writes its snapshot), and
+  // so small that every read misses and rows lag: rebuilds from the op log on every path.
+  const CACHES: Array<[string, SnapshotCacheOptions]> = [
+    ['default snapshot cache', DEFAULT_SNAPSHOT_CACHE],
+    ['SNAPSHOT_CACHE_MB=0', { ...DEFAULT_SNAPSHOT_CACHE, cacheBytes: 0 }],
+    ['a 1-byte cache, snapshots written every 3 versions', { cacheBytes: 1, flushOps: 3, flushMs: 60_000 }],
+  ];
+  for (const [name, snapshotCache] of CACHES) {
+    describe(name, function () {
+      runDbSuite({
+        create(optionsOrCallback, callback) {
+          const { cb } = withCallback(optionsOrCallback, callback);
+          let db;
+          try {
+            db = createSqliteDb({ path: tempDbPath(), snapshotCache });
+          } catch (err) {
+            return cb(err as Error);
+          }
+          cb(null, db);
+        },
+        getQuery: fromGenericQuery,
+      });
+    });
+  }
 
   runMilestoneSuite({
     create(optionsOrCallback, callback) {

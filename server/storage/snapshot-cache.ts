@@ -1,0 +1,140 @@
+/**
+ * Hot documents' current snapshots in memory (SNAPSHOT_CACHE_MB), so a commit to a large
+ * document neither reads nor parses it. The budget is counted in bytes of JSON: exact when a
+ * snapshot is read or written whole, grown by each op's JSON size in between (an estimate
+ * that only errs high while a document shrinks). The least recently used leave first.
+ *
+ * An entry is only ever trusted at a version the store confirms (see SqliteDocuments), so
+ * several processes on one store stay correct: a stale entry is caught up from the op log.
+ * Snapshots in here are never mutated: ShareDB's apply replaces `data` (json1 copies the
+ * containers it changes), and every caller gets its own shell and metadata object.
+ */
+import { JSON1_TYPE_NAME, JSON1_TYPE_URI } from '../../ot-types/json1-type.js';
+import type { QuerySnapshot } from './mingo-query.js';
+
+export interface SnapshotCacheOptions {
+  /** SNAPSHOT_CACHE_MB in bytes; 0 turns the cache off: every commit writes the whole snapshot. */
+  cacheBytes: number;
+  /** SNAPSHOT_FLUSH_OPS: most versions a snapshot row may lag its document. */
+  flushOps: number;
+  /** SNAPSHOT_FLUSH_MS: longest a cached version stays unwritten (checked every flushMs / 4). */
+  flushMs: number;
+}
+
+export const DEFAULT_SNAPSHOT_CACHE: Readonly<SnapshotCacheOptions> = Object.freeze({
+  cacheBytes: 128 * 1024 * 1024,
+  flushOps: 1000,
+  flushMs: 5000,
+});
+
+export interface CachedDoc {
+  /** The current snapshot, metadata included (`m` null once deleted). */
+  readonly snapshot: QuerySnapshot;
+  /** JSON bytes of the snapshot (see the budget above). */
+  readonly bytes: number;
+  /** Version of the snapshot row this process last knew to be in the store. */
+  readonly storedV: number;
+  /** When the first version past `storedV` was cached (ms), null when none is. */
+  readonly dirtySince: number | null;
+}
+
+export class SnapshotCache {
+  private readonly docs = new Map<string, CachedDoc>();
+  private total = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  static key(collection: string, id: string): string {
+    return `${collection}\u0000${id}`;
+  }
+
+  static split(key: string): [collection: string, id: string] {
+    const at = key.indexOf('\u0000');
+    return [key.slice(0, at), key.slice(at + 1)];
+  }
+
+  get enabled(): boolean {
+    return this.maxBytes > 0;
+  }
+
+  /** The entry, now the most recently used. */
+  get(key: string): CachedDoc | undefined {
+    const doc = this.docs.get(key);
+    if (doc) {
+      this.docs.delete(key);
+      this.docs.set(key, doc);
+    }
+    return doc;
+  }
+
+  set(key: string, doc: CachedDoc): void {
+    this.delete(key);
+    this.docs.set(key, doc);
+    this.total += doc.bytes;
+  }
+
+  /** Replaces an entry without making it the most recently used (a background write). */
+  replace(key: string, doc: CachedDoc): void {
+    const old = this.docs.get(key);
+    if (!old) return;
+    this.docs.set(key, doc);
+    this.total += doc.bytes - old.bytes;
+  }
+
+  delete(key: string): void {
+    const old = this.docs.get(key);
+    if (!old) return;
+    this.docs.delete(key);
+    this.total -= old.bytes;
+  }
+
+  /**
+   * Least recently used entries past the budget, oldest first; the newest entry always stays
+   * (a document larger than the whole budget is still served from memory while it is hot).
+   */
+  overBudget(): Array<[string, CachedDoc]> {
+    const out: Array<[string, CachedDoc]> = [];
+    let excess = this.total - this.maxBytes;
+    if (excess <= 0) return out;
+    let left = this.docs.size;
+    for (const entry of this.docs) {
+      if (excess <= 0 || left-- <= 1) break;
+      out.push(entry);
+      excess -= entry[1].bytes;
+    }
+    return out;
+  }
+
+  /** Entries holding versions the store's snapshot row does not have yet. */
+  dirty(): Array<[string, CachedDoc]> {
+    return [...this.docs].filter(([, doc]) => doc.dirtySince !== null);
+  }
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  get size(): number {
+    return this.docs.size;
+  }
+}
+
+/**
+ * Types whose apply never mutates the document it is given, so a cached document can be
+ * shared: json1 copies each container on an op's path and returns new strings (its text and
+ * number subtypes). ShareDB's default json0 (and rich-text) change the document in place:
+ * their documents are copied for every caller, as ShareDB's MemoryDB does for all.
+ */
+const SHARED_DATA_TYPES = new Set([JSON1_TYPE_URI, JSON1_TYPE_NAME]);
+
+/** A caller's own copy: the shell and the metadata are copied, `data` shared where safe (above). */
+export function shellOf(snapshot: QuerySnapshot, withMeta: boolean): QuerySnapshot {
+  const shared = snapshot.type === null || SHARED_DATA_TYPES.has(snapshot.type) || snapshot.data === undefined;
+  return {
+    id: snapshot.id,
+    v: snapshot.v,
+    type: snapshot.type,
+    data: shared ? snapshot.data : JSON.parse(JSON.stringify(snapshot.data)),
+    m: withMeta && snapshot.m ? { ...snapshot.m } : null,
+  };
+}

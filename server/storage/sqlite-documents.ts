@@ -1,0 +1,256 @@
+/**
+ * Where a SQLite store keeps its documents' current state, so that a commit costs the op, not
+ * the document:
+ * - `heads`: each document's version, one small row written with every op, in the same
+ *   transaction. It is what commits and reads check: the truth of "which version is current".
+ * - `snapshots`: each document's snapshot as last written whole. With the snapshot cache on
+ *   (SNAPSHOT_CACHE_MB) it is written lazily: every SNAPSHOT_FLUSH_OPS versions, after
+ *   SNAPSHOT_FLUSH_MS, on eviction from the cache and on close; a create or delete at once (so
+ *   a collection scan always sees which documents exist).
+ * - the op log (SqliteDB's `ops`) fills the gap: a document whose cache entry is missing or
+ *   behind its head is rebuilt from its snapshot row plus the ops after it.
+ *
+ * Acked ops stay exactly as durable as before (they are the op rows, committed before any ack);
+ * after a crash, a document's first read replays at most SNAPSHOT_FLUSH_OPS ops written by
+ * one process (more only if several processes each left some unwritten).
+ */
+import * as ot from 'sharedb/lib/ot.js';
+import { TandemErrorCode } from '../../client/protocol.js';
+import { registerTandemTypes } from '../../ot-types/json1-type.js';
+import type { QuerySnapshot } from './mingo-query.js';
+import { shellOf, SnapshotCache, type CachedDoc, type SnapshotCacheOptions } from './snapshot-cache.js';
+
+export { DEFAULT_SNAPSHOT_CACHE, type SnapshotCacheOptions } from './snapshot-cache.js';
+import { storageError, type Connection, type SqliteWriter } from './sqlite-connection.js';
+
+/** A row of `snapshots`, with its document's head when the statement joined it. */
+export interface SnapshotRow {
+  v: number;
+  type: string | null;
+  data: string | null;
+  metadata: string | null;
+  head?: number | null;
+}
+
+/** A committed op as ShareDB hands it over (stored whole as JSON). */
+interface CommittedOp {
+  v: number;
+  src?: string;
+  seq?: number;
+  create?: unknown;
+  del?: unknown;
+  m?: unknown;
+}
+
+export const DOCUMENTS_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS heads (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    v INTEGER NOT NULL,   -- the document's current version: its ops are [0, v)
+    PRIMARY KEY (collection, id)
+  );
+`;
+
+/** Creates `heads` and, on a file written before it existed, fills it from the snapshots. */
+export function migrateDocuments(conn: Connection): void {
+  const existed = conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'heads'").get() !== undefined;
+  conn.exec(DOCUMENTS_SCHEMA);
+  // Until now every commit wrote its snapshot, so the snapshot's version is the head.
+  if (!existed) conn.exec('INSERT INTO heads (collection, id, v) SELECT collection, id, v FROM snapshots');
+}
+
+/** The SELECT list of statements that read snapshot rows with their head (alias `s`, `h`). */
+export const HEADED_COLUMNS = 's.id, s.v, s.type, s.data, s.metadata, h.v AS head';
+export const HEADED_FROM = 'snapshots s LEFT JOIN heads h ON h.collection = s.collection AND h.id = s.id';
+
+function parseMeta(text: string | null): QuerySnapshot['m'] {
+  return text === null ? null : (JSON.parse(text) as QuerySnapshot['m']);
+}
+
+/** A stored row as ShareDB's snapshot (deleted documents as MemoryDB returns them: no data, no metadata). */
+export function toSnapshot(id: string, row: SnapshotRow | undefined, withMeta: boolean): QuerySnapshot {
+  if (!row) return { id, v: 0, type: null, data: undefined, m: null };
+  if (row.type === null) return { id, v: row.v, type: null, data: undefined, m: null };
+  return {
+    id,
+    v: row.v,
+    type: row.type,
+    data: row.data === null ? undefined : JSON.parse(row.data),
+    m: withMeta ? parseMeta(row.metadata) : null,
+  };
+}
+
+/** The metadata ShareDB's submit gives a snapshot (submit-request.js `_addSnapshotMeta`), replayed from the op's. */
+function metaAfter(m: QuerySnapshot['m'], op: CommittedOp): QuerySnapshot['m'] {
+  if (op.del) return null;
+  const ts = (op.m as { ts?: number } | undefined)?.ts;
+  if (op.create) return { ctime: ts, mtime: ts, _create: { src: op.src, seq: op.seq, v: op.v } };
+  return { ...m, mtime: ts };
+}
+
+export class SqliteDocuments {
+  private readonly cache: SnapshotCache;
+  private readonly stmts;
+  private readonly timer: NodeJS.Timeout | null;
+
+  constructor(
+    conn: Connection,
+    private readonly writer: SqliteWriter,
+    private readonly opts: SnapshotCacheOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    // Rebuilding applies stored ops with ShareDB's type registry: a store opened on its own
+    // (a reader, a tool) needs Tandem's json1 there too.
+    registerTandemTypes();
+    this.cache = new SnapshotCache(opts.cacheBytes);
+    this.stmts = {
+      head: conn.prepare('SELECT v FROM heads WHERE collection = ? AND id = ?'),
+      setHead: conn.prepare(`INSERT INTO heads (collection, id, v) VALUES (?, ?, ?)
+        ON CONFLICT (collection, id) DO UPDATE SET v = excluded.v`),
+      snapshot: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM} WHERE s.collection = ? AND s.id = ?`),
+      // Never moves a row back: another process may have written a newer one.
+      writeSnapshot: conn.prepare(`INSERT INTO snapshots (collection, id, type, v, data, metadata)
+        VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (collection, id) DO UPDATE SET
+          type = excluded.type, v = excluded.v, data = excluded.data, metadata = excluded.metadata
+        WHERE excluded.v > snapshots.v`),
+      ops: conn.prepare('SELECT v, op FROM ops WHERE collection = ? AND id = ? AND v >= ? AND v < ? ORDER BY v'),
+    };
+    this.timer = this.cache.enabled ? setInterval(() => this.flushDue(), Math.max(10, opts.flushMs / 4)) : null;
+    this.timer?.unref();
+  }
+
+  /** The document's current version (0 when it never existed). */
+  head(collection: string, id: string): number {
+    return (this.stmts.head.get(collection, id) as { v: number } | undefined)?.v ?? 0;
+  }
+
+  /**
+   * The current snapshot: the cached one when its version is the head, else the cached or
+   * stored one caught up from the op log. `row` is the stored row when the caller read it
+   * (with its head); `remember` false leaves the cache as it was (a query scanning many).
+   */
+  current(collection: string, id: string, withMeta: boolean, row?: SnapshotRow, remember = true): QuerySnapshot {
+    const key = SnapshotCache.key(collection, id);
+    const head = row ? (row.head ?? row.v) : this.head(collection, id);
+    let doc = this.cache.enabled ? this.cache.get(key) : undefined;
+    if (doc && doc.snapshot.v === head) return shellOf(doc.snapshot, withMeta);
+    // Ahead of the store: a turn whose COMMIT failed. Behind: another process committed.
+    if (!doc || doc.snapshot.v > head) {
+      const stored = row ?? (this.stmts.snapshot.get(collection, id) as SnapshotRow | undefined);
+      const snapshot = toSnapshot(id, stored, true);
+      doc = { snapshot, bytes: stored?.data?.length ?? 0, storedV: snapshot.v, dirtySince: null };
+    }
+    if (doc.snapshot.v < head) doc = this.replay(collection, id, doc, head);
+    if (remember && this.cache.enabled) this.cache.set(key, doc);
+    return shellOf(doc.snapshot, withMeta);
+  }
+
+  private replay(collection: string, id: string, doc: CachedDoc, head: number): CachedDoc {
+    const from = doc.snapshot.v;
+    const rows = this.stmts.ops.all(collection, id, from, head) as Array<{ v: number; op: string }>;
+    if (rows.length !== head - from) {
+      throw storageError(TandemErrorCode.MISSING_OPS, `Missing ops to rebuild ${collection}/${id}: [${from}, ${head})`);
+    }
+    const snapshot = shellOf(doc.snapshot, true);
+    let bytes = doc.bytes;
+    for (const row of rows) {
+      const op = JSON.parse(row.op) as CommittedOp;
+      op.v = row.v;
+      const err = ot.apply(snapshot, op);
+      if (err)
+        throw storageError(
+          TandemErrorCode.STORAGE_ERROR,
+          `Op ${row.v} of ${collection}/${id} does not apply to its snapshot: ${err.message}`,
+        );
+      snapshot.m = metaAfter(snapshot.m, op);
+      bytes += row.op.length;
+    }
+    return { snapshot, bytes, storedV: doc.storedV, dirtySince: doc.dirtySince ?? this.now() };
+  }
+
+  /**
+   * Called inside the commit's write, after its op row: moves the head, and writes the whole
+   * snapshot now or leaves it to a later flush. `opBytes` is the op's JSON size.
+   */
+  committed(collection: string, id: string, op: CommittedOp, snapshot: QuerySnapshot, opBytes: number): void {
+    this.stmts.setHead.run(collection, id, snapshot.v);
+    const key = SnapshotCache.key(collection, id);
+    const base = this.cache.enabled ? this.cache.get(key) : undefined;
+    const deleted = snapshot.type == null;
+    // ShareDB's snapshot need not carry its id (its own tests commit without one).
+    const kept: QuerySnapshot = { ...shellOf(snapshot, !deleted), id, data: deleted ? undefined : snapshot.data };
+    // Lazy only on top of the entry the op was applied to, and never for a create or delete.
+    const lazy = base !== undefined && base.snapshot.v === op.v && !op.create && !op.del && snapshot.v - base.storedV < this.opts.flushOps;
+    let doc: CachedDoc;
+    if (lazy) {
+      doc = { snapshot: kept, bytes: base.bytes + opBytes, storedV: base.storedV, dirtySince: base.dirtySince ?? this.now() };
+    } else {
+      doc = { snapshot: kept, bytes: this.write(collection, id, kept), storedV: kept.v, dirtySince: null };
+    }
+    if (this.cache.enabled) this.cache.set(key, doc);
+  }
+
+  /** Writes a snapshot row whole; returns its JSON bytes. */
+  private write(collection: string, id: string, snapshot: QuerySnapshot): number {
+    const live = snapshot.type != null && snapshot.data !== undefined;
+    const data = live ? JSON.stringify(snapshot.data) : null;
+    this.stmts.writeSnapshot.run(
+      collection,
+      id,
+      snapshot.type ?? null,
+      snapshot.v,
+      data,
+      snapshot.m == null ? null : JSON.stringify(snapshot.m),
+    );
+    return data?.length ?? 0;
+  }
+
+  /** Writes the given entries' snapshots in one write of the store and marks them clean. */
+  private flush(entries: Array<[string, CachedDoc]>, thenEvict: boolean): void {
+    const dirty = entries.filter(([, doc]) => doc.dirtySince !== null);
+    const written =
+      dirty.length === 0 ? [] : this.writer.write(() => dirty.map(([key, doc]) => this.write(...SnapshotCache.split(key), doc.snapshot)));
+    dirty.forEach(([key, doc], i) => {
+      if (!thenEvict) this.cache.replace(key, { ...doc, bytes: written[i]!, storedV: doc.snapshot.v, dirtySince: null });
+    });
+    if (thenEvict) for (const [key] of entries) this.cache.delete(key);
+  }
+
+  /** Evicts past SNAPSHOT_CACHE_MB, least recently used first, writing what is unwritten. */
+  evictOverBudget(): void {
+    if (this.cache.enabled) this.flush(this.cache.overBudget(), true);
+  }
+
+  /** Writes the snapshots unwritten for longer than SNAPSHOT_FLUSH_MS. */
+  flushDue(): void {
+    const before = this.now() - this.opts.flushMs;
+    try {
+      this.flush(
+        this.cache.dirty().filter(([, doc]) => doc.dirtySince! <= before),
+        false,
+      );
+    } catch {
+      // The ops are durable; the rows are written by a later flush or rebuilt from the ops.
+    }
+  }
+
+  /** Writes every unwritten snapshot (before compaction, which never passes a snapshot row). */
+  flushAll(): void {
+    this.flush(this.cache.dirty(), false);
+  }
+
+  /**
+   * Stops the timer and writes every unwritten snapshot, so the next start reads rows instead
+   * of replaying ops. Not after a failed COMMIT: what the cache holds past it was never stored.
+   */
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (!this.writer.failed) this.flushAll();
+  }
+
+  /** What /metrics reports. */
+  get state(): { documents: number; bytes: number; unwritten: number } {
+    return { documents: this.cache.size, bytes: this.cache.bytes, unwritten: this.cache.dirty().length };
+  }
+}
