@@ -170,7 +170,10 @@ export class DocSync {
     // ShareDB may instead have fetched (version gap) or ignored (duplicate) the message.
     const applied = isAck ? doc.inflightOp !== inflight : before !== null && doc.version === before + 1;
     if (!applied) return;
-    this.confirmed = applyPart(this.confirmed, part);
+    // With nothing of ours queued, the server's document is ShareDB's: share it rather than
+    // apply the op a second time (json1 never mutates a document; a 1 MB text paid twice).
+    const nothingQueued = doc.inflightOp === null && doc.pendingOps.length === 0;
+    this.confirmed = nothingQueued ? (doc.data as JsonValue | undefined) : applyPart(this.confirmed, part);
     if (queue) this.verifyRebase(part);
     this.hooks.changed();
   }
