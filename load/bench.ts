@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: the paired benchmark, Tandem vs stock ShareDB, same store (SQLite, or
- * --store memory|postgres), same clients doing the same ops, sides alternating. Prints the
- * table with Tandem/stock ratios and writes bench.json + bench.md (+ one JSON/HTML report per
- * load run) to --out.
+ * --store memory|postgres; --stock-store memory puts stock alone on ShareDB's MemoryDB, as W6
+ * always does), same clients doing the same ops, sides alternating. Prints the table with
+ * Tandem/stock ratios and writes bench.json + bench.md (+ one JSON/HTML report per load run)
+ * to --out.
  * See BENCHMARKS.md for the workloads and how to read the figures.
  */
 import { execFileSync } from 'node:child_process';
@@ -28,16 +29,19 @@ function freeMemory(): string {
 }
 
 const program = new Command('bench')
-  .description('paired benchmark: Tandem vs stock ShareDB (W1–W5)')
+  .description('paired benchmark: Tandem vs stock ShareDB (W1–W6)')
   .option('--smoke', 'tiny sizes and short phases (CI smoke run, a few minutes)', false)
   .option('--scale <f>', 'multiply client/connection/op counts (default 1, smoke 0.02)')
-  .option('--only <ids>', `comma-separated workloads (${WORKLOAD_IDS.join(',')})`)
+  .option(
+    '--only <ids>',
+    `comma-separated workloads (${WORKLOAD_IDS.join(',')}; W6: document-size sweep, text of 0 / 128 KB / 1 MB, with SDK and stock client cost per remote op)`,
+  )
   .option(
     '--sides <names>',
     `comma-separated sides (${Object.keys(SIDES).join(', ')}; tandem-auth: Tandem with authentication)`,
     'tandem,stock',
   )
-  .option('--rounds <n>', 'rounds per workload, sides alternating (default: W1–W3 2, W4–W5 1)')
+  .option('--rounds <n>', 'rounds per workload, sides alternating (default: W1–W3 and W6 2, W4–W5 1)')
   .addOption(
     new Option(
       '--store <kind>',
@@ -45,6 +49,14 @@ const program = new Command('bench')
     )
       .choices(['sqlite', 'memory', 'postgres'])
       .default('sqlite'),
+  )
+  .addOption(
+    new Option(
+      '--stock-store <kind>',
+      "stock ShareDB's store in W1–W5: same as --store, or memory (ShareDB's MemoryDB, not durable); W6 always runs stock on memory",
+    )
+      .choices(['same', 'memory'])
+      .default('same'),
   )
   .option('-o, --out <dir>', 'output directory (default bench-results/<time>)')
   .option('--cpu-prof', 'write server CPU profiles (.cpuprofile) into the output directory', false)
@@ -59,6 +71,7 @@ const program = new Command('bench')
       sides: string;
       rounds?: string;
       store: BenchStore;
+      stockStore: 'same' | 'memory';
       out?: string;
       cpuProf: boolean;
       progress: 'auto' | 'bar' | 'lines' | 'none';
@@ -80,7 +93,10 @@ const program = new Command('bench')
       });
       // Fail before any server starts, naming the URL (password redacted), when it does not answer.
       if (flags.store === 'postgres') await checkBenchPostgres();
-      const storeText = flags.store === 'postgres' ? `postgres (${redactUrl(PG_BENCH_URL)}, a fresh schema per server)` : flags.store;
+      const tandemStore = flags.store === 'postgres' ? `postgres (${redactUrl(PG_BENCH_URL)}, a fresh schema per server)` : flags.store;
+      const storeText =
+        (flags.stockStore === 'memory' && flags.store !== 'memory' ? `${tandemStore}, stock on memory` : tandemStore) +
+        (workloads.includes('W6') ? ' (W6: stock on memory)' : '');
       const started = new Date();
       const outDir = resolve(flags.out ?? join('bench-results', started.toISOString().replace(/[:.]/g, '-')));
       mkdirSync(outDir, { recursive: true });
@@ -92,6 +108,7 @@ const program = new Command('bench')
         scale: { factor, smoke: flags.smoke },
         rounds: flags.rounds === undefined ? null : Number(flags.rounds),
         store: flags.store,
+        stockStore: flags.stockStore,
         outDir,
         progress: flags.progress,
         cpuProfDir: flags.cpuProf ? outDir : undefined,

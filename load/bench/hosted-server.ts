@@ -38,11 +38,12 @@ export type BenchStore = 'sqlite' | 'memory' | 'postgres';
 
 export async function startHostedServer(
   kind: ServerKind,
-  opts: { cpuProfDir?: string; store?: BenchStore; auth?: boolean } = {},
+  opts: { cpuProfDir?: string; store?: BenchStore; auth?: boolean; env?: Readonly<Record<string, string>> } = {},
 ): Promise<HostedServer> {
   const dir = mkdtempSync(join(tmpdir(), `tandem-bench-${kind}-`));
   // Only a side asked to run with authentication gets a secret (never one from the environment).
-  const env = { ...process.env };
+  // A workload's own settings (W6's op and frame limits) win over the bench's environment.
+  const env = { ...process.env, ...opts.env };
   delete env.AUTH_JWT_SECRET;
   const jwtSecret = opts.auth ? randomBytes(32).toString('base64url') : null;
   if (jwtSecret) env.AUTH_JWT_SECRET = jwtSecret;

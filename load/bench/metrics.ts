@@ -4,7 +4,8 @@
  */
 import type { LoadResult } from '../result.js';
 import type { CatchUpResult } from './catch-up.js';
-import type { WorkloadId } from './suite.js';
+import type { SweepPoint } from './doc-size-sweep.js';
+import { DOC_SIZE_SWEEP, type WorkloadId } from './suite.js';
 
 export interface IdleMemory {
   connections: number;
@@ -28,6 +29,8 @@ export interface SideOutcome {
   load?: LoadResult;
   idleMemory?: IdleMemory;
   catchUp?: CatchUpResult;
+  /** W6: one point per document size, in the order measured. */
+  docSizeSweep?: SweepPoint[];
 }
 
 export interface MetricDef {
@@ -38,6 +41,31 @@ export interface MetricDef {
   /** Target on Tandem's figure and/or the ratio, as in the issue. */
   target?: { value?: (v: number) => boolean; ratio?: (r: number) => boolean; text: string };
   digits: number;
+}
+
+/** W6's rows: the same figures at each document size, then how the CPU per op grew. */
+function sweepMetrics(): MetricDef[] {
+  const rows: MetricDef[] = [];
+  for (const { key, label } of DOC_SIZE_SWEEP.sizes) {
+    rows.push(
+      { key: `${key}.commitsPerSec`, label: `${label}: committed ops/s (server)`, better: 'higher', digits: 0 },
+      { key: `${key}.serverCpuUs`, label: `${label}: server CPU µs per op`, better: 'lower', digits: 0 },
+      { key: `${key}.ackP50`, label: `${label}: submit→ack p50 ms`, better: 'lower', digits: 2 },
+      { key: `${key}.ackP99`, label: `${label}: submit→ack p99 ms`, better: 'lower', digits: 2 },
+      { key: `${key}.writerCpuUs`, label: `${label}: writers' CPU µs per op (bench process, stock clients)`, better: 'lower', digits: 0 },
+      {
+        key: `${key}.subscriberCpuUs`,
+        label: `${label}: subscriber CPU µs per remote op (tandem: SDK over socket.io; stock: ShareDB client over ws)`,
+        better: 'lower',
+        digits: 1,
+      },
+    );
+  }
+  rows.push(
+    { key: 'serverCpuGrowth', label: 'server CPU per op, 1 MB ÷ empty', better: 'lower', digits: 2 },
+    { key: 'subscriberCpuGrowth', label: 'subscriber CPU per remote op, 1 MB ÷ empty', better: 'lower', digits: 2 },
+  );
+  return rows;
 }
 
 export const METRICS: Readonly<Record<WorkloadId, readonly MetricDef[]>> = {
@@ -106,6 +134,7 @@ export const METRICS: Readonly<Record<WorkloadId, readonly MetricDef[]>> = {
     { key: 'medianMs', label: 'catch-up median ms', better: 'lower', digits: 1, target: { value: (v) => v <= 100, text: '≤ 100 ms' } },
     { key: 'maxMs', label: 'catch-up worst ms', better: 'lower', digits: 1 },
   ],
+  W6: sweepMetrics(),
 };
 
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
@@ -142,4 +171,28 @@ export function idleFigures(m: IdleMemory, clientHeapPerConn: number): Record<st
 
 export function catchUpFigures(c: CatchUpResult): Record<string, number | null> {
   return { medianMs: round(c.medianMs, 1), maxMs: round(c.maxMs, 1) };
+}
+
+/** W6's figures for one side and round, from its points (one per size). */
+export function sweepFigures(points: readonly SweepPoint[]): Record<string, number | null> {
+  const f: Record<string, number | null> = {};
+  const at = (key: string) => points.find((p) => p.size === key);
+  for (const { key } of DOC_SIZE_SWEEP.sizes) {
+    const p = at(key);
+    const value = (v: number | null | undefined, digits = 3) => (v === null || v === undefined ? null : round(v, digits));
+    f[`${key}.commitsPerSec`] = value(p?.commitsPerSec);
+    f[`${key}.serverCpuUs`] = value(p?.serverCpuMicrosPerOp);
+    f[`${key}.ackP50`] = value(p?.ack.p50);
+    f[`${key}.ackP99`] = value(p?.ack.p99);
+    f[`${key}.writerCpuUs`] = value(p?.writerCpuMicrosPerOp);
+    f[`${key}.subscriberCpuUs`] = value(p?.subscriber?.cpuMicrosPerOp);
+  }
+  const growth = (k: string) => {
+    const empty = f[`empty.${k}`];
+    const large = f[`1m.${k}`];
+    return empty && large !== null && large !== undefined ? round(large / empty) : null;
+  };
+  f.serverCpuGrowth = growth('serverCpuUs');
+  f.subscriberCpuGrowth = growth('subscriberCpuUs');
+  return f;
 }

@@ -11,6 +11,7 @@ import { runLoad } from '../run-load.js';
 import type { LoadAuth, LoadOptions } from '../options.js';
 import { connectStockWs } from '../stock-adapter.js';
 import { runCatchUp } from './catch-up.js';
+import { runDocSizeSweep } from './doc-size-sweep.js';
 import { startHostedServer, type BenchStore, type HostedServer } from './hosted-server.js';
 import { catchUpFigures, idleFigures, loadFigures, type IdleMemory, type SideOutcome } from './metrics.js';
 import { CATCH_UP, LOAD_WORKLOADS, type LoadWorkload, type Side, type SuiteScale, type WorkloadId } from './suite.js';
@@ -24,6 +25,11 @@ export interface SuiteOptions {
   outDir: string;
   progress: LoadOptions['progress'];
   store: BenchStore;
+  /**
+   * The stock side's store in W1–W5: `same` as Tandem's (`store`), or `memory` (ShareDB's
+   * MemoryDB, not durable). W6 always runs stock on MemoryDB.
+   */
+  stockStore: 'same' | 'memory';
   /** Write server CPU profiles (--cpu-prof) here. */
   cpuProfDir?: string;
   log: (line: string) => void;
@@ -37,7 +43,8 @@ export interface WorkloadOutcome {
 }
 
 async function withServer<T>(side: Side, opts: SuiteOptions, body: (host: HostedServer) => Promise<T>): Promise<T> {
-  const host = await startHostedServer(side.server, { cpuProfDir: opts.cpuProfDir, store: opts.store, auth: side.auth });
+  const store = side.server === 'stock' && opts.stockStore === 'memory' ? 'memory' : opts.store;
+  const host = await startHostedServer(side.server, { cpuProfDir: opts.cpuProfDir, store, auth: side.auth });
   try {
     return await body(host);
   } finally {
@@ -147,6 +154,11 @@ export async function runSuite(opts: SuiteOptions): Promise<WorkloadOutcome[]> {
   const outcomes: WorkloadOutcome[] = [];
   let turn = 0;
   for (const id of opts.workloads) {
+    if (id === 'W6') {
+      // Its own rounds and order: sides alternate per document size (doc-size-sweep.ts).
+      outcomes.push(await runDocSizeSweep(opts));
+      continue;
+    }
     const load = LOAD_WORKLOADS.find((w) => w.id === id);
     const outcome: WorkloadOutcome = { id, title: load?.title ?? CATCH_UP.title, runs: {} };
     const rounds = opts.rounds ?? load?.rounds ?? 1;

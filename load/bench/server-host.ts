@@ -67,6 +67,12 @@ async function main(): Promise<void> {
       // (on a loaded machine W1 clients were refused TANDEM_TOO_MANY_CONNECTIONS and never
       // came online). Off, as behind a proxy; MAX_CONNECTIONS_PER_IP set for the bench wins.
       MAX_CONNECTIONS_PER_IP: process.env.MAX_CONNECTIONS_PER_IP ?? '0',
+      // W6 creates documents of 1 MB (one create op) and types into each as fast as one op
+      // in flight allows, past the per-connection default of 6,000 ops a minute.
+      MAX_OP_BYTES: process.env.MAX_OP_BYTES,
+      MAX_FRAME_BYTES: process.env.MAX_FRAME_BYTES,
+      MAX_DOC_BYTES: process.env.MAX_DOC_BYTES,
+      OPS_PER_MINUTE: process.env.OPS_PER_MINUTE,
     });
     const server = await startServer(config, createLogger('warn'));
     backend = server.backend;

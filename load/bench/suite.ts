@@ -7,7 +7,7 @@ import { parseMix } from '../options.js';
 import type { HostedServer } from './hosted-server.js';
 import type { ServerKind } from './host-protocol.js';
 
-export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W4' | 'W5';
+export type WorkloadId = 'W1' | 'W2' | 'W3' | 'W4' | 'W5' | 'W6';
 
 export interface Side {
   readonly name: string;
@@ -134,4 +134,50 @@ export const CATCH_UP: CatchUpWorkload = {
   repetitions: (s) => (s.smoke ? 2 : 7),
 };
 
-export const WORKLOAD_IDS: readonly WorkloadId[] = ['W1', 'W2', 'W3', 'W4', 'W5'];
+/** A document size W6 measures at: characters of `text` (ASCII only, so also code points). */
+export interface SweepSize {
+  /** Prefix of its figures' keys (see METRICS.W6). */
+  readonly key: 'empty' | '128k' | '1m';
+  readonly label: string;
+  readonly chars: number;
+}
+
+export interface DocSizeSweepWorkload {
+  readonly id: 'W6';
+  readonly title: string;
+  /** Every size, smoke runs included: growth from empty to 1 MB is the point of W6. */
+  readonly sizes: readonly SweepSize[];
+  /** Items in each document's list, next to its text. */
+  readonly items: number;
+  readonly rounds: number;
+  /** Writers, one document each. */
+  clients(scale: SuiteScale): number;
+  phases(scale: SuiteScale): {
+    /** The writers type, not measured (after the documents exist). */
+    warmupMs: number;
+    measureMs: number;
+    /** The subscriber loads the document and receives ops, not measured. */
+    subscriberWarmupMs: number;
+    subscriberMeasureMs: number;
+  };
+}
+
+export const DOC_SIZE_SWEEP: DocSizeSweepWorkload = {
+  id: 'W6',
+  title:
+    'document-size sweep: 10 writers, each on its own document (text of 0, 128 KB or 1 MB + 1,000 list items), closed loop inserting one character; then one subscriber per document size',
+  sizes: [
+    { key: 'empty', label: 'empty', chars: 0 },
+    { key: '128k', label: '128 KB', chars: 128 * 1024 },
+    { key: '1m', label: '1 MB', chars: 1024 * 1024 },
+  ],
+  items: 1000,
+  rounds: 2,
+  clients: (s) => atLeast(10 * s.factor, 3),
+  phases: (s) =>
+    s.smoke
+      ? { warmupMs: 500, measureMs: 1500, subscriberWarmupMs: 300, subscriberMeasureMs: 1000 }
+      : { warmupMs: 3000, measureMs: 8000, subscriberWarmupMs: 1000, subscriberMeasureMs: 3000 },
+};
+
+export const WORKLOAD_IDS: readonly WorkloadId[] = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'];
