@@ -2,6 +2,16 @@ import * as json1 from 'ot-json1';
 import type { JSONOp } from 'ot-json1';
 import { types } from 'sharedb/lib/client/index.js';
 import { transformPresence, type Json1Presence } from './presence.js';
+import { fastTextUnicode } from './text-positions.js';
+
+/*
+ * json1 applies text edits with whatever is registered as 'text-unicode' in its module-global
+ * subtype registry, read at each apply: registering ot-text-unicode with the O(op) apply here,
+ * at load, makes every json1 apply in this process or page use it (ShareDB's server and client,
+ * the SDK, and anyone's plain json1). Name, URI, transform and compose are ot-text-unicode's
+ * own, so ops and results are unchanged.
+ */
+json1.type.registerSubtype(fastTextUnicode);
 
 /**
  * Tandem's document type: `ot-json1` with every transform conflict resolved by json1's own

@@ -17,6 +17,7 @@
  */
 import * as json1 from 'ot-json1';
 import type { JSONOp } from 'ot-json1';
+import { countCodePoints, isSurrogateFree, surrogateFreeSteps } from '../../ot-types/text-positions.js';
 
 /** UTF-8 bytes of `JSON.stringify(value)` (0 for undefined: a document that does not exist). */
 export function jsonBytes(value: unknown): number {
@@ -64,9 +65,14 @@ const textBytes = (text: string): number => jsonBytes(text) - 2;
 
 /**
  * UTF-16 index `n` code points after `from`, counted as unicount's uniToStrPos counts them
- * (a surrogate takes its neighbour along), or null when the text ends first.
+ * (a surrogate takes its neighbour along), or null when the text ends first. On a text known
+ * to be surrogate-free that is index arithmetic instead of a walk over the `n` units.
  */
-function advanceCodePoints(text: string, from: number, n: number): number | null {
+function advanceCodePoints(text: string, from: number, n: number, surrogateFree: boolean): number | null {
+  if (surrogateFree) {
+    const end = from + surrogateFreeSteps(n);
+    return end <= text.length ? end : null;
+  }
   let at = from;
   for (let k = 0; k < n; k++) {
     if (at >= text.length) return null;
@@ -74,19 +80,6 @@ function advanceCodePoints(text: string, from: number, n: number): number | null
     at += unit >= 0xd800 && unit <= 0xdfff ? 2 : 1;
   }
   return at <= text.length ? at : null;
-}
-
-/** Code points in a text-unicode delete's string, as ot-text-unicode's dlen counts them. */
-function deletedLength(d: string): number {
-  let pairs = 0;
-  for (let i = 0; i < d.length; i++) {
-    const unit = d.charCodeAt(i);
-    if (unit >= 0xd800 && unit <= 0xdfff) {
-      pairs++;
-      i++;
-    }
-  }
-  return d.length - pairs;
 }
 
 /**
@@ -98,17 +91,23 @@ function deletedLength(d: string): number {
  */
 function textEditBytes(before: unknown, edit: unknown): number {
   if (typeof before !== 'string' || !Array.isArray(edit)) fail('text edit on a non-string');
+  // The snapshot's text is normally the previous apply's result, which the memo knows.
+  const surrogateFree = isSurrogateFree(before);
   let at = 0;
   let delta = 0;
   for (const c of edit as unknown[]) {
     if (typeof c === 'number') {
-      at = advanceCodePoints(before, at, c) ?? fail(`text edit skips past the end of the string (${before.length} UTF-16 units)`);
+      at =
+        advanceCodePoints(before, at, c, surrogateFree) ??
+        fail(`text edit skips past the end of the string (${before.length} UTF-16 units)`);
     } else if (typeof c === 'string') {
       delta += textBytes(c);
     } else {
       const d = (c as { d?: unknown }).d;
-      const n = typeof d === 'number' ? d : typeof d === 'string' ? deletedLength(d) : fail('bad text delete');
-      const end = advanceCodePoints(before, at, n) ?? fail(`text edit deletes past the end of the string (${before.length} UTF-16 units)`);
+      const n = typeof d === 'number' ? d : typeof d === 'string' ? countCodePoints(d) : fail('bad text delete');
+      const end =
+        advanceCodePoints(before, at, n, surrogateFree) ??
+        fail(`text edit deletes past the end of the string (${before.length} UTF-16 units)`);
       delta -= textBytes(before.slice(at, end));
       at = end;
     }
