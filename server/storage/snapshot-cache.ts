@@ -67,6 +67,11 @@ export class SnapshotCache {
     return doc;
   }
 
+  /** The entry, leaving the order as it is. */
+  peek(key: string): CachedDoc | undefined {
+    return this.docs.get(key);
+  }
+
   set(key: string, doc: CachedDoc): void {
     this.delete(key);
     this.docs.set(key, doc);

@@ -203,6 +203,19 @@ export class SqliteWriter {
   }
 
   /**
+   * `write` for a function that runs exactly one statement: SQLite makes a statement atomic,
+   * so inside the turn's transaction it needs no savepoint (two fewer calls per commit).
+   */
+  writeStatement<T>(fn: () => T): T {
+    if (this.failure || !this.turn || (!this.conn.inTransaction && !this.mayGroup())) return this.write(fn);
+    if (!this.conn.inTransaction) {
+      this.conn.exec('BEGIN IMMEDIATE');
+      this.turn.beforeSend(this.commit);
+    }
+    return fn();
+  }
+
+  /**
    * COMMITs the turn's writes: the turn's durable flush, and before the connection closes. A
    * failed COMMIT rolls the turn back and fails every later write: the writes were already
    * reported as done to ShareDB, so the server must stop (Turn discards what it held).

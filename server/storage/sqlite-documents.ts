@@ -48,8 +48,21 @@ export const DOCUMENTS_SCHEMA = `
     id TEXT NOT NULL,
     v INTEGER NOT NULL,   -- the document's current version: its ops are [0, v)
     PRIMARY KEY (collection, id)
-  );
+  ) WITHOUT ROWID;      -- one b-tree: a commit dirties one page of it, not two
+  -- Every op moves its document's head in the op's own statement, so a commit is one
+  -- statement (atomic without a savepoint of its own, see SqliteDB.commitSync).
+  CREATE TRIGGER IF NOT EXISTS ops_move_head AFTER INSERT ON ops BEGIN
+    INSERT INTO heads (collection, id, v) VALUES (NEW.collection, NEW.id, NEW.v + 1)
+      ON CONFLICT (collection, id) DO UPDATE SET v = excluded.v WHERE excluded.v > heads.v;
+  END;
 `;
+
+/**
+ * A commit in one statement: the op row goes in only if the document's head is the op's
+ * version (?7, ?8, ?9 = collection, id, v), and the trigger above moves the head.
+ */
+export const INSERT_OP_AT_HEAD_SQL = `INSERT INTO ops (collection, id, v, src, seq, op)
+  SELECT ?, ?, ?, ?, ?, ? WHERE coalesce((SELECT v FROM heads WHERE collection = ? AND id = ?), 0) = ?`;
 
 /** Creates `heads` and, on a file written before it existed, fills it from the snapshots. */
 export function migrateDocuments(conn: Connection): void {
@@ -105,8 +118,6 @@ export class SqliteDocuments {
     this.cache = new SnapshotCache(opts.cacheBytes);
     this.stmts = {
       head: conn.prepare('SELECT v FROM heads WHERE collection = ? AND id = ?'),
-      setHead: conn.prepare(`INSERT INTO heads (collection, id, v) VALUES (?, ?, ?)
-        ON CONFLICT (collection, id) DO UPDATE SET v = excluded.v`),
       snapshot: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM} WHERE s.collection = ? AND s.id = ?`),
       // Never moves a row back: another process may have written a newer one.
       writeSnapshot: conn.prepare(`INSERT INTO snapshots (collection, id, type, v, data, metadata)
@@ -170,20 +181,27 @@ export class SqliteDocuments {
   }
 
   /**
-   * Called inside the commit's write, after its op row: moves the head, and writes the whole
-   * snapshot now or leaves it to a later flush. `opBytes` is the op's JSON size.
+   * True when committing `op` leaves the whole snapshot to a later write: on top of the cached
+   * entry the op was applied to, not a create or delete, and within SNAPSHOT_FLUSH_OPS.
    */
-  committed(collection: string, id: string, op: CommittedOp, snapshot: QuerySnapshot, opBytes: number): void {
-    this.stmts.setHead.run(collection, id, snapshot.v);
+  defersSnapshot(collection: string, id: string, op: CommittedOp, snapshot: QuerySnapshot): boolean {
+    if (!this.cache.enabled || op.create || op.del) return false;
+    const base = this.cache.peek(SnapshotCache.key(collection, id));
+    return base !== undefined && base.snapshot.v === op.v && snapshot.v - base.storedV < this.opts.flushOps;
+  }
+
+  /**
+   * Called inside the commit's write, after its op row (whose trigger moved the head): writes
+   * the whole snapshot now unless `deferred` (see defersSnapshot), and caches it.
+   */
+  committed(collection: string, id: string, snapshot: QuerySnapshot, opBytes: number, deferred: boolean): void {
     const key = SnapshotCache.key(collection, id);
     const base = this.cache.enabled ? this.cache.get(key) : undefined;
     const deleted = snapshot.type == null;
     // ShareDB's snapshot need not carry its id (its own tests commit without one).
     const kept: QuerySnapshot = { ...shellOf(snapshot, !deleted), id, data: deleted ? undefined : snapshot.data };
-    // Lazy only on top of the entry the op was applied to, and never for a create or delete.
-    const lazy = base !== undefined && base.snapshot.v === op.v && !op.create && !op.del && snapshot.v - base.storedV < this.opts.flushOps;
     let doc: CachedDoc;
-    if (lazy) {
+    if (deferred && base) {
       doc = { snapshot: kept, bytes: base.bytes + opBytes, storedV: base.storedV, dirtySince: base.dirtySince ?? this.now() };
     } else {
       doc = { snapshot: kept, bytes: this.write(collection, id, kept), storedV: kept.v, dirtySince: null };

@@ -36,6 +36,7 @@ import {
   DEFAULT_SNAPSHOT_CACHE,
   HEADED_COLUMNS,
   HEADED_FROM,
+  INSERT_OP_AT_HEAD_SQL,
   migrateDocuments,
   SqliteDocuments,
   toSnapshot,
@@ -103,7 +104,7 @@ function prepareStatements(conn: Connection) {
       (SELECT 1 FROM snapshots WHERE collection = ? AND type IS NOT NULL LIMIT ?)`),
     ops: conn.prepare(`SELECT v, op FROM ops
       WHERE collection = ? AND id = ? AND v >= ? AND v < ? ORDER BY v`),
-    insertOp: conn.prepare('INSERT INTO ops (collection, id, v, src, seq, op) VALUES (?, ?, ?, ?, ?, ?)'),
+    insertOpAtHead: conn.prepare(INSERT_OP_AT_HEAD_SQL),
     committedOpVersion: conn.prepare(`SELECT v FROM ops
       WHERE collection = ? AND id = ? AND src = ? AND seq = ? AND v < ?
       ORDER BY v DESC LIMIT 1`),
@@ -255,21 +256,28 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
 
   /** Returns false (not an error) when another writer got there first: ShareDB retries. */
   commitSync(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): boolean {
+    if (snapshot.v !== op.v + 1) return false;
+    const json = JSON.stringify(op);
+    const deferred = this.documents.defersSnapshot(collection, id, op, snapshot);
+    const commit = (): boolean => {
+      let inserted: number;
+      try {
+        inserted = Number(
+          this.stmts.insertOpAtHead.run(collection, id, op.v, op.src ?? null, op.seq ?? null, json, collection, id, op.v).changes,
+        );
+      } catch (err) {
+        if (isPrimaryKeyConflict(err)) throw STALE; // undoes this write only, then false below
+        throw err;
+      }
+      // Not at the head: another writer got there first.
+      if (inserted === 0) return false;
+      this.documents.committed(collection, id, snapshot, json.length, deferred);
+      return true;
+    };
     let committed: boolean;
     try {
-      committed = this.writer.write(() => {
-        const current = this.documents.head(collection, id);
-        if (op.v !== current || snapshot.v !== current + 1) return false;
-        const json = JSON.stringify(op);
-        try {
-          this.stmts.insertOp.run(collection, id, op.v, op.src ?? null, op.seq ?? null, json);
-        } catch (err) {
-          if (isPrimaryKeyConflict(err)) throw STALE; // undoes this write only, then false below
-          throw err;
-        }
-        this.documents.committed(collection, id, op, snapshot, json.length);
-        return true;
-      });
+      // One statement when the snapshot waits: atomic by itself, no savepoint needed.
+      committed = deferred ? this.writer.writeStatement(commit) : this.writer.write(commit);
     } catch (err) {
       if (err === STALE) return false;
       throw err;
