@@ -1,7 +1,7 @@
 import * as json1 from 'ot-json1';
 import type { Doc as JsonValue, JSONOp } from 'ot-json1';
 import type { Doc } from 'sharedb/lib/client/index.js';
-import { checkOpAgainst, JSON1_TYPE_URI, tandemJson1, type Json1Presence } from '../ot-types/index.js';
+import { checkOpAgainst, JSON1_TYPE_URI, tandemJson1, trialApply, type Json1Presence } from '../ot-types/index.js';
 import type {
   DeepReadonly,
   DocContext,
@@ -210,7 +210,8 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
       );
     }
     try {
-      json1.type.apply(this.d.data as JsonValue, op);
+      // The data stays as it is; ShareDB applies the op for real below.
+      trialApply(() => json1.type.apply(this.d.data as JsonValue, op));
     } catch (err) {
       throw new TandemError(TandemErrorCode.INVALID_OP, `op does not apply to ${this.collection}/${this.id}: ${(err as Error).message}`);
     }

@@ -1,5 +1,6 @@
 import * as json1 from 'ot-json1';
 import type { Doc, JSONOp, Path } from 'ot-json1';
+import { isSurrogateFree, sliceText } from './text-positions.js';
 
 /** Why an op does not fit the document it is submitted to, and where. */
 export interface OpMismatch {
@@ -37,19 +38,31 @@ function valueAt(doc: Doc | undefined, path: Path): { found: boolean; value?: un
   return { found: true, value };
 }
 
+/**
+ * The text of code points [start, end) of `text`, and how many code points it has (ot-text-unicode's
+ * unit). Without surrogates those are UTF-16 units: the length is known and the slice comes
+ * from the memo's pieces (O(1) and O(slice) on a long text an apply returned); otherwise the
+ * text is split into code points, O(text).
+ */
+function codePoints(text: string): { count: number; slice: (start: number, end: number) => string } {
+  if (isSurrogateFree(text)) return { count: text.length, slice: (start, end) => sliceText(text, start, end) };
+  const chars = [...text];
+  return { count: chars.length, slice: (start, end) => chars.slice(start, end).join('') };
+}
+
 /** The text deleted by an ot-text-unicode op at each position, checked against `text`. */
 function textDeleteMismatch(text: string, textOp: unknown): string | null {
   if (!Array.isArray(textOp)) return null;
-  const chars = [...text]; // code points, ot-text-unicode's unit
+  const chars = codePoints(text);
   let at = 0;
   for (const part of textOp) {
     if (typeof part === 'number') at += part;
     else if (typeof part === 'object' && part !== null && 'd' in part) {
       const d = (part as { d: unknown }).d;
       const length = typeof d === 'string' ? [...d].length : typeof d === 'number' ? d : 0;
-      if (at + length > chars.length) return `deletes ${length} characters at ${at} but the text has ${chars.length}`;
+      if (at + length > chars.count) return `deletes ${length} characters at ${at} but the text has ${chars.count}`;
       if (typeof d === 'string') {
-        const actual = chars.slice(at, at + length).join('');
+        const actual = chars.slice(at, at + length);
         if (actual !== d) return `deletes ${JSON.stringify(d)} at ${at} but the text there is ${JSON.stringify(actual)}`;
       }
       at += length;

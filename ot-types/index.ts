@@ -10,6 +10,7 @@ export {
 } from './json1-type.js';
 export { ops, setOp } from './op-builders.js';
 export { checkOpAgainst, type OpMismatch } from './check-op.js';
+export { trialApply } from './text-positions.js';
 export { transformPresence, isJson1Presence, type Json1Presence } from './presence.js';
 export {
   validateJson1Op,

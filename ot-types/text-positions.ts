@@ -3,118 +3,46 @@
  * UTF-16 index with a JS loop over the text before it, then joins the prefix into a new string:
  * a one-character edit to a 1 MB string costs O(length). In a string without surrogate code
  * units (U+D800–U+DFFF) code points and UTF-16 units coincide, so positions are plain index
- * arithmetic; this module remembers which long strings are known to be such, and applies text
- * ops to them without walking the text (see applyTextOp for the copy V8 may still make).
- * Strings with surrogates keep the original, exact code.
+ * arithmetic; this module remembers which long strings are known to be such
+ * (surrogate-memo.ts), with the flat pieces each is made of (text-layout.ts), and applies text
+ * ops to them, and slices them, without walking or copying the text. Strings with surrogates
+ * keep the original, exact code.
  *
  * Shared by the server and the browser SDK: no Node-only APIs.
  */
 import * as textUnicode from 'ot-text-unicode';
 import type { TextOp } from 'ot-text-unicode';
+import { SurrogateMemo } from './surrogate-memo.js';
+import { editLayout, sliceLayout, type TextEdit } from './text-layout.js';
+
+export { DEFAULT_MEMO_LIMITS, type MemoLimits, SurrogateMemo } from './surrogate-memo.js';
 
 const SURROGATE = /[\uD800-\uDFFF]/;
 
-export interface MemoLimits {
-  /** Shorter strings are scanned every time: cheaper than keeping them. */
-  minLength: number;
-  maxEntries: number;
-  /** UTF-16 units held by all entries together (the memo keeps its strings alive). */
-  maxChars: number;
-}
+/** The process- or page-wide memo that the fast apply, sliceText and the doc-size limit share. */
+export const surrogateMemo = new SurrogateMemo();
 
-export const DEFAULT_MEMO_LIMITS: Readonly<MemoLimits> = Object.freeze({
-  minLength: 1024,
-  maxEntries: 1024,
-  maxChars: 64 * 1024 * 1024,
-});
-
-interface Entry {
-  text: string;
-  surrogateFree: boolean;
+/**
+ * True when `text` has no surrogate code unit, so its code points are its UTF-16 units. A
+ * caller that knows where the text is (a document and a path, as one string) passes it as
+ * `key`: then the lookup finds the result of the last apply there by pointer, instead of
+ * maybe comparing it with other texts of the same length first (see SurrogateMemo).
+ */
+export function isSurrogateFree(text: string, key?: string): boolean {
+  return surrogateMemo.isSurrogateFree(text, key);
 }
 
 /**
- * Which long strings are free of surrogate code units. Strings are primitives with no identity
- * to hang a WeakMap on, so it keeps the latest string seen at each length. A lookup compares
- * `entry.text === text`: V8 answers that by pointer when it is the very string recorded (the
- * usual case: a document's text is the result of the previous apply), and otherwise compares
- * contents up to the first difference (a native loop, about 0.1 ms per MB when equal). The bad case is a different string
- * of the same length sharing a long prefix with the recorded one (two versions of one document
- * after a replace of equal length): that costs a native compare to the difference, then a
- * rescan, then it replaces the entry. Evicts oldest-used first (Map order).
+ * `text.slice(start, end)`, assembled from the pieces of a memoised surrogate-free string
+ * (O(pieces + slice length)) instead of V8 copying all of `text` first when it is the cons
+ * string an apply returned.
  */
-export class SurrogateMemo {
-  private readonly entries = new Map<number, Entry>();
-  private heldChars = 0;
-
-  constructor(readonly limits: Readonly<MemoLimits> = DEFAULT_MEMO_LIMITS) {}
-
-  get size(): number {
-    return this.entries.size;
+export function sliceText(text: string, start: number, end: number, memo: SurrogateMemo = surrogateMemo): string {
+  if (text.length >= memo.limits.minLength && Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end) {
+    const entry = end <= text.length ? memo.find(text) : undefined;
+    if (entry?.surrogateFree) return sliceLayout(memo.layout(entry), start, end);
   }
-
-  get chars(): number {
-    return this.heldChars;
-  }
-
-  /** True when `text` is the string this memo holds for its length. */
-  holds(text: string): boolean {
-    return this.entries.get(text.length)?.text === text;
-  }
-
-  isSurrogateFree(text: string): boolean {
-    if (text.length < this.limits.minLength) return !SURROGATE.test(text);
-    const entry = this.entries.get(text.length);
-    if (entry !== undefined && entry.text === text) {
-      this.entries.delete(text.length);
-      this.entries.set(text.length, entry);
-      return entry.surrogateFree;
-    }
-    const surrogateFree = !SURROGATE.test(text);
-    this.remember(text, surrogateFree);
-    return surrogateFree;
-  }
-
-  /**
-   * An op turned `input` into another string, so the document no longer holds it: drop it, or
-   * every version of a hot long string would stay alive here.
-   */
-  forget(input: string): void {
-    const entry = this.entries.get(input.length);
-    if (entry !== undefined && entry.text === input) this.drop(input.length, entry);
-  }
-
-  /** `forget(input)`, and record what is already known of the string that replaced it. */
-  replace(input: string, result: string, resultSurrogateFree: boolean): void {
-    this.forget(input);
-    this.remember(result, resultSurrogateFree);
-  }
-
-  private remember(text: string, surrogateFree: boolean): void {
-    const { minLength, maxEntries, maxChars } = this.limits;
-    if (text.length < minLength || text.length > maxChars) return;
-    const previous = this.entries.get(text.length);
-    if (previous !== undefined) this.drop(text.length, previous);
-    this.entries.set(text.length, { text, surrogateFree });
-    this.heldChars += text.length;
-    while (this.entries.size > maxEntries || this.heldChars > maxChars) {
-      const [length, oldest] = this.entries.entries().next().value as [number, Entry];
-      this.drop(length, oldest);
-    }
-  }
-
-  private drop(length: number, entry: Entry): void {
-    this.entries.delete(length);
-    this.heldChars -= entry.text.length;
-  }
-}
-
-/** The process- or page-wide memo that the fast apply and the doc-size limit share. */
-export const surrogateMemo = new SurrogateMemo();
-
-/** True when `text` has no surrogate code unit, so its code points are its UTF-16 units. */
-export function isSurrogateFree(text: string): boolean {
-  return surrogateMemo.isSurrogateFree(text);
+  return text.slice(start, end);
 }
 
 /**
@@ -144,46 +72,85 @@ export const surrogateFreeSteps = (n: number): number => (n > 0 ? Math.ceil(n) :
 const original = textUnicode.type;
 
 /**
- * ot-text-unicode's `apply`, in O(op) on a long surrogate-free string. Same results and the
- * same errors as the original, which it calls for anything else. One difference: a skip or
- * delete of Infinity makes the original loop forever, and this throws or clamps as it would
- * for any other count past the end (as it does for 1e15, where the original takes days).
+ * The op's edits in UTF-16 offsets of a surrogate-free `length`-unit string, read as
+ * ot-text-unicode's apply reads it, and whether its inserts are surrogate-free too.
  */
-export function applyTextOp(str: string, op: TextOp): string {
-  if (typeof str !== 'string' || str.length < surrogateMemo.limits.minLength) return original.apply(str, op);
-  original.checkOp(op);
-  if (!surrogateMemo.isSurrogateFree(str)) {
-    const result = original.apply(str, op);
-    // Not recorded as having surrogates: the op may have deleted the last one, and the next
-    // lookup's native scan costs less than the original apply that follows it anyway.
-    surrogateMemo.forget(str);
-    return result;
-  }
-  // slice and + make V8 sliced and cons strings, so this copies nothing of a flat input. An
-  // input that is the previous apply's cons string is flattened by V8 at the first slice: a
-  // native copy (about 1 ms per MB with its allocation), the one cost here left O(length).
-  let result = '';
+function editsOf(length: number, op: TextOp): { edits: TextEdit[]; insertsSurrogateFree: boolean } {
+  const edits: TextEdit[] = [];
   let at = 0;
   let insertsSurrogateFree = true;
   for (const c of op) {
     if (typeof c === 'number') {
       const end = at + surrogateFreeSteps(c);
-      if (end > str.length) throw Error('The op is too long for this document');
-      result += str.slice(at, end);
+      if (end > length) throw Error('The op is too long for this document');
       at = end;
     } else if (typeof c === 'string') {
-      result += c;
+      if (c.length > 0) edits.push({ at, end: at, insert: c });
       if (insertsSurrogateFree && SURROGATE.test(c)) insertsSurrogateFree = false;
     } else if (typeof c === 'object') {
       const n = typeof c.d === 'number' ? c.d : countCodePoints(c.d);
-      at = Math.min(at + surrogateFreeSteps(n), str.length);
+      const end = Math.min(at + surrogateFreeSteps(n), length);
+      if (end > at) edits.push({ at, end, insert: '' });
+      at = end;
     }
     // checkOp lets components of other types (true, undefined…) through; apply ignores them.
   }
-  result += str.slice(at);
+  return { edits, insertsSurrogateFree };
+}
+
+/**
+ * ot-text-unicode's `apply`, in O(op + pieces) on a long surrogate-free string: the result is
+ * built from the input's pieces, never by reading the input string itself (text-layout.ts).
+ * Same results and the same errors as the original, which it calls for anything else. One
+ * difference: a skip or delete of Infinity makes the original loop forever, and this throws
+ * or clamps as it would for any other count past the end (as it does for 1e15, where the
+ * original takes days). `memo` is for tests; json1 calls it with two arguments.
+ */
+export function applyTextOp(str: string, op: TextOp, memo: SurrogateMemo = surrogateMemo): string {
+  if (trying) return tryTextOp(str, op, memo);
+  if (typeof str !== 'string' || str.length < memo.limits.minLength) return original.apply(str, op);
+  original.checkOp(op);
+  const entry = memo.entry(str);
+  if (!entry.surrogateFree) {
+    const result = original.apply(str, op);
+    // Not recorded as having surrogates: the op may have deleted the last one, and the next
+    // lookup's native scan costs less than the original apply that follows it anyway.
+    memo.drop(entry);
+    return result;
+  }
+  const { edits, insertsSurrogateFree } = editsOf(str.length, op);
+  if (edits.length === 0) return str;
+  const result = editLayout(memo.layout(entry), edits, memo.limits);
   // Exact, not a guess: the result is pieces of a surrogate-free input and the inserts.
-  surrogateMemo.replace(str, result, insertsSurrogateFree);
-  return result;
+  memo.replace(entry, result.text, insertsSurrogateFree, insertsSurrogateFree ? result.layout : null);
+  return result.text;
+}
+
+/** Set while `trialApply` runs: applies must leave the memo as they found it. */
+let trying = false;
+
+function tryTextOp(str: string, op: TextOp, memo: SurrogateMemo): string {
+  if (typeof str !== 'string' || str.length < memo.limits.minLength) return original.apply(str, op);
+  original.checkOp(op);
+  const entry = memo.entry(str);
+  if (!entry.surrogateFree) return original.apply(str, op);
+  const { edits } = editsOf(str.length, op);
+  return edits.length === 0 ? str : editLayout(memo.layout(entry), edits, memo.limits).text;
+}
+
+/**
+ * Runs `apply` (a json1 apply whose result is thrown away, such as the SDK's check that an
+ * op fits before ShareDB applies it) without the memo forgetting the input: the real apply
+ * that follows then still finds the text's pieces instead of copying the whole string.
+ */
+export function trialApply<T>(apply: () => T): T {
+  const outer = trying;
+  trying = true;
+  try {
+    return apply();
+  } finally {
+    trying = outer;
+  }
 }
 
 /** ot-text-unicode with the fast apply; every other function (transform, compose…) is its own. */

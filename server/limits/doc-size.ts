@@ -17,7 +17,7 @@
  */
 import * as json1 from 'ot-json1';
 import type { JSONOp } from 'ot-json1';
-import { countCodePoints, isSurrogateFree, surrogateFreeSteps } from '../../ot-types/text-positions.js';
+import { countCodePoints, isSurrogateFree, sliceText, surrogateFreeSteps } from '../../ot-types/text-positions.js';
 
 /** UTF-8 bytes of `JSON.stringify(value)` (0 for undefined: a document that does not exist). */
 export function jsonBytes(value: unknown): number {
@@ -89,10 +89,11 @@ function advanceCodePoints(text: string, from: number, n: number, surrogateFree:
  * then throw (a skip) or delete what there is (a delete, which no client sends: its own
  * document has the text).
  */
-function textEditBytes(before: unknown, edit: unknown): number {
+function textEditBytes(before: unknown, edit: unknown, key: string | undefined): number {
   if (typeof before !== 'string' || !Array.isArray(edit)) fail('text edit on a non-string');
-  // The snapshot's text is normally the previous apply's result, which the memo knows.
-  const surrogateFree = isSurrogateFree(before);
+  // The snapshot's text is normally the previous apply's result, which the memo knows: then
+  // this walk only does arithmetic on offsets and slices the deleted text from its pieces.
+  const surrogateFree = isSurrogateFree(before, key);
   let at = 0;
   let delta = 0;
   for (const c of edit as unknown[]) {
@@ -108,7 +109,8 @@ function textEditBytes(before: unknown, edit: unknown): number {
       const end =
         advanceCodePoints(before, at, n, surrogateFree) ??
         fail(`text edit deletes past the end of the string (${before.length} UTF-16 units)`);
-      delta -= textBytes(before.slice(at, end));
+      // Not before.slice: on the cons string an apply returned, V8 would copy all of it first.
+      delta -= textBytes(sliceText(before, at, end));
       at = end;
     }
   }
@@ -131,6 +133,10 @@ function editOf(c: Component): Component | null {
 class SizeWalk {
   delta = 0;
   private readonly held: unknown[] = [];
+  /** Keys from the root to where the drop phase is (only kept when there is a document key). */
+  private readonly path: Key[] = [];
+
+  constructor(private readonly docKey: string | undefined) {}
 
   run(doc: unknown, op: JSONOp): number {
     if (op === null) return 0;
@@ -193,6 +199,7 @@ class SizeWalk {
   }
 
   private drop(root: unknown, descent: unknown[]): unknown {
+    const depth = this.path.length;
     let subDoc = root;
     let i = 0;
     const rootContainer: Record<Key, unknown> = { root };
@@ -232,7 +239,8 @@ class SizeWalk {
           mut();
           if (isTextEdit(edit)) {
             // Nothing reads an edited string again within the op: only its bytes matter.
-            this.delta += textEditBytes(subDoc, edit.es ?? edit.e);
+            const key = this.docKey === undefined ? undefined : `${this.docKey}\u0000${JSON.stringify(this.path)}`;
+            this.delta += textEditBytes(subDoc, edit.es ?? edit.e, key);
           } else {
             const after = json1.type.apply(subDoc as json1.Doc, [edit] as unknown as JSONOp);
             this.delta += jsonBytes(after) - jsonBytes(subDoc);
@@ -241,8 +249,10 @@ class SizeWalk {
         }
       } else {
         subDoc = childOf(subDoc, d as Key);
+        if (this.docKey !== undefined) this.path.push(d as Key);
       }
     }
+    this.path.length = depth;
     return rootContainer.root;
   }
 
@@ -266,7 +276,13 @@ class SizeWalk {
  * Bytes `op` adds to the JSON of `doc` (negative when it shrinks it). Throws when the op does
  * not apply to the document (json1's apply would throw too). Cost: that of applying the op,
  * plus encoding what it inserts and removes.
+ *
+ * `docKey` names the document (collection and id): with it, a long text this op edits is
+ * found in the text memo as the result of the previous apply to that document and path, by
+ * pointer, and is then the first one json1's apply of the op finds. Without it, documents
+ * whose texts have equal lengths may make the memo compare their texts, which V8 does by
+ * copying each first (ot-types/surrogate-memo.ts).
  */
-export function opSizeDelta(doc: unknown, op: JSONOp): number {
-  return new SizeWalk().run(doc, op);
+export function opSizeDelta(doc: unknown, op: JSONOp, docKey?: string): number {
+  return new SizeWalk(docKey).run(doc, op);
 }

@@ -80,15 +80,16 @@ export function useDocumentLimits(backend: TandemBackend, limits: ResourceLimits
     // No document: ShareDB's apply refuses the op with its own code (ERR_DOC_DOES_NOT_EXIST).
     // Documents of another type (none can be created) are not measured.
     if (request.op.op === undefined || snapshot?.type !== JSON1_TYPE_URI) return next();
+    const key = DocSizes.key(request.collection, request.id);
     let delta: number;
     try {
-      delta = opSizeDelta(snapshot.data, request.op.op);
+      // The key lets the text memo find this document's string by identity (text-positions.ts).
+      delta = opSizeDelta(snapshot.data, request.op.op, key);
     } catch (err) {
       // Refused here with the code ShareDB's apply would give, before json1 applies it: a text
       // edit past the end of its string would hold the event loop first.
       return next(refusal(OP_NOT_APPLIED, `${request.collection}/${request.id}: the op does not apply: ${(err as Error).message}`));
     }
-    const key = DocSizes.key(request.collection, request.id);
     const before = sizes.get(key, snapshot.v) ?? jsonBytes(snapshot.data);
     const after = before + delta;
     if (delta > 0 && after > limits.maxDocBytes && !isServerSide(request.agent)) {

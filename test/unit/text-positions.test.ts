@@ -8,8 +8,9 @@
  *   last pair, compared with json1 running the original text type;
  * - the memo's bounds, and that it lets go of a string an op has replaced;
  * - opSizeDelta of text edits on such strings equals re-encoding (test/resilience/
- *   documents.test.ts covers it on short strings in random json1 ops);
- * - a printed, never asserted, measurement of one-character inserts, fast and original.
+ *   documents.test.ts covers it on short strings in random json1 ops).
+ * The piece tables, buckets and lineages: test/unit/text-pieces.test.ts; what edits cost,
+ * printed: test/unit/text-cost.test.ts.
  */
 import assert from 'node:assert/strict';
 import * as json1 from 'ot-json1';
@@ -275,7 +276,7 @@ describe('text-positions: the fast text-unicode apply and its surrogate memo', (
         doc = tandemJson1.apply(doc as unknown as JsonValue, op) as unknown as ChainDoc;
         reference = withOriginalTextType(() => tandemJson1.apply(reference as unknown as JsonValue, op) as unknown as ChainDoc);
         if (doc.text !== input) {
-          assert.ok(!surrogateMemo.holds(input) || input.length === doc.text.length, `step ${step}: the replaced text is forgotten`);
+          assert.ok(!surrogateMemo.holds(input), `step ${step}: the replaced text is forgotten`);
           // Recorded only when the fast apply made it: then the memo's answer is exact.
           assert.equal(
             surrogateMemo.holds(doc.text),
@@ -346,7 +347,7 @@ describe('text-positions: the fast text-unicode apply and its surrogate memo', (
 
   describe('the memo', () => {
     it('stays within its entry and character bounds, evicting the least recently used', () => {
-      const memo = new SurrogateMemo({ minLength: 4, maxEntries: 8, maxChars: 100 });
+      const memo = new SurrogateMemo({ ...DEFAULT_MEMO_LIMITS, minLength: 4, maxEntries: 8, maxChars: 100 });
       memo.isSurrogateFree('abcd');
       for (let length = 5; length < 60; length++) {
         memo.isSurrogateFree('x'.repeat(length));
@@ -433,45 +434,5 @@ describe('text-positions: the fast text-unicode apply and its surrogate memo', (
       }
       for (const [name, n] of Object.entries(counts)) assert.ok(n > 100, `${name}: ${n} cases`);
     });
-  });
-
-  it('prints what a one-character insert costs (measured, not asserted)', function () {
-    this.timeout(120_000);
-    const micros = (iterations: number, step: () => void): number => {
-      const started = process.hrtime.bigint();
-      for (let k = 0; k < iterations; k++) step();
-      return Number(process.hrtime.bigint() - started) / 1000 / iterations;
-    };
-    const cell = (us: number): string => `${us.toFixed(1).padStart(8)} µs`;
-    const rows: string[] = [];
-    for (const [label, units, iterations] of [
-      ['1 KB', 1024, 2000],
-      ['128 KB', 128 * 1024, 500],
-      ['1 MB', 1024 * 1024, 200],
-    ] as const) {
-      const flat = 'lorem ipsum dolor sit amet, '.repeat(Math.ceil(units / 28)).slice(0, units);
-      const insertMiddle = (doc: JsonValue): JsonValue => {
-        const text = (doc as { text: string }).text;
-        return tandemJson1.apply(doc, ['text', { es: [text.length >> 1, 'x'] }]) as JsonValue;
-      };
-      // Each op on the previous result, as a document receives them.
-      const chained = (n: number): number => {
-        let doc: JsonValue = { text: flat };
-        for (let k = 0; k < 20; k++) doc = insertMiddle(doc);
-        return micros(n, () => (doc = insertMiddle(doc)));
-      };
-      const fast = chained(iterations);
-      const slow = withOriginalTextType(() => chained(iterations));
-      // Each op on the same flat string: what is left once nothing has to be flattened.
-      const onFlat = micros(iterations, () => insertMiddle({ text: flat }));
-      const withPair = `${flat}😀`;
-      const sizeFast = micros(iterations, () => opSizeDelta({ text: flat }, ['text', { es: [flat.length >> 1, 'x'] }]));
-      const sizeWalk = micros(iterations, () => opSizeDelta({ text: withPair }, ['text', { es: [flat.length >> 1, 'x'] }]));
-      rows.push(
-        `${label.padEnd(7)} json1 apply: fast ${cell(fast)}  original ${cell(slow)}  fast on a flat string ${cell(onFlat)}` +
-          `   opSizeDelta: surrogate-free ${cell(sizeFast)}  with a pair ${cell(sizeWalk)}`,
-      );
-    }
-    console.log(`      one-character insert in the middle, per op:\n${rows.map((r) => `        ${r}`).join('\n')}`);
   });
 });
