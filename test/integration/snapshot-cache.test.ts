@@ -19,6 +19,8 @@ import { createSqliteDb, type SqliteDB, type StoredOp } from '../../server/stora
 import { call } from '../helpers/callback.js';
 import { startServerProcess, type ServerProcess } from '../helpers/process-server.js';
 import { Rng } from '../fuzz/rng.js';
+import { loadConfig } from '../../server/config.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Card {
   title: string;
@@ -178,5 +180,83 @@ describe('snapshot cache: what three processes on one SQLite file serve equals t
     }
     // Otherwise this test would not have exercised the rebuild it claims to check.
     assert.ok(lagging >= checkpoints / 4, `snapshot rows lagged their heads at only ${lagging} of ${checkpoints} checkpoints`);
+  });
+});
+
+describe('SNAPSHOT_CACHE_MB, SNAPSHOT_FLUSH_OPS, SNAPSHOT_FLUSH_MS', () => {
+  it('default to 128 MiB, 1,000 versions and 5 s, take 0 to turn the cache off, and refuse nonsense with TANDEM_BAD_CONFIG', () => {
+    const defaults = loadConfig({});
+    assert.deepEqual([defaults.snapshotCacheMb, defaults.snapshotFlushOps, defaults.snapshotFlushMs], [128, 1000, 5000]);
+    assert.equal(loadConfig({ SNAPSHOT_CACHE_MB: '0' }).snapshotCacheMb, 0);
+    for (const env of [{ SNAPSHOT_CACHE_MB: '-1' }, { SNAPSHOT_FLUSH_OPS: '0' }, { SNAPSHOT_FLUSH_MS: 'soon' }]) {
+      assert.throws(() => loadConfig(env), { code: 'TANDEM_BAD_CONFIG', message: new RegExp(Object.keys(env)[0]!) });
+    }
+  });
+});
+
+describe('lazy snapshot rows: when a cached document is written whole', function () {
+  let dir: string;
+  const open: SqliteDB[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tandem-snapshot-rows-'));
+  });
+  afterEach(() => {
+    for (const db of open.splice(0)) db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const JSON1 = tandemJson1.uri;
+  async function typeInto(db: SqliteDB, id: string, count: number): Promise<void> {
+    let snapshot = await call<QuerySnapshot>((cb) => db.getSnapshot('notes', id, null, { metadata: true }, cb));
+    if (snapshot.v === 0) {
+      const created = { v: 0, create: { type: JSON1, data: { text: '' } }, m: { ts: Date.now() } };
+      assert.ok(
+        await call<boolean>((cb) => db.commit('notes', id, created, { id, v: 1, type: JSON1, data: { text: '' }, m: {} }, null, cb)),
+      );
+      snapshot = { id, v: 1, type: JSON1, data: { text: '' }, m: {} };
+    }
+    for (let i = 0; i < count; i++) {
+      const op = ops.textInsert(['text'], 0, 'x');
+      const next = { ...snapshot, v: snapshot.v + 1, data: tandemJson1.apply(snapshot.data as never, op) };
+      assert.ok(await call<boolean>((cb) => db.commit('notes', id, { v: snapshot.v, op, m: { ts: Date.now() } }, next, null, cb)));
+      snapshot = next;
+    }
+  }
+
+  it('after SNAPSHOT_FLUSH_MS, on eviction past SNAPSHOT_CACHE_MB, and on close', async () => {
+    const file = join(dir, 'rows.db');
+    const rows = () => {
+      const raw = new Database(file, { readonly: true });
+      try {
+        return Object.fromEntries(
+          (raw.prepare("SELECT id, v FROM snapshots WHERE collection = 'notes'").all() as Array<{ id: string; v: number }>).map((r) => [
+            r.id,
+            r.v,
+          ]),
+        );
+      } finally {
+        raw.close();
+      }
+    };
+    // By time: rows lag (a create is written at once), then the timer writes them.
+    const timed = createSqliteDb({ path: file, snapshotCache: { cacheBytes: 1 << 20, flushOps: 1000, flushMs: 50 } });
+    open.push(timed);
+    await typeInto(timed, 't', 10);
+    assert.equal(rows().t, 1);
+    await waitFor(() => rows().t === 11, { timeoutMs: 5000, what: 'the timed snapshot write' });
+    timed.close();
+    open.pop();
+    // By eviction: a second document pushes the first out of a budget that holds one.
+    const small = createSqliteDb({ path: file, snapshotCache: { cacheBytes: 40, flushOps: 1000, flushMs: 600_000 } });
+    open.push(small);
+    await typeInto(small, 'a', 30);
+    assert.equal(rows().a, 1, 'a waits while it is cached');
+    await typeInto(small, 'b', 30);
+    assert.equal(rows().a, 31, 'a was written when b evicted it');
+    assert.equal(rows().b, 1);
+    // By close: what is still cached is written before the file closes.
+    small.close();
+    open.pop();
+    assert.equal(rows().b, 31);
   });
 });
