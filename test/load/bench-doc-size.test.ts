@@ -6,15 +6,13 @@
  * No speed is asserted (this machine is shared).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { SideOutcome } from '../../load/bench/metrics.js';
+import { runTsxScript } from '../helpers/run-script.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Set for the bench only; its server hosts and subscriber processes inherit it. */
 const TAG_VARIABLE = 'TANDEM_W6_SMOKE_TAG';
 
@@ -33,27 +31,8 @@ function processesTagged(tag: string): number[] {
   return pids;
 }
 
-function runBench(args: string[], tag: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'load/bench.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, [TAG_VARIABLE]: tag },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`bench did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const runBench = (args: string[], tag: string, timeoutMs: number) =>
+  runTsxScript('load/bench.ts', args, timeoutMs, { [TAG_VARIABLE]: tag });
 
 describe('benchmark smoke run: document-size sweep (W6)', function () {
   this.timeout(200_000);

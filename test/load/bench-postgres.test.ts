@@ -6,38 +6,15 @@
  * (passed to the bench as PG_BENCH_URL); skipped without PostgreSQL, failed when CI=true.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PG_TEST_URL, postgresUnavailable } from '../helpers/postgres.js';
 import { requireService } from '../helpers/skip.js';
+import { runTsxScript } from '../helpers/run-script.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function runBench(args: string[], timeoutMs: number): Promise<{ pid: number; code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'load/bench.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, PG_BENCH_URL: PG_TEST_URL },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`bench did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ pid: child.pid ?? -1, code, stdout, stderr });
-    });
-  });
-}
+const runBench = (args: string[], timeoutMs: number) => runTsxScript('load/bench.ts', args, timeoutMs, { PG_BENCH_URL: PG_TEST_URL });
 
 /** Schemas whose name starts with `prefix`. */
 async function schemasNamed(prefix: string): Promise<string[]> {

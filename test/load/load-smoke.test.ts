@@ -3,45 +3,18 @@
  * and write well-formed reports. No speed is asserted (this machine is shared).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CHART_IDS } from '../../load/report-html.js';
 import type { LoadResult } from '../../load/result.js';
 import { fmtLatency, latencyNote } from '../../load/summary.js';
 import { AUTH_ENV, TEST_JWT_SECRET } from '../helpers/auth.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { runTsxScript } from '../helpers/run-script.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function run(
-  script: string,
-  args: string[],
-  timeoutMs: number,
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${script} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (script: string, args: string[], timeoutMs: number, env: Record<string, string> = {}) =>
+  runTsxScript(script, args, timeoutMs, env);
 
 describe('load tool smoke run', function () {
   this.timeout(90_000);
