@@ -15,6 +15,14 @@ interface SentOp {
   payload: unknown;
 }
 
+/**
+ * One key per document, built for every op sent: the collection's length keeps every (c, d)
+ * pair apart without JSON-encoding them.
+ */
+function docKey(c: string, d: string): string {
+  return `${c.length}:${c}${d}`;
+}
+
 /** Deep enough to beat any frame a server accepts; stops jsonDepth early on huge input. */
 const DEPTH_PROBE = 10_000;
 
@@ -36,7 +44,7 @@ export function attributeUnmatchedErrors(connection: Connection, report: (error:
     if (message.a !== 'op' || typeof message.c !== 'string' || typeof message.d !== 'string') return;
     if (typeof message.seq !== 'number') return;
     const payload = message.op ?? message.create;
-    sent.set(JSON.stringify([message.c, message.d]), { c: message.c, d: message.d, seq: message.seq, message, payload });
+    sent.set(docKey(message.c, message.d), { c: message.c, d: message.d, seq: message.seq, message, payload });
   });
   connection.on('receive', (request) => {
     const message = request.data as { a?: unknown; error?: WireError } | null;
@@ -49,7 +57,7 @@ export function attributeUnmatchedErrors(connection: Connection, report: (error:
       report(error);
       return;
     }
-    sent.delete(JSON.stringify([target.c, target.d]));
+    sent.delete(docKey(target.c, target.d));
     const internals = connectionInternals(connection);
     const doc = internals.getExisting(target.c, target.d);
     if (!doc) return;

@@ -21,6 +21,7 @@
  */
 import type { Doc as JsonValue, JSONOp } from 'ot-json1';
 import { tandemJson1 } from '../ot-types/index.js';
+import { compose, transform } from './history-ops.js';
 import { TandemError, TandemErrorCode } from './protocol.js';
 
 export interface UndoOptions {
@@ -168,7 +169,7 @@ export class UndoManager {
     if (this.groupOpen && top >= 0 && at - this.lastEditAt < this.groupMs) {
       try {
         // inverse(a then b) = inverse(b) then inverse(a).
-        this.undoStack[top] = T.compose(inverse, this.undoStack[top]!);
+        this.undoStack[top] = compose(inverse, this.undoStack[top]!);
         joined = true;
       } catch {
         // json1 could not compose the pair: the edit becomes a step of its own.
@@ -272,8 +273,8 @@ export class UndoManager {
       }
       let moved: JSONOp | undefined;
       try {
-        moved = T.transform(entry, incoming, 'right');
-        if (i > 0) incoming = T.transform(incoming, entry, 'left');
+        moved = transform(entry, incoming, 'right');
+        if (i > 0) incoming = transform(incoming, entry, 'left');
       } catch (err) {
         // When only carrying `incoming` past the entry failed, the entry itself is fine but
         // the ones below cannot follow it.
