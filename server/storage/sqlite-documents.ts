@@ -157,12 +157,17 @@ export class SqliteDocuments {
     return shellOf(doc.snapshot, withMeta);
   }
 
-  private replay(collection: string, id: string, doc: CachedDoc, head: number): CachedDoc {
-    const from = doc.snapshot.v;
-    const rows = this.stmts.ops.all(collection, id, from, head) as Array<{ v: number; op: string }>;
-    if (rows.length !== head - from) {
-      throw storageError(TandemErrorCode.MISSING_OPS, `Missing ops to rebuild ${collection}/${id}: [${from}, ${head})`);
+  /** The stored op rows [from, to), every one of them: a hole is TANDEM_MISSING_OPS (as in MemoryDB). */
+  opRows(collection: string, id: string, from: number, to: number): Array<{ v: number; op: string }> {
+    const rows = this.stmts.ops.all(collection, id, from, to) as Array<{ v: number; op: string }>;
+    if (rows.length !== to - from) {
+      throw storageError(TandemErrorCode.MISSING_OPS, `Missing ops: ${collection}/${id} [${from}, ${to})`);
     }
+    return rows;
+  }
+
+  private replay(collection: string, id: string, doc: CachedDoc, head: number): CachedDoc {
+    const rows = this.opRows(collection, id, doc.snapshot.v, head);
     const snapshot = shellOf(doc.snapshot, true);
     let bytes = doc.bytes;
     for (const row of rows) {

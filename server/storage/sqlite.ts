@@ -102,8 +102,6 @@ function prepareStatements(conn: Connection) {
       WHERE s.collection = ? AND s.id > ? AND s.type IS NOT NULL ORDER BY s.id LIMIT ?`),
     countLive: conn.prepare(`SELECT count(*) AS n FROM
       (SELECT 1 FROM snapshots WHERE collection = ? AND type IS NOT NULL LIMIT ?)`),
-    ops: conn.prepare(`SELECT v, op FROM ops
-      WHERE collection = ? AND id = ? AND v >= ? AND v < ? ORDER BY v`),
     insertOpAtHead: conn.prepare(INSERT_OP_AT_HEAD_SQL),
     committedOpVersion: conn.prepare(`SELECT v FROM ops
       WHERE collection = ? AND id = ? AND src = ? AND seq = ? AND v < ?
@@ -349,11 +347,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
     const current = this.documents.head(collection, id);
     const end = to == null ? current : Math.min(to, current);
     if (end <= start) return [];
-    const rows = this.stmts.ops.all(collection, id, start, end) as Array<{ v: number; op: string }>;
-    if (rows.length !== end - start) {
-      throw storageError(TandemErrorCode.MISSING_OPS, `Missing ops: ${collection}/${id} [${start}, ${end})`);
-    }
-    return rows.map((r) => {
+    return this.documents.opRows(collection, id, start, end).map((r) => {
       const op = JSON.parse(r.op) as StoredOp;
       op.v = r.v;
       if (!withMeta) delete op.m;
