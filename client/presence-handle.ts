@@ -127,6 +127,7 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
   };
 
   private readonly onReceive = (id: string, value: P | null): void => {
+    if (value !== null && value !== undefined && !this.fromLiveInstance(id, value)) return;
     if (value === null || value === undefined) {
       if (!this.remote.delete(id)) return;
       this.emit('change', id, null);
@@ -139,6 +140,23 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     this.remote.set(id, value);
     this.emit('change', id, value);
   };
+
+  /**
+   * ShareDB applies a received presence later (after `whenNothingPending`, a separate task in
+   * a browser) and the instance that does so may have been destroyed meanwhile by
+   * `forgetRemotes` — or replaced by a newer one for the same id. Such a late value would
+   * bring back someone we stopped hearing about (possibly for good: their departure was sent
+   * while we were offline). ShareDB emits the very value object its live instance holds, so a
+   * value that is not that object comes from a dead instance: it is undone and ignored.
+   */
+  private fromLiveInstance(id: string, value: P): boolean {
+    const internals = presenceInternals(this.presence);
+    const live = internals._remotePresenceInstances[id];
+    if (live?.value === value) return true;
+    if (live) internals.remotePresences[id] = live.value;
+    else delete internals.remotePresences[id];
+    return false;
+  }
 
   private readonly onError = (err: unknown): void => {
     if (!this.emit('error', toTandemError(err))) console.warn('Tandem presence error', err);

@@ -93,7 +93,9 @@ export interface ConnectionInternals {
 /** ShareDB's client Presence (lib/client/presence/presence.js): the remote presences it tracks. */
 export interface PresenceInternals {
   /** Remote presence instances by presence id; each moves its value through local ops and re-emits it. */
-  _remotePresenceInstances: Record<string, unknown>;
+  _remotePresenceInstances: Record<string, { value: unknown }>;
+  /** The values of those instances, as last emitted. */
+  remotePresences: Record<string, unknown>;
   /** Forgets one remote presence without emitting anything. */
   _removeRemotePresence(id: string): void;
 }

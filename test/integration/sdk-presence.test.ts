@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Doc } from 'sharedb/lib/client/index.js';
 import { ops, type DocHandle, type Json1Presence, type PresenceHandle, type TandemClient } from '../../client/index.js';
 import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers/redis-server.js';
 import { sdkClient } from '../helpers/sdk-clients.js';
@@ -170,6 +171,57 @@ describe('sdk: presence on json1 text', function () {
     await waitFor(() => cursorOf(bob, 'cid') === 1, { what: "bob sees cid's update" });
     assert.equal(cursorOf(bob, 'ann'), null);
     assert.ok(!seenOnline.includes('ann'), 'the leaver never reappeared');
+    assert.equal(bob.presence.remotes.size, 1);
+  });
+
+  it('a presence ShareDB applies only after we went offline, or after we came back, never revives or rewinds its sender', async () => {
+    const server = await startTestServer();
+    closers.push(() => server.close());
+    const ann = await joinDoc(server.url, 'ann', closers);
+    const bob = await joinDoc(server.url, 'bob', closers);
+    const cursor = (anchor: number): Cursor => ({ path: ['text'], anchor, head: anchor, user: { name: 'ann' } });
+    ann.presence.submit(cursor(4));
+    await waitFor(() => cursorOf(bob, 'ann') === 4, { what: "bob sees ann's cursor" });
+
+    // ShareDB applies a received presence in the document's whenNothingPending: in a browser a
+    // task of its own, so a click on "go offline" can land in between (the Chromium ghost).
+    // Holding those callbacks makes that interleaving certain.
+    const shareDoc = (bob.doc as unknown as { doc: Doc }).doc;
+    const whenNothingPending = shareDoc.whenNothingPending.bind(shareDoc);
+    const held: Array<() => void> = [];
+    shareDoc.whenNothingPending = (callback: () => void) => void held.push(callback);
+    ann.presence.submit(cursor(9));
+    await waitFor(() => held.length > 0, { what: "ann's update to reach bob's ShareDB" });
+    bob.client.goOffline();
+    assert.equal(bob.presence.remotes.size, 0, 'offline, nobody is shown');
+    shareDoc.whenNothingPending = whenNothingPending;
+    const release = async (): Promise<void> => {
+      let released = 0;
+      const callbacks = held.splice(0);
+      for (const callback of callbacks) {
+        whenNothingPending(() => {
+          callback();
+          released++;
+        });
+      }
+      await waitFor(() => released === callbacks.length, { what: 'the held presence to be applied' });
+    };
+    await release();
+    assert.equal(bob.presence.remotes.size, 0, 'a presence received before going offline does not come back while offline');
+
+    // Again, but released after coming back, once ann has moved on: her newer cursor stays.
+    bob.client.goOnline();
+    await waitFor(() => cursorOf(bob, 'ann') === 9, { what: 'bob sees ann again once online' });
+    shareDoc.whenNothingPending = (callback: () => void) => void held.push(callback);
+    ann.presence.submit(cursor(2));
+    await waitFor(() => held.length > 0, { what: "ann's update to reach bob's ShareDB" });
+    bob.client.goOffline();
+    shareDoc.whenNothingPending = whenNothingPending;
+    ann.presence.submit(cursor(12));
+    bob.client.goOnline();
+    await waitFor(() => cursorOf(bob, 'ann') === 12, { what: "bob sees ann's newest cursor after reconnecting" });
+    await release();
+    assert.equal(cursorOf(bob, 'ann'), 12, 'an update held from before the reconnect does not rewind ann');
     assert.equal(bob.presence.remotes.size, 1);
   });
 
