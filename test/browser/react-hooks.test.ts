@@ -214,6 +214,11 @@ describe('browser: React hooks (useTandemDoc, usePresence, useConnectionState)',
     await alice.page.evaluate((id) => (window as ReactTestWindow).reactTest!.setDoc(id), other);
     await waitRendered(alice.page, (r) => r.ready && r.text === '', 'Alice to render the other document');
     await waitRendered(bob.page, (r) => r.carets.length === 0, 'Alice’s caret to leave Bob’s document');
+    // The old slot counts until its handle's close() resolved: after the server took the
+    // presence removal (what Bob just saw) and then the unsubscribe, one more round trip.
+    await waitFor(() => alice.page.evaluate(() => (window as ReactTestWindow).reactTest!.openDocs() === 1), {
+      what: 'the old document to finish closing',
+    });
     const switched = await alice.page.evaluate(() => {
       const api = (window as ReactTestWindow).reactTest!;
       return { handles: api.handles.length, firstClosed: api.handles[0]!.closed, open: api.openDocs() };
