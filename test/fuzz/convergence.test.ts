@@ -12,6 +12,16 @@
  *   (src/seq) was committed twice;
  * - every submit was acknowledged exactly once, with no error.
  *
+ * These clients are stock ShareDB clients (over socket.io or /sharedb). When json1 itself
+ * throws while such a client transforms its pending op against an incoming one (an upstream
+ * json1 defect, see pinned-cases.ts; the server refuses the same op with the same code,
+ * TANDEM_TRANSFORM_FAILED), ShareDB's client cannot recover: the throw escapes its message
+ * handler. The run then does what an app would: that client is closed and replaced by a
+ * fresh one; its unanswered ops are counted as abandoned (the server committed each at most
+ * once, which the op-log check still proves), and everything else is checked as above.
+ * More than MAX_UPSTREAM_THROWS per seed fails the run. The SDK repairs these pairs itself
+ * (the pinned scenarios below prove it).
+ *
  * Pinned scenarios run first: exact op pairs from pinned-cases.ts (upstream json1 bugs)
  * replayed with SDK clients so that ShareDB transforms them in the order that breaks; the
  * SDK must repair the rebase and converge (see runPinnedCase for the stock-client limitation).
@@ -31,6 +41,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { TRANSFORM_FAILED_CODE } from '../../ot-types/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { create, socketClient, stockClient, subscribe } from '../helpers/clients.js';
 import { waitFor } from '../helpers/wait.js';
@@ -53,6 +64,8 @@ const OPS_PER_SEED = positiveInt(process.env.FUZZ_OPS, 4000);
 const COLLECTION = 'fuzz';
 const SOCKET_CLIENTS = 5;
 const DOCS_PER_SEED = 2;
+/** Stock clients a seed may lose to json1's own transform throws before the run fails. */
+const MAX_UPSTREAM_THROWS = 2;
 
 function positiveInt(value: string | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
@@ -96,6 +109,10 @@ interface RunStats {
   offlineToggles: number;
   /** Sockets the server dropped (disconnect or transport close). */
   serverDrops: number;
+  /** Stock clients replaced after json1 threw in their transform (see the file comment). */
+  upstreamThrows: number;
+  /** Ops those clients had not had answered when they were replaced. */
+  abandoned: number;
   kinds: Record<string, number>;
 }
 
@@ -121,36 +138,83 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
   open.server = server;
   const docIds = Array.from({ length: DOCS_PER_SEED }, (_, i) => `seed${seed}-d${i}`);
 
+  const stats: RunStats = {
+    submitted: 0,
+    submittedOffline: 0,
+    committed: 0,
+    rounds: 0,
+    offlineToggles: 0,
+    serverDrops: 0,
+    upstreamThrows: 0,
+    abandoned: 0,
+    kinds: {},
+  };
   const clients: FuzzClient[] = [];
-  const addClient = (name: string, c: { connection: FuzzClient['connection']; close(): void }, shim: FuzzClient['shim']) => {
+  const errors: string[] = [];
+  /** Ops each client submitted and had answered (ack or error), for abandoned-op accounting. */
+  const unanswered = new Map<FuzzClient, number>();
+  const retired = new Set<FuzzClient>();
+  const connect = (slot: number, name: string, gen: OpGenerator): FuzzClient => {
+    // The last socket.io client long-polls, so both socket.io transports carry ops and reconnects.
+    const polling = slot === SOCKET_CLIENTS - 1;
+    const c =
+      slot < SOCKET_CLIENTS
+        ? (() => {
+            const s = socketClient(server.url, polling ? { transports: ['polling'] } : {});
+            return { connection: s.connection, close: () => s.close(), shim: s.shim };
+          })()
+        : { ...stockClient(server.url), shim: null };
     const client: FuzzClient = {
       name,
       connection: c.connection,
-      shim,
+      shim: c.shim,
       docs: docIds.map((id) => c.connection.get(COLLECTION, id)),
-      gen: new OpGenerator(rng.fork()),
+      gen,
       close: () => c.close(),
     };
-    clients.push(client);
+    // Every other client (socket1, socket3, stock) never composes pending ops, so the server
+    // sees (and transforms) each of their ops on its own; the others let ShareDB compose ops
+    // queued behind an in-flight one (or while offline) into one big op.
+    for (const d of client.docs) d.preventCompose = slot % 2 === 1;
+    client.connection.on('error', (err: { message: string; code?: unknown }) => {
+      if (retired.has(client)) return;
+      if (err.code === TRANSFORM_FAILED_CODE) replace(slot, client, err.message);
+      else errors.push(`${client.name} connection error: ${err.message}`);
+    });
+    for (const d of client.docs) {
+      d.on('error', (err: { message: string }) => {
+        if (!retired.has(client)) errors.push(`${client.name} ${d.id} doc error: ${err.message}`);
+      });
+    }
+    unanswered.set(client, 0);
     open.closers.push(client.close);
+    return client;
   };
-  for (let i = 0; i < SOCKET_CLIENTS; i++) {
-    // The last one long-polls, so both socket.io transports carry ops and reconnects.
-    const polling = i === SOCKET_CLIENTS - 1;
-    const c = socketClient(server.url, polling ? { transports: ['polling'] } : {});
-    addClient(polling ? `socket${i}-polling` : `socket${i}`, c, c.shim);
-  }
-  addClient('stock', stockClient(server.url), null);
-
-  // Every other client (socket1, socket3, stock) never composes pending ops, so the server
-  // sees (and transforms) each of their ops on its own; the others let ShareDB compose ops
-  // queued behind an in-flight one (or while offline) into one big op.
-  clients.forEach((c, i) => c.docs.forEach((d) => (d.preventCompose = i % 2 === 1)));
-
-  const errors: string[] = [];
-  for (const c of clients) {
-    c.connection.on('error', (err: { message: string }) => errors.push(`${c.name} connection error: ${err.message}`));
-    for (const d of c.docs) d.on('error', (err: { message: string }) => errors.push(`${c.name} ${d.id} doc error: ${err.message}`));
+  const subscribing = new Set<Promise<void>>();
+  const replace = (slot: number, broken: FuzzClient, message: string): void => {
+    retired.add(broken);
+    stats.upstreamThrows++;
+    stats.abandoned += unanswered.get(broken) ?? 0;
+    if (stats.upstreamThrows > MAX_UPSTREAM_THROWS) errors.push(`${broken.name}: json1 threw in a transform once too often: ${message}`);
+    // Closed outside ShareDB's message handler, which is still running.
+    queueMicrotask(() => broken.close());
+    const fresh = connect(slot, `${broken.name}'`, broken.gen);
+    clients[slot] = fresh;
+    const subscribed = Promise.all(fresh.docs.map(subscribe)).then(
+      () => undefined,
+      (err: Error) => void errors.push(`${fresh.name} could not subscribe: ${err.message}`),
+    );
+    subscribing.add(subscribed);
+    void subscribed.finally(() => subscribing.delete(subscribed));
+  };
+  for (let slot = 0; slot <= SOCKET_CLIENTS; slot++) {
+    clients.push(
+      connect(
+        slot,
+        slot === SOCKET_CLIENTS ? 'stock' : slot === SOCKET_CLIENTS - 1 ? `socket${slot}-polling` : `socket${slot}`,
+        new OpGenerator(rng.fork()),
+      ),
+    );
   }
 
   const first = clients[0]!;
@@ -160,8 +224,8 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
   }
   await Promise.all(clients.slice(1).flatMap((c) => c.docs.map(subscribe)));
 
-  const trace = new Map<string, SubmittedOp[]>(clients.map((c) => [c.name, []]));
-  const stats: RunStats = { submitted: 0, submittedOffline: 0, committed: 0, rounds: 0, offlineToggles: 0, serverDrops: 0, kinds: {} };
+  const trace = new Map<string, SubmittedOp[]>();
+
   let acked = 0;
   const commits = () => server.backend.stats.commits;
 
@@ -193,10 +257,16 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
     while (stats.submitted < opsTarget) {
       stats.rounds++;
       // One shared target per document per round (60% of rounds), taken from one client's view.
-      const focus = docIds.map((_, d) => (rng.chance(0.6) ? pickFocus(rng, rng.pick(clients).docs[d]!.data as Json) : null));
+      const focus = docIds.map((_, d) => {
+        if (!rng.chance(0.6)) return null;
+        const view = rng.pick(clients).docs[d]!;
+        // A replacement client may still be subscribing.
+        return view.type === null ? null : pickFocus(rng, view.data as Json);
+      });
 
       for (const client of shuffled(rng, clients)) {
         for (let d = 0; d < DOCS_PER_SEED; d++) {
+          if (retired.has(client)) break;
           if (!rng.chance(0.6)) continue;
           const doc = client.docs[d]!;
           for (let n = rng.range(1, 3); n > 0 && stats.submitted < opsTarget; n--) {
@@ -206,6 +276,7 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
             if (!isPlainObject(doc.data)) fail(`${client.name} ${doc.id}: data is not an object: ${JSON.stringify(doc.data)}`);
             const generated = client.gen.generate(doc.data as Json, { focus: focus[d] });
             const offline = client.shim?.offline ?? false;
+            if (!trace.has(client.name)) trace.set(client.name, []);
             trace
               .get(client.name)!
               .push({ round: stats.rounds, doc: doc.id, kind: generated.kind, offline, op: JSON.stringify(generated.op) });
@@ -213,7 +284,10 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
             stats.kinds[kind] = (stats.kinds[kind] ?? 0) + 1;
             stats.submitted++;
             if (offline) stats.submittedOffline++;
+            unanswered.set(client, unanswered.get(client)! + 1);
             doc.submitOp(generated.op, {}, (err?: { message: string }) => {
+              if (retired.has(client)) return;
+              unanswered.set(client, unanswered.get(client)! - 1);
               if (err) errors.push(`${client.name} ${doc.id} submit error (${generated.kind}): ${err.message}`);
               else acked++;
             });
@@ -269,6 +343,7 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
     }
 
     for (const client of clients) client.shim?.goOnline();
+    await Promise.all(subscribing);
     await waitFor(() => clients.every((c) => c.connection.state === 'connected' && c.docs.every((d) => !d.hasWritePending())), {
       timeoutMs: 30_000,
       intervalMs: 5,
@@ -280,7 +355,9 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
       fail(`${err.message}: ${stuck.join(', ')}${errors.length > 0 ? `\n  ${summarize(errors)}` : ''}`);
     });
     if (errors.length > 0) fail(summarize(errors));
-    if (acked !== stats.submitted) fail(`${stats.submitted} ops submitted but ${acked} acknowledged`);
+    if (acked + stats.abandoned !== stats.submitted) {
+      fail(`${stats.submitted} ops submitted but ${acked} acknowledged (${stats.abandoned} abandoned with a replaced client)`);
+    }
 
     for (let d = 0; d < DOCS_PER_SEED; d++) {
       const id = docIds[d]!;
@@ -321,7 +398,7 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
 
 describe('fuzz: convergence of socket.io and stock clients over real sockets', function () {
   this.timeout(180_000);
-  const totals = { submitted: 0, committed: 0, offline: 0, toggles: 0, drops: 0, started: Date.now() };
+  const totals = { submitted: 0, committed: 0, offline: 0, toggles: 0, drops: 0, upstream: 0, abandoned: 0, started: Date.now() };
   let baseline: Record<string, number> = {};
 
   // Callback-style hooks on purpose: mocha arms its hook timer before calling them, so the
@@ -337,7 +414,8 @@ describe('fuzz: convergence of socket.io and stock clients over real sockets', f
     const secs = ((Date.now() - totals.started) / 1000).toFixed(1);
     console.log(
       `      fuzz totals: ${totals.submitted} ops submitted (${totals.offline} while offline), ` +
-        `${totals.committed} commits after client-side compose, ${totals.toggles} offline/online toggles, ${totals.drops} server-side drops, ${secs} s`,
+        `${totals.committed} commits after client-side compose, ${totals.toggles} offline/online toggles, ${totals.drops} server-side drops, ` +
+        `${totals.upstream} stock clients replaced after json1 threw in their transform (${totals.abandoned} ops abandoned), ${secs} s`,
     );
     // Leak check: every socket, server and timer this suite opened is gone again (engine.io's
     // own 1 s timers for the /sharedb upgrades expire by themselves, hence the wait).
@@ -369,6 +447,8 @@ describe('fuzz: convergence of socket.io and stock clients over real sockets', f
       totals.offline += stats.submittedOffline;
       totals.toggles += stats.offlineToggles;
       totals.drops += stats.serverDrops;
+      totals.upstream += stats.upstreamThrows;
+      totals.abandoned += stats.abandoned;
       assert.ok(stats.submitted >= OPS_PER_SEED);
       assert.ok(stats.submittedOffline > 0, 'some ops were submitted while offline');
     });
