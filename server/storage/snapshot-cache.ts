@@ -36,6 +36,29 @@ export interface CachedDoc {
   readonly storedV: number;
   /** When the first version past `storedV` was cached (ms), null when none is. */
   readonly dirtySince: number | null;
+  /**
+   * The stored JSON of the latest committed ops, versions [tail.from, snapshot.v): what a
+   * submit behind by a few versions is transformed past, read without the store. Committed
+   * ops never change, so the tail stays true even while the entry itself lags the head.
+   */
+  readonly tail?: OpTail;
+}
+
+/** Ops [from, from + ops.length) of one document, as stored (JSON). */
+export interface OpTail {
+  from: number;
+  ops: string[];
+}
+
+/** Most ops a cached document keeps in its tail. */
+export const OP_TAIL_LENGTH = 64;
+
+/** `tail` with `json`, the op at version `v`, appended; a new tail when `tail` does not end at `v`. */
+export function extendTail(tail: OpTail | undefined, v: number, json: string): OpTail {
+  if (!tail || tail.from + tail.ops.length !== v) return { from: v, ops: [json] };
+  // A new array: an entry keeps its tail as it was if the write it belongs to is undone.
+  const ops = tail.ops.length < OP_TAIL_LENGTH ? [...tail.ops, json] : [...tail.ops.slice(OP_TAIL_LENGTH / 2), json];
+  return { from: v + 1 - ops.length, ops };
 }
 
 export class SnapshotCache {
@@ -108,6 +131,11 @@ export class SnapshotCache {
       excess -= entry[1].bytes;
     }
     return out;
+  }
+
+  /** Forgets every entry's op tail (op-log compaction removed ops: reads must see that). */
+  dropTails(): void {
+    for (const [key, doc] of this.docs) if (doc.tail) this.docs.set(key, { ...doc, tail: undefined });
   }
 
   /** Entries holding versions the store's snapshot row does not have yet. */

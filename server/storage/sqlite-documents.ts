@@ -18,7 +18,7 @@ import * as ot from 'sharedb/lib/ot.js';
 import { TandemErrorCode } from '../../client/protocol.js';
 import { registerTandemTypes } from '../../ot-types/json1-type.js';
 import type { QuerySnapshot } from './mingo-query.js';
-import { shellOf, SnapshotCache, type CachedDoc, type SnapshotCacheOptions } from './snapshot-cache.js';
+import { extendTail, shellOf, SnapshotCache, type CachedDoc, type SnapshotCacheOptions } from './snapshot-cache.js';
 
 export { DEFAULT_SNAPSHOT_CACHE, type SnapshotCacheOptions } from './snapshot-cache.js';
 import { storageError, type Connection, type SqliteWriter } from './sqlite-connection.js';
@@ -159,17 +159,41 @@ export class SqliteDocuments {
 
   /** The stored op rows [from, to), every one of them: a hole is TANDEM_MISSING_OPS (as in MemoryDB). */
   opRows(collection: string, id: string, from: number, to: number): Array<{ v: number; op: string }> {
-    const rows = this.stmts.ops.all(collection, id, from, to) as Array<{ v: number; op: string }>;
-    if (rows.length !== to - from) {
+    const rows = this.opRowsIfWhole(collection, id, from, to);
+    if (!rows) {
       throw storageError(TandemErrorCode.MISSING_OPS, `Missing ops: ${collection}/${id} [${from}, ${to})`);
     }
     return rows;
+  }
+
+  /** The op rows [from, to) when the log holds every one of them, else null. */
+  opRowsIfWhole(collection: string, id: string, from: number, to: number): Array<{ v: number; op: string }> | null {
+    const rows = this.stmts.ops.all(collection, id, from, to) as Array<{ v: number; op: string }>;
+    return rows.length === to - from ? rows : null;
+  }
+
+  /**
+   * The stored JSON of ops [from, to) when the cached document's tail holds all of them, else
+   * null (then the store is read). No version check is needed: committed ops never change.
+   */
+  tailOps(collection: string, id: string, from: number, to: number): string[] | null {
+    // After a failed COMMIT the cache may hold ops the store never took.
+    if (!this.cache.enabled || this.writer.failed) return null;
+    const tail = this.cache.peek(SnapshotCache.key(collection, id))?.tail;
+    if (!tail || from < tail.from || to > tail.from + tail.ops.length) return null;
+    return tail.ops.slice(from - tail.from, to - tail.from);
+  }
+
+  /** Forgets the op tails (after op-log compaction, so a compacted op reads as missing again). */
+  dropTails(): void {
+    this.cache.dropTails();
   }
 
   private replay(collection: string, id: string, doc: CachedDoc, head: number): CachedDoc {
     const rows = this.opRows(collection, id, doc.snapshot.v, head);
     const snapshot = shellOf(doc.snapshot, true);
     let bytes = doc.bytes;
+    let tail = doc.tail;
     for (const row of rows) {
       const op = JSON.parse(row.op) as CommittedOp;
       op.v = row.v;
@@ -181,8 +205,9 @@ export class SqliteDocuments {
         );
       snapshot.m = metaAfter(snapshot.m, op);
       bytes += row.op.length;
+      tail = extendTail(tail, row.v, row.op);
     }
-    return { snapshot, bytes, storedV: doc.storedV, dirtySince: doc.dirtySince ?? this.now() };
+    return { snapshot, bytes, storedV: doc.storedV, dirtySince: doc.dirtySince ?? this.now(), tail };
   }
 
   /**
@@ -199,17 +224,19 @@ export class SqliteDocuments {
    * Called inside the commit's write, after its op row (whose trigger moved the head): writes
    * the whole snapshot now unless `deferred` (see defersSnapshot), and caches it.
    */
-  committed(collection: string, id: string, snapshot: QuerySnapshot, opBytes: number, deferred: boolean): void {
+  committed(collection: string, id: string, snapshot: QuerySnapshot, opJson: string, deferred: boolean): void {
     const key = SnapshotCache.key(collection, id);
     const base = this.cache.enabled ? this.cache.get(key) : undefined;
+    const v = snapshot.v - 1;
+    const tail = this.cache.enabled ? extendTail(base?.snapshot.v === v ? base.tail : undefined, v, opJson) : undefined;
     const deleted = snapshot.type == null;
     // ShareDB's snapshot need not carry its id (its own tests commit without one).
     const kept: QuerySnapshot = { ...shellOf(snapshot, !deleted), id, data: deleted ? undefined : snapshot.data };
     let doc: CachedDoc;
     if (deferred && base) {
-      doc = { snapshot: kept, bytes: base.bytes + opBytes, storedV: base.storedV, dirtySince: base.dirtySince ?? this.now() };
+      doc = { snapshot: kept, bytes: base.bytes + opJson.length, storedV: base.storedV, dirtySince: base.dirtySince ?? this.now(), tail };
     } else {
-      doc = { snapshot: kept, bytes: this.write(collection, id, kept), storedV: kept.v, dirtySince: null };
+      doc = { snapshot: kept, bytes: this.write(collection, id, kept), storedV: kept.v, dirtySince: null, tail };
     }
     if (this.cache.enabled) this.cache.set(key, doc);
   }

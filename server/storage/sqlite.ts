@@ -210,7 +210,8 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   compactOps(retention: OplogRetention, nowMs: number, limit: number): Promise<number> {
     // Compaction stops at each snapshot row: bring this process's rows up to date first.
     this.documents.flushAll();
-    return this.retention.compactOps(retention, nowMs, limit);
+    this.documents.dropTails();
+    return this.retention.compactOps(retention, nowMs, limit).finally(() => this.documents.dropTails());
   }
 
   /** See CompactableStore in oplog-retention.ts. */
@@ -269,7 +270,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
       }
       // Not at the head: another writer got there first.
       if (inserted === 0) return false;
-      this.documents.committed(collection, id, snapshot, json.length, deferred);
+      this.documents.committed(collection, id, snapshot, json, deferred);
       return true;
     };
     let committed: boolean;
@@ -343,16 +344,30 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
    */
   readOps(collection: string, id: string, from: number | null, to: number | null, withMeta: boolean): StoredOp[] {
     const start = from ?? 0;
+    const parse = (json: string, v: number): StoredOp => {
+      const op = JSON.parse(json) as StoredOp;
+      op.v = v;
+      if (!withMeta) delete op.m;
+      return op;
+    };
+    const cached = to != null && to > start ? this.documents.tailOps(collection, id, start, to) : null;
+    if (cached) return cached.map((json, i) => parse(json, start + i));
+    return this.rowsBetween(collection, id, start, to).map((r) => parse(r.op, r.v));
+  }
+
+  private rowsBetween(collection: string, id: string, start: number, to: number | null): Array<{ v: number; op: string }> {
+    // A bounded range the op log holds whole needs no version read: op rows and the head move
+    // together, so rows [start, to) all exist only if the head is at least `to` (the common
+    // case: ShareDB reading the ops a submit is transformed past).
+    if (to != null && to > start) {
+      const rows = this.documents.opRowsIfWhole(collection, id, start, to);
+      if (rows) return rows;
+    }
     // Version first: ops committed after this read are >= it, so they fall outside the range.
     const current = this.documents.head(collection, id);
     const end = to == null ? current : Math.min(to, current);
     if (end <= start) return [];
-    return this.documents.opRows(collection, id, start, end).map((r) => {
-      const op = JSON.parse(r.op) as StoredOp;
-      op.v = r.v;
-      if (!withMeta) delete op.m;
-      return op;
-    });
+    return this.documents.opRows(collection, id, start, end);
   }
 
   override getOpsToSnapshot(

@@ -168,6 +168,11 @@ describe('OPLOG_RETENTION: what is removed and what is still served', function (
         'without a version bound: everything below the newest old-enough milestone, 40',
       );
       assert.deepEqual(await call<StoredOp[]>((done) => db.getOps('notes', 'aged', 40, null, null, done)), []);
+      // The cache still held those ops in its tail: a removed op reads as missing, as from the store.
+      await assert.rejects(
+        call<StoredOp[]>((done) => db.getOps('notes', 'aged', 30, 40, null, done)),
+        { code: 'TANDEM_MISSING_OPS' },
+      );
       await call<void>((done) => doc.submitOp(['n', { ena: 1 }], {}, done));
       assert.equal(doc.version, 41);
 

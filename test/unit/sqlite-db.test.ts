@@ -177,6 +177,59 @@ describe('SqliteDB', function () {
     });
   }
 
+  it('reads the ops a submit is transformed past from the cached tail, the same as the stored rows, and the store where the tail stops', async function () {
+    const db = open();
+    const other = open();
+    // Counts the op-log reads that reach SQLite (the tail answers without one).
+    const documents = (db as unknown as { documents: { opRowsIfWhole: (...args: unknown[]) => unknown } }).documents;
+    const readRows = documents.opRowsIfWhole.bind(documents);
+    let storeReads = 0;
+    documents.opRowsIfWhole = (...args: unknown[]) => {
+      storeReads++;
+      return readRows(...args);
+    };
+    const rangeOf = (from: number, to: number) => call<StoredOp[]>((cb) => db.getOps('docs', 't', from, to, { metadata: true }, cb));
+    const stored = (from: number, to: number): StoredOp[] => {
+      const raw = new Database(file, { readonly: true });
+      const rows = raw
+        .prepare("SELECT v, op FROM ops WHERE collection = 'docs' AND id = 't' AND v >= ? AND v < ? ORDER BY v")
+        .all(from, to);
+      raw.close();
+      return (rows as Array<{ v: number; op: string }>).map((r) => ({ ...(JSON.parse(r.op) as StoredOp), v: r.v }));
+    };
+    await commit(
+      db,
+      't',
+      { v: 0, create: { type: JSON0, data: { n: 0 } }, src: 'a', seq: 0 },
+      { v: 1, type: JSON0, data: { n: 0 }, m: null },
+    );
+    for (let v = 1; v <= 100; v++) {
+      const op = { v, op: [{ p: ['n'], na: 1 }], src: 'a', seq: v, m: { ts: v } };
+      assert.equal(await commit(db, 't', op, { v: v + 1, type: JSON0, data: { n: v }, m: null }), true);
+    }
+    storeReads = 0;
+    assert.deepEqual(await rangeOf(90, 101), stored(90, 101));
+    assert.deepEqual(await rangeOf(100, 101), stored(100, 101));
+    assert.equal(storeReads, 0, 'the latest ops come from the tail');
+    assert.deepEqual(await rangeOf(0, 101), stored(0, 101));
+    assert.equal(storeReads, 1, 'older ops than the tail holds come from the store');
+
+    // Another connection commits: the tail stops at what this one knows and the rest is read;
+    // once this connection caught up (a snapshot read), the tail covers those ops too.
+    await snapshotOf(other, 't');
+    for (let v = 101; v <= 105; v++) {
+      await commit(other, 't', { v, op: [{ p: ['n'], na: 1 }], src: 'b', seq: v }, { v: v + 1, type: JSON0, data: { n: v }, m: null });
+    }
+    storeReads = 0;
+    assert.deepEqual(await rangeOf(95, 106), stored(95, 106));
+    assert.equal(storeReads, 1);
+    assert.equal((await snapshotOf(db, 't')).v, 106);
+    storeReads = 0;
+    assert.deepEqual(await rangeOf(95, 106), stored(95, 106));
+    assert.equal(storeReads, 0, 'ops replayed from the log extend the tail');
+    // (Compaction drops the tails: test/integration/oplog-retention.test.ts.)
+  });
+
   it('keeps snapshots, ops and milestones across close and reopen', async function () {
     const milestoneDb = createSqliteMilestoneDb({ path: file, interval: 2 });
     const backend = new ShareDB({ db: createSqliteDb({ path: file }), milestoneDb });
