@@ -18,6 +18,7 @@ import { redactUrl } from './postgres-connection.js';
 import { createPostgresStorage } from './postgres-storage.js';
 import { createSqliteDb, type SqliteSynchronous } from './sqlite.js';
 import { createSqliteMilestoneDb, DEFAULT_MILESTONE_INTERVAL } from './sqlite-milestone.js';
+import type { SnapshotCacheState } from './sqlite-documents.js';
 import type { SnapshotCacheOptions } from './snapshot-cache.js';
 
 export type StorageKind = 'sqlite' | 'memory' | 'mongo' | 'postgres';
@@ -52,8 +53,8 @@ export interface StorageState {
   groupCommit?: 'on' | 'paused' | 'off';
   /** PostgreSQL: pooled connections open, idle, and requests waiting for one (PG_POOL_MAX). */
   pool?: { total: number; idle: number; waiting: number };
-  /** SQLite: documents in the snapshot cache, their JSON bytes, and how many hold versions not yet in their snapshot row. */
-  snapshotCache?: { documents: number; bytes: number; unwritten: number };
+  /** SQLite: the snapshot cache (documents, bytes, unwritten documents, failed background writes). */
+  snapshotCache?: SnapshotCacheState;
 }
 
 export interface Storage {

@@ -101,10 +101,24 @@ function metaAfter(m: QuerySnapshot['m'], op: CommittedOp): QuerySnapshot['m'] {
   return { ...m, mtime: ts };
 }
 
+/** What /metrics reports of the cache (`tandem_snapshot_cache{measure}`). */
+export interface SnapshotCacheState {
+  /** Documents held. */
+  documents: number;
+  /** Their JSON bytes (see SnapshotCache). */
+  bytes: number;
+  /** Documents with versions their snapshot row does not have yet. */
+  unwritten: number;
+  /** Timed snapshot writes that failed since start (each is retried by the next one). */
+  failedWrites: number;
+}
+
 export class SqliteDocuments {
   private readonly cache: SnapshotCache;
   private readonly stmts;
   private readonly timer: NodeJS.Timeout | null;
+  /** Background snapshot writes that failed (the file busy or failing); see `state`. */
+  private failedWrites = 0;
 
   constructor(
     conn: Connection,
@@ -282,6 +296,8 @@ export class SqliteDocuments {
       );
     } catch {
       // The ops are durable; the rows are written by a later flush or rebuilt from the ops.
+      // Counted for /metrics: a disk problem shows there before a commit fails on it.
+      this.failedWrites++;
     }
   }
 
@@ -300,7 +316,7 @@ export class SqliteDocuments {
   }
 
   /** What /metrics reports. */
-  get state(): { documents: number; bytes: number; unwritten: number } {
-    return { documents: this.cache.size, bytes: this.cache.bytes, unwritten: this.cache.dirty().length };
+  get state(): SnapshotCacheState {
+    return { documents: this.cache.size, bytes: this.cache.bytes, unwritten: this.cache.dirty().length, failedWrites: this.failedWrites };
   }
 }

@@ -41,6 +41,7 @@ import {
   SqliteDocuments,
   toSnapshot,
   type SnapshotCacheOptions,
+  type SnapshotCacheState,
   type SnapshotRow,
 } from './sqlite-documents.js';
 
@@ -225,7 +226,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   }
 
   /** The snapshot cache as it stands (see StorageState in index.ts). */
-  get snapshotCache(): { documents: number; bytes: number; unwritten: number } {
+  get snapshotCache(): SnapshotCacheState {
     return this.documents.state;
   }
 

@@ -79,7 +79,11 @@ describe('group commit in /metrics', function () {
   it('says on for a lone instance, paused while a second one writes the same file, off when configured off', async () => {
     const first = await startTestServer();
     servers.push(first);
-    assert.deepEqual(await storeOf(first), { kind: 'sqlite', groupCommit: 'on', snapshotCache: { documents: 0, bytes: 0, unwritten: 0 } });
+    assert.deepEqual(await storeOf(first), {
+      kind: 'sqlite',
+      groupCommit: 'on',
+      snapshotCache: { documents: 0, bytes: 0, unwritten: 0, failedWrites: 0 },
+    });
     const second = await startTestServer({ DB_URL: `sqlite:${join(first.dir, 'tandem.db')}` });
     servers.push(second);
     assert.equal((await storeOf(first)).groupCommit, 'paused');

@@ -239,11 +239,26 @@ describe('lazy snapshot rows: when a cached document is written whole', function
       }
     };
     // By time: rows lag (a create is written at once), then the timer writes them.
-    const timed = createSqliteDb({ path: file, snapshotCache: { cacheBytes: 1 << 20, flushOps: 1000, flushMs: 50 } });
+    // A short busy timeout: a write waiting for the lock below blocks the thread that long.
+    const timed = createSqliteDb({ path: file, busyTimeoutMs: 20, snapshotCache: { cacheBytes: 1 << 20, flushOps: 1000, flushMs: 50 } });
     open.push(timed);
     await typeInto(timed, 't', 10);
     assert.equal(rows().t, 1);
     await waitFor(() => rows().t === 11, { timeoutMs: 5000, what: 'the timed snapshot write' });
+    // A timed write the file refuses (another connection holds the write lock) is counted,
+    // and the next one writes the row once the lock is gone.
+    await typeInto(timed, 't', 1);
+    const raw = new Database(file);
+    try {
+      raw.exec('BEGIN IMMEDIATE');
+      await waitFor(() => timed.snapshotCache.failedWrites > 0, { timeoutMs: 5000, what: 'a failed timed write to be counted' });
+      assert.equal(rows().t, 11, 'the row lags while the file is locked');
+    } finally {
+      raw.exec('ROLLBACK');
+      raw.close();
+    }
+    await waitFor(() => rows().t === 12, { timeoutMs: 5000, what: 'the timed write after the lock' });
+    assert.equal(timed.snapshotCache.unwritten, 0);
     timed.close();
     open.pop();
     // By eviction: a second document pushes the first out of a budget that holds one.
