@@ -19,7 +19,8 @@ import type { OplogRetention } from './oplog-retention.js';
 import { RETENTION_SCHEMA, SqliteRetention } from './sqlite-retention.js';
 import type { WebhookCursors } from '../webhooks/cursors.js';
 import { TandemErrorCode } from '../../client/protocol.js';
-import { QueryExecutor, type ScanCursor, type ScanSource } from '../limits/query-executor.js';
+import { QueryExecutor } from '../limits/query-executor.js';
+import { sqliteScanSource } from './sqlite-scan-source.js';
 import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
 import type { QuerySnapshot } from './mingo-query.js';
 import {
@@ -95,14 +96,6 @@ function prepareStatements(conn: Connection) {
     // Rows come with their document's head (sqlite-documents.ts): a row may lag it.
     snapshotBulk: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM}
       WHERE s.collection = ? AND s.id IN (SELECT value FROM json_each(?))`),
-    // Queries read a collection a page at a time in primary-key order (query-executor.ts),
-    // and count it without reading documents, at most up to the scan limit.
-    livePageFirst: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM}
-      WHERE s.collection = ? AND s.type IS NOT NULL ORDER BY s.id LIMIT ?`),
-    livePageAfter: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM}
-      WHERE s.collection = ? AND s.id > ? AND s.type IS NOT NULL ORDER BY s.id LIMIT ?`),
-    countLive: conn.prepare(`SELECT count(*) AS n FROM
-      (SELECT 1 FROM snapshots WHERE collection = ? AND type IS NOT NULL LIMIT ?)`),
     insertOpAtHead: conn.prepare(INSERT_OP_AT_HEAD_SQL),
     committedOpVersion: conn.prepare(`SELECT v FROM ops
       WHERE collection = ? AND id = ? AND src = ? AND seq = ? AND v < ?
@@ -133,7 +126,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
   /** Queries: validated first, bounded, run in slices (server/limits/query-executor.ts). */
-  private readonly queries = new QueryExecutor(this.querySource());
+  private readonly queries: QueryExecutor;
 
   constructor(opts: SqliteOptions) {
     super();
@@ -149,6 +142,15 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
       const turn = opts.turn ?? null;
       this.writer = new SqliteWriter(this.conn, opts.path, turn, () => this.peers?.alone ?? true);
       this.documents = new SqliteDocuments(this.conn, this.writer, opts.snapshotCache ?? DEFAULT_SNAPSHOT_CACHE);
+      this.queries = new QueryExecutor(
+        sqliteScanSource({
+          conn: this.conn,
+          documents: this.documents,
+          snapshotBulk: this.stmts.snapshotBulk,
+          assertOpen: () => this.assertOpen(),
+          readSnapshot: (collection, id) => this.readSnapshot(collection, id, true),
+        }),
+      );
       this.retention = new SqliteRetention(this.conn, this.writer, () => {
         if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
       });
@@ -423,59 +425,6 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
 
   private assertOpen(): void {
     if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
-  }
-
-  /** What the query executor reads, one short statement at a time (no cursor stays open). */
-  private querySource(): ScanSource {
-    type Row = SnapshotRow & { id: string };
-    // Current versions (a row may lag its head), without filling the cache from a scan.
-    const live = (collection: string, rows: Row[], withMeta: boolean) =>
-      rows.map((row) => this.documents.current(collection, row.id, withMeta, row, false));
-    return {
-      countLive: (collection, atMost) => {
-        this.assertOpen();
-        return (this.stmts.countLive.get(collection, atMost + 1) as { n: number }).n;
-      },
-      readIds: (collection, ids, withMeta) => {
-        this.assertOpen();
-        const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as Row[];
-        const byId = new Map(rows.map((row) => [row.id, row]));
-        return live(
-          collection,
-          ids.flatMap((id) => {
-            const row = byId.get(id);
-            return row && row.type !== null ? [row] : [];
-          }),
-          withMeta,
-        );
-      },
-      openCursor: (collection, withMeta): ScanCursor => {
-        let after: string | null = null;
-        let ended = false;
-        return {
-          next: (max) => {
-            this.assertOpen();
-            if (ended) return null;
-            const rows = (
-              after === null ? this.stmts.livePageFirst.all(collection, max) : this.stmts.livePageAfter.all(collection, after, max)
-            ) as Row[];
-            if (rows.length < max) ended = true;
-            if (rows.length === 0) return null;
-            after = rows[rows.length - 1]!.id;
-            return live(collection, rows, withMeta);
-          },
-        };
-      },
-      readVersion: (collection, id) => {
-        this.assertOpen();
-        const head = this.documents.head(collection, id);
-        return head === 0 ? null : head;
-      },
-      readOne: (collection, id) => {
-        this.assertOpen();
-        return this.readSnapshot(collection, id, true);
-      },
-    };
   }
 
   /**
