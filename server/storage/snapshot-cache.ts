@@ -2,7 +2,8 @@
  * Hot documents' current snapshots in memory (SNAPSHOT_CACHE_MB), so a commit to a large
  * document neither reads nor parses it. The budget is counted in bytes of JSON: exact when a
  * snapshot is read or written whole, grown by each op's JSON size in between (an estimate
- * that only errs high while a document shrinks). The least recently used leave first.
+ * that only errs high while a document shrinks), plus the entry's tail of recent ops (at
+ * most OP_TAIL_LENGTH ops and OP_TAIL_BYTES). The least recently used leave first.
  *
  * An entry is only ever trusted at a version the store confirms (see SqliteDocuments), so
  * several processes on one store stay correct: a stale entry is caught up from the op log.
@@ -30,7 +31,7 @@ export const DEFAULT_SNAPSHOT_CACHE: Readonly<SnapshotCacheOptions> = Object.fre
 export interface CachedDoc {
   /** The current snapshot, metadata included (`m` null once deleted). */
   readonly snapshot: QuerySnapshot;
-  /** JSON bytes of the snapshot (see the budget above). */
+  /** JSON bytes of the snapshot and its op tail (see the budget above). */
   readonly bytes: number;
   /** Version of the snapshot row this process last knew to be in the store. */
   readonly storedV: number;
@@ -48,17 +49,25 @@ export interface CachedDoc {
 export interface OpTail {
   from: number;
   ops: string[];
+  /** Their JSON length, counted in the entry's bytes. */
+  bytes: number;
 }
 
 /** Most ops a cached document keeps in its tail. */
 export const OP_TAIL_LENGTH = 64;
+/** Most JSON bytes of a tail beyond its newest op (large pastes do not pile up). */
+export const OP_TAIL_BYTES = 256 * 1024;
 
 /** `tail` with `json`, the op at version `v`, appended; a new tail when `tail` does not end at `v`. */
 export function extendTail(tail: OpTail | undefined, v: number, json: string): OpTail {
-  if (!tail || tail.from + tail.ops.length !== v) return { from: v, ops: [json] };
+  if (!tail || tail.from + tail.ops.length !== v) return { from: v, ops: [json], bytes: json.length };
   // A new array: an entry keeps its tail as it was if the write it belongs to is undone.
   const ops = tail.ops.length < OP_TAIL_LENGTH ? [...tail.ops, json] : [...tail.ops.slice(OP_TAIL_LENGTH / 2), json];
-  return { from: v + 1 - ops.length, ops };
+  let bytes = 0;
+  for (const op of ops) bytes += op.length;
+  let drop = 0;
+  while (bytes > OP_TAIL_BYTES + json.length && drop < ops.length - 1) bytes -= ops[drop++]!.length;
+  return { from: v + 1 - ops.length + drop, ops: drop > 0 ? ops.slice(drop) : ops, bytes };
 }
 
 export class SnapshotCache {
@@ -135,7 +144,7 @@ export class SnapshotCache {
 
   /** Forgets every entry's op tail (op-log compaction removed ops: reads must see that). */
   dropTails(): void {
-    for (const [key, doc] of this.docs) if (doc.tail) this.docs.set(key, { ...doc, tail: undefined });
+    for (const [key, doc] of this.docs) if (doc.tail) this.replace(key, { ...doc, bytes: doc.bytes - doc.tail.bytes, tail: undefined });
   }
 
   /** Entries holding versions the store's snapshot row does not have yet. */

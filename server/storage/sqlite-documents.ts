@@ -250,7 +250,7 @@ export class SqliteDocuments {
     if (deferred && base) {
       doc = { snapshot: kept, bytes: base.bytes + opJson.length, storedV: base.storedV, dirtySince: base.dirtySince ?? this.now(), tail };
     } else {
-      doc = { snapshot: kept, bytes: this.write(collection, id, kept), storedV: kept.v, dirtySince: null, tail };
+      doc = { snapshot: kept, bytes: this.write(collection, id, kept) + (tail?.bytes ?? 0), storedV: kept.v, dirtySince: null, tail };
     }
     if (this.cache.enabled) this.cache.set(key, doc);
   }
@@ -276,7 +276,8 @@ export class SqliteDocuments {
     const written =
       dirty.length === 0 ? [] : this.writer.write(() => dirty.map(([key, doc]) => this.write(...SnapshotCache.split(key), doc.snapshot)));
     dirty.forEach(([key, doc], i) => {
-      if (!thenEvict) this.cache.replace(key, { ...doc, bytes: written[i]!, storedV: doc.snapshot.v, dirtySince: null });
+      if (!thenEvict)
+        this.cache.replace(key, { ...doc, bytes: written[i]! + (doc.tail?.bytes ?? 0), storedV: doc.snapshot.v, dirtySince: null });
     });
     if (thenEvict) for (const [key] of entries) this.cache.delete(key);
   }
