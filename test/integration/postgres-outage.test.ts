@@ -272,6 +272,11 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
       [],
       'no (src, seq) committed twice',
     );
+    // A client's own ops are acknowledged (whenSynced); the other instance's last ops reach it
+    // through Redis a moment later.
+    await waitFor(() => all.every((t) => t.doc.version === db.v), {
+      what: "every client at PostgreSQL's version",
+    }).catch(() => undefined); // the assertions below name the client that lags
     for (const t of all) {
       assert.equal(t.doc.version, db.v, `${t.name} at PostgreSQL's version`);
       assert.deepEqual(t.doc.data, db.data, `${t.name} shows PostgreSQL's document`);
