@@ -187,15 +187,15 @@ export class SqliteDocuments {
   }
 
   /**
-   * The stored JSON of ops [from, to) when the cached document's tail holds all of them, else
-   * null (then the store is read). No version check is needed: committed ops never change.
+   * Op rows [from, to) from the cached document's tail when it holds all of them, else null
+   * (then the store is read). No version check is needed: committed ops never change.
    */
-  tailOps(collection: string, id: string, from: number, to: number): string[] | null {
+  tailOps(collection: string, id: string, from: number, to: number): Array<{ v: number; op: string }> | null {
     // After a failed COMMIT the cache may hold ops the store never took.
     if (!this.cache.enabled || this.writer.failed) return null;
     const tail = this.cache.peek(SnapshotCache.key(collection, id))?.tail;
     if (!tail || from < tail.from || to > tail.from + tail.ops.length) return null;
-    return tail.ops.slice(from - tail.from, to - tail.from);
+    return tail.ops.slice(from - tail.from, to - tail.from).map((op, i) => ({ v: from + i, op }));
   }
 
   /** Forgets the op tails (after op-log compaction, so a compacted op reads as missing again). */

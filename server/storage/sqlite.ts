@@ -151,9 +151,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
           readSnapshot: (collection, id) => this.readSnapshot(collection, id, true),
         }),
       );
-      this.retention = new SqliteRetention(this.conn, this.writer, () => {
-        if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
-      });
+      this.retention = new SqliteRetention(this.conn, this.writer, () => this.assertOpen());
       if (turn) {
         // Heartbeats never open a turn-long transaction: another connection of this process
         // (the milestone store, opened right after) would wait on that lock in this thread.
@@ -172,7 +170,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   private run<T>(callback: Callback<T>, work: () => T): void {
     let result: T;
     try {
-      if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
+      this.assertOpen();
       result = work();
     } catch (err) {
       process.nextTick(callback, err as Error);
@@ -240,7 +238,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
 
   /** Readiness check: throws if closed or the file is unusable. */
   ping(): void {
-    if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
+    this.assertOpen();
     if (this.writer.failed) throw storageError(TandemErrorCode.STORAGE_ERROR, `SQLite COMMIT failed: ${this.writer.failed.message}`);
     this.stmts.ping.get();
   }
@@ -346,24 +344,21 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
    * the range is an error, as in MemoryDB.
    */
   readOps(collection: string, id: string, from: number | null, to: number | null, withMeta: boolean): StoredOp[] {
-    const start = from ?? 0;
-    const parse = (json: string, v: number): StoredOp => {
-      const op = JSON.parse(json) as StoredOp;
-      op.v = v;
+    return this.rowsBetween(collection, id, from ?? 0, to).map((r) => {
+      const op = JSON.parse(r.op) as StoredOp;
+      op.v = r.v;
       if (!withMeta) delete op.m;
       return op;
-    };
-    const cached = to != null && to > start ? this.documents.tailOps(collection, id, start, to) : null;
-    if (cached) return cached.map((json, i) => parse(json, start + i));
-    return this.rowsBetween(collection, id, start, to).map((r) => parse(r.op, r.v));
+    });
   }
 
   private rowsBetween(collection: string, id: string, start: number, to: number | null): Array<{ v: number; op: string }> {
-    // A bounded range the op log holds whole needs no version read: op rows and the head move
-    // together, so rows [start, to) all exist only if the head is at least `to` (the common
-    // case: ShareDB reading the ops a submit is transformed past).
+    // A bounded range (the common case: ShareDB reading the ops a submit is transformed past)
+    // comes from the cached document's tail, or else needs no version read when the op log
+    // holds it whole: op rows and the head move together, so rows [start, to) all exist only
+    // if the head is at least `to`.
     if (to != null && to > start) {
-      const rows = this.documents.opRowsIfWhole(collection, id, start, to);
+      const rows = this.documents.tailOps(collection, id, start, to) ?? this.documents.opRowsIfWhole(collection, id, start, to);
       if (rows) return rows;
     }
     // Version first: ops committed after this read are >= it, so they fall outside the range.
