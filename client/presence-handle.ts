@@ -62,6 +62,7 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     // MIN_SEND_INTERVAL_MS) must move the same way, or it would land where the text was.
     this.doc = connection.get(collection, id);
     this.doc.on('op', this.onDocOp);
+    this.doc.on('load', this.onDocLoad);
     this.local.on('error', this.onError);
     this.stopWatching = watchConnection((online) => (online ? this.resend() : this.forgetRemotes()));
   }
@@ -110,6 +111,7 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     if (this.sendTimer !== null) clearTimeout(this.sendTimer);
     this.sendTimer = null;
     this.doc.off('op', this.onDocOp);
+    this.doc.off('load', this.onDocLoad);
     const ignore = () => undefined;
     this.presence.on('error', ignore);
     this.local.on('error', ignore);
@@ -124,6 +126,16 @@ export class PresenceHandle<P extends Json1Presence = Json1Presence> extends Emi
     if (this.sendTimer === null || this.latest === null) return;
     // Our presence type keeps the value's other fields (user…) as they are.
     this.latest = transformPresence(this.latest, op as JSONOp, Boolean(source)) as P | null;
+  };
+
+  /**
+   * ShareDB drops every remote presence when the document loads a snapshot (its subscribe,
+   * a fetch to catch up with a presence ahead of it, a reload), including one that arrived
+   * just before: that user would stay invisible until they move. Ask everyone again, so what
+   * they send is applied to the loaded document.
+   */
+  private readonly onDocLoad = (): void => {
+    if (this.connection.canSend) presenceInternals(this.presence)._requestRemotePresence();
   };
 
   private readonly onReceive = (id: string, value: P | null): void => {

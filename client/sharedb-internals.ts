@@ -98,6 +98,8 @@ export interface PresenceInternals {
   remotePresences: Record<string, unknown>;
   /** Forgets one remote presence without emitting anything. */
   _removeRemotePresence(id: string): void;
+  /** Asks everyone on the channel to send their presence again. */
+  _requestRemotePresence(): void;
 }
 
 export function presenceInternals(presence: object): PresenceInternals {

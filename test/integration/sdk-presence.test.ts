@@ -225,6 +225,27 @@ describe('sdk: presence on json1 text', function () {
     assert.equal(bob.presence.remotes.size, 1);
   });
 
+  it('a snapshot the document loads (which makes ShareDB drop every remote presence) does not hide anyone', async () => {
+    const server = await startTestServer();
+    closers.push(() => server.close());
+    const ann = await joinDoc(server.url, 'ann', closers);
+    const bob = await joinDoc(server.url, 'bob', closers);
+    ann.presence.submit({ path: ['text'], anchor: 4, head: 4, user: { name: 'ann' } });
+    await waitFor(() => cursorOf(bob, 'ann') === 4, { what: "bob sees ann's cursor" });
+    const gone: string[] = [];
+    bob.presence.on('change', (id, value) => {
+      if (value === null) gone.push(id);
+    });
+    // A reload (ShareDB's hard rollback: the type is dropped and the snapshot fetched again)
+    // loads a snapshot as the first subscribe does; a presence received just before it is lost.
+    const shareDoc = (bob.doc as unknown as { doc: Doc & { _hardRollback(err: Error): void } }).doc;
+    bob.doc.on('error', () => undefined);
+    shareDoc._hardRollback(new Error('reload for the test'));
+    await waitFor(() => gone.length > 0, { what: "the load to drop ann's presence" });
+    assert.equal(gone.length, 1, "the load dropped ann's presence");
+    await waitFor(() => cursorOf(bob, 'ann') === 4, { what: 'ann to be shown again without moving' });
+  });
+
   it('reports each remote update once', async () => {
     const server = await startTestServer();
     closers.push(() => server.close());
