@@ -43,6 +43,12 @@ export interface CachedDoc {
    * ops never change, so the tail stays true even while the entry itself lags the head.
    */
   readonly tail?: OpTail;
+  /**
+   * The validation epoch (SqliteDocuments) in which this entry was read from the store or
+   * written by this connection: within that epoch no other connection has committed, so the
+   * entry is the head without reading it again.
+   */
+  readonly epoch?: number;
 }
 
 /** Ops [from, from + ops.length) of one document, as stored (JSON). */

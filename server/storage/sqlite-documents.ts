@@ -119,6 +119,18 @@ export class SqliteDocuments {
   private readonly timer: NodeJS.Timeout | null;
   /** Background snapshot writes that failed (the file busy or failing); see `state`. */
   private failedWrites = 0;
+  /**
+   * Validation epochs: a new one starts whenever `PRAGMA data_version` shows that another
+   * connection committed to the file. An entry read or written in the current epoch is the
+   * head without a read of `heads` (SQLite does not count this connection's own commits).
+   */
+  private epoch = 0;
+  private seenDataVersion: number | null = null;
+  /** data_version is read once per event-loop turn, not once per read. */
+  private checkedThisTurn = false;
+  private readonly endTurn = (): void => {
+    this.checkedThisTurn = false;
+  };
 
   constructor(
     conn: Connection,
@@ -132,6 +144,7 @@ export class SqliteDocuments {
     this.cache = new SnapshotCache(opts.cacheBytes);
     this.stmts = {
       head: conn.prepare('SELECT v FROM heads WHERE collection = ? AND id = ?'),
+      dataVersion: conn.prepare('PRAGMA data_version').pluck(),
       snapshot: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM} WHERE s.collection = ? AND s.id = ?`),
       // Never moves a row back: another process may have written a newer one.
       writeSnapshot: conn.prepare(`INSERT INTO snapshots (collection, id, type, v, data, metadata)
@@ -157,9 +170,13 @@ export class SqliteDocuments {
    */
   current(collection: string, id: string, withMeta: boolean, row?: SnapshotRow, remember = true): QuerySnapshot {
     const key = SnapshotCache.key(collection, id);
-    const head = row ? (row.head ?? row.v) : this.head(collection, id);
     let doc = this.cache.enabled ? this.cache.get(key) : undefined;
-    if (doc && doc.snapshot.v === head) return shellOf(doc.snapshot, withMeta);
+    if (doc && !row && this.isFresh(doc)) return shellOf(doc.snapshot, withMeta);
+    const head = row ? (row.head ?? row.v) : this.head(collection, id);
+    if (doc && doc.snapshot.v === head) {
+      if (doc.epoch !== this.epoch) this.cache.replace(key, { ...doc, epoch: this.epoch });
+      return shellOf(doc.snapshot, withMeta);
+    }
     // Ahead of the store: a turn whose COMMIT failed. Behind: another process committed.
     if (!doc || doc.snapshot.v > head) {
       const stored = row ?? (this.stmts.snapshot.get(collection, id) as SnapshotRow | undefined);
@@ -167,8 +184,36 @@ export class SqliteDocuments {
       doc = { snapshot, bytes: stored?.data?.length ?? 0, storedV: snapshot.v, dirtySince: null };
     }
     if (doc.snapshot.v < head) doc = this.replay(collection, id, doc, head);
-    if (remember && this.cache.enabled) this.cache.set(key, doc);
+    if (remember && this.cache.enabled) this.cache.set(key, { ...doc, epoch: this.epoch });
     return shellOf(doc.snapshot, withMeta);
+  }
+
+  /**
+   * True when the cached `doc` is the head without reading it: it was read or written in the
+   * current epoch, and no other connection has committed since (checked once per turn). A
+   * read in the same turn as another process's commit may still be a turn late; a commit
+   * built on it fails its version check, which ends the entry's trust (`stale`).
+   */
+  private isFresh(doc: CachedDoc): boolean {
+    // After a failed COMMIT the cache may hold versions the store never took.
+    if (doc.epoch === undefined || this.writer.failed) return false;
+    if (!this.checkedThisTurn) {
+      this.checkedThisTurn = true;
+      setImmediate(this.endTurn);
+      const version = this.stmts.dataVersion.get() as number;
+      if (version !== this.seenDataVersion) {
+        this.seenDataVersion = version;
+        this.epoch++;
+      }
+    }
+    return doc.epoch === this.epoch;
+  }
+
+  /** A commit found the document's head moved by another writer: read the head next time. */
+  stale(collection: string, id: string): void {
+    const key = SnapshotCache.key(collection, id);
+    const doc = this.cache.peek(key);
+    if (doc?.epoch !== undefined) this.cache.replace(key, { ...doc, epoch: undefined });
   }
 
   /** The stored op rows [from, to), every one of them: a hole is TANDEM_MISSING_OPS (as in MemoryDB). */
@@ -246,11 +291,15 @@ export class SqliteDocuments {
     const deleted = snapshot.type == null;
     // ShareDB's snapshot need not carry its id (its own tests commit without one).
     const kept: QuerySnapshot = { ...shellOf(snapshot, !deleted), id, data: deleted ? undefined : snapshot.data };
+    // Our own commit, at the head (the INSERT checked it): the entry is the head.
+    const epoch = this.epoch;
     let doc: CachedDoc;
     if (deferred && base) {
-      doc = { snapshot: kept, bytes: base.bytes + opJson.length, storedV: base.storedV, dirtySince: base.dirtySince ?? this.now(), tail };
+      const dirtySince = base.dirtySince ?? this.now();
+      doc = { snapshot: kept, bytes: base.bytes + opJson.length, storedV: base.storedV, dirtySince, tail, epoch };
     } else {
-      doc = { snapshot: kept, bytes: this.write(collection, id, kept) + (tail?.bytes ?? 0), storedV: kept.v, dirtySince: null, tail };
+      const bytes = this.write(collection, id, kept) + (tail?.bytes ?? 0);
+      doc = { snapshot: kept, bytes, storedV: kept.v, dirtySince: null, tail, epoch };
     }
     if (this.cache.enabled) this.cache.set(key, doc);
   }

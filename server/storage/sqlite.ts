@@ -270,7 +270,10 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
         throw err;
       }
       // Not at the head: another writer got there first.
-      if (inserted === 0) return false;
+      if (inserted === 0) {
+        this.documents.stale(collection, id);
+        return false;
+      }
       this.documents.committed(collection, id, snapshot, json, deferred);
       return true;
     };
@@ -279,7 +282,10 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
       // One statement when the snapshot waits: atomic by itself, no savepoint needed.
       committed = deferred ? this.writer.writeStatement(commit) : this.writer.write(commit);
     } catch (err) {
-      if (err === STALE) return false;
+      if (err === STALE) {
+        this.documents.stale(collection, id);
+        return false;
+      }
       throw err;
     }
     // Outside the commit's write: an eviction writes snapshots of other documents.

@@ -94,6 +94,34 @@ describe('SqliteDB', function () {
     assert.deepEqual(after.data, {});
   });
 
+  it("serves a cached document without reading its version, yet sees another connection's commit in the next turn, and a stale one at once after a failed commit", async function () {
+    const db = open();
+    const other = open();
+    const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+    const counter = (n: number) => ({ v: n + 1, type: JSON0, data: { n }, m: null });
+    const increment = (v: number, src: string) => ({ v, op: [{ p: ['n'], na: 1 }], src, seq: v });
+    await commit(db, 'a', { v: 0, create: { type: JSON0, data: { n: 0 } } }, counter(0));
+    assert.equal((await snapshotOf(db, 'a')).v, 1);
+    // The other connection commits between two turns of this one: PRAGMA data_version moves.
+    await nextTurn();
+    assert.equal(await commit(other, 'a', increment(1, 'other'), counter(1)), true);
+    await nextTurn();
+    const seen = await snapshotOf(db, 'a');
+    assert.deepEqual([seen.v, seen.data], [2, { n: 1 }]);
+    // Within one turn the check is not repeated, so a commit there can go unseen until a
+    // commit built on the older version fails: then the next read takes the head at once.
+    assert.equal((await snapshotOf(db, 'a')).v, 2);
+    assert.equal(await commit(other, 'a', increment(2, 'other'), counter(2)), true);
+    assert.equal(await commit(db, 'a', increment(2, 'mine'), counter(2)), false);
+    const after = await snapshotOf(db, 'a');
+    assert.equal(after.v, 3);
+    assert.deepEqual(after.data, { n: 2 });
+    assert.deepEqual(
+      (await opsOf(db, 'a')).map((op) => op.src ?? 'create'),
+      ['create', 'other', 'other'],
+    );
+  });
+
   it('loses and duplicates nothing when two connections commit to one doc concurrently', async function () {
     const dbs = [open(), open()];
     const backends = dbs.map((db) => new ShareDB({ db }));
