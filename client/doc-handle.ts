@@ -447,7 +447,11 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
         );
       }
       if (restored) {
-        // Usable offline now; the subscription catches up (and resends) once connected.
+        // Usable offline now; the subscription catches up once connected. ShareDB sends
+        // queued ops when the connection comes up (or on a submit, an ack, a resume), never
+        // for ops put in its queue by hand: if the connection came up while the outbox was
+        // being read, send them now (first, as ShareDB does on a reconnect).
+        this.d.flush();
         this.doc.subscribe((err) => err && this.onDocError(err));
         this.emit('change');
         return;
