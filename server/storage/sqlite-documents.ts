@@ -125,7 +125,7 @@ export class SqliteDocuments {
    * head without a read of `heads` (SQLite does not count this connection's own commits).
    */
   private epoch = 0;
-  private seenDataVersion: number | null = null;
+  private seenDataVersion: number;
   /** data_version is read once per event-loop turn, not once per read. */
   private checkedThisTurn = false;
   private readonly endTurn = (): void => {
@@ -144,7 +144,8 @@ export class SqliteDocuments {
     this.cache = new SnapshotCache(opts.cacheBytes);
     this.stmts = {
       head: conn.prepare('SELECT v FROM heads WHERE collection = ? AND id = ?'),
-      dataVersion: conn.prepare('PRAGMA data_version').pluck(),
+      // Not .pluck(): libsql (0.5) plucks only in all(); get() returns the row object.
+      dataVersion: conn.prepare('PRAGMA data_version'),
       snapshot: conn.prepare(`SELECT ${HEADED_COLUMNS} FROM ${HEADED_FROM} WHERE s.collection = ? AND s.id = ?`),
       // Never moves a row back: another process may have written a newer one.
       writeSnapshot: conn.prepare(`INSERT INTO snapshots (collection, id, type, v, data, metadata)
@@ -154,8 +155,13 @@ export class SqliteDocuments {
         WHERE excluded.v > snapshots.v`),
       ops: conn.prepare('SELECT v, op FROM ops WHERE collection = ? AND id = ? AND v >= ? AND v < ? ORDER BY v'),
     };
+    this.seenDataVersion = this.dataVersion(); // epoch 0 starts at open
     this.timer = this.cache.enabled ? setInterval(() => this.flushDue(), Math.max(10, opts.flushMs / 4)) : null;
     this.timer?.unref();
+  }
+
+  private dataVersion(): number {
+    return (this.stmts.dataVersion.get() as { data_version: number }).data_version;
   }
 
   /** The document's current version (0 when it never existed). */
@@ -200,7 +206,7 @@ export class SqliteDocuments {
     if (!this.checkedThisTurn) {
       this.checkedThisTurn = true;
       setImmediate(this.endTurn);
-      const version = this.stmts.dataVersion.get() as number;
+      const version = this.dataVersion();
       if (version !== this.seenDataVersion) {
         this.seenDataVersion = version;
         this.epoch++;

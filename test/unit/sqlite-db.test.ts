@@ -100,25 +100,42 @@ describe('SqliteDB', function () {
     const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
     const counter = (n: number) => ({ v: n + 1, type: JSON0, data: { n }, m: null });
     const increment = (v: number, src: string) => ({ v, op: [{ p: ['n'], na: 1 }], src, seq: v });
+    // Counts the reads of a document's version in `heads`.
+    const documents = (db as unknown as { documents: { head: (...args: unknown[]) => number } }).documents;
+    const readHead = documents.head.bind(documents);
+    let headReads = 0;
+    documents.head = (...args: unknown[]) => {
+      headReads++;
+      return readHead(...args);
+    };
     await commit(db, 'a', { v: 0, create: { type: JSON0, data: { n: 0 } } }, counter(0));
     assert.equal((await snapshotOf(db, 'a')).v, 1);
+    // This connection's own commits, each in a turn of its own, leave data_version alone.
+    for (let v = 1; v <= 3; v++) {
+      await nextTurn();
+      assert.equal(await commit(db, 'a', increment(v, 'mine'), counter(v)), true);
+      await nextTurn();
+      assert.equal((await snapshotOf(db, 'a')).v, v + 1);
+    }
+    assert.equal(headReads, 0, 'a cached document this connection wrote is served without reading heads');
     // The other connection commits between two turns of this one: PRAGMA data_version moves.
     await nextTurn();
-    assert.equal(await commit(other, 'a', increment(1, 'other'), counter(1)), true);
+    assert.equal(await commit(other, 'a', increment(4, 'other'), counter(4)), true);
     await nextTurn();
     const seen = await snapshotOf(db, 'a');
-    assert.deepEqual([seen.v, seen.data], [2, { n: 1 }]);
+    assert.deepEqual([seen.v, seen.data], [5, { n: 4 }]);
+    assert.equal(headReads, 1);
     // Within one turn the check is not repeated, so a commit there can go unseen until a
     // commit built on the older version fails: then the next read takes the head at once.
-    assert.equal((await snapshotOf(db, 'a')).v, 2);
-    assert.equal(await commit(other, 'a', increment(2, 'other'), counter(2)), true);
-    assert.equal(await commit(db, 'a', increment(2, 'mine'), counter(2)), false);
+    assert.equal((await snapshotOf(db, 'a')).v, 5);
+    assert.equal(await commit(other, 'a', increment(5, 'other'), counter(5)), true);
+    assert.equal(await commit(db, 'a', increment(5, 'mine'), counter(5)), false);
     const after = await snapshotOf(db, 'a');
-    assert.equal(after.v, 3);
-    assert.deepEqual(after.data, { n: 2 });
+    assert.equal(after.v, 6);
+    assert.deepEqual(after.data, { n: 5 });
     assert.deepEqual(
       (await opsOf(db, 'a')).map((op) => op.src ?? 'create'),
-      ['create', 'other', 'other'],
+      ['create', 'mine', 'mine', 'mine', 'other', 'other'],
     );
   });
 
