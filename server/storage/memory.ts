@@ -5,10 +5,8 @@
  */
 import ShareDB from 'sharedb';
 import { QueryExecutor, type ScanSource } from '../limits/query-executor.js';
-import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
 import type { QuerySnapshot } from './mingo-query.js';
-
-type Callback<T> = (err: Error | null, result?: T) => void;
+import { withQueries } from './query-methods.js';
 
 /*
  * MemoryDB's internals (lib/db/memory.js) that we read, untyped in @types/sharedb: `docs`
@@ -20,16 +18,11 @@ interface MemoryDbInternals {
   _getSnapshotSync(collection: string, id: string, includeMetadata: boolean): QuerySnapshot;
 }
 
-export class TandemMemoryDB extends ShareDB.MemoryDB implements QueryLimitedDb {
+export class TandemMemoryDB extends withQueries(ShareDB.MemoryDB) {
   /** Set by MemoryDB.close(); MemoryDB itself keeps serving after it. */
   declare readonly closed: boolean;
   /** Queries as SqliteDB runs them: validated first, bounded, in slices. */
-  private readonly queries = new QueryExecutor(this.querySource());
-
-  /** Caps client queries (MAX_QUERY_SCAN, MAX_QUERY_RESULTS); set by useQueryLimits. */
-  setQueryLimits(limits: QueryLimits): void {
-    this.queries.setLimits(limits);
-  }
+  readonly queryRunner = new QueryExecutor(this.querySource());
 
   private querySource(): ScanSource {
     const self = this as unknown as MemoryDbInternals;
@@ -61,36 +54,6 @@ export class TandemMemoryDB extends ShareDB.MemoryDB implements QueryLimitedDb {
       readVersion: (collection, id) => docsOf(collection)[id]?.v ?? null,
       readOne: (collection, id) => self._getSnapshotSync(collection, id, true),
     };
-  }
-
-  override query = (collection: string, query: unknown, _fields: unknown, options: unknown, callback: ShareDB.DBQueryCallback): void => {
-    this.queries.query(collection, query, options, (err, result) => {
-      // @types/sharedb types errors with numeric codes and snapshots with full metadata; ours
-      // carry string codes (TANDEM_…) and the metadata the store holds.
-      if (err) callback(err as unknown as ShareDB.Error, []);
-      else callback(null, result!.snapshots as unknown as ShareDB.Snapshot[], result!.extra);
-    });
-  };
-
-  override queryPoll(
-    collection: string,
-    query: unknown,
-    options: unknown,
-    callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
-  ): void {
-    this.queries.queryPoll(collection, query, options, (err, result) => {
-      if (err) callback(err);
-      else callback(null, result!.ids, result!.extra);
-    });
-  }
-
-  override queryPollDoc(collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>): void {
-    this.queries.pollDoc(collection, id, query, callback);
-  }
-
-  // @types/sharedb declares canPollDoc without the (collection, query) ShareDB passes.
-  override canPollDoc(_collection?: string, query?: unknown): boolean {
-    return this.queries.canPollDoc(query);
   }
 }
 

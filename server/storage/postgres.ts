@@ -20,10 +20,10 @@ import type { OplogRetention } from './oplog-retention.js';
 import { DatabaseError } from 'pg';
 import ShareDB from 'sharedb';
 import { TandemErrorCode, TandemError } from '../../client/protocol.js';
-import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
 import { canPollDoc, type QuerySnapshot } from './mingo-query.js';
 import { closedError, type PostgresStore } from './postgres-connection.js';
 import { PostgresQueries, toSnapshot, type SnapshotRow } from './postgres-query-run.js';
+import { withQueries, type QueryRunner } from './query-methods.js';
 import type { StoredOp } from './sqlite.js';
 import { asStorageFailure } from './storage-errors.js';
 
@@ -140,22 +140,26 @@ function opsFrom(collection: string, id: string, from: number, to: number | null
   });
 }
 
-/*
- * @types/sharedb declares DB with a no-argument constructor and parameterless
- * canPollDoc/skipPoll, while the runtime (lib/db/index.js) passes (collection, query[, op]).
- * The overrides below therefore declare those parameters optional.
- */
-export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
+/** ShareDB's queries are answered by query-methods.ts over `queryRunner`. */
+export class PostgresDB extends withQueries(ShareDB.DB) {
   override projectsSnapshots = false; // ShareDB's Backend applies projections, as for MemoryDB
   private closing: Promise<void> | null = null;
   private readonly sql: ReturnType<typeof statements>;
-  private readonly queries: PostgresQueries;
+  /** Queries translated to SQL and run by PostgreSQL, within the query limits (postgres-query-run.ts). */
+  readonly queryRunner: QueryRunner;
 
   constructor(readonly store: PostgresStore) {
     super();
     store.retain();
     this.sql = statements(store.tables);
-    this.queries = new PostgresQueries(store);
+    const queries = new PostgresQueries(store);
+    this.queryRunner = {
+      setLimits: (limits) => queries.setLimits(limits),
+      query: (collection, query, options, callback) => this.run(callback, () => queries.query(collection, query, options)),
+      queryPoll: (collection, query, options, callback) => this.run(callback, () => queries.queryPoll(collection, query, options)),
+      pollDoc: (collection, id, query, callback) => this.run(callback, () => queries.pollDoc(collection, id, query)),
+      canPollDoc,
+    };
   }
 
   /** Runs `work` unless closed, and reports through `callback`. */
@@ -294,19 +298,6 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
     });
   }
 
-  override getOpsToSnapshot(
-    collection: string,
-    id: string,
-    from: number | null,
-    snapshot: { v: number } | number,
-    options: { metadata?: boolean } | null,
-    callback: Callback<StoredOp[]>,
-  ): void {
-    // @types/sharedb types the snapshot as a number; the runtime passes the snapshot object.
-    const to = typeof snapshot === 'number' ? snapshot : snapshot.v;
-    this.getOps(collection, id, from, to, options, callback);
-  }
-
   override getOpsBulk(
     collection: string,
     fromMap: Record<string, number | null>,
@@ -347,57 +338,6 @@ export class PostgresDB extends ShareDB.DB implements QueryLimitedDb {
       const result = await this.store.query<{ v: number }>(this.sql.committedOpVersion, [collection, id, op.src, op.seq, snapshot.v]);
       return result.rows[0]?.v;
     });
-  }
-
-  /** Caps client queries (MAX_QUERY_SCAN, MAX_QUERY_RESULTS); set by useQueryLimits. */
-  setQueryLimits(limits: QueryLimits): void {
-    this.queries.setLimits(limits);
-  }
-
-  /** Translated to SQL and run by PostgreSQL, within the query limits (postgres-query-run.ts). */
-  override query = (
-    collection: string,
-    query: unknown,
-    _fields: unknown,
-    options: { metadata?: boolean } | null,
-    callback: ShareDB.DBQueryCallback,
-  ): void => {
-    this.run<{ snapshots: QuerySnapshot[]; extra?: unknown }>(
-      (err, result) => {
-        if (err) callback(err as unknown as ShareDB.Error, []);
-        // @types/sharedb wants full SnapshotMeta; the store hands back the metadata it holds.
-        else callback(null, result!.snapshots as unknown as ShareDB.Snapshot[], result!.extra);
-      },
-      () => this.queries.query(collection, query, options),
-    );
-  };
-
-  override queryPoll(
-    collection: string,
-    query: unknown,
-    options: unknown,
-    callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
-  ): void {
-    this.run<{ ids: string[]; extra?: unknown }>(
-      (err, result) => {
-        if (err) callback(err);
-        else callback(null, result!.ids, result!.extra);
-      },
-      () => this.queries.queryPoll(collection, query, options),
-    );
-  }
-
-  override queryPollDoc(collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>): void {
-    this.run(callback, () => this.queries.pollDoc(collection, id, query));
-  }
-
-  override canPollDoc(_collection?: string, query?: unknown): boolean {
-    return canPollDoc(query);
-  }
-
-  /** As ShareDB's MemoryDB: always re-poll (sharedb-mongo's op inspection is json0-only). */
-  override skipPoll(): boolean {
-    return false;
   }
 }
 

@@ -21,10 +21,9 @@ import type { WebhookCursors } from '../webhooks/cursors.js';
 import { TandemErrorCode } from '../../client/protocol.js';
 import { QueryExecutor } from '../limits/query-executor.js';
 import { sqliteScanSource } from './sqlite-scan-source.js';
-import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
+import { withQueries } from './query-methods.js';
 import type { QuerySnapshot } from './mingo-query.js';
 import {
-  asShareDbError,
   inWriteTransaction,
   openSqliteFile,
   SqliteWriter,
@@ -108,12 +107,8 @@ function prepareStatements(conn: Connection) {
 // Control-flow marker for "someone else committed first"; never escapes commitSync.
 const STALE = Symbol('stale commit');
 
-/*
- * @types/sharedb declares DB with a no-argument constructor and parameterless
- * canPollDoc/skipPoll, while the runtime (lib/db/index.js) passes (collection, query[, op]).
- * The overrides below therefore declare those parameters optional.
- */
-export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
+/** ShareDB's queries are answered by query-methods.ts over `queryRunner`. */
+export class SqliteDB extends withQueries(ShareDB.DB) {
   override projectsSnapshots = false; // ShareDB's Backend applies projections, as for MemoryDB
   readonly path: string;
   /** Set by close(); every later call fails with TANDEM_DB_CLOSED instead of touching the handle. */
@@ -125,8 +120,11 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
   private readonly documents: SqliteDocuments;
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
-  /** Queries: validated first, bounded, run in slices (server/limits/query-executor.ts). */
-  private readonly queries: QueryExecutor;
+  /**
+   * Queries, evaluated in process: validated before anything is read, then over the
+   * documents they name by `_id` or a scan of the collection, in slices (query-executor.ts).
+   */
+  readonly queryRunner: QueryExecutor;
 
   constructor(opts: SqliteOptions) {
     super();
@@ -142,7 +140,7 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
       const turn = opts.turn ?? null;
       this.writer = new SqliteWriter(this.conn, opts.path, turn, () => this.peers?.alone ?? true);
       this.documents = new SqliteDocuments(this.conn, this.writer, opts.snapshotCache ?? DEFAULT_SNAPSHOT_CACHE);
-      this.queries = new QueryExecutor(
+      this.queryRunner = new QueryExecutor(
         sqliteScanSource({
           conn: this.conn,
           documents: this.documents,
@@ -374,19 +372,6 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
     return this.documents.opRows(collection, id, start, end);
   }
 
-  override getOpsToSnapshot(
-    collection: string,
-    id: string,
-    from: number | null,
-    snapshot: { v: number } | number,
-    options: { metadata?: boolean } | null,
-    callback: Callback<StoredOp[]>,
-  ): void {
-    // @types/sharedb types the snapshot as a number; the runtime passes the snapshot object.
-    const to = typeof snapshot === 'number' ? snapshot : snapshot.v;
-    this.getOps(collection, id, from, to, options, callback);
-  }
-
   override getOpsBulk(
     collection: string,
     fromMap: Record<string, number | null>,
@@ -419,56 +404,8 @@ export class SqliteDB extends ShareDB.DB implements QueryLimitedDb {
     });
   }
 
-  /** Caps client queries (MAX_QUERY_SCAN, MAX_QUERY_RESULTS); set by useQueryLimits. */
-  setQueryLimits(limits: QueryLimits): void {
-    this.queries.setLimits(limits);
-  }
-
   private assertOpen(): void {
     if (this.closed) throw storageError(TandemErrorCode.DB_CLOSED, 'SQLite database is closed');
-  }
-
-  /**
-   * Evaluates the query in process: validated before anything is read, then over the
-   * documents it names by `_id` or a scan of the collection, in slices (query-executor.ts).
-   */
-  override query = (
-    collection: string,
-    query: unknown,
-    _fields: unknown,
-    options: { metadata?: boolean } | null,
-    callback: ShareDB.DBQueryCallback,
-  ): void => {
-    this.queries.query(collection, query, options, (err, result) => {
-      if (err) callback(asShareDbError(err), []);
-      // @types/sharedb wants full SnapshotMeta; the store hands back the metadata it holds.
-      else callback(null, result!.snapshots as unknown as ShareDB.Snapshot[], result!.extra);
-    });
-  };
-
-  override queryPoll(
-    collection: string,
-    query: unknown,
-    options: unknown,
-    callback: (err: Error | null, ids?: string[], extra?: unknown) => void,
-  ): void {
-    this.queries.queryPoll(collection, query, options, (err, result) => {
-      if (err) callback(err);
-      else callback(null, result!.ids, result!.extra);
-    });
-  }
-
-  override queryPollDoc(collection: string, id: string, query: unknown, _options: unknown, callback: Callback<boolean>): void {
-    this.queries.pollDoc(collection, id, query, callback);
-  }
-
-  override canPollDoc(_collection?: string, query?: unknown): boolean {
-    return this.queries.canPollDoc(query);
-  }
-
-  /** As ShareDB's MemoryDB: always re-poll (sharedb-mongo's op inspection is json0-only). */
-  override skipPoll(): boolean {
-    return false;
   }
 }
 

@@ -15,7 +15,8 @@ export function withStorageErrorCodes<T extends object>(db: T): T {
         const last = args.length - 1;
         const callback = args[last];
         if (typeof callback === 'function') {
-          args[last] = (err: unknown, ...results: unknown[]) => (callback as (...a: unknown[]) => void)(err ? coded(err) : err, ...results);
+          args[last] = (err: unknown, ...results: unknown[]) =>
+            (callback as (...a: unknown[]) => void)(err ? withStorageCode(err) : err, ...results);
         }
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
@@ -23,9 +24,13 @@ export function withStorageErrorCodes<T extends object>(db: T): T {
   });
 }
 
-function coded(err: unknown): unknown {
+/**
+ * `err` as it is when it carries a code, else TANDEM_STORAGE_ERROR with its message. Typed
+ * Error for callbacks; a coded `{code, message}` object (ShareDB passes those) stays one.
+ */
+export function withStorageCode(err: unknown): Error {
   const code = (err as { code?: unknown } | null)?.code;
-  if (code !== undefined && code !== null) return err;
+  if (code !== undefined && code !== null) return err as Error;
   const message = err instanceof Error ? err.message : String(err);
   return new TandemError(TandemErrorCode.STORAGE_ERROR, `the store failed: ${message}`);
 }
