@@ -19,6 +19,7 @@ import { PresenceHandle } from './presence-handle.js';
 import { reexpressQueue, type Reexpressed } from './reexpress.js';
 import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
 import { SendGate } from './send-gate.js';
+import { SendRetry } from './send-retry.js';
 import { connectionInternals, docInternals, unsubscribeWhileOnline, type DocInternals, type QueuedOp } from './sharedb-internals.js';
 import {
   UndoManager,
@@ -32,9 +33,6 @@ import {
 export type { DeepReadonly, DocContext, OpMeta, OpRejection, SubmitOptions, UndoOptions, UndoState };
 export type DocOptions<T> = BaseDocOptions<T> & HistoryDocOptions;
 export type DocEvents = BaseDocEvents & HistoryEvents;
-
-/** Longest wait between resends of a rate-limited op when the server did not say how long. */
-const MAX_THROTTLE_BACKOFF_MS = 60_000;
 
 /**
  * A typed handle on one json1 document: its data and version, local edits that survive
@@ -51,10 +49,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   private lease: DocLease | null = null;
   private stalledBy: TandemError | null = null;
   private presenceHandle: PresenceHandle | null = null;
-  private retryTimer: ReturnType<typeof setTimeout> | null = null;
-  private readonly retryAttempts = new Map<string, number>();
-  /** RATE_LIMITED refusals that named no wait, in a row (for the fallback backoff). */
-  private throttledAttempts = 0;
+  private readonly retries: SendRetry;
   private isClosed = false;
   private closing: Promise<void> | null = null;
   private readonly closeWaiters = new Set<(err: TandemError) => void>();
@@ -76,6 +71,13 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     if (options.composeOps === false) this.d.preventCompose = true;
     this.onMissingHistory = options.onMissingHistory ?? 'reexpress';
     this.gate = new SendGate(this.d);
+    this.retries = new SendRetry({
+      ctx,
+      gate: this.gate,
+      head: () => this.d.pendingOps[0],
+      stall: (error) => this.stall(error),
+      report: (error) => this.report(error),
+    });
     this.history = new UndoManager(
       {
         data: () => this.d.data as JsonValue | undefined,
@@ -90,9 +92,9 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
       rejected: (error, op) => this.reportRejection({ code: error.code, message: error.message, op, error }),
       kept: (error, kind, retryAfterMs) => {
         if (kind === 'keep') this.stall(error);
-        else if (kind === 'reauth') this.awaitToken();
-        else if (kind === 'throttled') this.waitForBudget(retryAfterMs);
-        else this.scheduleRetry(error);
+        else if (kind === 'reauth') this.retries.awaitToken();
+        else if (kind === 'throttled') this.retries.waitForBudget(retryAfterMs);
+        else this.retries.backOff(error);
       },
       discarded: (queued, error) => this.reportDiscarded(queued, error),
       // A change without an op: listeners (and the bindings) re-read `data` wholesale. The
@@ -261,7 +263,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   retry(): void {
     if (this.isClosed || !this.stalledBy) return;
     this.stalledBy = null;
-    this.retryAttempts.clear();
+    this.retries.resetAttempts();
     this.gate.release('stalled');
     if (!this.d.subscribed && this.d.wantSubscribe) this.doc.subscribe((err) => err && this.onDocError(err));
   }
@@ -276,10 +278,8 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
     const dropped = queue.flatMap((q) => (q.op !== undefined ? [q.op] : []));
     this.forgetLocalState();
     this.stalledBy = null;
-    this.retryAttempts.clear();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retries.forget();
     this.gate.release('stalled');
-    this.gate.release('retry');
     this.emit('change');
     this.reload();
     await this.outbox?.forget();
@@ -406,7 +406,7 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   private async shutdown(): Promise<void> {
     this.isClosed = true;
     this.history.clear();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retries.cancel();
     const closedError = new TandemError(TandemErrorCode.CLOSED, `document ${this.collection}/${this.id} was closed`);
     for (const reject of [...this.closeWaiters]) reject(closedError);
     this.closeWaiters.clear();
@@ -567,56 +567,6 @@ export class DocHandle<T = JsonValue> extends Emitter<DocEvents> {
   /** @internal The client learned its source id (first token): ops made before can be saved. */
   identityReady(): void {
     this.outbox?.identityReady();
-  }
-
-  /** Holds sending until the client handed the server a fresh token, then resends. */
-  private awaitToken(): void {
-    if (this.gate.holds('auth')) return;
-    this.gate.hold('auth');
-    this.ctx.reauthenticate().then(
-      () => this.gate.release('auth'),
-      (err: unknown) => {
-        this.gate.release('auth');
-        this.report(toTandemError(err));
-      },
-    );
-  }
-
-  /**
-   * Over a rate limit: hold sending for the wait the server asked (or the retry backoff if
-   * it did not say), then resend. Never counts toward maxRetries and never stalls: a client
-   * typing faster than its budget only sees its ops composed and committed later.
-   */
-  private waitForBudget(retryAfterMs: number | null): void {
-    let delay = retryAfterMs;
-    if (delay !== null) this.throttledAttempts = 0;
-    else {
-      const attempt = ++this.throttledAttempts;
-      delay = Math.min(this.ctx.retryDelayMs * 2 ** Math.min(attempt - 1, 16), MAX_THROTTLE_BACKOFF_MS);
-    }
-    this.holdFor(delay);
-  }
-
-  /** Holds sending for `delayMs` (the 'retry' reason), replacing any earlier wait. */
-  private holdFor(delayMs: number): void {
-    this.gate.hold('retry');
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.gate.release('retry');
-    }, delayMs);
-  }
-
-  private scheduleRetry(error: TandemError): void {
-    const head = this.d.pendingOps[0];
-    const key = `${head?.src}:${head?.seq}`;
-    const attempt = (this.retryAttempts.get(key) ?? 0) + 1;
-    this.retryAttempts.set(key, attempt);
-    if (attempt > this.ctx.maxRetries) {
-      this.stall(error);
-      return;
-    }
-    this.holdFor(this.ctx.retryDelayMs * 2 ** (attempt - 1));
   }
 
   private reportRejection(rejection: OpRejection): void {
