@@ -47,6 +47,7 @@ export function whenNothingPending(doc: Doc): Promise<void> {
 export async function waitForVersion(docs: Doc[], version: number, timeoutMs = 15_000): Promise<void> {
   await waitFor(() => docs.every((d) => d.version === version && !d.hasWritePending()), {
     timeoutMs,
-    what: `docs at version ${version} (now ${docs.map((d) => d.version).join(', ')})`,
+    what: () =>
+      `docs at version ${version} with nothing pending (version/pending now: ${docs.map((d) => `${d.version}/${d.hasWritePending()}`).join(', ')})`,
   });
 }

@@ -219,7 +219,8 @@ export async function assertConverged(
   const expected = await storeSnapshot(url, collection, id);
   await waitFor(() => docs.every((d) => d.version === expected.v && !d.hasWritePending()), {
     timeoutMs,
-    what: `${id}: every client at the store's version ${expected.v} (clients at ${docs.map((d) => d.version).join(', ')})`,
+    what: () =>
+      `${id}: every client at the store's version ${expected.v} with nothing pending (version/pending of each: ${docs.map((d) => `${d.version}/${d.hasWritePending()}`).join(', ')})`,
   });
   const took = Date.now() - started;
   for (const doc of docs) assert.deepEqual(doc.data, expected.data, `${id}: a client differs from the store`);

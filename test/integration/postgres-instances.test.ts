@@ -157,7 +157,8 @@ async function assertConvergedOnPostgres(
   );
   await waitFor(() => handles.every((h) => h.version === snapshot.v && h.pendingCount === 0), {
     timeoutMs: 15_000,
-    what: `${id}: every client at PostgreSQL's version ${snapshot.v} (clients at ${handles.map((h) => h.version).join(', ')})`,
+    what: () =>
+      `${id}: every client at PostgreSQL's version ${snapshot.v} with nothing pending (version/pending of each: ${handles.map((h) => `${h.version}/${h.pendingCount}`).join(', ')})`,
   });
   handles.forEach((h, i) => {
     assert.ok(
