@@ -18,16 +18,14 @@
  */
 import type { OplogRetention } from './oplog-retention.js';
 import { DatabaseError } from 'pg';
-import ShareDB from 'sharedb';
+import type ShareDB from 'sharedb';
 import { TandemErrorCode, TandemError } from '../../client/protocol.js';
 import { canPollDoc, type QuerySnapshot } from './mingo-query.js';
 import { closedError, type PostgresStore } from './postgres-connection.js';
 import { PostgresQueries, toSnapshot, type SnapshotRow } from './postgres-query-run.js';
-import { withQueries, type QueryRunner } from './query-methods.js';
-import type { StoredOp } from './sqlite.js';
+import type { QueryRunner } from './query-methods.js';
+import { StoreDB, type Callback, type StoredOp } from './store-db.js';
 import { asStorageFailure } from './storage-errors.js';
-
-type Callback<T> = (err: Error | null, result?: T) => void;
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -40,7 +38,7 @@ export function asShareDbError(err: unknown): ShareDB.Error {
 }
 
 /** Hands a result to a ShareDB callback outside the promise chain (a throwing callback stays an uncaught error). */
-function deliver<T>(work: Promise<T>, callback: Callback<T>): void {
+function settle<T>(work: Promise<T>, callback: Callback<T>): void {
   work.then(
     (result) => process.nextTick(callback, null, result),
     (err: unknown) => process.nextTick(callback, asShareDbError(err) as unknown as Error),
@@ -140,9 +138,8 @@ function opsFrom(collection: string, id: string, from: number, to: number | null
   });
 }
 
-/** ShareDB's queries are answered by query-methods.ts over `queryRunner`. */
-export class PostgresDB extends withQueries(ShareDB.DB) {
-  override projectsSnapshots = false; // ShareDB's Backend applies projections, as for MemoryDB
+/** ShareDB's callbacks and queries are store-db.ts's and query-methods.ts's, over the methods below. */
+export class PostgresDB extends StoreDB {
   private closing: Promise<void> | null = null;
   private readonly sql: ReturnType<typeof statements>;
   /** Queries translated to SQL and run by PostgreSQL, within the query limits (postgres-query-run.ts). */
@@ -155,16 +152,16 @@ export class PostgresDB extends withQueries(ShareDB.DB) {
     const queries = new PostgresQueries(store);
     this.queryRunner = {
       setLimits: (limits) => queries.setLimits(limits),
-      query: (collection, query, options, callback) => this.run(callback, () => queries.query(collection, query, options)),
-      queryPoll: (collection, query, options, callback) => this.run(callback, () => queries.queryPoll(collection, query, options)),
-      pollDoc: (collection, id, query, callback) => this.run(callback, () => queries.pollDoc(collection, id, query)),
+      query: (collection, query, options, callback) => this.deliver(callback, () => queries.query(collection, query, options)),
+      queryPoll: (collection, query, options, callback) => this.deliver(callback, () => queries.queryPoll(collection, query, options)),
+      pollDoc: (collection, id, query, callback) => this.deliver(callback, () => queries.pollDoc(collection, id, query)),
       canPollDoc,
     };
   }
 
-  /** Runs `work` unless closed, and reports through `callback`. */
-  private run<T>(callback: Callback<T>, work: () => Promise<T>): void {
-    deliver(this.closing ? Promise.reject(closedError('PostgreSQL database')) : work(), callback);
+  /** Runs `work` unless closed, and reports through `callback` (every read and write here answers a promise). */
+  protected deliver<T>(callback: Callback<T>, work: () => Promise<T>): void {
+    settle(this.closing ? Promise.reject(closedError('PostgreSQL database')) : work(), callback);
   }
 
   /** Releases the pool (ended when the milestone store is closed too); idempotent. */
@@ -212,15 +209,8 @@ export class PostgresDB extends withQueries(ShareDB.DB) {
     return result.rows.length === 0 ? null : Number(result.rows[0]!.seq);
   }
 
-  override commit(
-    collection: string,
-    id: string,
-    op: StoredOp,
-    snapshot: QuerySnapshot,
-    _options: unknown,
-    callback: Callback<boolean>,
-  ): void {
-    this.run(callback, () => this.commitAsync(collection, id, op, snapshot));
+  protected commitOp(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): Promise<boolean> {
+    return this.commitAsync(collection, id, op, snapshot);
   }
 
   /** Resolves false (not an error) when another writer got there first: ShareDB retries. */
@@ -247,97 +237,63 @@ export class PostgresDB extends withQueries(ShareDB.DB) {
     }
   }
 
-  override getSnapshot(
-    collection: string,
-    id: string,
-    fields: Record<string, unknown> | null,
-    options: { metadata?: boolean } | null,
-    callback: Callback<QuerySnapshot>,
-  ): void {
-    // {$submit: true} is ShareDB's "I am about to commit": metadata must come back whole.
-    const withMeta = Boolean(fields?.$submit || options?.metadata);
-    this.run(callback, async () => {
-      const result = await this.store.query<SnapshotRow>(this.sql.snapshot(withMeta), [collection, id]);
-      return toSnapshot(id, result.rows[0], withMeta);
-    });
+  protected async readSnapshot(collection: string, id: string, withMeta: boolean): Promise<QuerySnapshot> {
+    const result = await this.store.query<SnapshotRow>(this.sql.snapshot(withMeta), [collection, id]);
+    return toSnapshot(id, result.rows[0], withMeta);
   }
 
-  override getSnapshotBulk(
-    collection: string,
-    ids: string[],
-    fields: Record<string, unknown> | null,
-    options: { metadata?: boolean } | null,
-    callback: Callback<Record<string, QuerySnapshot>>,
-  ): void {
-    const withMeta = Boolean(fields?.$submit || options?.metadata);
-    this.run(callback, async () => {
-      const result = await this.store.query<SnapshotRow>(this.sql.snapshotBulk(withMeta), [collection, ids]);
-      const byId = new Map(result.rows.map((row) => [row.id, row]));
-      const snapshots: Record<string, QuerySnapshot> = Object.create(null);
-      for (const id of ids) snapshots[id] = toSnapshot(id, byId.get(id), withMeta);
-      return snapshots;
-    });
+  protected async readSnapshots(collection: string, ids: string[], withMeta: boolean): Promise<Record<string, QuerySnapshot>> {
+    const result = await this.store.query<SnapshotRow>(this.sql.snapshotBulk(withMeta), [collection, ids]);
+    const byId = new Map(result.rows.map((row) => [row.id, row]));
+    const snapshots: Record<string, QuerySnapshot> = Object.create(null);
+    for (const id of ids) snapshots[id] = toSnapshot(id, byId.get(id), withMeta);
+    return snapshots;
   }
 
-  /**
-   * Ops in [from, to), `to` null meaning "to the current version". A `to` past the current
-   * version returns what exists (ShareDB then reports the version as too new).
-   */
-  override getOps(
+  protected async readOpsBetween(
     collection: string,
     id: string,
     from: number | null,
     to: number | null,
-    options: { metadata?: boolean } | null,
-    callback: Callback<StoredOp[]>,
-  ): void {
-    this.run(callback, async () => {
-      const start = from ?? 0;
-      const result = await this.store.query<OpRow>(this.sql.ops, [collection, id, start, to]);
-      return opsFrom(collection, id, start, to, result.rows, Boolean(options?.metadata));
-    });
+    withMeta: boolean,
+  ): Promise<StoredOp[]> {
+    const start = from ?? 0;
+    const result = await this.store.query<OpRow>(this.sql.ops, [collection, id, start, to]);
+    return opsFrom(collection, id, start, to, result.rows, withMeta);
   }
 
-  override getOpsBulk(
+  protected async readOpsOfMany(
     collection: string,
     fromMap: Record<string, number | null>,
     toMap: Record<string, number | null> | null,
-    options: { metadata?: boolean } | null,
-    callback: Callback<Record<string, StoredOp[]>>,
-  ): void {
-    this.run(callback, async () => {
-      const ids = Object.keys(fromMap);
-      const froms = ids.map((id) => fromMap[id] ?? 0);
-      const tos = ids.map((id) => toMap?.[id] ?? null);
-      const result = await this.store.query<OpRow & { id: string }>(this.sql.opsBulk, [collection, ids, froms, tos]);
-      const rowsById = new Map<string, OpRow[]>();
-      for (const row of result.rows) {
-        const rows = rowsById.get(row.id);
-        if (rows) rows.push(row);
-        else rowsById.set(row.id, [row]);
-      }
-      const ops: Record<string, StoredOp[]> = Object.create(null);
-      ids.forEach((id, i) => {
-        ops[id] = opsFrom(collection, id, froms[i]!, tos[i] ?? null, rowsById.get(id) ?? [], Boolean(options?.metadata));
-      });
-      return ops;
+    withMeta: boolean,
+  ): Promise<Record<string, StoredOp[]>> {
+    const ids = Object.keys(fromMap);
+    const froms = ids.map((id) => fromMap[id] ?? 0);
+    const tos = ids.map((id) => toMap?.[id] ?? null);
+    const result = await this.store.query<OpRow & { id: string }>(this.sql.opsBulk, [collection, ids, froms, tos]);
+    const rowsById = new Map<string, OpRow[]>();
+    for (const row of result.rows) {
+      const rows = rowsById.get(row.id);
+      if (rows) rows.push(row);
+      else rowsById.set(row.id, [row]);
+    }
+    const ops: Record<string, StoredOp[]> = Object.create(null);
+    ids.forEach((id, i) => {
+      ops[id] = opsFrom(collection, id, froms[i]!, tos[i] ?? null, rowsById.get(id) ?? [], withMeta);
     });
+    return ops;
   }
 
-  /** The version at which an op with the same src/seq was committed, if any (resent ops). */
-  override getCommittedOpVersion(
+  protected async committedVersionOf(
     collection: string,
     id: string,
-    snapshot: { v: number },
-    op: StoredOp,
-    _options: unknown,
-    callback: Callback<number | undefined>,
-  ): void {
-    this.run(callback, async () => {
-      if (op.src == null || op.seq == null) return undefined;
-      const result = await this.store.query<{ v: number }>(this.sql.committedOpVersion, [collection, id, op.src, op.seq, snapshot.v]);
-      return result.rows[0]?.v;
-    });
+    src: string,
+    seq: number,
+    before: number,
+  ): Promise<number | undefined> {
+    const result = await this.store.query<{ v: number }>(this.sql.committedOpVersion, [collection, id, src, seq, before]);
+    return result.rows[0]?.v;
   }
 }
 

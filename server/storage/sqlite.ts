@@ -14,14 +14,13 @@
  * write lock). ShareDB expects asynchronous callbacks, so every result is delivered on
  * process.nextTick.
  */
-import ShareDB from 'sharedb';
 import type { OplogRetention } from './oplog-retention.js';
 import { RETENTION_SCHEMA, SqliteRetention } from './sqlite-retention.js';
 import type { WebhookCursors } from '../webhooks/cursors.js';
 import { TandemErrorCode } from '../../client/protocol.js';
 import { QueryExecutor } from '../limits/query-executor.js';
 import { sqliteScanSource } from './sqlite-scan-source.js';
-import { withQueries } from './query-methods.js';
+import { StoreDB, type Callback, type StoredOp } from './store-db.js';
 import type { QuerySnapshot } from './mingo-query.js';
 import {
   inWriteTransaction,
@@ -52,16 +51,7 @@ export interface SqliteOptions extends SqliteConnectionOptions {
   snapshotCache?: SnapshotCacheOptions;
 }
 
-type Callback<T> = (err: Error | null, result?: T) => void;
-
-/** The op shape ShareDB commits; stored whole as JSON. */
-export interface StoredOp {
-  v: number;
-  src?: string;
-  seq?: number;
-  m?: unknown;
-  [key: string]: unknown;
-}
+export type { StoredOp } from './store-db.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS snapshots (
@@ -107,9 +97,8 @@ function prepareStatements(conn: Connection) {
 // Control-flow marker for "someone else committed first"; never escapes commitSync.
 const STALE = Symbol('stale commit');
 
-/** ShareDB's queries are answered by query-methods.ts over `queryRunner`. */
-export class SqliteDB extends withQueries(ShareDB.DB) {
-  override projectsSnapshots = false; // ShareDB's Backend applies projections, as for MemoryDB
+/** ShareDB's callbacks and queries are store-db.ts's and query-methods.ts's, over the methods below. */
+export class SqliteDB extends StoreDB {
   readonly path: string;
   /** Set by close(); every later call fails with TANDEM_DB_CLOSED instead of touching the handle. */
   private closed = false;
@@ -164,8 +153,8 @@ export class SqliteDB extends withQueries(ShareDB.DB) {
     }
   }
 
-  /** Runs `work` now (libsql is synchronous) and reports on the next tick. */
-  private run<T>(callback: Callback<T>, work: () => T): void {
+  /** Runs `work` now (libsql is synchronous: every read and write here answers a value) and reports on the next tick. */
+  protected deliver<T>(callback: Callback<T>, work: () => T): void {
     let result: T;
     try {
       this.assertOpen();
@@ -241,15 +230,8 @@ export class SqliteDB extends withQueries(ShareDB.DB) {
     this.stmts.ping.get();
   }
 
-  override commit(
-    collection: string,
-    id: string,
-    op: StoredOp,
-    snapshot: QuerySnapshot,
-    _options: unknown,
-    callback: Callback<boolean>,
-  ): void {
-    this.run(callback, () => this.commitSync(collection, id, op, snapshot));
+  protected commitOp(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): boolean {
+    return this.commitSync(collection, id, op, snapshot);
   }
 
   /** Returns false (not an error) when another writer got there first: ShareDB retries. */
@@ -291,63 +273,26 @@ export class SqliteDB extends withQueries(ShareDB.DB) {
     return committed;
   }
 
-  override getSnapshot(
-    collection: string,
-    id: string,
-    fields: Record<string, unknown> | null,
-    options: { metadata?: boolean } | null,
-    callback: Callback<QuerySnapshot>,
-  ): void {
-    // {$submit: true} is ShareDB's "I am about to commit": metadata must come back whole.
-    const withMeta = Boolean(fields?.$submit || options?.metadata);
-    this.run(callback, () => this.readSnapshot(collection, id, withMeta));
-  }
-
-  private readSnapshot(collection: string, id: string, withMeta: boolean): QuerySnapshot {
+  protected readSnapshot(collection: string, id: string, withMeta: boolean): QuerySnapshot {
     const snapshot = this.documents.current(collection, id, withMeta);
     this.documents.evictOverBudget();
     return snapshot;
   }
 
-  override getSnapshotBulk(
-    collection: string,
-    ids: string[],
-    fields: Record<string, unknown> | null,
-    options: { metadata?: boolean } | null,
-    callback: Callback<Record<string, QuerySnapshot>>,
-  ): void {
-    const withMeta = Boolean(fields?.$submit || options?.metadata);
-    this.run(callback, () => {
-      const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as Array<SnapshotRow & { id: string }>;
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      const results: Record<string, QuerySnapshot> = Object.create(null);
-      for (const id of ids) {
-        const row = byId.get(id);
-        // No row: never created (a create writes its row at once).
-        results[id] = row ? this.documents.current(collection, id, withMeta, row) : toSnapshot(id, undefined, withMeta);
-      }
-      this.documents.evictOverBudget();
-      return results;
-    });
+  protected readSnapshots(collection: string, ids: string[], withMeta: boolean): Record<string, QuerySnapshot> {
+    const rows = this.stmts.snapshotBulk.all(collection, JSON.stringify(ids)) as Array<SnapshotRow & { id: string }>;
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const results: Record<string, QuerySnapshot> = Object.create(null);
+    for (const id of ids) {
+      const row = byId.get(id);
+      // No row: never created (a create writes its row at once).
+      results[id] = row ? this.documents.current(collection, id, withMeta, row) : toSnapshot(id, undefined, withMeta);
+    }
+    this.documents.evictOverBudget();
+    return results;
   }
 
-  override getOps(
-    collection: string,
-    id: string,
-    from: number | null,
-    to: number | null,
-    options: { metadata?: boolean } | null,
-    callback: Callback<StoredOp[]>,
-  ): void {
-    this.run(callback, () => this.readOps(collection, id, from, to, Boolean(options?.metadata)));
-  }
-
-  /**
-   * Ops in [from, to), `to` null meaning "to the current version". A `to` past the current
-   * version returns what exists (ShareDB then reports the version as too new); a hole in
-   * the range is an error, as in MemoryDB.
-   */
-  readOps(collection: string, id: string, from: number | null, to: number | null, withMeta: boolean): StoredOp[] {
+  protected readOpsBetween(collection: string, id: string, from: number | null, to: number | null, withMeta: boolean): StoredOp[] {
     return this.rowsBetween(collection, id, from ?? 0, to).map((r) => {
       const op = JSON.parse(r.op) as StoredOp;
       op.v = r.v;
@@ -372,36 +317,20 @@ export class SqliteDB extends withQueries(ShareDB.DB) {
     return this.documents.opRows(collection, id, start, end);
   }
 
-  override getOpsBulk(
+  protected readOpsOfMany(
     collection: string,
     fromMap: Record<string, number | null>,
     toMap: Record<string, number | null> | null,
-    options: { metadata?: boolean } | null,
-    callback: Callback<Record<string, StoredOp[]>>,
-  ): void {
-    this.run(callback, () => {
-      const results: Record<string, StoredOp[]> = Object.create(null);
-      for (const id of Object.keys(fromMap)) {
-        results[id] = this.readOps(collection, id, fromMap[id], toMap?.[id] ?? null, Boolean(options?.metadata));
-      }
-      return results;
-    });
+    withMeta: boolean,
+  ): Record<string, StoredOp[]> {
+    const results: Record<string, StoredOp[]> = Object.create(null);
+    for (const id of Object.keys(fromMap))
+      results[id] = this.readOpsBetween(collection, id, fromMap[id] ?? null, toMap?.[id] ?? null, withMeta);
+    return results;
   }
 
-  /** The version at which an op with the same src/seq was committed, if any (resent ops). */
-  override getCommittedOpVersion(
-    collection: string,
-    id: string,
-    snapshot: { v: number },
-    op: StoredOp,
-    _options: unknown,
-    callback: Callback<number | undefined>,
-  ): void {
-    this.run(callback, () => {
-      if (op.src == null || op.seq == null) return undefined;
-      const row = this.stmts.committedOpVersion.get(collection, id, op.src, op.seq, snapshot.v) as { v: number } | undefined;
-      return row?.v;
-    });
+  protected committedVersionOf(collection: string, id: string, src: string, seq: number, before: number): number | undefined {
+    return (this.stmts.committedOpVersion.get(collection, id, src, seq, before) as { v: number } | undefined)?.v;
   }
 
   private assertOpen(): void {
