@@ -10,7 +10,7 @@
  * - opSizeDelta of text edits on such strings equals re-encoding (test/resilience/
  *   documents.test.ts covers it on short strings in random json1 ops).
  * The piece tables, buckets and lineages: test/unit/text-pieces.test.ts; what edits cost,
- * printed: test/unit/text-cost.test.ts.
+ * printed by `npm run bench:text` (load/bench-text.ts).
  */
 import assert from 'node:assert/strict';
 import * as json1 from 'ot-json1';
