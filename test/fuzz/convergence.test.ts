@@ -128,7 +128,9 @@ async function closeAll(): Promise<void> {
   // socket is disconnected from the server side (as server.close() does), engine.io arms a
   // 30 s timer, waiting for one more poll, that outlives server.close(). (Engine-level
   // connections whose handshake a client abandoned may stay; engine.close() discards those.)
-  await waitFor(() => server.io.sockets.sockets.size === 0, { timeoutMs: 5_000, what: 'server-side sockets gone' }).catch(() => undefined);
+  // A deadline, not a wait. In a loaded full run the leak check once found two timers left,
+  // most likely this way: the polling client's leave took over 5 s (the deadline then).
+  await waitFor(() => server.io.sockets.sockets.size === 0, { timeoutMs: 20_000, what: 'server-side sockets gone' }).catch(() => undefined);
   await server.close();
 }
 
