@@ -209,12 +209,8 @@ export class PostgresDB extends StoreDB {
     return result.rows.length === 0 ? null : Number(result.rows[0]!.seq);
   }
 
-  protected commitOp(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): Promise<boolean> {
-    return this.commitAsync(collection, id, op, snapshot);
-  }
-
   /** Resolves false (not an error) when another writer got there first: ShareDB retries. */
-  async commitAsync(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): Promise<boolean> {
+  protected async commitOp(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): Promise<boolean> {
     const deleted = snapshot.type == null || snapshot.data === undefined;
     try {
       const result = await this.store.query(this.sql.commit, [

@@ -9,7 +9,8 @@ import type { QueryLimitedDb, QueryLimits } from '../limits/query-options.js';
 import type { QuerySnapshot } from './mingo-query.js';
 import { withStorageCode } from './storage-errors.js';
 
-type Callback<T> = (err: Error | null, result?: T) => void;
+/** A ShareDB-style callback: an error, or the result. */
+export type Callback<T> = (err: Error | null, result?: T) => void;
 
 /** How a store runs queries. Each method answers through its callback, never by throwing. */
 export interface QueryRunner {

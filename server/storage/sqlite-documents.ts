@@ -50,7 +50,7 @@ export const DOCUMENTS_SCHEMA = `
     PRIMARY KEY (collection, id)
   ) WITHOUT ROWID;      -- one b-tree: a commit dirties one page of it, not two
   -- Every op moves its document's head in the op's own statement, so a commit is one
-  -- statement (atomic without a savepoint of its own, see SqliteDB.commitSync).
+  -- statement (atomic without a savepoint of its own, see SqliteDB.commitOp).
   CREATE TRIGGER IF NOT EXISTS ops_move_head AFTER INSERT ON ops BEGIN
     INSERT INTO heads (collection, id, v) VALUES (NEW.collection, NEW.id, NEW.v + 1)
       ON CONFLICT (collection, id) DO UPDATE SET v = excluded.v WHERE excluded.v > heads.v;

@@ -94,7 +94,7 @@ function prepareStatements(conn: Connection) {
   };
 }
 
-// Control-flow marker for "someone else committed first"; never escapes commitSync.
+// Control-flow marker for "someone else committed first"; never escapes commitOp.
 const STALE = Symbol('stale commit');
 
 /** ShareDB's callbacks and queries are store-db.ts's and query-methods.ts's, over the methods below. */
@@ -230,12 +230,11 @@ export class SqliteDB extends StoreDB {
     this.stmts.ping.get();
   }
 
-  protected commitOp(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): boolean {
-    return this.commitSync(collection, id, op, snapshot);
-  }
-
-  /** Returns false (not an error) when another writer got there first: ShareDB retries. */
-  commitSync(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): boolean {
+  /**
+   * Returns false (not an error) when another writer got there first: ShareDB retries.
+   * Public: tests and tools commit without a callback.
+   */
+  commitOp(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): boolean {
     if (snapshot.v !== op.v + 1) return false;
     const json = JSON.stringify(op);
     const deferred = this.documents.defersSnapshot(collection, id, op, snapshot);

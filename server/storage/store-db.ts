@@ -5,9 +5,9 @@
  */
 import ShareDB from 'sharedb';
 import type { QuerySnapshot } from './mingo-query.js';
-import { withQueries } from './query-methods.js';
+import { withQueries, type Callback } from './query-methods.js';
 
-export type Callback<T> = (err: Error | null, result?: T) => void;
+export type { Callback } from './query-methods.js';
 
 /** An op as ShareDB hands it to the store and reads it back. */
 export interface StoredOp {
@@ -26,10 +26,7 @@ function wantsMetadata(fields: Record<string, unknown> | null, options: { metada
   return Boolean(fields?.$submit || options?.metadata);
 }
 
-/*
- * @types/sharedb declares DB with a no-argument constructor and parameterless
- * canPollDoc/skipPoll, while the runtime (lib/db/index.js) passes (collection, query[, op]).
- */
+/** A ShareDB DB whose stores supply `deliver` and the reads and writes below. */
 export abstract class StoreDB extends withQueries(ShareDB.DB) {
   override projectsSnapshots = false; // ShareDB's Backend applies projections, as for MemoryDB
 

@@ -109,7 +109,7 @@ export function populate(
       const id = `${prefix}${String(i).padStart(6, '0')}`;
       const body = data(i);
       const now = Date.now();
-      const created = db.commitSync(
+      const created = db.commitOp(
         collection,
         id,
         { v: 0, src: 'populate', seq: i + 1, create: { type: JSON1_TYPE_URI, data: body }, m: { ts: now } },

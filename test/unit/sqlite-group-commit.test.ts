@@ -37,7 +37,7 @@ function watchedTurn(): { turn: Turn; failures: Error[] } {
 function counterCommit(db: SqliteDB, id: string, n: number): boolean {
   const op: StoredOp = n === 0 ? { v: 0, create: { type: JSON0, data: { n: 0 } } } : { v: n, op: [{ p: ['n'], na: 1 }] };
   const snapshot: QuerySnapshot = { id, v: n + 1, type: JSON0, data: { n }, m: null };
-  return db.commitSync('docs', id, op, snapshot);
+  return db.commitOp('docs', id, op, snapshot);
 }
 
 describe('SqliteDB group commit (one transaction per turn)', function () {
@@ -88,7 +88,7 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     const writer = open(new Turn());
     assert.equal(counterCommit(writer, 'a', 0), true);
     const unencodable: StoredOp = { v: 1, op: [{ p: ['n'], na: 1 }], m: { big: 1n } };
-    assert.throws(() => writer.commitSync('docs', 'a', unencodable, { id: 'a', v: 2, type: JSON0, data: { n: 1 }, m: null }));
+    assert.throws(() => writer.commitOp('docs', 'a', unencodable, { id: 'a', v: 2, type: JSON0, data: { n: 1 }, m: null }));
     assert.equal(counterCommit(writer, 'a', 1), true);
     await nextTurn();
     const reader = open();
