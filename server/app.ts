@@ -132,6 +132,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
   const turn = new Turn();
   const storage = await openStorage(config.dbUrl, {
     sqliteSynchronous: config.sqliteSynchronous,
+    sqliteCheckpoints: config.sqliteCheckpoints,
     milestoneInterval: config.milestoneInterval,
     snapshotCache: { cacheBytes: config.snapshotCacheMb * 1024 * 1024, flushOps: config.snapshotFlushOps, flushMs: config.snapshotFlushMs },
     pgPoolMax: config.pgPoolMax,

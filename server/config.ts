@@ -30,6 +30,12 @@ export interface Config {
    */
   readonly sqliteGroupCommit: boolean;
   /**
+   * Where SQLite copies the WAL back into the database file: `background` (a thread of its
+   * own, off the event loop) or `inline` (inside the COMMIT that fills the WAL, SQLite's
+   * default). Env SQLITE_CHECKPOINTS, default background.
+   */
+  readonly sqliteCheckpoints: 'background' | 'inline';
+  /**
    * Most connections one instance opens to PostgreSQL (DB_URL=postgres://…); a request that
    * finds them all busy waits for one. Env PG_POOL_MAX, default 10.
    */
@@ -346,6 +352,10 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     );
   }
   checkSqliteDirectory(dbUrl);
+  const checkpoints = (source.SQLITE_CHECKPOINTS || 'background').toLowerCase();
+  if (checkpoints !== 'background' && checkpoints !== 'inline') {
+    throw new ConfigError(`SQLITE_CHECKPOINTS must be background or inline, got "${source.SQLITE_CHECKPOINTS}"`, 'SQLITE_CHECKPOINTS');
+  }
   const maxOpBytes = integer(source, 'MAX_OP_BYTES', DEFAULT_OP_LIMITS.maxOpBytes, 1024);
   const host = source.HOST || '127.0.0.1';
   return Object.freeze({
@@ -356,6 +366,7 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     redisPrefix: source.REDIS_PREFIX || 'tandem',
     sqliteSynchronous: synchronous,
     sqliteGroupCommit: boolean(source, 'SQLITE_GROUP_COMMIT', true),
+    sqliteCheckpoints: checkpoints,
     pgPoolMax: integer(source, 'PG_POOL_MAX', 10, 1, 1000),
     pgReadTimeoutMs: integer(source, 'PG_READ_TIMEOUT_MS', 10_000, 1000),
     maxOpBytes,

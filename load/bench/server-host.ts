@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   let sharedbWsUrl: string;
   let close: () => Promise<void>;
   if (kind === 'tandem') {
-    // SQLITE_GROUP_COMMIT passes through, to measure what group commit alone brings;
+    // SQLITE_GROUP_COMMIT and SQLITE_CHECKPOINTS pass through, to measure what each brings;
     // AUTH_JWT_SECRET is set by the benchmark for a side with authentication (hosted-server.ts).
     const config = loadConfig({
       PORT: '0',
@@ -60,6 +60,7 @@ async function main(): Promise<void> {
       SHUTDOWN_TIMEOUT_MS: '2000',
       LOG_LEVEL: 'warn',
       SQLITE_GROUP_COMMIT: process.env.SQLITE_GROUP_COMMIT,
+      SQLITE_CHECKPOINTS: process.env.SQLITE_CHECKPOINTS,
       AUTH_JWT_SECRET: process.env.AUTH_JWT_SECRET,
       PG_POOL_MAX: process.env.PG_POOL_MAX,
       // Every simulated user connects from 127.0.0.1, so the per-address cap (default 1,000)

@@ -261,6 +261,17 @@ export class TandemPrometheus {
       },
     });
     new Gauge({
+      name: 'tandem_store_wal_checkpoints',
+      help: 'SQLite WAL checkpoints: 1 for where they run (background: a thread of their own; inline: in the committing connection, as configured or because the thread failed).',
+      labelNames: ['mode'],
+      registers,
+      collect() {
+        const state = sources.storageState().walCheckpoints;
+        this.reset();
+        if (state) this.set({ mode: state.mode }, 1);
+      },
+    });
+    new Gauge({
       name: 'tandem_snapshot_cache',
       help: 'SQLite snapshot cache (SNAPSHOT_CACHE_MB): documents held, their JSON bytes, documents with versions not yet written to their snapshot row, and timed snapshot writes that failed since start.',
       labelNames: ['measure'],

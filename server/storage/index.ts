@@ -19,6 +19,7 @@ import { createPostgresStorage } from './postgres-storage.js';
 import { createSqliteDb, type SqliteSynchronous } from './sqlite.js';
 import { createSqliteMilestoneDb, DEFAULT_MILESTONE_INTERVAL } from './sqlite-milestone.js';
 import type { SnapshotCacheState } from './sqlite-documents.js';
+import type { CheckpointMode, CheckpointState } from './sqlite-checkpointer.js';
 import type { SnapshotCacheOptions } from './snapshot-cache.js';
 
 export type StorageKind = 'sqlite' | 'memory' | 'mongo' | 'postgres';
@@ -30,6 +31,8 @@ export interface StorageOptions {
   sqliteSynchronous?: SqliteSynchronous;
   /** SQLite only; default 5000. */
   sqliteBusyTimeoutMs?: number;
+  /** SQLite only: where WAL checkpoints run (SQLITE_CHECKPOINTS); default background. */
+  sqliteCheckpoints?: CheckpointMode;
   /** SQLite only: SNAPSHOT_CACHE_MB, SNAPSHOT_FLUSH_OPS, SNAPSHOT_FLUSH_MS; default DEFAULT_SNAPSHOT_CACHE. */
   snapshotCache?: SnapshotCacheOptions;
   /** PostgreSQL only: most pooled connections (PG_POOL_MAX). Default 10. */
@@ -51,6 +54,8 @@ export interface StorageState {
    * file: one per commit), `off` (SQLITE_GROUP_COMMIT=false). Absent for other stores.
    */
   groupCommit?: 'on' | 'paused' | 'off';
+  /** SQLite: where WAL checkpoints run now (`inline` with a failure: the thread failed). */
+  walCheckpoints?: CheckpointState;
   /** PostgreSQL: pooled connections open, idle, and requests waiting for one (PG_POOL_MAX). */
   pool?: { total: number; idle: number; waiting: number };
   /** SQLite: the snapshot cache (documents, bytes, unwritten documents, failed background writes). */
@@ -98,7 +103,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       busyTimeoutMs: opts.sqliteBusyTimeoutMs,
       turn: opts.turn,
     };
-    const db = createSqliteDb({ ...sqliteOpts, snapshotCache: opts.snapshotCache });
+    const db = createSqliteDb({ ...sqliteOpts, snapshotCache: opts.snapshotCache, checkpoints: opts.sqliteCheckpoints });
     let milestoneDb;
     try {
       milestoneDb = createSqliteMilestoneDb({ ...sqliteOpts, interval });
@@ -110,7 +115,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       kind: 'sqlite',
       db,
       milestoneDb,
-      state: () => ({ kind: 'sqlite', groupCommit: db.groupCommit, snapshotCache: db.snapshotCache }),
+      state: () => ({ kind: 'sqlite', groupCommit: db.groupCommit, walCheckpoints: db.walCheckpoints, snapshotCache: db.snapshotCache }),
       ping: async () => db.ping(),
       compact: db,
       webhookCursors: db.webhookCursors,

@@ -31,6 +31,7 @@ import {
   type SqliteOptions as SqliteConnectionOptions,
 } from './sqlite-connection.js';
 import { SqlitePeers } from './sqlite-peers.js';
+import { SqliteCheckpointer, type CheckpointMode, type CheckpointState, type CheckpointTriggers } from './sqlite-checkpointer.js';
 import {
   DEFAULT_SNAPSHOT_CACHE,
   HEADED_COLUMNS,
@@ -49,7 +50,22 @@ export type { SqliteSynchronous } from './sqlite-connection.js';
 export interface SqliteOptions extends SqliteConnectionOptions {
   /** The snapshot cache and lazy snapshot writes (sqlite-documents.ts); default DEFAULT_SNAPSHOT_CACHE. */
   snapshotCache?: SnapshotCacheOptions;
+  /**
+   * WAL checkpoints in a thread of their own (`background`, the default; see
+   * sqlite-checkpointer.ts) or inside the COMMIT that fills the WAL, on the event loop
+   * (`inline`, SQLite's default). SQLITE_CHECKPOINTS.
+   */
+  checkpoints?: CheckpointMode;
+  /** Background checkpoints: when the thread checkpoints; default DEFAULT_CHECKPOINT_TRIGGERS. */
+  checkpointTriggers?: CheckpointTriggers;
 }
+
+/**
+ * The checkpoint thread starts at this many commits by one store: below ~300 WAL pages
+ * SQLite would not have checkpointed yet (it does at 1000), and a store that commits less
+ * (a test, a command-line tool) never pays for a thread.
+ */
+const CHECKPOINT_THREAD_AFTER_COMMITS = 100;
 
 export type { StoredOp } from './store-db.js';
 
@@ -109,6 +125,11 @@ export class SqliteDB extends StoreDB {
   private readonly documents: SqliteDocuments;
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
+  private readonly checkpointMode: CheckpointMode;
+  private readonly checkpointTriggers: CheckpointTriggers | undefined;
+  private checkpointer: SqliteCheckpointer | null = null;
+  /** Commits until the checkpoint thread starts (background mode). */
+  private commitsBeforeCheckpointer = CHECKPOINT_THREAD_AFTER_COMMITS;
   /**
    * Queries, evaluated in process: validated before anything is read, then over the
    * documents they name by `_id` or a scan of the collection, in slices (query-executor.ts).
@@ -118,6 +139,9 @@ export class SqliteDB extends StoreDB {
   constructor(opts: SqliteOptions) {
     super();
     this.path = opts.path;
+    // ':memory:' has no WAL to checkpoint.
+    this.checkpointMode = opts.path === ':memory:' ? 'inline' : (opts.checkpoints ?? 'background');
+    this.checkpointTriggers = opts.checkpointTriggers;
     this.conn = openSqliteFile(opts);
     try {
       // Inside a write transaction: two processes starting at once must not race on DDL.
@@ -188,7 +212,8 @@ export class SqliteDB extends StoreDB {
       this.writer.unregister();
       this.conn.close();
     }
-    if (callback) process.nextTick(callback, error);
+    const stopped = this.checkpointer?.stop() ?? Promise.resolve();
+    if (callback) void stopped.then(() => callback(error));
   }
 
   /** Op-log retention and webhook cursors on this file and this connection (sqlite-retention.ts). */
@@ -215,6 +240,11 @@ export class SqliteDB extends StoreDB {
   /** The snapshot cache as it stands (see StorageState in index.ts). */
   get snapshotCache(): SnapshotCacheState {
     return this.documents.state;
+  }
+
+  /** Where WAL checkpoints run now (see StorageState in index.ts). */
+  get walCheckpoints(): CheckpointState {
+    return this.checkpointer?.state ?? { mode: this.checkpointMode };
   }
 
   /** Group commit as configured and as it runs now (see StorageState in index.ts). */
@@ -267,8 +297,14 @@ export class SqliteDB extends StoreDB {
       }
       throw err;
     }
-    // Outside the commit's write: an eviction writes snapshots of other documents.
-    if (committed) this.documents.evictOverBudget();
+    if (committed) {
+      // Outside the commit's write: an eviction writes snapshots of other documents.
+      this.documents.evictOverBudget();
+      if (this.checkpointer) this.checkpointer.committed();
+      else if (--this.commitsBeforeCheckpointer === 0 && this.checkpointMode === 'background') {
+        this.checkpointer = new SqliteCheckpointer(this.conn, this.path, this.checkpointTriggers);
+      }
+    }
     return committed;
   }
 

@@ -74,7 +74,8 @@ describe('group commit in /metrics', function () {
     for (const s of servers.splice(0)) await s.close();
   });
   const storeOf = async (s: TestServer) =>
-    ((await (await fetch(`${s.url}/metrics.json`)).json()) as { store: { kind: string; groupCommit?: string } }).store;
+    ((await (await fetch(`${s.url}/metrics.json`)).json()) as { store: { kind: string; groupCommit?: string; walCheckpoints?: unknown } })
+      .store;
 
   it('says on for a lone instance, paused while a second one writes the same file, off when configured off', async () => {
     const first = await startTestServer();
@@ -82,6 +83,7 @@ describe('group commit in /metrics', function () {
     assert.deepEqual(await storeOf(first), {
       kind: 'sqlite',
       groupCommit: 'on',
+      walCheckpoints: { mode: 'background' },
       snapshotCache: { documents: 0, bytes: 0, unwritten: 0, failedWrites: 0 },
     });
     const second = await startTestServer({ DB_URL: `sqlite:${join(first.dir, 'tandem.db')}` });
@@ -90,9 +92,10 @@ describe('group commit in /metrics', function () {
     assert.equal((await storeOf(second)).groupCommit, 'paused');
     await servers.pop()!.close();
     assert.equal((await storeOf(first)).groupCommit, 'on');
-    const off = await startTestServer({ SQLITE_GROUP_COMMIT: 'false' });
+    const off = await startTestServer({ SQLITE_GROUP_COMMIT: 'false', SQLITE_CHECKPOINTS: 'inline' });
     servers.push(off);
     assert.equal((await storeOf(off)).groupCommit, 'off');
+    assert.deepEqual((await storeOf(off)).walCheckpoints, { mode: 'inline' });
     const memory = await startTestServer({ DB_URL: 'memory:' });
     servers.push(memory);
     assert.deepEqual(await storeOf(memory), { kind: 'memory' });

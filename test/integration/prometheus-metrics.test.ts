@@ -35,6 +35,7 @@ const FAMILIES = [
   'tandem_pubsub_up',
   'tandem_store_up',
   'tandem_store_group_commit',
+  'tandem_store_wal_checkpoints',
   'nodejs_eventloop_lag_seconds',
   'nodejs_eventloop_lag_p99_seconds',
   'nodejs_gc_duration_seconds',
@@ -147,6 +148,7 @@ describe('metrics: GET /metrics in Prometheus text format', function () {
     assert.equal(loaded.value('tandem_pubsub_up', { kind: 'redis', status: 'ready' }), 1);
     assert.equal(loaded.value('tandem_store_up', { kind: 'sqlite' }), 1);
     assert.equal(loaded.value('tandem_store_group_commit', { state: 'on' }), 1);
+    assert.equal(loaded.value('tandem_store_wal_checkpoints', { mode: 'background' }), 1);
     assert.ok(loaded.value('process_cpu_seconds_total') > 0);
 
     // GC pauses: garbage made here (the server runs in this process) is collected and timed.
