@@ -249,28 +249,18 @@ export class TandemPrometheus {
         for (const [state, count] of Object.entries(pool)) this.set({ state }, count);
       },
     });
-    new Gauge({
-      name: 'tandem_store_group_commit',
-      help: 'SQLite group commit: 1 for the current state (on, paused, off).',
-      labelNames: ['state'],
-      registers,
-      collect() {
-        const state = sources.storageState().groupCommit;
-        this.reset();
-        if (state) this.set({ state }, 1);
-      },
-    });
-    new Gauge({
-      name: 'tandem_store_wal_checkpoints',
-      help: 'SQLite WAL checkpoints: 1 for where they run (background: a thread of their own; inline: in the committing connection, as configured or because the thread failed).',
-      labelNames: ['mode'],
-      registers,
-      collect() {
-        const state = sources.storageState().walCheckpoints;
-        this.reset();
-        if (state) this.set({ mode: state.mode }, 1);
-      },
-    });
+    this.currentState(
+      'tandem_store_group_commit',
+      'SQLite group commit: 1 for the current state (on, paused, off).',
+      'state',
+      () => sources.storageState().groupCommit,
+    );
+    this.currentState(
+      'tandem_store_wal_checkpoints',
+      'SQLite WAL checkpoints: 1 for where they run (background: a thread of their own; inline: in the committing connection, as configured or because the thread failed).',
+      'mode',
+      () => sources.storageState().walCheckpoints?.mode,
+    );
     new Gauge({
       name: 'tandem_snapshot_cache',
       help: 'SQLite snapshot cache (SNAPSHOT_CACHE_MB): documents held, their JSON bytes, documents with versions not yet written to their snapshot row, and timed snapshot writes that failed since start.',
@@ -311,6 +301,21 @@ export class TandemPrometheus {
   }
 
   /** A counter that follows a running total kept elsewhere (the pub/sub's state). */
+  /** A gauge at 1 for the one value `read` gives now (none when it gives undefined). */
+  private currentState(name: string, help: string, label: string, read: () => string | undefined): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: [this.registry],
+      collect() {
+        const value = read();
+        this.reset();
+        if (value) this.set({ [label]: value }, 1);
+      },
+    });
+  }
+
   private mirror(name: string, help: string, read: (state: PubSubState) => number): void {
     const { pubsubState } = this.sources;
     let last = 0;

@@ -31,6 +31,13 @@ import type { Connection } from './sqlite-connection.js';
 const INLINE_CHECKPOINT_PAGES = 1000;
 
 /**
+ * The thread starts at this many commits by one store: below ~300 WAL pages SQLite would not
+ * have checkpointed yet (it does at 1000), and a store that commits less (a test, a
+ * command-line tool) never pays for a thread.
+ */
+const THREAD_AFTER_COMMITS = 100;
+
+/**
  * When the thread checkpoints: every `everyCommits` commits of the store (about SQLite's own
  * cadence of 1,000 WAL pages at 2–3 pages a commit), and every `intervalMs` whatever the
  * count, for pages no commit counted (snapshot rows written later, a quiet store). A timer of
@@ -91,42 +98,31 @@ export interface CheckpointState {
   failure?: string;
 }
 
+/**
+ * The store's checkpoints in background mode: inline (SQLite's own) until its
+ * THREAD_AFTER_COMMITS-th commit, then in the thread. One countdown serves both: to the
+ * thread's start, then to each commit-count checkpoint.
+ */
 export class SqliteCheckpointer {
-  private readonly worker: Worker;
+  private worker: Worker | null = null;
   private stopping = false;
   private failure: Error | null = null;
-  private readonly exited: Promise<void>;
+  private exited: Promise<void> = Promise.resolve();
+  private commitsUntilNext = THREAD_AFTER_COMMITS;
 
-  private commitsUntilCheckpoint: number;
-
-  /** Starts checkpointing `path` in a thread; `conn` (the store's connection) stops checkpointing inline. */
+  /** `conn` is the store's connection: it stops checkpointing once the thread runs. */
   constructor(
     private readonly conn: Connection,
-    path: string,
+    private readonly path: string,
     private readonly triggers: CheckpointTriggers = DEFAULT_CHECKPOINT_TRIGGERS,
-  ) {
-    this.commitsUntilCheckpoint = triggers.everyCommits;
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { libsql: libsqlPath, path, intervalMs: triggers.intervalMs, truncateFrames: TRUNCATE_AFTER_FRAMES },
-    });
-    // Never what keeps a process alive: close() ends it, and an exiting process takes it along.
-    this.worker.unref();
-    this.worker.on('error', (err) => this.fallBack(err));
-    this.exited = new Promise((resolve) => {
-      this.worker.once('exit', (code) => {
-        if (!this.stopping) this.fallBack(new Error(`checkpoint thread exited (code ${code})`));
-        resolve();
-      });
-    });
-    conn.pragma('wal_autocheckpoint = 0');
-  }
+  ) {}
 
-  /** Counts one commit of the store; every `everyCommits` the thread checkpoints. */
+  /** Counts one commit of the store: starts the thread, or has it checkpoint, when the count is due. */
   committed(): void {
-    if (--this.commitsUntilCheckpoint > 0 || this.stopping || this.failure) return;
-    this.commitsUntilCheckpoint = this.triggers.everyCommits;
-    this.worker.postMessage('checkpoint');
+    if (--this.commitsUntilNext > 0 || this.stopping || this.failure) return;
+    this.commitsUntilNext = this.triggers.everyCommits;
+    if (this.worker) this.worker.postMessage('checkpoint');
+    else this.start();
   }
 
   get state(): CheckpointState {
@@ -135,13 +131,31 @@ export class SqliteCheckpointer {
 
   /** Ends the thread (its connection closed cleanly); resolves once it has exited. */
   stop(): Promise<void> {
-    if (!this.stopping) {
-      this.stopping = true;
+    if (!this.stopping && this.worker) {
       // Held until it has closed its connection: a caller awaiting close() is not left behind by an emptied event loop.
       this.worker.ref();
       this.worker.postMessage('stop');
     }
+    this.stopping = true;
     return this.exited;
+  }
+
+  private start(): void {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { libsql: libsqlPath, path: this.path, intervalMs: this.triggers.intervalMs, truncateFrames: TRUNCATE_AFTER_FRAMES },
+    });
+    // Never what keeps a process alive: close() ends it, and an exiting process takes it along.
+    worker.unref();
+    worker.on('error', (err) => this.fallBack(err));
+    this.exited = new Promise((resolve) => {
+      worker.once('exit', (code) => {
+        if (!this.stopping) this.fallBack(new Error(`checkpoint thread exited (code ${code})`));
+        resolve();
+      });
+    });
+    this.worker = worker;
+    this.conn.pragma('wal_autocheckpoint = 0');
   }
 
   private fallBack(err: Error): void {

@@ -60,13 +60,6 @@ export interface SqliteOptions extends SqliteConnectionOptions {
   checkpointTriggers?: CheckpointTriggers;
 }
 
-/**
- * The checkpoint thread starts at this many commits by one store: below ~300 WAL pages
- * SQLite would not have checkpointed yet (it does at 1000), and a store that commits less
- * (a test, a command-line tool) never pays for a thread.
- */
-const CHECKPOINT_THREAD_AFTER_COMMITS = 100;
-
 export type { StoredOp } from './store-db.js';
 
 const SCHEMA = `
@@ -125,11 +118,8 @@ export class SqliteDB extends StoreDB {
   private readonly documents: SqliteDocuments;
   /** Other processes on the file (group commit only). */
   private peers: SqlitePeers | null = null;
-  private readonly checkpointMode: CheckpointMode;
-  private readonly checkpointTriggers: CheckpointTriggers | undefined;
-  private checkpointer: SqliteCheckpointer | null = null;
-  /** Commits until the checkpoint thread starts (background mode). */
-  private commitsBeforeCheckpointer = CHECKPOINT_THREAD_AFTER_COMMITS;
+  /** Background WAL checkpoints (sqlite-checkpointer.ts); null: SQLite's own, inline. */
+  private readonly checkpointer: SqliteCheckpointer | null;
   /**
    * Queries, evaluated in process: validated before anything is read, then over the
    * documents they name by `_id` or a scan of the collection, in slices (query-executor.ts).
@@ -139,10 +129,10 @@ export class SqliteDB extends StoreDB {
   constructor(opts: SqliteOptions) {
     super();
     this.path = opts.path;
-    // ':memory:' has no WAL to checkpoint.
-    this.checkpointMode = opts.path === ':memory:' ? 'inline' : (opts.checkpoints ?? 'background');
-    this.checkpointTriggers = opts.checkpointTriggers;
     this.conn = openSqliteFile(opts);
+    // ':memory:' has no WAL to checkpoint.
+    const background = opts.path !== ':memory:' && (opts.checkpoints ?? 'background') === 'background';
+    this.checkpointer = background ? new SqliteCheckpointer(this.conn, opts.path, opts.checkpointTriggers) : null;
     try {
       // Inside a write transaction: two processes starting at once must not race on DDL.
       inWriteTransaction(this.conn, () => {
@@ -244,7 +234,7 @@ export class SqliteDB extends StoreDB {
 
   /** Where WAL checkpoints run now (see StorageState in index.ts). */
   get walCheckpoints(): CheckpointState {
-    return this.checkpointer?.state ?? { mode: this.checkpointMode };
+    return this.checkpointer?.state ?? { mode: 'inline' };
   }
 
   /** Group commit as configured and as it runs now (see StorageState in index.ts). */
@@ -300,10 +290,7 @@ export class SqliteDB extends StoreDB {
     if (committed) {
       // Outside the commit's write: an eviction writes snapshots of other documents.
       this.documents.evictOverBudget();
-      if (this.checkpointer) this.checkpointer.committed();
-      else if (--this.commitsBeforeCheckpointer === 0 && this.checkpointMode === 'background') {
-        this.checkpointer = new SqliteCheckpointer(this.conn, this.path, this.checkpointTriggers);
-      }
+      this.checkpointer?.committed();
     }
     return committed;
   }

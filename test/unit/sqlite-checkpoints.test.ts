@@ -7,6 +7,7 @@
  * through a checkpoint, so its size grows exactly when one ran.
  */
 import assert from 'node:assert/strict';
+import type { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,8 @@ describe('SqliteDB WAL checkpoints (SQLITE_CHECKPOINTS)', function () {
   }
   const fileBytes = () => fs.statSync(file).size;
   const checkpointerOf = (db: SqliteDB) => (db as unknown as { checkpointer: SqliteCheckpointer | null }).checkpointer;
+  /** The checkpoint thread, once started. */
+  const threadOf = (db: SqliteDB) => (checkpointerOf(db) as unknown as { worker: Worker | null } | null)?.worker ?? null;
   const close = (db: SqliteDB) => new Promise<void>((resolve, reject) => db.close((err) => (err ? reject(err) : resolve())));
 
   beforeEach(function () {
@@ -77,7 +80,7 @@ describe('SqliteDB WAL checkpoints (SQLITE_CHECKPOINTS)', function () {
     const db = open({ checkpointTriggers: NEVER });
     const before = fileBytes();
     commitMany(db, COMMITS_PAST_A_CHECKPOINT);
-    assert.ok(checkpointerOf(db), 'the thread started');
+    assert.ok(threadOf(db), 'the thread started');
     assert.equal(fileBytes(), before, 'no commit checkpointed');
     assert.ok(fs.statSync(`${file}-wal`).size > 1000 * 4096, 'the WAL is past the 1,000 pages of an inline checkpoint');
     assert.deepEqual(db.walCheckpoints, { mode: 'background' });
@@ -100,9 +103,9 @@ describe('SqliteDB WAL checkpoints (SQLITE_CHECKPOINTS)', function () {
   it('a thread that dies hands checkpoints back to the store, which says so', async function () {
     const db = open({ checkpointTriggers: NEVER });
     commitMany(db, 150);
-    const thread = checkpointerOf(db);
+    const thread = threadOf(db);
     assert.ok(thread, 'the thread started');
-    await (thread as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await thread.terminate();
     await waitFor(() => db.walCheckpoints.mode === 'inline', { what: 'the store to take checkpoints back' });
     assert.match(db.walCheckpoints.failure ?? '', /checkpoint thread exited/);
     const before = fileBytes();
@@ -113,10 +116,10 @@ describe('SqliteDB WAL checkpoints (SQLITE_CHECKPOINTS)', function () {
   it('close() answers once the thread has ended, its connection closed', async function () {
     const db = open({ checkpointTriggers: { everyCommits: 50, intervalMs: 20 } });
     commitMany(db, 300);
-    const thread = checkpointerOf(db) as unknown as { worker: NodeJS.EventEmitter } | null;
+    const thread = threadOf(db);
     assert.ok(thread, 'the thread started');
     let ended = false;
-    thread.worker.once('exit', () => {
+    thread.once('exit', () => {
       ended = true;
     });
     await close(db);
