@@ -170,7 +170,7 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 function authConfig(source: ConfigSource, host: string): AuthConfig {
-  const mode = (source.AUTH ?? '').toLowerCase();
+  const mode = oneOf(source, 'AUTH', ['none', 'jwt'], '');
   const keys = {
     secret: source.AUTH_JWT_SECRET || null,
     publicKey: source.AUTH_JWT_PUBLIC_KEY || null,
@@ -179,7 +179,6 @@ function authConfig(source: ConfigSource, host: string): AuthConfig {
   const given = Object.entries(keys)
     .filter(([, v]) => v !== null)
     .map(([k]) => k);
-  if (mode !== '' && mode !== 'none' && mode !== 'jwt') throw new ConfigError(`AUTH must be none or jwt, got "${source.AUTH}"`, 'AUTH');
   if (mode === 'none') {
     if (given.length > 0) throw new ConfigError('AUTH=none contradicts AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_JWKS_FILE');
     return { mode: 'none', explicit: true };
@@ -245,6 +244,15 @@ function boolean(source: ConfigSource, name: string, fallback: boolean): boolean
   if (/^(true|1|yes|on)$/i.test(raw)) return true;
   if (/^(false|0|no|off)$/i.test(raw)) return false;
   throw new ConfigError(`${name} must be true or false, got "${raw}"`, name);
+}
+
+/** One of `choices`, matched without regard to case; unset or empty gives `fallback`. */
+function oneOf<T extends string, F>(source: ConfigSource, name: string, choices: readonly T[], fallback: F): T | F {
+  const raw = source[name];
+  if (raw === undefined || raw === '') return fallback;
+  const choice = choices.find((c) => c.toLowerCase() === raw.toLowerCase());
+  if (choice === undefined) throw new ConfigError(`${name} must be one of ${choices.join(', ')}, got "${raw}"`, name);
+  return choice;
 }
 
 function integer(source: ConfigSource, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -315,12 +323,6 @@ function oplogRetention(source: ConfigSource): OplogRetention | null {
   }
 }
 
-function logLevel(source: ConfigSource): string {
-  const level = source.LOG_LEVEL || 'info';
-  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`, 'LOG_LEVEL');
-  return level;
-}
-
 const DEFAULT_DB_URL = 'sqlite:./data/tandem.db';
 
 /**
@@ -338,10 +340,6 @@ function checkSqliteDirectory(dbUrl: string): void {
 
 /** Builds the frozen Config from environment-style variables (flags are mapped onto them). */
 export function loadConfig(source: ConfigSource = process.env): Config {
-  const synchronous = (source.SQLITE_SYNCHRONOUS ?? 'NORMAL').toUpperCase();
-  if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
-    throw new ConfigError(`SQLITE_SYNCHRONOUS must be FULL or NORMAL, got "${source.SQLITE_SYNCHRONOUS}"`, 'SQLITE_SYNCHRONOUS');
-  }
   const dbUrl = source.DB_URL || DEFAULT_DB_URL;
   if (!/^(sqlite:.+|memory:(\/\/)?|mongodb(\+srv)?:\/\/.+|postgres(ql)?:\/\/.+)$/i.test(dbUrl)) {
     // Only the scheme is echoed: the rest of a URL may hold credentials.
@@ -352,10 +350,6 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     );
   }
   checkSqliteDirectory(dbUrl);
-  const checkpoints = (source.SQLITE_CHECKPOINTS || 'background').toLowerCase();
-  if (checkpoints !== 'background' && checkpoints !== 'inline') {
-    throw new ConfigError(`SQLITE_CHECKPOINTS must be background or inline, got "${source.SQLITE_CHECKPOINTS}"`, 'SQLITE_CHECKPOINTS');
-  }
   const maxOpBytes = integer(source, 'MAX_OP_BYTES', DEFAULT_OP_LIMITS.maxOpBytes, 1024);
   const host = source.HOST || '127.0.0.1';
   return Object.freeze({
@@ -364,9 +358,9 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     dbUrl,
     redisUrl: source.REDIS_URL || null,
     redisPrefix: source.REDIS_PREFIX || 'tandem',
-    sqliteSynchronous: synchronous,
+    sqliteSynchronous: oneOf(source, 'SQLITE_SYNCHRONOUS', ['FULL', 'NORMAL'] as const, 'NORMAL'),
     sqliteGroupCommit: boolean(source, 'SQLITE_GROUP_COMMIT', true),
-    sqliteCheckpoints: checkpoints,
+    sqliteCheckpoints: oneOf(source, 'SQLITE_CHECKPOINTS', ['background', 'inline'] as const, 'background'),
     pgPoolMax: integer(source, 'PG_POOL_MAX', 10, 1, 1000),
     pgReadTimeoutMs: integer(source, 'PG_READ_TIMEOUT_MS', 10_000, 1000),
     maxOpBytes,
@@ -379,7 +373,7 @@ export function loadConfig(source: ConfigSource = process.env): Config {
     oplogRetention: oplogRetention(source),
     oplogCompactIntervalMs: integer(source, 'OPLOG_COMPACT_INTERVAL_MS', 60_000, 100),
     shutdownTimeoutMs: integer(source, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
-    logLevel: logLevel(source),
+    logLevel: oneOf(source, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     auth: authConfig(source, host),
     rulesFile: source.RULES_FILE || null,
     corsOrigins: origins(source),
