@@ -5,6 +5,7 @@
  */
 import ShareDB from 'sharedb';
 import { QueryExecutor, type ScanSource } from '../limits/query-executor.js';
+import { QueryScanner, type ScannerOptions } from '../limits/query-scan.js';
 import type { QuerySnapshot } from './mingo-query.js';
 import { withQueries } from './query-methods.js';
 
@@ -22,7 +23,13 @@ export class TandemMemoryDB extends withQueries(ShareDB.MemoryDB) {
   /** Set by MemoryDB.close(); MemoryDB itself keeps serving after it. */
   declare readonly closed: boolean;
   /** Queries as SqliteDB runs them: validated first, bounded, in slices. */
-  readonly queryRunner = new QueryExecutor(this.querySource());
+  readonly queryRunner: QueryExecutor;
+
+  /** `queryScanner`: how queries are sliced (query-scan.ts); the defaults serve a server. */
+  constructor(options: { queryScanner?: ScannerOptions } = {}) {
+    super();
+    this.queryRunner = new QueryExecutor(this.querySource(), new QueryScanner(options.queryScanner));
+  }
 
   private querySource(): ScanSource {
     const self = this as unknown as MemoryDbInternals;
@@ -57,8 +64,8 @@ export class TandemMemoryDB extends withQueries(ShareDB.MemoryDB) {
   }
 }
 
-export function createMemoryDb(): TandemMemoryDB {
-  return new TandemMemoryDB();
+export function createMemoryDb(options: { queryScanner?: ScannerOptions } = {}): TandemMemoryDB {
+  return new TandemMemoryDB(options);
 }
 
 /*

@@ -24,7 +24,7 @@ export interface PostgresOptions {
   schema?: string;
   /** Most connections the pool opens (PG_POOL_MAX). Default: the configuration's default, 10. */
   poolMax?: number;
-  /** Longest wait for a connection, new or a free pooled one, ms. Default 5000. */
+  /** Longest wait for a connection, new or a free pooled one, ms. Default 5000; 0 waits for ever. */
   connectTimeoutMs?: number;
   /** Longest wait for PostgreSQL's answer to a statement before its connection is given up, ms. Default 10000; 0 waits for ever. */
   readTimeoutMs?: number;

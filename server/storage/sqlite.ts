@@ -19,6 +19,7 @@ import { RETENTION_SCHEMA, SqliteRetention } from './sqlite-retention.js';
 import type { WebhookCursors } from '../webhooks/cursors.js';
 import { TandemErrorCode } from '../../client/protocol.js';
 import { QueryExecutor } from '../limits/query-executor.js';
+import { QueryScanner, type ScannerOptions } from '../limits/query-scan.js';
 import { sqliteScanSource } from './sqlite-scan-source.js';
 import { StoreDB, type Callback, type StoredOp } from './store-db.js';
 import type { QuerySnapshot } from './mingo-query.js';
@@ -58,6 +59,8 @@ export interface SqliteOptions extends SqliteConnectionOptions {
   checkpoints?: CheckpointMode;
   /** Background checkpoints: when the thread checkpoints; default DEFAULT_CHECKPOINT_TRIGGERS. */
   checkpointTriggers?: CheckpointTriggers;
+  /** How queries are sliced (query-scan.ts); the defaults serve a server. */
+  queryScanner?: ScannerOptions;
 }
 
 export type { StoredOp } from './store-db.js';
@@ -151,6 +154,7 @@ export class SqliteDB extends StoreDB {
           assertOpen: () => this.assertOpen(),
           readSnapshot: (collection, id) => this.readSnapshot(collection, id, true),
         }),
+        new QueryScanner(opts.queryScanner),
       );
       this.retention = new SqliteRetention(this.conn, this.writer, () => this.assertOpen());
       if (turn) {

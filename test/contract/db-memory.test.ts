@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { createMemoryDb, createMemoryMilestoneDb } from '../../server/storage/memory.js';
 import { fromGenericQuery } from '../../server/storage/mingo-query.js';
+import { CONFORMANCE_SCANNER } from '../helpers/conformance.js';
 
 const require = createRequire(import.meta.url);
 // ShareDB's mocha run loads this first (`file: test/setup.js` in its .mocharc.yml):
@@ -16,7 +17,7 @@ describe('memory storage — ShareDB conformance', function () {
   runDbSuite({
     create(optionsOrCallback, callback) {
       const cb = (typeof optionsOrCallback === 'function' ? optionsOrCallback : callback) as (err: Error | null, db?: unknown) => void;
-      cb(null, createMemoryDb());
+      cb(null, createMemoryDb({ queryScanner: CONFORMANCE_SCANNER }));
     },
     getQuery: fromGenericQuery,
   });

@@ -32,13 +32,15 @@ function withCallback(optionsOrCallback: unknown, callback?: (err: Error | null,
 /*
  * ShareDB's suites fake the global clock (sinon) and jump it by seconds to a day while real
  * statements are in flight; the driver's network deadlines (pg's read timeout, the query
- * cancel), armed on that clock, would fire on a jump and fail a statement that was answering
- * (a query poll failed that way is only logged by ShareDB, and its test then hangs: seen in
- * CI as "db.pollDebounce option reduces subsequent poll interval"). The conformance stores
- * run without them; postgres-queries.test.ts (the cancel) and postgres-outage.test.ts (the read
- * timeout) exercise the deadlines on a real clock.
+ * cancel, the pool's wait for a connection), armed on that clock, would fire on a jump and fail
+ * a statement that was answering or waiting for a connection (a query poll failed that way is
+ * only logged by ShareDB, and its test then hangs: seen in CI as "db.pollDebounce option
+ * reduces subsequent poll interval", and again, with the connection wait, in a full run in
+ * parallel workers as "query middleware pollDebounce option …"). The conformance stores run
+ * without them; postgres-queries.test.ts (the cancel) and postgres-outage.test.ts (the read
+ * timeout) exercise those on a real clock; the connection wait is pg-pool's own.
  */
-const NO_DEADLINES = { readTimeoutMs: 0, queryTimeoutMs: 0 } as const;
+const NO_DEADLINES = { readTimeoutMs: 0, queryTimeoutMs: 0, connectTimeoutMs: 0 } as const;
 
 describe('PostgresDB — ShareDB conformance', function () {
   const schemas = new TestSchemas();

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fromGenericQuery } from '../../server/storage/mingo-query.js';
 import { createSqliteMilestoneDb } from '../../server/storage/sqlite-milestone.js';
 import { createSqliteDb } from '../../server/storage/sqlite.js';
+import { CONFORMANCE_SCANNER } from '../helpers/conformance.js';
 import { DEFAULT_SNAPSHOT_CACHE, type SnapshotCacheOptions } from '../../server/storage/snapshot-cache.js';
 
 const require = createRequire(import.meta.url);
@@ -52,7 +53,7 @@ describe('SqliteDB — ShareDB conformance', function () {
           const { cb } = withCallback(optionsOrCallback, callback);
           let db;
           try {
-            db = createSqliteDb({ path: tempDbPath(), snapshotCache });
+            db = createSqliteDb({ path: tempDbPath(), snapshotCache, queryScanner: CONFORMANCE_SCANNER });
           } catch (err) {
             return cb(err as Error);
           }
