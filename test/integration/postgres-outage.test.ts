@@ -195,7 +195,7 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
    * commits (on the proxy's connections) waits for that lock in PostgreSQL: a commit is
    * certainly in flight. The lock is released afterwards, whatever happened.
    */
-  async function whileCommitsWait<T>(schema: string, id: string, proxy: PostgresProxy, during: () => Promise<T>): Promise<T> {
+  async function whileCommitsWait<T>(schema: string, id: string, proxy: PostgresProxy, during: () => Promise<T>, commits = 1): Promise<T> {
     await locker!.query('BEGIN');
     try {
       await locker!.query(
@@ -209,9 +209,9 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
               WHERE application_name = 'tandem' AND client_port = ANY($1::int[]) AND wait_event_type = 'Lock'`,
             [proxy.upstreamPorts()],
           );
-          return (waiting.rowCount ?? 0) > 0;
+          return (waiting.rowCount ?? 0) >= commits;
         },
-        { timeoutMs: 10_000, intervalMs: 5, what: 'a commit waiting for the row lock' },
+        { timeoutMs: 10_000, intervalMs: 5, what: `${commits} commit(s) waiting for the row lock` },
       );
       return await during();
     } finally {
@@ -317,17 +317,25 @@ describe('PostgreSQL outage: connections killed, server down or hanging, under r
       await waitFor(() => totalAcked(all) >= mark + 30, { timeoutMs: 15_000, what: `30 more acknowledged ops before kill ${round + 1}` });
       ackedAt.push(all.flatMap((t) => t.acked));
       // Killed mid-commit for certain: the commits wait for a row lock when the kill comes.
-      const result = await whileCommitsWait(schema, 'terminated', proxy, () =>
-        // The backends are picked first (MATERIALIZED), then terminated: in one WHERE clause
-        // PostgreSQL may call pg_terminate_backend before the other conditions rule a row out.
-        admin!.query<{ pid: number; terminated: boolean }>(
-          `WITH mine AS MATERIALIZED (
+      // Two of them at least (the typists of both instances commit to this document): with
+      // one, a loaded run once found a round where the other instance's pool had not yet
+      // reconnected, and only one backend was there to terminate.
+      const result = await whileCommitsWait(
+        schema,
+        'terminated',
+        proxy,
+        () =>
+          // The backends are picked first (MATERIALIZED), then terminated: in one WHERE clause
+          // PostgreSQL may call pg_terminate_backend before the other conditions rule a row out.
+          admin!.query<{ pid: number; terminated: boolean }>(
+            `WITH mine AS MATERIALIZED (
              SELECT pid FROM pg_stat_activity
               WHERE application_name = 'tandem' AND client_port = ANY($1::int[]) AND pid <> pg_backend_pid()
            )
            SELECT pid, pg_terminate_backend(pid) AS terminated FROM mine`,
-          [proxy.upstreamPorts()],
-        ),
+            [proxy.upstreamPorts()],
+          ),
+        2,
       );
       killed.push(result.rows.filter((r) => r.terminated).length);
       mark = totalAcked(all);
