@@ -5,7 +5,7 @@
  * instances).
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { LoadConnection } from './adapter-types.js';
+import type { LoadConnection, LoadDocHandle } from './adapter-types.js';
 import type { ConvergenceReport, Divergence } from './ipc.js';
 import type { SimClient } from './sim-client.js';
 
@@ -18,6 +18,19 @@ function sleep(ms: number): Promise<void> {
 }
 
 type Snapshot = { v: number; data: unknown };
+
+/**
+ * Why a client's copy is not the server's snapshot, or null when it is. Objects are compared
+ * without regard to key order: JSON objects have none, and PostgreSQL's jsonb keeps keys in
+ * an order of its own (shorter keys first), so a document read back from it lists them
+ * differently from the copy its writer built.
+ */
+export function divergence(copy: Pick<LoadDocHandle, 'data' | 'version' | 'hasPending'>, snapshot: Snapshot): string | null {
+  if (copy.hasPending) return 'ops still pending';
+  if (copy.version !== snapshot.v) return 'version differs';
+  if (!isDeepStrictEqual(copy.data, snapshot.data)) return 'data differs at the same version';
+  return null;
+}
 
 /** Waits (one deadline for all documents) until no client is behind its snapshot. */
 async function waitUntilCaughtUp(clientsByDoc: Map<string, SimClient[]>, snapshots: Map<string, Snapshot>): Promise<void> {
@@ -64,10 +77,7 @@ export async function checkConvergence(
     for (const client of clients) {
       if (!client.doc) continue;
       clientsChecked++;
-      let reason: string | null = null;
-      if (client.doc.hasPending) reason = 'ops still pending';
-      else if (client.doc.version !== snapshot.v) reason = 'version differs';
-      else if (!isDeepStrictEqual(client.doc.data, snapshot.data)) reason = 'data differs at the same version';
+      const reason = divergence(client.doc, snapshot);
       if (reason === null) continue;
       divergent++;
       if (details.length < MAX_DETAILS) {

@@ -26,6 +26,7 @@ import type { SubscriberClient } from './subscriber-protocol.js';
 import { sweepDoc } from './sweep-docs.js';
 import { ClosedLoopWriters } from './sweep-writers.js';
 import { DOC_SIZE_SWEEP, type Side, type SweepSize } from './suite.js';
+import { divergence } from '../convergence.js';
 
 const COLLECTION = 'bench';
 const SEED = 42;
@@ -99,7 +100,7 @@ async function converged(
     for (const [i, id] of ids.entries()) {
       const snapshot = await checker.fetchSnapshot(COLLECTION, id);
       const doc = docs[i]!;
-      if (snapshot.v !== doc.version || JSON.stringify(snapshot.data) !== JSON.stringify(doc.data)) return false;
+      if (divergence(doc, snapshot) !== null) return false;
     }
     return true;
   } finally {

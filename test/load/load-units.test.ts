@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { jwtVerify } from 'jose';
 import { tandemJson1 } from '../../ot-types/index.js';
 import { optionsFromFlags, reportedCommand } from '../../load/command.js';
+import { divergence } from '../../load/convergence.js';
 import {
   OptionError,
   isLoopbackUrl,
@@ -149,6 +150,22 @@ describe('load tool: options, plan and workload (pure parts)', () => {
       }
       assert.ok(isLoadDoc(doc) && [...doc.text].length <= MAX_TEXT && doc.items.length <= MAX_ITEMS);
     }
+  });
+
+  it('compares a copy with the server snapshot without regard to key order (PostgreSQL jsonb reorders keys), but with regard to everything else', () => {
+    const copy = { version: 3, hasPending: false, data: { text: 'ab', items: [{ id: 'i0', title: 'item 0', done: false }] } };
+    // As jsonb hands it back: shorter keys first.
+    assert.equal(divergence(copy, { v: 3, data: { items: [{ id: 'i0', done: false, title: 'item 0' }], text: 'ab' } }), null);
+    assert.equal(
+      divergence(copy, { v: 3, data: { text: 'ab', items: [{ id: 'i0', title: 'item 0', done: true }] } }),
+      'data differs at the same version',
+    );
+    assert.equal(
+      divergence(copy, { v: 3, data: { text: 'ab', items: [{ title: 'item 0', id: 'i0', done: false }, {}] } }),
+      'data differs at the same version',
+    );
+    assert.equal(divergence(copy, { v: 4, data: copy.data }), 'version differs');
+    assert.equal(divergence({ ...copy, hasPending: true }, { v: 3, data: copy.data }), 'ops still pending');
   });
 
   it('pairs submit and arrival in either order, and leaves out catch-up after a reconnect', () => {
