@@ -300,7 +300,6 @@ export class TandemPrometheus {
     return { contentType: merged.contentType, body: await merged.metrics() };
   }
 
-  /** A counter that follows a running total kept elsewhere (the pub/sub's state). */
   /** A gauge at 1 for the one value `read` gives now (none when it gives undefined). */
   private currentState(name: string, help: string, label: string, read: () => string | undefined): void {
     new Gauge({
@@ -316,6 +315,7 @@ export class TandemPrometheus {
     });
   }
 
+  /** A counter that follows a running total kept elsewhere (the pub/sub's state). */
   private mirror(name: string, help: string, read: (state: PubSubState) => number): void {
     const { pubsubState } = this.sources;
     let last = 0;

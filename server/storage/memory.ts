@@ -19,14 +19,18 @@ interface MemoryDbInternals {
   _getSnapshotSync(collection: string, id: string, includeMetadata: boolean): QuerySnapshot;
 }
 
+export interface MemoryDbOptions {
+  /** How queries are sliced (query-scan.ts); the defaults serve a server. */
+  queryScanner?: ScannerOptions;
+}
+
 export class TandemMemoryDB extends withQueries(ShareDB.MemoryDB) {
   /** Set by MemoryDB.close(); MemoryDB itself keeps serving after it. */
   declare readonly closed: boolean;
   /** Queries as SqliteDB runs them: validated first, bounded, in slices. */
   readonly queryRunner: QueryExecutor;
 
-  /** `queryScanner`: how queries are sliced (query-scan.ts); the defaults serve a server. */
-  constructor(options: { queryScanner?: ScannerOptions } = {}) {
+  constructor(options: MemoryDbOptions = {}) {
     super();
     this.queryRunner = new QueryExecutor(this.querySource(), new QueryScanner(options.queryScanner));
   }
@@ -64,7 +68,7 @@ export class TandemMemoryDB extends withQueries(ShareDB.MemoryDB) {
   }
 }
 
-export function createMemoryDb(options: { queryScanner?: ScannerOptions } = {}): TandemMemoryDB {
+export function createMemoryDb(options: MemoryDbOptions = {}): TandemMemoryDB {
   return new TandemMemoryDB(options);
 }
 
