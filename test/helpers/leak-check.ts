@@ -7,7 +7,10 @@
  * does in one process. So each file is checked here instead, and the file that leaked is
  * the one that fails. Run serially (`--no-parallel`), the check covers the whole run.
  */
+import { pendingTimersSince, timerMark, trackTimerOrigins } from './timer-origins.js';
 import { waitFor } from './wait.js';
+
+trackTimerOrigins();
 
 /** Active resources that keep the event loop alive, by kind (unref'd timers and sockets are not counted). */
 function resourceCounts(): Map<string, number> {
@@ -17,6 +20,7 @@ function resourceCounts(): Map<string, number> {
 }
 
 let baseline = new Map<string, number>();
+let baselineTimers = 0;
 
 function excess(): string[] {
   return [...resourceCounts()]
@@ -32,6 +36,7 @@ const RELEASE_DEADLINE_MS = 10_000;
 export const mochaHooks = {
   beforeAll(done: (err?: Error) => void): void {
     baseline = resourceCounts();
+    baselineTimers = timerMark();
     done();
   },
   afterAll(this: Mocha.Context, done: (err?: Error) => void): void {
@@ -40,7 +45,11 @@ export const mochaHooks = {
     const where = files.length === 1 && files[0] ? files[0] : 'the test files';
     waitFor(() => excess().length === 0, { timeoutMs: RELEASE_DEADLINE_MS, what: 'sockets, servers, processes and timers released' }).then(
       () => done(),
-      (err: Error) => done(new Error(`${where} left resources open: ${err.message}: ${excess().join(', ')}`)),
+      (err: Error) => {
+        const timers = pendingTimersSince(baselineTimers);
+        const origins = timers.length > 0 ? `\n${timers.join('\n')}` : '';
+        done(new Error(`${where} left resources open: ${err.message}: ${excess().join(', ')}${origins}`));
+      },
     );
   },
 };
