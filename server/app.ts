@@ -26,7 +26,7 @@ import { serveDemoAssets } from './transport/demo-assets.js';
 import { FRAME_ENVELOPE_DEPTH } from './transport/message-stream.js';
 import { attachRawWebSocket, closeRawWebSockets } from './transport/raw-websocket.js';
 import { createOriginPolicy } from './transport/origins.js';
-import { attachSocketIo, drainSocketIo } from './transport/socketio.js';
+import { attachSocketIo, drainSocketIo, endPendingPollingCloses } from './transport/socketio.js';
 import { Turn } from './turn.js';
 
 export interface TandemServer {
@@ -315,6 +315,7 @@ export async function startServer(config: Config, logger: Logger, embedding: Emb
       const idle = await backend.whenIdle(config.shutdownTimeoutMs);
       if (!idle) logger.warn({ inFlight: backend.stats.inFlight }, 'shutdown timeout with commits in flight');
       await new Promise<void>((resolve) => io.close(() => resolve()));
+      endPendingPollingCloses(io);
       http.closeAllConnections();
       await httpClosed;
       await compactor?.close();

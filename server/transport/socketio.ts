@@ -92,6 +92,7 @@ export function attachSocketIo(httpServer: HttpServer, options: SocketIoTranspor
   // refused at the socket.io CONNECT below, where the refusal can carry our code.
   io.engine.on('connection', (conn: EngineSocket) => {
     conn.once('close', perIp.add(normalizeIp(conn.remoteAddress)));
+    conn.once('close', () => endPendingPollClose(conn));
   });
   // http.close() stops new TCP connections, but a kept-alive one (long-polling, a load
   // balancer's pool) can still carry a handshake: refuse it with a coded connect_error.
@@ -230,4 +231,30 @@ export function drainSocketIo(io: SocketIoServer, turn: Turn): void {
   turn.flushNow(); // what this turn holds goes out before the sockets close
   io.emit(DRAIN_EVENT);
   io.disconnectSockets(true);
+}
+
+/**
+ * engine.io closes a long-polling connection by waiting up to 30 s for the client's next poll
+ * to carry the close packet. That wait outlives the connection when it ends another way
+ * meanwhile (the client's poll aborted, a transport error: the connection is gone, no poll
+ * will come for it), and engine.close() cannot cut it short (the transport is already
+ * "closing"): its timers would hold the connection's state for 30 s and keep an embedding
+ * process alive after close(). This ends such a wait now.
+ */
+function endPendingPollClose(conn: EngineSocket): void {
+  // Typed boundary: a polling transport's pending close (`shouldClose`, what its next poll
+  // would run) is private in engine.io.
+  const transport = conn.transport as unknown as { shouldClose?: (() => void) | null };
+  const pendingClose = transport.shouldClose;
+  if (!pendingClose) return;
+  // Cleared first, as engine.io does when a poll runs it: the close it runs re-enters here.
+  transport.shouldClose = null;
+  pendingClose();
+}
+
+/** Ends every connection's wait for a last poll (see endPendingPollClose); call after io.close(). */
+export function endPendingPollingCloses(io: SocketIoServer): void {
+  // Typed boundary: engine.io keeps `clients` protected.
+  const clients = (io.engine as unknown as { clients: Record<string, EngineSocket> }).clients;
+  for (const conn of Object.values(clients)) endPendingPollClose(conn);
 }

@@ -124,13 +124,7 @@ async function closeAll(): Promise<void> {
   const server = open.server;
   open.server = null;
   if (!server) return;
-  // Let the server see every client leave before it shuts down: when a long-polling socket.io
-  // socket is disconnected from the server side (as server.close() does), engine.io arms a
-  // 30 s timer, waiting for one more poll, that outlives server.close(). (Engine-level
-  // connections whose handshake a client abandoned may stay; engine.close() discards those.)
-  // A deadline, not a wait. In a loaded full run the leak check once found two timers left,
-  // most likely this way: the polling client's leave took over 5 s (the deadline then).
-  await waitFor(() => server.io.sockets.sockets.size === 0, { timeoutMs: 20_000, what: 'server-side sockets gone' }).catch(() => undefined);
+  // The server ends engine.io's waits for a last poll itself (endPendingPollingCloses).
   await server.close();
 }
 
@@ -323,10 +317,8 @@ async function runSeed(seed: number, opsTarget: number): Promise<RunStats> {
       // Cut and restore transports now, while some ops are in flight or their acks are on the way.
       // Now and then the server drops a socket instead: a clean server-side disconnect (the
       // shim must reconnect by itself; socket.io would not) or an abrupt transport close.
-      // WebSocket ones only: engine.io closing a long-polling socket from the server side arms
-      // a 30 s timer (waiting for a poll that never comes) that would outlive the test.
       if (rng.chance(0.05)) {
-        const sockets = [...server.io.sockets.sockets.values()].filter((s) => s.conn.transport.name === 'websocket');
+        const sockets = [...server.io.sockets.sockets.values()];
         if (sockets.length > 0) {
           const victim = rng.pick(sockets);
           if (rng.chance(0.5)) victim.disconnect(true);

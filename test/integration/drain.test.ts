@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { io as ioClient } from 'socket.io-client';
 import { DRAIN_EVENT } from '../../client/protocol.js';
 import { ops } from '../../ot-types/index.js';
 import { create, socketClient, subscribe } from '../helpers/clients.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { pendingTimersSince, timerMark } from '../helpers/timer-origins.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   assertConverged,
@@ -128,4 +130,52 @@ describe('drain: one in-process instance', function () {
     const snapshot = await storeSnapshot(again.url, 'notes', 'inflight');
     assert.deepEqual(snapshot.data, { items: ['in-flight'] });
   });
+
+  it('leaves no engine.io timer behind, also for a long-polling connection whose close still waits for a poll', async () => {
+    const server = await startTestServer({ AUTH_TIMEOUT_MS: '300' });
+    servers.push(server);
+    const mark = timerMark();
+    const engineTimers = () => pendingTimersSince(mark, 20).filter((origin) => origin.includes('node_modules/engine.io/'));
+    // An engine.io long-polling handshake that never joins and never polls again: socket.io's
+    // connectTimeout (AUTH_TIMEOUT_MS) closes it, and engine.io then waits for a poll to carry the close.
+    const handshake = await httpRequest('GET', `${server.url}/socket.io/?EIO=4&transport=polling`);
+    assert.equal(handshake.status, 200, handshake.body);
+    await waitFor(() => engineTimers().some((origin) => origin.includes('transports/polling.js')), {
+      what: 'engine.io waiting for a poll to close the unjoined connection',
+    });
+
+    await server.close();
+    servers.splice(0);
+    assert.deepEqual(engineTimers(), []);
+  });
+
+  it('drops the wait for a last poll when a closing long-polling connection ends another way, without closing the server', async () => {
+    const server = await startTestServer({ AUTH_TIMEOUT_MS: '300' });
+    servers.push(server);
+    const mark = timerMark();
+    const pollWaits = () => pendingTimersSince(mark, 20).filter((origin) => origin.includes('engine.io/build/transports/polling.js'));
+    const handshake = await httpRequest('GET', `${server.url}/socket.io/?EIO=4&transport=polling`);
+    const sid = (JSON.parse(handshake.body.slice(1)) as { sid: string }).sid;
+    await waitFor(() => pollWaits().length > 0, { what: 'engine.io waiting for a poll to close the unjoined connection' });
+    // A binary POST is a transport error for a v4 polling connection: it ends at once.
+    const refused = await httpRequest('POST', `${server.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, 'application/octet-stream');
+    assert.equal(refused.status, 400);
+    await waitFor(() => server.io.engine.clientsCount === 0, { what: 'the connection gone' });
+    assert.deepEqual(pollWaits(), []);
+  });
 });
+
+/** An HTTP request on a connection of its own (no keep-alive pool left open). */
+function httpRequest(method: 'GET' | 'POST', url: string, contentType?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = contentType ? { 'content-type': contentType } : {};
+    const req = request(url, { method, agent: false, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(method === 'POST' ? '1' : undefined);
+  });
+}
