@@ -30,17 +30,21 @@ function withCallback(optionsOrCallback: unknown, callback?: (err: Error | null,
 }
 
 /*
- * ShareDB's suites fake the global clock (sinon) and jump it by seconds to a day while real
- * statements are in flight; the driver's network deadlines (pg's read timeout, the query
- * cancel, the pool's wait for a connection), armed on that clock, would fire on a jump and fail
- * a statement that was answering or waiting for a connection (a query poll failed that way is
- * only logged by ShareDB, and its test then hangs: seen in CI as "db.pollDebounce option
- * reduces subsequent poll interval", and again, with the connection wait, in a full run in
- * parallel workers as "query middleware pollDebounce option …"). The conformance stores run
- * without them; postgres-queries.test.ts (the cancel) and postgres-outage.test.ts (the read
- * timeout) exercise those on a real clock; the connection wait is pg-pool's own.
+ * How the conformance stores differ from a server's:
+ *
+ * - No network deadlines (pg's read timeout, the query cancel, the pool's wait for a
+ *   connection). ShareDB's suites fake the global clock (sinon) and jump it by seconds to a day
+ *   while real statements are in flight; a deadline armed on that clock would fire on a jump
+ *   and fail a statement that was answering. postgres-queries.test.ts (the cancel) and
+ *   postgres-outage.test.ts (the read timeout) exercise them on a real clock.
+ * - One connection. The suites assume statements run in the order they are issued, as MemoryDB
+ *   runs them; over several connections PostgreSQL need not (each is its own backend process,
+ *   and on a loaded machine one issued later can run first). Traced in a loaded run: a query
+ *   subscribe issued before a create read the created document, so "query middleware
+ *   pollDebounce option reduces subsequent poll interval" (and its db.pollDebounce twin, seen in
+ *   CI) waited for an insert event that never came. Deadlines had been blamed for that hang first.
  */
-const NO_DEADLINES = { readTimeoutMs: 0, queryTimeoutMs: 0, connectTimeoutMs: 0 } as const;
+const CONFORMANCE_STORE = { readTimeoutMs: 0, queryTimeoutMs: 0, connectTimeoutMs: 0, poolMax: 1 } as const;
 
 describe('PostgresDB — ShareDB conformance', function () {
   const schemas = new TestSchemas();
@@ -58,7 +62,7 @@ describe('PostgresDB — ShareDB conformance', function () {
   runDbSuite({
     create(optionsOrCallback, callback) {
       const { cb } = withCallback(optionsOrCallback, callback);
-      schemas.store(NO_DEADLINES).then(
+      schemas.store(CONFORMANCE_STORE).then(
         (store) => cb(null, new PostgresDB(store)),
         (err: Error) => cb(err),
       );
@@ -69,7 +73,7 @@ describe('PostgresDB — ShareDB conformance', function () {
   runMilestoneSuite({
     create(optionsOrCallback, callback) {
       const { cb, options } = withCallback(optionsOrCallback, callback);
-      schemas.store(NO_DEADLINES).then(
+      schemas.store(CONFORMANCE_STORE).then(
         (store) => cb(null, new PostgresMilestoneDB({ store, interval: options?.interval })),
         (err: Error) => cb(err),
       );
