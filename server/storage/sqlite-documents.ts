@@ -113,6 +113,9 @@ export interface SnapshotCacheState {
   failedWrites: number;
 }
 
+/** Replays from a newer stored row after another process compacted the op log under a read (see caughtUp). */
+const MISSING_OPS_RETRIES = 3;
+
 export class SqliteDocuments {
   private readonly cache: SnapshotCache;
   private readonly stmts;
@@ -189,7 +192,7 @@ export class SqliteDocuments {
       const snapshot = toSnapshot(id, stored, true);
       doc = { snapshot, bytes: stored?.data?.length ?? 0, storedV: snapshot.v, dirtySince: null };
     }
-    if (doc.snapshot.v < head) doc = this.replay(collection, id, doc, head);
+    if (doc.snapshot.v < head) doc = this.caughtUp(collection, id, doc, head);
     if (remember && this.cache.enabled) this.cache.set(key, { ...doc, epoch: this.epoch });
     return shellOf(doc.snapshot, withMeta);
   }
@@ -252,6 +255,28 @@ export class SqliteDocuments {
   /** Forgets the op tails (after op-log compaction, so a compacted op reads as missing again). */
   dropTails(): void {
     this.cache.dropTails();
+  }
+
+  /**
+   * `doc` replayed to `head`. Another process may compact the op log meanwhile (or may have,
+   * while `doc` sat in this cache): it removes only ops below a snapshot row it wrote first, so
+   * when ops after `doc` are missing, the stored row has moved past `doc` and the replay
+   * starts from that row instead, read again with its head.
+   */
+  private caughtUp(collection: string, id: string, doc: CachedDoc, head: number): CachedDoc {
+    for (let attempt = 1; ; attempt++) {
+      if (doc.snapshot.v >= head) return doc;
+      try {
+        return this.replay(collection, id, doc, head);
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== TandemErrorCode.MISSING_OPS || attempt === MISSING_OPS_RETRIES) throw err;
+        const stored = this.stmts.snapshot.get(collection, id) as SnapshotRow | undefined;
+        if (!stored || stored.v <= doc.snapshot.v) throw err; // not a compaction: the log has a hole
+        const snapshot = toSnapshot(id, stored, true);
+        doc = { snapshot, bytes: stored.data?.length ?? 0, storedV: snapshot.v, dirtySince: null };
+        head = stored.head ?? stored.v;
+      }
+    }
   }
 
   private replay(collection: string, id: string, doc: CachedDoc, head: number): CachedDoc {

@@ -274,4 +274,34 @@ describe('lazy snapshot rows: when a cached document is written whole', function
     open.pop();
     assert.equal(rows().b, 31);
   });
+
+  it('a cached document behind another process that wrote its row and compacted the ops below it is read from that row', async () => {
+    const file = join(dir, 'compacted.db');
+    const cache = { cacheBytes: 1 << 20, flushOps: 10, flushMs: 600_000 };
+    const a = createSqliteDb({ path: file, snapshotCache: cache });
+    const b = createSqliteDb({ path: file, snapshotCache: cache });
+    open.push(a, b);
+    await typeInto(a, 'doc', 3);
+    const cachedByA = await call<QuerySnapshot>((cb) => a.getSnapshot('notes', 'doc', null, null, cb));
+    assert.equal(cachedByA.v, 4);
+    // b writes on: its row passes every SNAPSHOT_FLUSH_OPS versions, then the ops below the
+    // row go, as op-log compaction removes them (never past a written row).
+    await typeInto(b, 'doc', 25);
+    const raw = new Database(file);
+    try {
+      const row = raw.prepare("SELECT v FROM snapshots WHERE collection = 'notes' AND id = 'doc'").get() as { v: number };
+      assert.ok(row.v > 4, `b wrote its row (v${row.v})`);
+      raw.prepare("DELETE FROM ops WHERE collection = 'notes' AND id = 'doc' AND v < ?").run(row.v);
+    } finally {
+      raw.close();
+    }
+    // A new event-loop turn: a's next read checks whether another connection committed (data_version).
+    await new Promise((resolve) => setImmediate(resolve));
+    const [fromA, fromB] = await Promise.all(
+      [a, b].map((db) => call<QuerySnapshot>((cb) => db.getSnapshot('notes', 'doc', null, null, cb))),
+    );
+    assert.equal(fromA.v, 29);
+    assert.deepEqual(fromA, fromB);
+    assert.equal((fromA.data as { text: string }).text, 'x'.repeat(28));
+  });
 });
