@@ -59,8 +59,9 @@ export interface Config {
   /** Save a milestone snapshot every N versions. Env MILESTONE_INTERVAL, default 500. */
   readonly milestoneInterval: number;
   /**
-   * SQLite: memory for hot documents' current snapshots, MiB of JSON. Env SNAPSHOT_CACHE_MB,
-   * default 128; 0 turns the cache off, and every commit writes the whole snapshot again.
+   * SQLite and PostgreSQL: memory for hot documents' current snapshots, MiB of JSON. Env
+   * SNAPSHOT_CACHE_MB, default 128; 0 turns the cache off (SQLite: every commit writes the
+   * whole snapshot again; PostgreSQL: every read fetches the whole document).
    */
   readonly snapshotCacheMb: number;
   /** SQLite with the cache: a snapshot is written whole at least every N versions. Env SNAPSHOT_FLUSH_OPS, default 1000. */

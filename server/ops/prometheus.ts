@@ -263,7 +263,7 @@ export class TandemPrometheus {
     );
     new Gauge({
       name: 'tandem_snapshot_cache',
-      help: 'SQLite snapshot cache (SNAPSHOT_CACHE_MB): documents held, their JSON bytes, documents with versions not yet written to their snapshot row, and timed snapshot writes that failed since start.',
+      help: 'Snapshot cache (SNAPSHOT_CACHE_MB): documents held and their JSON bytes; on SQLite also documents with versions not yet written to their snapshot row, and timed snapshot writes that failed since start.',
       labelNames: ['measure'],
       registers,
       collect() {

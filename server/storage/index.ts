@@ -19,6 +19,7 @@ import { createPostgresStorage } from './postgres-storage.js';
 import { createSqliteDb, type SqliteSynchronous } from './sqlite.js';
 import { createSqliteMilestoneDb, DEFAULT_MILESTONE_INTERVAL } from './sqlite-milestone.js';
 import type { SnapshotCacheState } from './sqlite-documents.js';
+import type { PostgresSnapshotCacheState } from './postgres-snapshots.js';
 import type { CheckpointMode, CheckpointState } from './sqlite-checkpointer.js';
 import type { SnapshotCacheOptions } from './snapshot-cache.js';
 
@@ -33,7 +34,7 @@ export interface StorageOptions {
   sqliteBusyTimeoutMs?: number;
   /** SQLite only: where WAL checkpoints run (SQLITE_CHECKPOINTS); default background. */
   sqliteCheckpoints?: CheckpointMode;
-  /** SQLite only: SNAPSHOT_CACHE_MB, SNAPSHOT_FLUSH_OPS, SNAPSHOT_FLUSH_MS; default DEFAULT_SNAPSHOT_CACHE. */
+  /** SNAPSHOT_CACHE_MB (SQLite and PostgreSQL), SNAPSHOT_FLUSH_OPS, SNAPSHOT_FLUSH_MS (SQLite); default DEFAULT_SNAPSHOT_CACHE. */
   snapshotCache?: SnapshotCacheOptions;
   /** PostgreSQL only: most pooled connections (PG_POOL_MAX). Default 10. */
   pgPoolMax?: number;
@@ -58,8 +59,8 @@ export interface StorageState {
   walCheckpoints?: CheckpointState;
   /** PostgreSQL: pooled connections open, idle, and requests waiting for one (PG_POOL_MAX). */
   pool?: { total: number; idle: number; waiting: number };
-  /** SQLite: the snapshot cache (documents, bytes, unwritten documents, failed background writes). */
-  snapshotCache?: SnapshotCacheState;
+  /** The snapshot cache: documents and bytes; SQLite also unwritten documents and failed background writes. */
+  snapshotCache?: SnapshotCacheState | PostgresSnapshotCacheState;
 }
 
 export interface Storage {
@@ -161,7 +162,13 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
   if (lower.startsWith('postgres://') || lower.startsWith('postgresql://')) {
     let pg;
     try {
-      pg = createPostgresStorage({ url: dbUrl, poolMax: opts.pgPoolMax, readTimeoutMs: opts.pgReadTimeoutMs, milestoneInterval: interval });
+      pg = createPostgresStorage({
+        url: dbUrl,
+        poolMax: opts.pgPoolMax,
+        readTimeoutMs: opts.pgReadTimeoutMs,
+        milestoneInterval: interval,
+        snapshotCacheBytes: opts.snapshotCache?.cacheBytes,
+      });
     } catch (err) {
       // pg and URL errors do not hold the password, but say which URL without it.
       throw new Error(`DB_URL ${redactUrl(dbUrl)}: ${(err as Error).message}`);
@@ -174,7 +181,7 @@ export function openStorage(dbUrl: string, opts: StorageOptions = {}): Storage {
       close: pg.close,
       compact: pg.db,
       webhookCursors: pg.db.webhookCursors,
-      state: () => ({ kind: 'postgres', pool: pg.store.poolState }),
+      state: () => ({ kind: 'postgres', pool: pg.store.poolState, snapshotCache: pg.db.snapshotCache }),
     };
   }
 

@@ -9,6 +9,8 @@ import { PostgresDB } from './postgres.js';
 export interface PostgresStorageOptions extends PostgresOptions {
   /** Save a milestone snapshot every N versions. Default 1000. */
   milestoneInterval?: number;
+  /** SNAPSHOT_CACHE_MB in bytes (postgres-snapshots.ts); default 128 MiB, 0 off. */
+  snapshotCacheBytes?: number;
 }
 
 export interface PostgresStorage {
@@ -31,7 +33,7 @@ function closeWith(close: (cb: (err?: Error) => void) => void): Promise<void> {
  */
 export function createPostgresStorage(opts: PostgresStorageOptions): PostgresStorage {
   const store = new PostgresStore(opts);
-  const db = new PostgresDB(store);
+  const db = new PostgresDB(store, { snapshotCacheBytes: opts.snapshotCacheBytes });
   const milestoneDb = new PostgresMilestoneDB({ store, interval: opts.milestoneInterval });
   let closing: Promise<void> | undefined;
   return {

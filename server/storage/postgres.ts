@@ -13,6 +13,10 @@
  * src/seq beside the op for resent-op detection (getCommittedOpVersion). Queries are
  * translated to SQL (postgres-query.ts) and bounded (postgres-query-run.ts).
  *
+ * Snapshots this instance read or wrote are kept in memory (SNAPSHOT_CACHE_MB,
+ * postgres-snapshots.ts): a read asks PostgreSQL for the version and gets the document only
+ * when the cached one is not at it.
+ *
  * Every failure that is not a coded Tandem or ShareDB error reaches ShareDB as
  * TANDEM_STORAGE_ERROR (an unreachable PostgreSQL included); messages never hold the URL.
  */
@@ -23,7 +27,9 @@ import { TandemErrorCode, TandemError } from '../../client/protocol.js';
 import { canPollDoc, type QuerySnapshot } from './mingo-query.js';
 import { closedError, type PostgresStore } from './postgres-connection.js';
 import { PostgresQueries, toSnapshot, type SnapshotRow } from './postgres-query-run.js';
+import { checkedSnapshotSql, PostgresSnapshots, type CheckedSnapshotRow, type PostgresSnapshotCacheState } from './postgres-snapshots.js';
 import type { QueryRunner } from './query-methods.js';
+import { DEFAULT_SNAPSHOT_CACHE } from './snapshot-cache.js';
 import { StoreDB, type Callback, type StoredOp } from './store-db.js';
 import { asStorageFailure } from './storage-errors.js';
 
@@ -86,8 +92,7 @@ function statements(t: PostgresStore['tables']) {
       SELECT $1::text, $2::text, $7::text, $8::integer, $9::jsonb, $10::jsonb FROM fresh
       ON CONFLICT (collection, id) DO UPDATE SET
         type = EXCLUDED.type, v = EXCLUDED.v, data = EXCLUDED.data, metadata = EXCLUDED.metadata`,
-    snapshot: (withMeta: boolean) =>
-      `SELECT v, type, data${withMeta ? ', metadata' : ''} FROM ${t.snapshots} WHERE collection = $1 AND id = $2`,
+    snapshot: checkedSnapshotSql(t.snapshots),
     snapshotBulk: (withMeta: boolean) =>
       `SELECT id, v, type, data${withMeta ? ', metadata' : ''} FROM ${t.snapshots} WHERE collection = $1 AND id = ANY($2::text[])`,
     // The version and the ops below it in one statement, so they come from one snapshot of the database.
@@ -138,15 +143,25 @@ function opsFrom(collection: string, id: string, from: number, to: number | null
   });
 }
 
+export interface PostgresDbOptions {
+  /** SNAPSHOT_CACHE_MB in bytes (postgres-snapshots.ts); default 128 MiB, 0 turns the cache off. */
+  snapshotCacheBytes?: number;
+}
+
 /** ShareDB's callbacks and queries are store-db.ts's and query-methods.ts's, over the methods below. */
 export class PostgresDB extends StoreDB {
   private closing: Promise<void> | null = null;
   private readonly sql: ReturnType<typeof statements>;
+  private readonly snapshots: PostgresSnapshots;
   /** Queries translated to SQL and run by PostgreSQL, within the query limits (postgres-query-run.ts). */
   readonly queryRunner: QueryRunner;
 
-  constructor(readonly store: PostgresStore) {
+  constructor(
+    readonly store: PostgresStore,
+    opts: PostgresDbOptions = {},
+  ) {
     super();
+    this.snapshots = new PostgresSnapshots(opts.snapshotCacheBytes ?? DEFAULT_SNAPSHOT_CACHE.cacheBytes);
     store.retain();
     this.sql = statements(store.tables);
     const queries = new PostgresQueries(store);
@@ -171,6 +186,11 @@ export class PostgresDB extends StoreDB {
       () => callback && process.nextTick(callback),
       (err: unknown) => callback && process.nextTick(callback, err as Error),
     );
+  }
+
+  /** The snapshot cache's size (for /metrics and /readyz's storage state). */
+  get snapshotCache(): PostgresSnapshotCacheState {
+    return this.snapshots.state;
   }
 
   /** Readiness: resolves within 2 s, or rejects (closed, unreachable, no answer). */
@@ -212,6 +232,8 @@ export class PostgresDB extends StoreDB {
   /** Resolves false (not an error) when another writer got there first: ShareDB retries. */
   protected async commitOp(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): Promise<boolean> {
     const deleted = snapshot.type == null || snapshot.data === undefined;
+    const dataJson = deleted ? null : JSON.stringify(snapshot.data);
+    let committed = false;
     try {
       const result = await this.store.query(this.sql.commit, [
         collection,
@@ -222,20 +244,25 @@ export class PostgresDB extends StoreDB {
         JSON.stringify(op),
         snapshot.type ?? null,
         snapshot.v,
-        deleted ? null : JSON.stringify(snapshot.data),
+        dataJson,
         snapshot.m == null ? null : JSON.stringify(snapshot.m),
       ]);
-      return result.rowCount === 1; // 0: the stored version was not op.v
+      committed = result.rowCount === 1; // 0: the stored version was not op.v
+      return committed;
     } catch (err) {
       // A concurrent create of the same document inserted version 0 first.
       if (err instanceof DatabaseError && err.code === UNIQUE_VIOLATION) return false;
       throw err;
+    } finally {
+      if (committed) this.snapshots.committed(collection, id, snapshot, dataJson);
+      else this.snapshots.forget(collection, id);
     }
   }
 
   protected async readSnapshot(collection: string, id: string, withMeta: boolean): Promise<QuerySnapshot> {
-    const result = await this.store.query<SnapshotRow>(this.sql.snapshot(withMeta), [collection, id]);
-    return toSnapshot(id, result.rows[0], withMeta);
+    const sent = this.snapshots.lookup(collection, id);
+    const result = await this.store.query<CheckedSnapshotRow>(this.sql.snapshot, [collection, id, sent?.v ?? -1]);
+    return this.snapshots.fromRow(collection, id, result.rows[0], sent, withMeta);
   }
 
   protected async readSnapshots(collection: string, ids: string[], withMeta: boolean): Promise<Record<string, QuerySnapshot>> {

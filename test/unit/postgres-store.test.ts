@@ -266,7 +266,11 @@ describe('PostgreSQL store', function () {
       url.searchParams.set('schema', schemas.name());
       const storage = openStorage(url.href, { milestoneInterval: 10, pgPoolMax: 3 });
       assert.equal(storage.kind, 'postgres');
-      assert.deepEqual(storage.state(), { kind: 'postgres', pool: { total: 0, idle: 0, waiting: 0 } });
+      assert.deepEqual(storage.state(), {
+        kind: 'postgres',
+        pool: { total: 0, idle: 0, waiting: 0 },
+        snapshotCache: { documents: 0, bytes: 0 },
+      });
       await storage.ping();
       assert.equal((storage.milestoneDb as unknown as { interval: number }).interval, 10);
       await storage.close();

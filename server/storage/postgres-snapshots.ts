@@ -1,0 +1,97 @@
+/**
+ * Current snapshots a PostgresDB read or wrote, so that a commit to a large document does
+ * not fetch and parse the whole document from PostgreSQL again (ShareDB reads the snapshot
+ * before every commit). PostgreSQL stays the truth: every read still asks it for the
+ * document's version, and gets the document only when the cached one is not at that version
+ * (one round trip either way), so several instances on one database stay correct.
+ *
+ * Unlike SQLite's cache (sqlite-documents.ts), every commit still writes the whole snapshot:
+ * queries run in SQL on the stored documents, so those must be current.
+ */
+import type { QuerySnapshot } from './mingo-query.js';
+import { shellOf, SnapshotCache } from './snapshot-cache.js';
+
+/** A snapshot row as the cached read returns it: `data` JSON text, null when deleted or when it is the cached version. */
+export interface CheckedSnapshotRow {
+  v: number;
+  type: string | null;
+  data: string | null;
+  metadata: unknown;
+}
+
+/** The cached read: $3 is the cached version (-1 for none); the document comes back only when the row is at another. */
+export function checkedSnapshotSql(snapshotsTable: string): string {
+  return `SELECT v, type, CASE WHEN v = $3::integer THEN NULL ELSE data::text END AS data, metadata
+    FROM ${snapshotsTable} WHERE collection = $1 AND id = $2`;
+}
+
+export interface PostgresSnapshotCacheState {
+  /** Documents held. */
+  documents: number;
+  /** Their JSON bytes. */
+  bytes: number;
+}
+
+export class PostgresSnapshots {
+  private readonly cache: SnapshotCache;
+
+  /** `cacheBytes`: SNAPSHOT_CACHE_MB in bytes; 0 reads every document whole, as without a cache. */
+  constructor(cacheBytes: number) {
+    this.cache = new SnapshotCache(cacheBytes);
+  }
+
+  /**
+   * The cached snapshot, if any: its version is $3 of checkedSnapshotSql, and it goes back to
+   * fromRow with the answer (the cache may hold another version by then).
+   */
+  lookup(collection: string, id: string): QuerySnapshot | undefined {
+    return this.cache.enabled ? this.cache.get(SnapshotCache.key(collection, id))?.snapshot : undefined;
+  }
+
+  /**
+   * The snapshot a checked read answers: `sent` (what lookup gave) when the row is at its
+   * version, else the row's, which is remembered. `row` undefined: no such document.
+   */
+  fromRow(
+    collection: string,
+    id: string,
+    row: CheckedSnapshotRow | undefined,
+    sent: QuerySnapshot | undefined,
+    withMeta: boolean,
+  ): QuerySnapshot {
+    if (!row) return { id, v: 0, type: null, data: undefined, m: null };
+    if (sent && sent.v === row.v) return shellOf(sent, withMeta);
+    if (row.type === null) return { id, v: row.v, type: null, data: undefined, m: null };
+    const metadata = (row.metadata ?? null) as QuerySnapshot['m'];
+    const snapshot: QuerySnapshot = { id, v: row.v, type: row.type, data: JSON.parse(row.data ?? 'null'), m: metadata };
+    this.remember(SnapshotCache.key(collection, id), snapshot, row.data?.length ?? 0);
+    return shellOf(snapshot, withMeta);
+  }
+
+  /** A commit of this instance stored `snapshot`, whose data is `dataJson` (null once deleted). */
+  committed(collection: string, id: string, snapshot: QuerySnapshot, dataJson: string | null): void {
+    if (!this.cache.enabled) return;
+    const deleted = snapshot.type == null || dataJson === null;
+    // ShareDB's snapshot need not carry its id (its own tests commit without one).
+    const kept: QuerySnapshot = { ...shellOf(snapshot, !deleted), id, data: deleted ? undefined : snapshot.data };
+    this.remember(SnapshotCache.key(collection, id), kept, dataJson?.length ?? 0);
+  }
+
+  /** The cached snapshot may not be the stored one (a commit that lost or failed). */
+  forget(collection: string, id: string): void {
+    this.cache.delete(SnapshotCache.key(collection, id));
+  }
+
+  get state(): PostgresSnapshotCacheState {
+    return { documents: this.cache.size, bytes: this.cache.bytes };
+  }
+
+  private remember(key: string, snapshot: QuerySnapshot, bytes: number): void {
+    if (!this.cache.enabled) return;
+    // A read that started before one of our commits may answer after it: keep the newer.
+    const cached = this.cache.peek(key);
+    if (cached && cached.snapshot.v > snapshot.v) return;
+    this.cache.set(key, { snapshot, bytes, storedV: snapshot.v, dirtySince: null });
+    for (const [evicted] of this.cache.overBudget()) this.cache.delete(evicted);
+  }
+}
