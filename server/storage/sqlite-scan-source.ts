@@ -5,7 +5,8 @@
 import type { ScanCursor, ScanSource } from '../limits/query-executor.js';
 import type { QuerySnapshot } from './mingo-query.js';
 import type { Connection } from './sqlite-connection.js';
-import { HEADED_COLUMNS, HEADED_FROM, type SqliteDocuments, type SnapshotRow } from './sqlite-documents.js';
+import type { SqliteDocuments, SnapshotRow } from './sqlite-documents.js';
+import { HEADED_COLUMNS, HEADED_FROM } from './sqlite-heads.js';
 
 type Row = SnapshotRow & { id: string };
 

@@ -33,12 +33,9 @@ import {
 } from './sqlite-connection.js';
 import { SqlitePeers } from './sqlite-peers.js';
 import { SqliteCheckpointer, type CheckpointMode, type CheckpointState, type CheckpointTriggers } from './sqlite-checkpointer.js';
+import { HEADED_COLUMNS, HEADED_FROM, INSERT_OP_AT_HEAD_SQL, migrateDocuments } from './sqlite-heads.js';
 import {
   DEFAULT_SNAPSHOT_CACHE,
-  HEADED_COLUMNS,
-  HEADED_FROM,
-  INSERT_OP_AT_HEAD_SQL,
-  migrateDocuments,
   SqliteDocuments,
   toSnapshot,
   type SnapshotCacheOptions,
