@@ -59,9 +59,8 @@ export interface Config {
   /** Save a milestone snapshot every N versions. Env MILESTONE_INTERVAL, default 500. */
   readonly milestoneInterval: number;
   /**
-   * SQLite and PostgreSQL: memory for hot documents' current snapshots, MiB of JSON. Env
-   * SNAPSHOT_CACHE_MB, default 128; 0 turns the cache off (SQLite: every commit writes the
-   * whole snapshot again; PostgreSQL: every read fetches the whole document).
+   * Memory for hot documents' current snapshots (SQLite, PostgreSQL), MiB of JSON. Env
+   * SNAPSHOT_CACHE_MB, default 128; 0 turns the cache off (see README, Configuration).
    */
   readonly snapshotCacheMb: number;
   /** SQLite with the cache: a snapshot is written whole at least every N versions. Env SNAPSHOT_FLUSH_OPS, default 1000. */
