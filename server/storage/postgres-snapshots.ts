@@ -9,7 +9,8 @@
  * queries run in SQL on the stored documents, so those must be current.
  */
 import type { QuerySnapshot } from './mingo-query.js';
-import { shellOf, SnapshotCache } from './snapshot-cache.js';
+import { toSnapshot } from './postgres-query-run.js';
+import { committedCopy, shellOf, SnapshotCache } from './snapshot-cache.js';
 
 /** A snapshot row as the cached read returns it: `data` JSON text, null when deleted or when it is the cached version. */
 export interface CheckedSnapshotRow {
@@ -59,21 +60,17 @@ export class PostgresSnapshots {
     sent: QuerySnapshot | undefined,
     withMeta: boolean,
   ): QuerySnapshot {
-    if (!row) return { id, v: 0, type: null, data: undefined, m: null };
-    if (sent && sent.v === row.v) return shellOf(sent, withMeta);
-    if (row.type === null) return { id, v: row.v, type: null, data: undefined, m: null };
-    const metadata = (row.metadata ?? null) as QuerySnapshot['m'];
-    const snapshot: QuerySnapshot = { id, v: row.v, type: row.type, data: JSON.parse(row.data ?? 'null'), m: metadata };
-    this.remember(SnapshotCache.key(collection, id), snapshot, row.data?.length ?? 0);
+    if (row && sent && sent.v === row.v) return shellOf(sent, withMeta);
+    const parsed = row && { ...row, data: row.data === null ? null : JSON.parse(row.data), metadata: row.metadata as QuerySnapshot['m'] };
+    const snapshot = toSnapshot(id, parsed, true);
+    if (snapshot.type !== null) this.remember(SnapshotCache.key(collection, id), snapshot, row?.data?.length ?? 0);
     return shellOf(snapshot, withMeta);
   }
 
   /** A commit of this instance stored `snapshot`, whose data is `dataJson` (null once deleted). */
   committed(collection: string, id: string, snapshot: QuerySnapshot, dataJson: string | null): void {
     if (!this.cache.enabled) return;
-    const deleted = snapshot.type == null || dataJson === null;
-    // ShareDB's snapshot need not carry its id (its own tests commit without one).
-    const kept: QuerySnapshot = { ...shellOf(snapshot, !deleted), id, data: deleted ? undefined : snapshot.data };
+    const kept = committedCopy(id, snapshot, snapshot.type == null || dataJson === null);
     this.remember(SnapshotCache.key(collection, id), kept, dataJson?.length ?? 0);
   }
 

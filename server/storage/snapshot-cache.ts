@@ -186,3 +186,12 @@ export function shellOf(snapshot: QuerySnapshot, withMeta: boolean): QuerySnapsh
     m: withMeta && snapshot.m ? { ...snapshot.m } : null,
   };
 }
+
+/**
+ * What a cache keeps of a snapshot a commit stored: a shell of its own with `id` (ShareDB's
+ * snapshot need not carry it, its own tests commit without one); no data or metadata once
+ * `deleted`.
+ */
+export function committedCopy(id: string, snapshot: QuerySnapshot, deleted: boolean): QuerySnapshot {
+  return { ...shellOf(snapshot, !deleted), id, data: deleted ? undefined : snapshot.data };
+}

@@ -18,7 +18,7 @@ import * as ot from 'sharedb/lib/ot.js';
 import { TandemErrorCode } from '../../client/protocol.js';
 import { registerTandemTypes } from '../../ot-types/json1-type.js';
 import type { QuerySnapshot } from './mingo-query.js';
-import { extendTail, shellOf, SnapshotCache, type CachedDoc, type SnapshotCacheOptions } from './snapshot-cache.js';
+import { committedCopy, extendTail, shellOf, SnapshotCache, type CachedDoc, type SnapshotCacheOptions } from './snapshot-cache.js';
 
 export { DEFAULT_SNAPSHOT_CACHE, type SnapshotCacheOptions } from './snapshot-cache.js';
 import { storageError, type Connection, type SqliteWriter } from './sqlite-connection.js';
@@ -286,9 +286,7 @@ export class SqliteDocuments {
     const base = this.cache.enabled ? this.cache.get(key) : undefined;
     const v = snapshot.v - 1;
     const tail = this.cache.enabled ? extendTail(base?.snapshot.v === v ? base.tail : undefined, v, opJson) : undefined;
-    const deleted = snapshot.type == null;
-    // ShareDB's snapshot need not carry its id (its own tests commit without one).
-    const kept: QuerySnapshot = { ...shellOf(snapshot, !deleted), id, data: deleted ? undefined : snapshot.data };
+    const kept = committedCopy(id, snapshot, snapshot.type == null);
     // Our own commit, at the head (the INSERT checked it): the entry is the head.
     const epoch = this.epoch;
     let doc: CachedDoc;
