@@ -131,32 +131,35 @@ describe('drain: one in-process instance', function () {
     assert.deepEqual(snapshot.data, { items: ['in-flight'] });
   });
 
-  it('leaves no engine.io timer behind, also for a long-polling connection whose close still waits for a poll', async () => {
+  /**
+   * A server holding an engine.io long-polling handshake that never joins and never polls
+   * again: socket.io's connectTimeout (AUTH_TIMEOUT_MS) closes it, and engine.io then waits for
+   * a poll to carry the close. `engineTimers`: engine.io's pending timers created since.
+   */
+  async function closingPollingConnection(): Promise<{ server: TestServer; sid: string; engineTimers: () => string[] }> {
     const server = await startTestServer({ AUTH_TIMEOUT_MS: '300' });
     servers.push(server);
     const mark = timerMark();
     const engineTimers = () => pendingTimersSince(mark, 20).filter((origin) => origin.includes('node_modules/engine.io/'));
-    // An engine.io long-polling handshake that never joins and never polls again: socket.io's
-    // connectTimeout (AUTH_TIMEOUT_MS) closes it, and engine.io then waits for a poll to carry the close.
     const handshake = await httpRequest('GET', `${server.url}/socket.io/?EIO=4&transport=polling`);
     assert.equal(handshake.status, 200, handshake.body);
+    const sid = (JSON.parse(handshake.body.slice(1)) as { sid: string }).sid;
     await waitFor(() => engineTimers().some((origin) => origin.includes('transports/polling.js')), {
       what: 'engine.io waiting for a poll to close the unjoined connection',
     });
+    return { server, sid, engineTimers };
+  }
 
+  it('leaves no engine.io timer behind, also for a long-polling connection whose close still waits for a poll', async () => {
+    const { server, engineTimers } = await closingPollingConnection();
     await server.close();
     servers.splice(0);
     assert.deepEqual(engineTimers(), []);
   });
 
   it('drops the wait for a last poll when a closing long-polling connection ends another way, without closing the server', async () => {
-    const server = await startTestServer({ AUTH_TIMEOUT_MS: '300' });
-    servers.push(server);
-    const mark = timerMark();
-    const pollWaits = () => pendingTimersSince(mark, 20).filter((origin) => origin.includes('engine.io/build/transports/polling.js'));
-    const handshake = await httpRequest('GET', `${server.url}/socket.io/?EIO=4&transport=polling`);
-    const sid = (JSON.parse(handshake.body.slice(1)) as { sid: string }).sid;
-    await waitFor(() => pollWaits().length > 0, { what: 'engine.io waiting for a poll to close the unjoined connection' });
+    const { server, sid, engineTimers } = await closingPollingConnection();
+    const pollWaits = () => engineTimers().filter((origin) => origin.includes('transports/polling.js'));
     // A binary POST is a transport error for a v4 polling connection: it ends at once.
     const refused = await httpRequest('POST', `${server.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, 'application/octet-stream');
     assert.equal(refused.status, 400);

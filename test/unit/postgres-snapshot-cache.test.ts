@@ -31,10 +31,6 @@ function commit(db: PostgresDB, id: string, v: number, data: unknown): Promise<b
   return call<boolean>((cb) => db.commit(COLLECTION, id, op, snapshot, null, cb));
 }
 
-function close(db: PostgresDB): Promise<void> {
-  return new Promise((resolve, reject) => db.close((err) => (err ? reject(err) : resolve())));
-}
-
 describe('PostgreSQL snapshot cache', function () {
   this.timeout(60_000);
   const schemas = new TestSchemas();
@@ -45,7 +41,7 @@ describe('PostgreSQL snapshot cache', function () {
     requireService(this, reason === null, reason ?? '');
   });
   afterEach(async () => {
-    for (const db of opened.splice(0)) await close(db);
+    for (const db of opened.splice(0)) await call<void>((cb) => db.close(cb));
   });
   after(() => schemas.dropAll());
 
