@@ -60,8 +60,11 @@ export function jsonTextNestsDeeper(text: string, limit: number): boolean {
 
 /** Checks size and depth of any JSON value (ops and created documents alike). */
 export function checkJsonLimits(value: unknown, limits: OpLimits, what: string): OpProblem | null {
+  const text = JSON.stringify(value) ?? '';
+  // A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, two units, is 4): a text short
+  // enough is within the limit without encoding it, which is every op a client types.
   // TextEncoder, not Buffer: this module also runs in browsers.
-  const bytes = utf8.encode(JSON.stringify(value) ?? '').length;
+  const bytes = text.length * 3 <= limits.maxOpBytes ? text.length : utf8.encode(text).length;
   if (bytes > limits.maxOpBytes) {
     return { kind: 'too-large', message: `${what} is ${bytes} bytes; the limit is ${limits.maxOpBytes}` };
   }
