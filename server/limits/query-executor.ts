@@ -12,6 +12,7 @@
  * capped, but their queries run in slices all the same.
  */
 import { canPollDoc, compileQuery, toMongoDoc, type CompiledQuery, type QueryResult, type QuerySnapshot } from '../storage/mingo-query.js';
+import type { Callback } from '../storage/query-methods.js';
 import { QueryTooLargeError } from './query-errors.js';
 import { capsFor, DEFAULT_QUERY_LIMITS, ownerOf, type QueryLimits } from './query-options.js';
 import { QueryRun } from './query-run.js';
@@ -41,8 +42,6 @@ export interface ScanSource {
   /** The document now (metadata included; type null when deleted or missing). */
   readOne(collection: string, id: string): QuerySnapshot;
 }
-
-type Callback<T> = (err: Error | null, result?: T) => void;
 
 /** What a finished query hands back: snapshots for `query`, ids for `queryPoll`. */
 export interface PollResult {
