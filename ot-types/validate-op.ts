@@ -58,15 +58,24 @@ export function jsonTextNestsDeeper(text: string, limit: number): boolean {
   return false;
 }
 
+/** UTF-8 bytes of `text`. TextEncoder, not Buffer: this module also runs in browsers. */
+const encodedBytes = (text: string): number => utf8.encode(text).length;
+
+/**
+ * True when `text` takes more than `limit` bytes in UTF-8, counted only when its length
+ * cannot tell: a UTF-16 unit is 1 to 3 bytes (a surrogate pair, two units, is 4), so a text
+ * longer than the limit is over it and one a third of it or shorter is within it. The server
+ * passes `Buffer.byteLength`, which counts without encoding.
+ */
+export function utf8LongerThan(text: string, limit: number, utf8Bytes: (text: string) => number = encodedBytes): boolean {
+  return text.length > limit || (text.length * 3 > limit && utf8Bytes(text) > limit);
+}
+
 /** Checks size and depth of any JSON value (ops and created documents alike). */
 export function checkJsonLimits(value: unknown, limits: OpLimits, what: string): OpProblem | null {
   const text = JSON.stringify(value) ?? '';
-  // A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, two units, is 4): a text short
-  // enough is within the limit without encoding it, which is every op a client types.
-  // TextEncoder, not Buffer: this module also runs in browsers.
-  const bytes = text.length * 3 <= limits.maxOpBytes ? text.length : utf8.encode(text).length;
-  if (bytes > limits.maxOpBytes) {
-    return { kind: 'too-large', message: `${what} is ${bytes} bytes; the limit is ${limits.maxOpBytes}` };
+  if (utf8LongerThan(text, limits.maxOpBytes)) {
+    return { kind: 'too-large', message: `${what} is ${encodedBytes(text)} bytes; the limit is ${limits.maxOpBytes}` };
   }
   if (jsonDepth(value, limits.maxDepth + 1) > limits.maxDepth) {
     return { kind: 'too-deep', message: `${what} nests deeper than ${limits.maxDepth} levels` };

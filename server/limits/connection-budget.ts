@@ -7,6 +7,7 @@
  * Judged message by message, on what the transport reports as held: `ws.bufferedAmount`
  * for /sharedb, EngineOutbox for socket.io.
  */
+import { utf8LongerThan } from '../../ot-types/validate-op.js';
 import type { Turn } from '../turn.js';
 
 /**
@@ -20,7 +21,7 @@ export function overBudget(held: number, text: string, max: number): boolean {
   if (held <= 0) return false;
   const room = max - held;
   if (room < 0) return true;
-  return text.length > room || (text.length * 3 > room && Buffer.byteLength(text) > room);
+  return utf8LongerThan(text, room, Buffer.byteLength);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { ConnectionWho } from '../limits/connection-refusals.js';
 import { Duplex } from 'node:stream';
 import { retryAfterOf, ShareDbErrorCode, TandemError, TandemErrorCode, type WireError } from '../../client/protocol.js';
-import { jsonTextNestsDeeper } from '../../ot-types/index.js';
+import { jsonTextNestsDeeper, utf8LongerThan } from '../../ot-types/validate-op.js';
 import type { Identity } from '../auth/identity.js';
 import type { SourceOwnerHint } from '../middleware/bind-source.js';
 import { FramePacer } from '../limits/connection-pacing.js';
@@ -162,8 +162,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
     if (typeof frame !== 'string') {
       return new TandemError(TandemErrorCode.BAD_FRAME, 'frames must be JSON text');
     }
-    // String length bounds UTF-8 bytes from below by ~1/3; compare bytes only when close.
-    if (frame.length > this.maxFrameBytes || (frame.length * 3 > this.maxFrameBytes && Buffer.byteLength(frame) > this.maxFrameBytes)) {
+    if (utf8LongerThan(frame, this.maxFrameBytes, Buffer.byteLength)) {
       return new TandemError(TandemErrorCode.FRAME_TOO_LARGE, `frame exceeds ${this.maxFrameBytes} bytes`);
     }
     if (jsonTextNestsDeeper(frame, this.maxFrameDepth)) {
