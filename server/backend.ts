@@ -1,4 +1,5 @@
 import type { CompactableStore } from './storage/oplog-retention.js';
+import type { VersionHintedStore } from './storage/store-db.js';
 import ShareDB from 'sharedb';
 import { ShareDbErrorCode, TandemError, TandemErrorCode } from '../client/protocol.js';
 import { registerTandemTypes, type OpLimits } from '../ot-types/index.js';
@@ -157,6 +158,7 @@ export class TandemBackend extends ShareDB {
       void previous.then(() => {
         submittedAt = performance.now();
         try {
+          (this.db as Partial<VersionHintedStore>).expectVersion?.(index, id, (op as { v?: unknown } | null)?.v);
           super.submit(agent, index, id, op, options, finish);
         } catch (err) {
           // ShareDB throws synchronously on some malformed ops (e.g. building its request).

@@ -207,6 +207,11 @@ export class SqliteDB extends StoreDB {
     if (callback) void stopped.then(() => callback(error));
   }
 
+  /** See VersionHintedStore in store-db.ts. */
+  expectVersion(collection: string, id: string, opVersion: unknown): void {
+    if (!this.closed) this.documents.expectVersion(collection, id, opVersion);
+  }
+
   /** Op-log retention and webhook cursors on this file and this connection (sqlite-retention.ts). */
   private readonly retention: SqliteRetention;
 
@@ -296,8 +301,8 @@ export class SqliteDB extends StoreDB {
     return committed;
   }
 
-  protected readSnapshot(collection: string, id: string, withMeta: boolean): QuerySnapshot {
-    const snapshot = this.documents.current(collection, id, withMeta);
+  protected readSnapshot(collection: string, id: string, withMeta: boolean, forSubmit = false): QuerySnapshot {
+    const snapshot = forSubmit ? this.documents.forSubmit(collection, id) : this.documents.current(collection, id, withMeta);
     this.documents.evictOverBudget();
     return snapshot;
   }

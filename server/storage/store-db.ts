@@ -18,6 +18,21 @@ export interface StoredOp {
   [key: string]: unknown;
 }
 
+/**
+ * A store that can serve a submit's snapshot from its cache without first checking that no
+ * other process wrote the file, when told the version each submitted op was built on.
+ *
+ * A cached entry behind the store's head is safe for a submit whose op is not ahead of it:
+ * the commit's version check fails and ShareDB retries on a fresh read. Only an op ahead of
+ * the entry (its client learnt of a newer version elsewhere) would meet ShareDB's "op
+ * version newer than current snapshot" error, which is final: told of it, the store reads
+ * the head instead. TandemBackend calls this before every submit; a store never told keeps
+ * its check for every read.
+ */
+export interface VersionHintedStore {
+  expectVersion(collection: string, id: string, opVersion: unknown): void;
+}
+
 /** A store's answer: a value (libsql) or a promise of one (pg). */
 export type Answer<T> = T | Promise<T>;
 
@@ -39,7 +54,8 @@ export abstract class StoreDB extends withQueries(ShareDB.DB) {
   /** Stores `op` and the `snapshot` it leads to; false (not an error) when another writer got there first: ShareDB retries. */
   protected abstract commitOp(collection: string, id: string, op: StoredOp, snapshot: QuerySnapshot): Answer<boolean>;
 
-  protected abstract readSnapshot(collection: string, id: string, withMeta: boolean): Answer<QuerySnapshot>;
+  /** `forSubmit`: ShareDB reads it to commit on it (see VersionHintedStore). */
+  protected abstract readSnapshot(collection: string, id: string, withMeta: boolean, forSubmit: boolean): Answer<QuerySnapshot>;
 
   protected abstract readSnapshots(collection: string, ids: string[], withMeta: boolean): Answer<Record<string, QuerySnapshot>>;
 
@@ -92,7 +108,8 @@ export abstract class StoreDB extends withQueries(ShareDB.DB) {
     callback: Callback<QuerySnapshot>,
   ): void {
     const withMeta = wantsMetadata(fields, options);
-    this.deliver(callback, () => this.readSnapshot(collection, id, withMeta));
+    const forSubmit = fields?.$submit === true;
+    this.deliver(callback, () => this.readSnapshot(collection, id, withMeta, forSubmit));
   }
 
   override getSnapshotBulk(

@@ -36,6 +36,10 @@ describe('SqliteDB', function () {
   const opsOf = (db: SqliteDB, id: string) => call<StoredOp[]>((cb) => db.getOps('docs', id, 0, null, { metadata: true }, cb));
   const commit = (db: SqliteDB, id: string, op: StoredOp, snapshot: Omit<QuerySnapshot, 'id'>) =>
     call<boolean>((cb) => db.commit('docs', id, op, { id, ...snapshot }, null, cb));
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+  /** A JSON0 counter document at `{n}` and the op that adds one to it, for commits by hand. */
+  const counter = (n: number) => ({ v: n + 1, type: JSON0, data: { n }, m: null });
+  const increment = (v: number, src: string) => ({ v, op: [{ p: ['n'], na: 1 }], src, seq: v });
 
   beforeEach(function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-sqlite-unit-'));
@@ -47,7 +51,7 @@ describe('SqliteDB', function () {
   });
 
   /** Counts the calls of one method of the store's documents (sqlite-documents.ts). */
-  function countCalls(db: SqliteDB, method: 'head' | 'opRowsIfWhole'): { count: number } {
+  function countCalls(db: SqliteDB, method: 'head' | 'opRowsIfWhole' | 'dataVersion'): { count: number } {
     const documents = (db as unknown as { documents: Record<string, (...args: unknown[]) => unknown> }).documents;
     const original = documents[method]!.bind(documents);
     const calls = { count: 0 };
@@ -109,9 +113,6 @@ describe('SqliteDB', function () {
   it("serves a cached document without reading its version, yet sees another connection's commit in the next turn, and a stale one at once after a failed commit", async function () {
     const db = open();
     const other = open();
-    const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
-    const counter = (n: number) => ({ v: n + 1, type: JSON0, data: { n }, m: null });
-    const increment = (v: number, src: string) => ({ v, op: [{ p: ['n'], na: 1 }], src, seq: v });
     // Counts the reads of a document's version in `heads`.
     const headReads = countCalls(db, 'head');
     await commit(db, 'a', { v: 0, create: { type: JSON0, data: { n: 0 } } }, counter(0));
@@ -143,6 +144,46 @@ describe('SqliteDB', function () {
       (await opsOf(db, 'a')).map((op) => op.src ?? 'create'),
       ['create', 'mine', 'mine', 'mine', 'other', 'other'],
     );
+  });
+
+  it('serves a submit its cached snapshot without PRAGMA data_version once submits are announced (expectVersion), and reads the head for an op ahead of the entry', async function () {
+    const db = open();
+    const other = open();
+    // What ShareDB's SubmitRequest reads before it commits.
+    const submitRead = () => call<QuerySnapshot>((cb) => db.getSnapshot('docs', 'a', { $submit: true }, {}, cb));
+    await commit(db, 'a', { v: 0, create: { type: JSON0, data: { n: 0 } } }, counter(0));
+    const versionChecks = countCalls(db, 'dataVersion');
+    // Never announced (a plain ShareDB backend): a submit's read checks, as every first read of a turn.
+    await nextTurn();
+    assert.equal((await submitRead()).v, 1);
+    assert.equal(versionChecks.count, 1);
+    await nextTurn();
+    db.expectVersion('docs', 'a', 1);
+    assert.equal((await submitRead()).v, 1);
+    assert.equal(versionChecks.count, 1, 'an announced submit read the cache without a check');
+    // Another connection commits behind this one's back: the entry is served as it is, the
+    // commit built on it fails its version check, and the retry's read takes the head.
+    await nextTurn();
+    assert.equal(await commit(other, 'a', increment(1, 'other'), counter(1)), true);
+    await nextTurn();
+    db.expectVersion('docs', 'a', 1);
+    assert.equal((await submitRead()).v, 1);
+    assert.equal(await commit(db, 'a', increment(1, 'mine'), counter(1)), false);
+    assert.deepEqual((await submitRead()).data, { n: 1 });
+    // An op built on a version the entry has not seen (its client learnt of it elsewhere):
+    // the read takes the head, so ShareDB does not refuse the op as ahead of the snapshot.
+    await nextTurn();
+    assert.equal(await commit(other, 'a', increment(2, 'other'), counter(2)), true);
+    await nextTurn();
+    db.expectVersion('docs', 'a', 3);
+    const ahead = await submitRead();
+    assert.deepEqual([ahead.v, ahead.data], [3, { n: 2 }]);
+    assert.equal(await commit(db, 'a', increment(3, 'mine'), counter(3)), true);
+    assert.equal(versionChecks.count, 1, 'no announced submit read checked data_version');
+    // Reads other than a submit's still check once per turn.
+    await nextTurn();
+    assert.equal((await snapshotOf(db, 'a')).v, 4);
+    assert.equal(versionChecks.count, 2);
   });
 
   it('loses and duplicates nothing when two connections commit to one doc concurrently', async function () {
