@@ -1,5 +1,5 @@
 /** Starts and drives a server host process (load/bench/server-host.ts) from the benchmark. */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,16 @@ export interface HostedServer {
 
 const HOST = fileURLToPath(new URL('./server-host.ts', import.meta.url));
 
+let bundleChecked = false;
+/** The host runs Tandem's bundle (server-host.ts): rebuilt first, once per process, when a source is newer. */
+function ensureBundle(): void {
+  if (bundleChecked) return;
+  execFileSync(process.execPath, [fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url)), '--if-needed'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  bundleChecked = true;
+}
+
 /**
  * Which store both sides use: our SQLite adapter (default), ShareDB's in-memory DB, or our
  * PostgreSQL adapter (PG_BENCH_URL, a fresh schema per server, dropped when it closes).
@@ -40,6 +50,7 @@ export async function startHostedServer(
   kind: ServerKind,
   opts: { cpuProfDir?: string; store?: BenchStore; auth?: boolean; env?: Readonly<Record<string, string>> } = {},
 ): Promise<HostedServer> {
+  if (kind === 'tandem') ensureBundle();
   const dir = mkdtempSync(join(tmpdir(), `tandem-bench-${kind}-`));
   // Only a side asked to run with authentication gets a secret (never one from the environment).
   // A workload's own settings (W6's op and frame limits) win over the bench's environment.

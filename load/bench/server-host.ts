@@ -1,20 +1,27 @@
 /**
  * A server under benchmark, in its own process (so it never shares an event loop with the
  * load generators): `server-host.ts tandem|stock <DB_URL>` (PG_POOL_MAX applies to both).
- * Tandem runs through its real composition (`startServer` from server/app.ts, as `tandem
- * serve` does); stock is load/bench/stock-server.ts. Both are counted the same way
+ * Tandem runs through its real composition (`startServer` from the bundle of server/index.ts,
+ * as `tandem serve` does from its own bundle); stock is load/bench/stock-server.ts. Both are counted the same way
  * (ShareDB's 'submitRequestEnd'), and answer memory questions with GC forced (the bench
  * starts this with --expose-gc).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
 import { SHAREDB_WS_PATH } from '../../client/protocol.js';
-import { startServer } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
-import { createLogger } from '../../server/ops/logger.js';
+import type * as TandemServerApi from '../../server/index.js';
 import type ShareDB from 'sharedb';
 import type { FromHost, HostStats, ServerKind, ToHost } from './host-protocol.js';
-import { startStockServer } from './stock-server.js';
+
+/**
+ * Tandem as it ships: the esbuild bundle of the embedding API (hosted-server.ts rebuilds it
+ * when a source is newer), not the TypeScript sources through tsx, whose name-keeping
+ * wrappers (`__name`) alone took about 1 % of the server's time in a W1 profile. tsx leaves
+ * a `.js` file as it is.
+ */
+async function tandemApi(): Promise<typeof TandemServerApi> {
+  return (await import(new URL('../../dist/server.js', import.meta.url).href)) as typeof TandemServerApi;
+}
 
 function send(message: FromHost): void {
   process.send?.(message);
@@ -51,6 +58,7 @@ async function main(): Promise<void> {
   let sharedbWsUrl: string;
   let close: () => Promise<void>;
   if (kind === 'tandem') {
+    const { startServer, loadConfig, createLogger } = await tandemApi();
     // SQLITE_GROUP_COMMIT and SQLITE_CHECKPOINTS pass through, to measure what each brings;
     // AUTH_JWT_SECRET is set by the benchmark for a side with authentication (hosted-server.ts).
     const config = loadConfig({
@@ -83,6 +91,10 @@ async function main(): Promise<void> {
     sharedbWsUrl = url.replace(/^http/, 'ws') + SHAREDB_WS_PATH;
     close = () => server.close();
   } else if (kind === 'stock') {
+    // The sources' config parser: the stock side never loads Tandem's bundle (its json1 type
+    // is the one stock-server.ts registers).
+    const { loadConfig } = await import('../../server/config.js');
+    const { startStockServer } = await import('./stock-server.js');
     const server = await startStockServer(dbUrl, { pgPoolMax: loadConfig({ PG_POOL_MAX: process.env.PG_POOL_MAX }).pgPoolMax });
     backend = server.backend;
     url = sharedbWsUrl = server.url;
