@@ -60,6 +60,12 @@ const program = new Command('bench')
   )
   .option('-o, --out <dir>', 'output directory (default bench-results/<time>)')
   .option('--cpu-prof', 'write server CPU profiles (.cpuprofile) into the output directory', false)
+  .option(
+    '--server-node-arg <flag>',
+    'a Node or V8 option for every server process, e.g. --server-node-arg=--trace-gc (repeatable)',
+    (flag: string, all: string[]) => [...all, flag],
+    [] as string[],
+  )
   .addOption(new Option('--progress <mode>', 'live progress').choices(['auto', 'bar', 'lines', 'none']).default('lines'))
   .option('--table-from <bench.json>', 'print the table of an earlier run (its bench.json) and exit')
   .action(
@@ -74,6 +80,7 @@ const program = new Command('bench')
       stockStore: 'same' | 'memory';
       out?: string;
       cpuProf: boolean;
+      serverNodeArg: string[];
       progress: 'auto' | 'bar' | 'lines' | 'none';
     }) => {
       if (flags.tableFrom) {
@@ -112,6 +119,7 @@ const program = new Command('bench')
         outDir,
         progress: flags.progress,
         cpuProfDir: flags.cpuProf ? outDir : undefined,
+        serverNodeArgs: flags.serverNodeArg,
         log: (line) => console.log(line),
       });
       const minutes = ((Date.now() - started.getTime()) / 60_000).toFixed(1);

@@ -199,6 +199,7 @@ async function runPoint(side: Side, size: SweepSize, round: number, label: strin
   try {
     host = await startHostedServer(side.server, {
       cpuProfDir: opts.cpuProfDir,
+      nodeArgs: opts.serverNodeArgs,
       // Stock ShareDB on MemoryDB whatever the suite's store (see the file's comment).
       store: side.server === 'stock' ? 'memory' : opts.store,
       auth: side.auth,

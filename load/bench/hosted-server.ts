@@ -48,7 +48,14 @@ export type BenchStore = 'sqlite' | 'memory' | 'postgres';
 
 export async function startHostedServer(
   kind: ServerKind,
-  opts: { cpuProfDir?: string; store?: BenchStore; auth?: boolean; env?: Readonly<Record<string, string>> } = {},
+  opts: {
+    cpuProfDir?: string;
+    store?: BenchStore;
+    auth?: boolean;
+    env?: Readonly<Record<string, string>>;
+    /** Node or V8 options for the server process (`--server-node-arg`), e.g. `--trace-gc`. */
+    nodeArgs?: readonly string[];
+  } = {},
 ): Promise<HostedServer> {
   if (kind === 'tandem') ensureBundle();
   const dir = mkdtempSync(join(tmpdir(), `tandem-bench-${kind}-`));
@@ -61,6 +68,7 @@ export async function startHostedServer(
   const execArgv = ['--import', import.meta.resolve('tsx'), '--expose-gc'];
   // One directory per server: Node writes a profile per thread (main, and tsx's loader).
   if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, `${kind}-${Date.now()}`)}`);
+  execArgv.push(...(opts.nodeArgs ?? []));
   const schema: BenchSchema | null = opts.store === 'postgres' ? freshSchema() : null;
   const dbUrl = schema ? schema.url : opts.store === 'memory' ? 'memory:' : `sqlite:${join(dir, 'bench.db')}`;
   const child: ChildProcess = fork(HOST, [kind, dbUrl], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -32,6 +32,8 @@ export interface SuiteOptions {
   stockStore: 'same' | 'memory';
   /** Write server CPU profiles (--cpu-prof) here. */
   cpuProfDir?: string;
+  /** Node or V8 options for every server process (`--server-node-arg`). */
+  serverNodeArgs?: readonly string[];
   log: (line: string) => void;
 }
 
@@ -44,7 +46,7 @@ export interface WorkloadOutcome {
 
 async function withServer<T>(side: Side, opts: SuiteOptions, body: (host: HostedServer) => Promise<T>): Promise<T> {
   const store = side.server === 'stock' && opts.stockStore === 'memory' ? 'memory' : opts.store;
-  const host = await startHostedServer(side.server, { cpuProfDir: opts.cpuProfDir, store, auth: side.auth });
+  const host = await startHostedServer(side.server, { cpuProfDir: opts.cpuProfDir, nodeArgs: opts.serverNodeArgs, store, auth: side.auth });
   try {
     return await body(host);
   } finally {
