@@ -68,6 +68,16 @@ function metaAfter(m: QuerySnapshot['m'], op: CommittedOp): QuerySnapshot['m'] {
   return { ...m, mtime: ts };
 }
 
+/** How a read reaches SqliteDocuments.current. */
+export interface ReadOptions {
+  /** The stored row, when the caller read it (with its head). */
+  row?: SnapshotRow;
+  /** False leaves the cache as it was (a query scanning many). Default true. */
+  remember?: boolean;
+  /** ShareDB's read before a commit (`{$submit: true}`); see isFresh. */
+  forSubmit?: boolean;
+}
+
 /** What /metrics reports of the cache (`tandem_snapshot_cache{measure}`). */
 export interface SnapshotCacheState {
   /** Documents held. */
@@ -101,7 +111,7 @@ export class SqliteDocuments {
   private readonly endTurn = (): void => {
     this.checkedThisTurn = false;
   };
-  /** Set by the first expectVersion: every submit is announced, so its read may skip the check (forSubmit). */
+  /** Set by the first expectVersion: every submit is announced, so its read may skip the check (isFresh). */
   private submitsAnnounced = false;
 
   constructor(
@@ -143,13 +153,12 @@ export class SqliteDocuments {
 
   /**
    * The current snapshot: the cached one when its version is the head, else the cached or
-   * stored one caught up from the op log. `row` is the stored row when the caller read it
-   * (with its head); `remember` false leaves the cache as it was (a query scanning many).
+   * stored one caught up from the op log (see ReadOptions).
    */
-  current(collection: string, id: string, withMeta: boolean, row?: SnapshotRow, remember = true): QuerySnapshot {
+  current(collection: string, id: string, withMeta: boolean, { row, remember = true, forSubmit = false }: ReadOptions = {}): QuerySnapshot {
     const key = SnapshotCache.key(collection, id);
     let doc = this.cache.enabled ? this.cache.get(key) : undefined;
-    if (doc && !row && this.isFresh(doc)) return shellOf(doc.snapshot, withMeta);
+    if (doc && !row && this.isFresh(doc, forSubmit)) return shellOf(doc.snapshot, withMeta);
     const head = row ? (row.head ?? row.v) : this.head(collection, id);
     if (doc && doc.snapshot.v === head) {
       if (doc.epoch !== this.epoch) this.cache.replace(key, { ...doc, epoch: this.epoch });
@@ -164,21 +173,6 @@ export class SqliteDocuments {
     if (doc.snapshot.v < head) doc = this.caughtUp(collection, id, doc, head);
     if (remember && this.cache.enabled) this.cache.set(key, { ...doc, epoch: this.epoch });
     return shellOf(doc.snapshot, withMeta);
-  }
-
-  /**
-   * The snapshot a submit builds on. Once submits are announced (expectVersion), a cached
-   * entry of the current epoch is served without PRAGMA data_version: measured at W3's rate
-   * (one op per turn), that read was a quarter of SQLite's time per commit (62 of 231 µs),
-   * since the first read of a turn pays for cold caches. An entry behind another process's
-   * commit costs the commit's version check, then ShareDB's retry reads the head.
-   */
-  forSubmit(collection: string, id: string): QuerySnapshot {
-    if (this.submitsAnnounced && this.cache.enabled && !this.writer.failed) {
-      const doc = this.cache.get(SnapshotCache.key(collection, id));
-      if (doc && doc.epoch === this.epoch) return shellOf(doc.snapshot, true);
-    }
-    return this.current(collection, id, true);
   }
 
   /**
@@ -198,11 +192,17 @@ export class SqliteDocuments {
    * current epoch, and no other connection has committed since (checked once per turn). A
    * read in the same turn as another process's commit may still be a turn late; a commit
    * built on it fails its version check, which ends the entry's trust (`stale`).
+   *
+   * A submit's read skips the check once submits are announced (expectVersion): measured at
+   * W3's rate (one op per turn), PRAGMA data_version was a quarter of SQLite's time per commit
+   * (62 of 231 µs), since the first read of a turn pays for cold caches. An entry behind
+   * another process's commit costs the commit's version check, then ShareDB's retry reads the
+   * head.
    */
-  private isFresh(doc: CachedDoc): boolean {
+  private isFresh(doc: CachedDoc, forSubmit: boolean): boolean {
     // After a failed COMMIT the cache may hold versions the store never took.
     if (doc.epoch === undefined || this.writer.failed) return false;
-    if (!this.checkedThisTurn) {
+    if (!this.checkedThisTurn && !(forSubmit && this.submitsAnnounced)) {
       this.checkedThisTurn = true;
       setImmediate(this.endTurn);
       const version = this.dataVersion();

@@ -34,7 +34,7 @@ export function sqliteScanSource({ conn, documents, snapshotBulk, assertOpen, re
   };
   // Current versions (a row may lag its head), without filling the cache from a scan.
   const live = (collection: string, rows: Row[], withMeta: boolean) =>
-    rows.map((row) => documents.current(collection, row.id, withMeta, row, false));
+    rows.map((row) => documents.current(collection, row.id, withMeta, { row, remember: false }));
   return {
     countLive: (collection, atMost) => {
       assertOpen();

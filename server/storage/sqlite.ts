@@ -302,7 +302,7 @@ export class SqliteDB extends StoreDB {
   }
 
   protected readSnapshot(collection: string, id: string, withMeta: boolean, forSubmit = false): QuerySnapshot {
-    const snapshot = forSubmit ? this.documents.forSubmit(collection, id) : this.documents.current(collection, id, withMeta);
+    const snapshot = this.documents.current(collection, id, withMeta, { forSubmit });
     this.documents.evictOverBudget();
     return snapshot;
   }
@@ -314,7 +314,7 @@ export class SqliteDB extends StoreDB {
     for (const id of ids) {
       const row = byId.get(id);
       // No row: never created (a create writes its row at once).
-      results[id] = row ? this.documents.current(collection, id, withMeta, row) : toSnapshot(id, undefined, withMeta);
+      results[id] = row ? this.documents.current(collection, id, withMeta, { row }) : toSnapshot(id, undefined, withMeta);
     }
     this.documents.evictOverBudget();
     return results;
