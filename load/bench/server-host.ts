@@ -2,9 +2,9 @@
  * A server under benchmark, in its own process (so it never shares an event loop with the
  * load generators): `server-host.ts tandem|stock <DB_URL>` (PG_POOL_MAX applies to both).
  * Tandem runs through its real composition (`startServer` from the bundle of server/index.ts,
- * as `tandem serve` does from its own bundle); stock is load/bench/stock-server.ts. Both are counted the same way
- * (ShareDB's 'submitRequestEnd'), and answer memory questions with GC forced (the bench
- * starts this with --expose-gc).
+ * as `tandem serve` does from its own bundle); stock is load/bench/stock-server.ts. Both are
+ * counted the same way (ShareDB's 'submitRequestEnd'), and answer memory questions with GC
+ * forced (the bench starts this with --expose-gc).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
