@@ -14,6 +14,11 @@
  * The wait is the rest of the current turn (setImmediate: the check phase right after the
  * poll phase that read the clients' frames), never a timer.
  *
+ * Work that only produces more output for other clients (delivering a committed op to this
+ * instance's subscribers) waits for `afterSends`: it runs once the turn's sends have left, so
+ * a submitter's ack is not held behind the broadcast of its op, as stock ShareDB sends it
+ * first. What that work sends joins the next turn.
+ *
  * A durable flush that throws (COMMIT failed: disk full, I/O error) fails the turn for
  * good: what was held is discarded, later sends too, and the failure listeners run (the
  * server then drops every client and exits). Clients resend their unacknowledged ops
@@ -24,6 +29,7 @@ export type SendFlush = (discard: boolean) => void;
 export class Turn {
   private durables: Array<() => void> = [];
   private sends: SendFlush[] = [];
+  private afterwards: SendFlush[] = [];
   private scheduled = false;
   private failure: Error | null = null;
   private readonly failureListeners = new Set<(err: Error) => void>();
@@ -41,6 +47,19 @@ export class Turn {
       return;
     }
     this.sends.push(flush);
+    this.schedule();
+  }
+
+  /**
+   * Runs `task` after this turn's send flushes (with `discard` once the turn failed). What
+   * it sends is held for the next turn.
+   */
+  afterSends(task: SendFlush): void {
+    if (this.failure) {
+      task(true);
+      return;
+    }
+    this.afterwards.push(task);
     this.schedule();
   }
 
@@ -69,15 +88,19 @@ export class Turn {
       }
     }
     const sends = this.sends;
+    const afterwards = this.afterwards;
     this.sends = [];
+    this.afterwards = [];
     const discard = this.failure !== null;
     let firstError: unknown = null;
-    for (const flush of sends) {
-      // One transport's bug must not keep the other clients' messages from leaving.
-      try {
-        flush(discard);
-      } catch (err) {
-        firstError ??= err;
+    for (const flushes of [sends, afterwards]) {
+      for (const flush of flushes) {
+        // One transport's bug must not keep the other clients' messages from leaving.
+        try {
+          flush(discard);
+        } catch (err) {
+          firstError ??= err;
+        }
       }
     }
     if (firstError !== null) throw firstError;
@@ -94,4 +117,19 @@ export class Turn {
     this.failure = err;
     for (const listener of this.failureListeners) listener(err);
   }
+}
+
+/**
+ * Delivers a published op to this instance's subscribers: after the turn's sends when the
+ * instance holds its output in a Turn (see Turn.afterSends), else on the next tick as
+ * ShareDB's own pub/sub does. Nothing is delivered from a failed turn.
+ */
+export function deliverAfterSends(turn: Turn | undefined, deliver: () => void): void {
+  if (!turn) {
+    process.nextTick(deliver);
+    return;
+  }
+  turn.afterSends((discard) => {
+    if (!discard) deliver();
+  });
 }

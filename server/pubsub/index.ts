@@ -1,5 +1,5 @@
 import ShareDB from 'sharedb';
-import type { Turn } from '../turn.js';
+import { deliverAfterSends, type Turn } from '../turn.js';
 import type { Logger } from '../ops/logger.js';
 
 /**
@@ -56,15 +56,35 @@ export interface PubSubOptions {
   turn?: Turn;
 }
 
+/** ShareDB's MemoryPubSub as far as InProcessPubSub uses it (the class is missing from @types/sharedb). */
+interface MemoryPubSubInstance {
+  /** Channels some local stream listens on. */
+  subscribed: Record<string, boolean>;
+  _emit(channel: string, data: unknown): void;
+}
+const MemoryPubSubBase = (ShareDB as unknown as { MemoryPubSub: new () => MemoryPubSubInstance }).MemoryPubSub;
+
+/** ShareDB's in-process pub/sub, delivering an op once the turn's sends have left (its ack first). */
+class InProcessPubSub extends MemoryPubSubBase {
+  constructor(private readonly turn: Turn | undefined) {
+    super();
+  }
+
+  _publish(channels: string[], data: unknown, callback: () => void): void {
+    deliverAfterSends(this.turn, () => {
+      for (const channel of channels) if (this.subscribed[channel]) this._emit(channel, data);
+      callback();
+    });
+  }
+}
+
 /** Redis pub/sub when REDIS_URL is set; in-process pub/sub (ShareDB's own) otherwise. */
 export async function openPubSub(options: PubSubOptions): Promise<PubSubHandle> {
   if (options.redisUrl) {
     const { openRedisPubSub } = await import('./redis.js');
     return openRedisPubSub({ url: options.redisUrl, prefix: options.prefix, logger: options.logger, db: options.db, turn: options.turn });
   }
-  // MemoryPubSub is exported by sharedb but missing from @types/sharedb.
-  const MemoryPubSub = (ShareDB as unknown as { MemoryPubSub: new () => ShareDB.PubSub }).MemoryPubSub;
-  const pubsub = new MemoryPubSub();
+  const pubsub = new InProcessPubSub(options.turn) as unknown as ShareDB.PubSub;
   const state = initialPubSubState('memory', 'ready');
   return {
     kind: 'memory',

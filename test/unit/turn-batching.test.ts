@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import ShareDB from 'sharedb';
 import type { Socket as ServerSocket } from 'socket.io';
 import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
 import { BATCH_QUERY_PARAM, SHAREDB_BATCH_EVENT, SHAREDB_EVENT, TandemErrorCode } from '../../client/protocol.js';
@@ -15,6 +17,10 @@ import { ops } from '../../ot-types/index.js';
 import { corkUntilTurnEnds } from '../../server/transport/cork.js';
 import { SocketIoSender } from '../../server/transport/socketio-sender.js';
 import { Turn } from '../../server/turn.js';
+import { openPubSub } from '../../server/pubsub/index.js';
+import { createLogger } from '../../server/ops/logger.js';
+import { redisServerAvailable, startTestRedis, type TestRedis } from '../helpers/redis-server.js';
+import { requireService } from '../helpers/skip.js';
 import { create, socketClient, subscribe, type Doc } from '../helpers/clients.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -148,6 +154,66 @@ describe('per-turn send batching', () => {
       turn.send((discard) => sends.push(discard));
       assert.deepEqual(sends, [true, true], 'after a failure a send is discarded at once');
     });
+
+    it('runs afterSends tasks after the send flushes; what they send leaves with the next turn', async () => {
+      const turn = new Turn();
+      const order: string[] = [];
+      turn.afterSends(() => {
+        order.push('task');
+        turn.send(() => order.push('sent by the task'));
+      });
+      turn.send(() => order.push('send'));
+      turn.beforeSend(() => order.push('commit'));
+      await nextTurn();
+      assert.deepEqual(order, ['commit', 'send', 'task']);
+      await nextTurn();
+      assert.deepEqual(order, ['commit', 'send', 'task', 'sent by the task']);
+    });
+
+    for (const kind of ['in-process', 'Redis'] as const) {
+      it(`${kind} pub/sub delivers a published op to local subscribers once the turn has sent (the ack first), never from a failed turn`, async function () {
+        let redis: TestRedis | null = null;
+        if (kind === 'Redis') {
+          requireService(this, redisServerAvailable(), 'redis-server not installed');
+          redis = await startTestRedis();
+        }
+        const turn = new Turn();
+        const handle = await openPubSub({
+          redisUrl: redis?.url ?? null,
+          prefix: 'turn-test',
+          logger: createLogger('silent'),
+          db: new ShareDB.MemoryDB(),
+          turn,
+        });
+        try {
+          await waitFor(() => handle.ping().then(() => true), { timeoutMs: 10_000, what: 'the pub/sub ready' });
+          const order: string[] = [];
+          const stream = await new Promise<Readable>((resolve, reject) =>
+            handle.pubsub.subscribe('notes', (err, s) => (err ? reject(err) : resolve(s as unknown as Readable))),
+          );
+          stream.on('data', (op: { v: number }) => order.push(`delivered ${op.v}`));
+          // As ShareDB's submit does: publish the committed op, then queue the ack.
+          handle.pubsub.publish(['notes'], { c: 'notes', d: 'a', v: 1 }, () => {});
+          turn.send(() => order.push('ack 1'));
+          await waitFor(() => order.length === 2, { timeoutMs: 2000, what: 'the ack and the delivery' });
+          assert.deepEqual(order, ['ack 1', 'delivered 1']);
+
+          turn.beforeSend(() => {
+            throw new Error('disk full');
+          });
+          handle.pubsub.publish(['notes'], { c: 'notes', d: 'a', v: 2 }, () => {});
+          await nextTurn();
+          await nextTurn();
+          assert.deepEqual(order, ['ack 1', 'delivered 1'], 'an op of a failed turn reaches no local subscriber');
+          stream.destroy();
+        } finally {
+          // As Backend.close() does: the pub/sub itself holds the connections.
+          await new Promise<void>((resolve) => handle.pubsub.close(() => resolve()));
+          await handle.close();
+          await redis?.destroy();
+        }
+      });
+    }
   });
 
   describe('corkUntilTurnEnds', () => {
