@@ -1,5 +1,5 @@
 import ShareDB from 'sharedb';
-import { deliverAfterSends, type Turn } from '../turn.js';
+import { deliverToSubscribers, type Turn } from '../turn.js';
 import type { Logger } from '../ops/logger.js';
 
 /**
@@ -64,14 +64,14 @@ interface MemoryPubSubInstance {
 }
 const MemoryPubSubBase = (ShareDB as unknown as { MemoryPubSub: new () => MemoryPubSubInstance }).MemoryPubSub;
 
-/** ShareDB's in-process pub/sub, delivering an op once the turn's sends have left (its ack first). */
+/** ShareDB's in-process pub/sub, delivering through the Turn (an idle turn's ack leaves first, see Turn.deliver). */
 class InProcessPubSub extends MemoryPubSubBase {
   constructor(private readonly turn: Turn | undefined) {
     super();
   }
 
   _publish(channels: string[], data: unknown, callback: () => void): void {
-    deliverAfterSends(this.turn, () => {
+    deliverToSubscribers(this.turn, () => {
       for (const channel of channels) if (this.subscribed[channel]) this._emit(channel, data);
       callback();
     });

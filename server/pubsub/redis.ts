@@ -25,7 +25,7 @@ import { createClient } from 'redis';
 import RedisPubSub from 'sharedb-redis-pubsub';
 import type ShareDB from 'sharedb';
 import type { Logger } from '../ops/logger.js';
-import { deliverAfterSends, type Turn } from '../turn.js';
+import { deliverToSubscribers, type Turn } from '../turn.js';
 import { catchUp, parseDocChannel, type CatchUpTarget, type PublishedOp } from './catch-up.js';
 import { initialPubSubState, type PubSubHandle, type PubSubState } from './index.js';
 
@@ -161,9 +161,9 @@ export class TandemRedisPubSub extends RedisPubSubBase {
 
   /** Channels of ShareDB are prefixed by PubSub.publish/subscribe before they reach us. */
   override _publish(channels: string[], data: unknown, callback: Callback): void {
-    // Local subscribers directly, once the turn's sends (the submitter's ack) have left.
+    // Local subscribers directly; an idle turn's ack leaves first (Turn.deliver).
     const turn = this.options.turn;
-    deliverAfterSends(turn, () => {
+    deliverToSubscribers(turn, () => {
       for (const channel of channels) this._emit(channel, data);
     });
     if (!turn) {

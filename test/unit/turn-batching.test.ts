@@ -155,23 +155,32 @@ describe('per-turn send batching', () => {
       assert.deepEqual(sends, [true, true], 'after a failure a send is discarded at once');
     });
 
-    it('runs afterSends tasks after the send flushes; what they send leaves with the next turn', async () => {
+    it("delivers a turn's only op after its sends; a second one in the turn releases it and both go before the sends, in order", async () => {
       const turn = new Turn();
       const order: string[] = [];
-      turn.afterSends(() => {
-        order.push('task');
-        turn.send(() => order.push('sent by the task'));
+      turn.deliver(() => {
+        order.push('deliver 1');
+        turn.send(() => order.push('sent by delivery 1'));
       });
-      turn.send(() => order.push('send'));
+      turn.send(() => order.push('ack 1'));
       turn.beforeSend(() => order.push('commit'));
       await nextTurn();
-      assert.deepEqual(order, ['commit', 'send', 'task']);
+      assert.deepEqual(order, ['commit', 'ack 1', 'deliver 1'], 'an idle turn: the ack first');
       await nextTurn();
-      assert.deepEqual(order, ['commit', 'send', 'task', 'sent by the task']);
+      assert.deepEqual(order.at(-1), 'sent by delivery 1', 'what the delivery sends leaves with the next turn');
+
+      order.length = 0;
+      turn.deliver(() => order.push('deliver 2'));
+      turn.send(() => order.push('ack 2'));
+      turn.deliver(() => order.push('deliver 3'));
+      turn.send(() => order.push('ack 3'));
+      turn.deliver(() => order.push('deliver 4'));
+      await nextTurn();
+      assert.deepEqual(order, ['deliver 2', 'deliver 3', 'deliver 4', 'ack 2', 'ack 3'], 'a busy turn: every delivery in it, in order');
     });
 
     for (const kind of ['in-process', 'Redis'] as const) {
-      it(`${kind} pub/sub delivers a published op to local subscribers once the turn has sent (the ack first), never from a failed turn`, async function () {
+      it(`${kind} pub/sub delivers an idle turn's op to local subscribers after its ack, a busy turn's in the turn, never a failed turn's`, async function () {
         let redis: TestRedis | null = null;
         if (kind === 'Redis') {
           requireService(this, redisServerAvailable(), 'redis-server not installed');
@@ -198,13 +207,22 @@ describe('per-turn send batching', () => {
           await waitFor(() => order.length === 2, { timeoutMs: 2000, what: 'the ack and the delivery' });
           assert.deepEqual(order, ['ack 1', 'delivered 1']);
 
+          order.length = 0;
+          handle.pubsub.publish(['notes'], { c: 'notes', d: 'a', v: 2 }, () => {});
+          turn.send(() => order.push('ack 2'));
+          handle.pubsub.publish(['notes'], { c: 'notes', d: 'a', v: 3 }, () => {});
+          turn.send(() => order.push('ack 3'));
+          await waitFor(() => order.length === 4, { timeoutMs: 2000, what: 'two acks and two deliveries' });
+          assert.deepEqual(order, ['delivered 2', 'delivered 3', 'ack 2', 'ack 3'], 'two ops in one turn: delivered in it, in order');
+          order.length = 0;
+
           turn.beforeSend(() => {
             throw new Error('disk full');
           });
-          handle.pubsub.publish(['notes'], { c: 'notes', d: 'a', v: 2 }, () => {});
+          handle.pubsub.publish(['notes'], { c: 'notes', d: 'a', v: 4 }, () => {});
           await nextTurn();
           await nextTurn();
-          assert.deepEqual(order, ['ack 1', 'delivered 1'], 'an op of a failed turn reaches no local subscriber');
+          assert.deepEqual(order, [], 'an op of a failed turn reaches no local subscriber');
           stream.destroy();
         } finally {
           // As Backend.close() does: the pub/sub itself holds the connections.
