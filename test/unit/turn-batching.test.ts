@@ -1,9 +1,10 @@
 /**
  * The end of a turn (server/turn.ts): durable flushes (the group COMMIT) run before send
- * flushes; a failed one discards what was held. Per-turn send batching: a socket.io client
- * that asks for batches gets every message of a turn in one packet, in order; other clients
- * get one packet per message, also at the turn's end; raw WebSocket frames of a turn leave
- * corked together.
+ * flushes; a failed one discards what was held. A committed op reaches local subscribers
+ * after an idle turn's sends (its ack first) and within a busy turn, through both pub/subs.
+ * Per-turn send batching: a socket.io client that asks for batches gets every message of a
+ * turn in one packet, in order; other clients get one packet per message, also at the
+ * turn's end; raw WebSocket frames of a turn leave corked together.
  */
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
