@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { groupWritersOf, type Connection } from './sqlite-connection.js';
+import type { Connection } from './sqlite-connection.js';
 
 /** How often each process renews its row. */
 export const DEFAULT_HEARTBEAT_MS = 1_000;
@@ -31,8 +31,8 @@ export class SqlitePeers {
   private readonly stmts;
 
   constructor(
-    /** The file; other group-commit writers of it in this process count as peers too. */
-    private readonly file: string,
+    /** How many group-commit writers of the file this process has, this one included: the others count as peers too. */
+    private readonly groupWriters: () => number,
     private readonly conn: Connection,
     /** Runs a write atomically (the writer's own transaction rules). */
     private readonly write: (fn: () => void) => void,
@@ -65,7 +65,7 @@ export class SqlitePeers {
   get alone(): boolean {
     // Two servers in one process on one file (tests do that) must not group either: the
     // second one's write would wait for the first one's lock in the thread that ends the turn.
-    return this.others === 0 && groupWritersOf(this.file) <= 1;
+    return this.others === 0 && this.groupWriters() <= 1;
   }
 
   /** Removes this process's row (when the connection closes). */

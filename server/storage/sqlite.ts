@@ -158,7 +158,10 @@ export class SqliteDB extends StoreDB {
         // Heartbeats never open a turn-long transaction: another connection of this process
         // (the milestone store, opened right after) would wait on that lock in this thread.
         const beatWrite = (fn: () => void) => (this.conn.inTransaction ? fn() : inWriteTransaction(this.conn, fn));
-        const peers = inWriteTransaction(this.conn, () => new SqlitePeers(opts.path, this.conn, beatWrite, opts.heartbeatMs));
+        const peers = inWriteTransaction(
+          this.conn,
+          () => new SqlitePeers(this.writer.groupWritersOfFile, this.conn, beatWrite, opts.heartbeatMs),
+        );
         peers.start();
         this.peers = peers;
       }

@@ -5,6 +5,8 @@
  * stale or failing commit undoes only itself; a failed COMMIT fails the turn and every
  * later write; milestone saves wait for the COMMIT instead of deadlocking on its lock; and
  * while another process writes the same file, each commit is its own transaction again.
+ * After a turn of one write, the next turn's first commit is its own transaction (no
+ * BEGIN/COMMIT), and the fail-stop rule holds for it too.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'libsql';
 import ShareDB from 'sharedb';
 import type { QuerySnapshot } from '../../server/storage/mingo-query.js';
 import { createSqliteMilestoneDb } from '../../server/storage/sqlite-milestone.js';
@@ -101,7 +104,9 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
   it('a failed COMMIT fails the turn, rolls the turn back and refuses every later write', async () => {
     const { turn, failures } = watchedTurn();
     const writer = open(turn);
+    // A turn of two writes: the next turn's commit then opens the turn's transaction.
     assert.equal(counterCommit(writer, 'a', 0), true);
+    assert.equal(counterCommit(writer, 'b', 0), true);
     await nextTurn();
     assert.equal(counterCommit(writer, 'a', 1), true);
     const restore = failCommits(writer);
@@ -119,6 +124,75 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     assert.equal(await versionOf(open(), 'a'), 1, 'the failed turn left nothing in the file');
     assert.throws(() => counterCommit(writer, 'a', 1), { code: 'TANDEM_STORAGE_ERROR' });
     assert.throws(() => writer.ping(), { code: 'TANDEM_STORAGE_ERROR' });
+  });
+
+  it("after a turn of one write, the next turn's first commit is durable at once and the rest wait for the turn's COMMIT", async () => {
+    const writer = open(new Turn());
+    // A bare connection: an adapter's reader would serve its cache within a turn.
+    const bare = new Database(file);
+    toClose.push(bare);
+    const stored = () => (bare.prepare("SELECT v FROM heads WHERE collection = 'docs' AND id = 'a'").get() as { v: number } | undefined)?.v;
+    assert.equal(counterCommit(writer, 'a', 0), true); // a create: a turn of one write
+    await nextTurn();
+    assert.equal(counterCommit(writer, 'a', 1), true);
+    assert.equal(stored(), 2, 'the lone commit is its own transaction');
+    assert.equal(counterCommit(writer, 'a', 2), true);
+    assert.equal(counterCommit(writer, 'a', 1), false, 'a stale commit is still refused');
+    assert.equal(stored(), 2, 'a second commit opened the turn transaction');
+    await nextTurn();
+    assert.equal(stored(), 3);
+    // That turn had three writes: the next one groups from its first commit on.
+    assert.equal(counterCommit(writer, 'a', 3), true);
+    assert.equal(stored(), 3, 'after a busy turn the first commit waits for the turn');
+    await nextTurn();
+    assert.equal(stored(), 4);
+    // And a turn of one write makes the next one commit at once again.
+    assert.equal(counterCommit(writer, 'a', 4), true);
+    assert.equal(stored(), 5);
+  });
+
+  it('a lone commit whose own COMMIT fails fails the turn as a failed group COMMIT does', async () => {
+    const { turn, failures } = watchedTurn();
+    const writer = open(turn);
+    assert.equal(counterCommit(writer, 'a', 0), true);
+    await nextTurn();
+    const restore = failCommits(writer);
+    assert.throws(() => counterCommit(writer, 'a', 1), { message: 'disk I/O error' });
+    let discarded = false;
+    turn.send((discard) => {
+      discarded = discard;
+    });
+    assert.equal(failures.length, 0, 'not yet: the turn has not ended');
+    await nextTurn();
+    restore();
+    assert.deepEqual(
+      failures.map((e) => e.message),
+      ['disk I/O error'],
+    );
+    assert.equal(discarded, true, 'what the turn held (the error reply too) is discarded');
+    assert.equal(await versionOf(open(), 'a'), 1, 'nothing of the failed turn is in the file');
+    assert.throws(() => counterCommit(writer, 'a', 1), { code: 'TANDEM_STORAGE_ERROR' });
+  });
+
+  it('a lone commit that times out waiting for the write lock goes to the caller and does not fail the turn', async () => {
+    const { turn, failures } = watchedTurn();
+    const writer = open(turn);
+    assert.equal(counterCommit(writer, 'a', 0), true);
+    await nextTurn();
+    // A bare connection (no Tandem writer, so the writer still groups) holds the write lock.
+    const holder = new Database(file);
+    try {
+      holder.exec('BEGIN IMMEDIATE');
+      assert.throws(() => counterCommit(writer, 'a', 1), { code: /^SQLITE_BUSY/ });
+      holder.exec('ROLLBACK');
+    } finally {
+      holder.close();
+    }
+    await nextTurn();
+    assert.deepEqual(failures, []);
+    assert.equal(counterCommit(writer, 'a', 1), true, 'the writer goes on');
+    await nextTurn();
+    assert.equal(await versionOf(open(), 'a'), 2);
   });
 
   it('close() COMMITs a turn still open', async () => {
@@ -176,10 +250,12 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
       await exited;
     }
     await waitFor(() => peersOf(a).alone, { timeoutMs: 5000, what: "the dead process's heartbeat to go stale" });
+    // The turn's first commit is its own transaction (the last turn had one write); the second groups.
     assert.equal(counterCommit(a, 'x', 1), true);
-    assert.equal(await versionOf(reader, 'x'), 1, 'grouped again: visible only after the turn');
+    assert.equal(counterCommit(a, 'x', 2), true);
+    assert.equal(await versionOf(reader, 'x'), 2, 'grouped again: the second commit visible only after the turn');
     await nextTurn();
-    assert.equal(await versionOf(reader, 'x'), 2);
+    assert.equal(await versionOf(reader, 'x'), 3);
   });
 
   it('does not group while a second server of this process writes the same file', async () => {
