@@ -1,25 +1,18 @@
 import type { JSONOp } from 'ot-json1';
-import type { Doc } from 'sharedb/lib/client/index.js';
-import { type DocSync, toTandemError } from './doc-sync.js';
+import type { DocCore } from './doc-open.js';
+import { toTandemError } from './doc-sync.js';
 import type { DocContext } from './doc-types.js';
 import type { DocLease } from './offline/doc-lock.js';
 import type { DocOutbox } from './offline/doc-outbox.js';
 import type { PresenceHandle } from './presence-handle.js';
 import { TandemError, TandemErrorCode } from './protocol.js';
-import type { SendGate } from './send-gate.js';
 import type { SendRetry } from './send-retry.js';
-import { connectionInternals, unsubscribeWhileOnline, type DocInternals } from './sharedb-internals.js';
+import { connectionInternals, unsubscribeWhileOnline } from './sharedb-internals.js';
 import type { UndoManager } from './undo-manager.js';
 
 /** What closing needs from the document handle. */
-export interface DocCloseHost {
+export interface DocCloseHost extends DocCore {
   readonly ctx: Pick<DocContext, 'connection' | 'released'>;
-  readonly collection: string;
-  readonly id: string;
-  readonly doc: Doc;
-  readonly d: DocInternals;
-  readonly sync: DocSync;
-  readonly gate: SendGate;
   readonly history: UndoManager;
   readonly retries: SendRetry;
   outbox(): DocOutbox | null;

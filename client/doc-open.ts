@@ -9,15 +9,19 @@ import { ShareDbErrorCode, TandemError, TandemErrorCode } from './protocol.js';
 import type { SendGate } from './send-gate.js';
 import type { DocInternals } from './sharedb-internals.js';
 
-/** What opening needs from the document handle. */
-export interface DocOpenHost {
-  readonly ctx: Pick<DocContext, 'outbox' | 'locks' | 'identity' | 'saveDelayMs'>;
+/** The document a handle stands for and the parts every job it lends out works on. */
+export interface DocCore {
   readonly collection: string;
   readonly id: string;
   readonly doc: Doc;
   readonly d: DocInternals;
   readonly sync: DocSync;
   readonly gate: SendGate;
+}
+
+/** What opening needs from the document handle. */
+export interface DocOpenHost extends DocCore {
+  readonly ctx: Pick<DocContext, 'outbox' | 'locks' | 'identity' | 'saveDelayMs'>;
   closed(): boolean;
   /** The handle owns the document's outbox (and holds its lock) from now on. */
   adopt(outbox: DocOutbox, lease: DocLease): void;

@@ -36,6 +36,21 @@ function watchedTurn(): { turn: Turn; failures: Error[] } {
   return { turn, failures };
 }
 
+/** Something the turn holds to send; the function answers whether the turn discarded it. */
+function heldSend(turn: Turn): () => boolean {
+  let discarded = false;
+  turn.send((discard) => {
+    discarded = discard;
+  });
+  return () => discarded;
+}
+
+const assertDiskFailure = (failures: Error[]) =>
+  assert.deepEqual(
+    failures.map((e) => e.message),
+    ['disk I/O error'],
+  );
+
 /** Commit n of a counter doc: op at version n, snapshot at n + 1. */
 function counterCommit(db: SqliteDB, id: string, n: number): boolean {
   const op: StoredOp = n === 0 ? { v: 0, create: { type: JSON0, data: { n: 0 } } } : { v: n, op: [{ p: ['n'], na: 1 }] };
@@ -110,17 +125,11 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     await nextTurn();
     assert.equal(counterCommit(writer, 'a', 1), true);
     const restore = failCommits(writer);
-    let held = false;
-    turn.send((discard) => {
-      held = discard;
-    });
+    const discarded = heldSend(turn);
     await nextTurn();
     restore();
-    assert.deepEqual(
-      failures.map((e) => e.message),
-      ['disk I/O error'],
-    );
-    assert.equal(held, true, 'what the turn held is discarded');
+    assertDiskFailure(failures);
+    assert.equal(discarded(), true, 'what the turn held is discarded');
     assert.equal(await versionOf(open(), 'a'), 1, 'the failed turn left nothing in the file');
     assert.throws(() => counterCommit(writer, 'a', 1), { code: 'TANDEM_STORAGE_ERROR' });
     assert.throws(() => writer.ping(), { code: 'TANDEM_STORAGE_ERROR' });
@@ -158,18 +167,12 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     await nextTurn();
     const restore = failCommits(writer);
     assert.throws(() => counterCommit(writer, 'a', 1), { message: 'disk I/O error' });
-    let discarded = false;
-    turn.send((discard) => {
-      discarded = discard;
-    });
+    const discarded = heldSend(turn);
     assert.equal(failures.length, 0, 'not yet: the turn has not ended');
     await nextTurn();
     restore();
-    assert.deepEqual(
-      failures.map((e) => e.message),
-      ['disk I/O error'],
-    );
-    assert.equal(discarded, true, 'what the turn held (the error reply too) is discarded');
+    assertDiskFailure(failures);
+    assert.equal(discarded(), true, 'what the turn held (the error reply too) is discarded');
     assert.equal(await versionOf(open(), 'a'), 1, 'nothing of the failed turn is in the file');
     assert.throws(() => counterCommit(writer, 'a', 1), { code: 'TANDEM_STORAGE_ERROR' });
   });
@@ -286,18 +289,12 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     const writer = open(turn);
     assert.equal(counterCommit(writer, 'w', 0), true);
     const restore = failCommits(writer);
-    let discarded = false;
-    turn.send((discard) => {
-      discarded = discard;
-    });
+    const discarded = heldSend(turn);
     open(); // triggers the early COMMIT, which fails
     assert.equal(failures.length, 0, 'not yet: the turn has not ended');
     await nextTurn();
     restore();
-    assert.deepEqual(
-      failures.map((e) => e.message),
-      ['disk I/O error'],
-    );
-    assert.equal(discarded, true);
+    assertDiskFailure(failures);
+    assert.equal(discarded(), true);
   });
 });
