@@ -3,7 +3,6 @@ import type { DocCore } from './doc-open.js';
 import { toTandemError } from './doc-sync.js';
 import type { DocContext } from './doc-types.js';
 import type { DocLease } from './offline/doc-lock.js';
-import type { DocOutbox } from './offline/doc-outbox.js';
 import type { PresenceHandle } from './presence-handle.js';
 import { TandemError, TandemErrorCode } from './protocol.js';
 import type { SendRetry } from './send-retry.js';
@@ -15,7 +14,6 @@ export interface DocCloseHost extends DocCore {
   readonly ctx: Pick<DocContext, 'connection' | 'released'>;
   readonly history: UndoManager;
   readonly retries: SendRetry;
-  outbox(): DocOutbox | null;
   lease(): DocLease | null;
   presence(): PresenceHandle | null;
   /** The handle's listeners on the doc: the very functions it added, so that they come off. */

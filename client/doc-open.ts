@@ -17,6 +17,8 @@ export interface DocCore {
   readonly d: DocInternals;
   readonly sync: DocSync;
   readonly gate: SendGate;
+  /** The document's outbox once the handle owns it (see DocOpenHost.adopt). */
+  outbox(): DocOutbox | null;
 }
 
 /** What opening needs from the document handle. */
@@ -36,18 +38,17 @@ export interface DocOpenHost extends DocCore {
  * asked. Runs once per handle, behind `ready`.
  */
 export class DocOpener<T> {
-  private outbox: DocOutbox | null = null;
-
   constructor(private readonly host: DocOpenHost) {}
 
   async open(options: Pick<DocOptions<T>, 'create'>): Promise<void> {
     const { doc } = this.host;
     const record = await this.takeOutbox();
     if (this.host.closed()) return;
-    if (record && this.outbox) {
+    const outbox = this.host.outbox();
+    if (record && outbox) {
       let restored = false;
       try {
-        restored = this.outbox.restore(record);
+        restored = outbox.restore(record);
       } catch (err) {
         this.host.report(
           new TandemError(
@@ -70,7 +71,7 @@ export class DocOpener<T> {
     await new Promise<void>((resolve, reject) => doc.subscribe((err) => (err ? reject(toTandemError(err)) : resolve())));
     if (this.host.closed()) return;
     if (!this.host.d.type && options.create !== undefined) await this.create(options.create);
-    this.outbox?.changed();
+    this.host.outbox()?.changed();
   }
 
   /** Takes the outbox lock and reads the record; null without an outbox or as a follower. */
@@ -85,7 +86,7 @@ export class DocOpener<T> {
     }
     // Another tab owns this document's outbox: follow it through the server instead.
     if (!lease) return null;
-    this.outbox = new DocOutbox({
+    const outbox = new DocOutbox({
       store,
       key: { collection, id },
       doc: this.host.d,
@@ -95,7 +96,7 @@ export class DocOpener<T> {
       saveDelayMs: ctx.saveDelayMs,
       onError: (error) => this.host.report(error),
     });
-    this.host.adopt(this.outbox, lease);
+    this.host.adopt(outbox, lease);
     try {
       return await store.load({ collection, id });
     } catch (err) {

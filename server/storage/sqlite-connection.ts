@@ -136,8 +136,9 @@ export function inWriteTransaction<T>(conn: Connection, fn: () => T): T {
  * The atomic writes of one connection. With a Turn (group commit) the first write of a turn
  * takes the write lock (`BEGIN IMMEDIATE`) and registers the COMMIT as the turn's durable
  * flush; each write runs inside a savepoint, so one that fails (or finds itself stale) undoes
- * only its own rows. (An idle server's lone statement commits on its own: writeStatement.) Reads on the connection see the turn's writes, which is what ShareDB
- * needs: the next submit to a document builds on the commit before it, in the same turn.
+ * only its own rows (an idle server's lone statement commits on its own: writeStatement).
+ * Reads on the connection see the turn's writes, which is what ShareDB needs: the next
+ * submit to a document builds on the commit before it, in the same turn.
  *
  * Other processes on the same file never see uncommitted rows (WAL isolation); while any
  * write the file (SqlitePeers), writes go back to one short transaction each, because a
@@ -197,9 +198,11 @@ export class SqliteWriter {
     if (this.failure) {
       throw storageError(TandemErrorCode.STORAGE_ERROR, `SQLite COMMIT failed earlier (${this.failure.message}); restart the server`);
     }
-    if (!this.turn || (!this.conn.inTransaction && !this.mayGroup())) return inWriteTransaction(this.conn, fn);
+    // Read once: libsql's getter is a call into the native module.
+    const inTransaction = this.conn.inTransaction;
+    if (!this.turn || (!inTransaction && !this.mayGroup())) return inWriteTransaction(this.conn, fn);
     this.countWrite(this.turn);
-    if (!this.conn.inTransaction) this.begin(this.turn);
+    if (!inTransaction) this.begin(this.turn);
     this.savepoint.run();
     try {
       const result = fn();
