@@ -157,6 +157,13 @@ export class SqliteWriter {
   private turnWrites = 0;
   /** The last turn with writes had only one: the next turn's first statement runs on its own (see writeStatement). */
   private lastTurnSingle = true;
+  /**
+   * This writer opened the turn's transaction and has not COMMITted it. Kept here rather than
+   * read from libsql's `inTransaction` on every write (a call into the native module), and
+   * because the two differ exactly when it matters: SQLite may roll a transaction back by
+   * itself after an error (see commit).
+   */
+  private transactionOpen = false;
 
   constructor(
     private readonly conn: Connection,
@@ -188,7 +195,7 @@ export class SqliteWriter {
     if (writers?.size === 0) groupWriters.delete(this.key);
   }
 
-  /** The error of a failed group COMMIT; writes have been refused since. */
+  /** Why a turn's writes could not be committed (see commit); writes have been refused since. */
   get failed(): Error | null {
     return this.failure;
   }
@@ -196,10 +203,12 @@ export class SqliteWriter {
   /** Runs `fn` atomically; its writes are durable once this turn's COMMIT (or its own) ran. */
   write<T>(fn: () => T): T {
     if (this.failure) {
-      throw storageError(TandemErrorCode.STORAGE_ERROR, `SQLite COMMIT failed earlier (${this.failure.message}); restart the server`);
+      throw storageError(
+        TandemErrorCode.STORAGE_ERROR,
+        `SQLite could not commit a turn earlier (${this.failure.message}); restart the server`,
+      );
     }
-    // Read once: libsql's getter is a call into the native module.
-    const inTransaction = this.conn.inTransaction;
+    const inTransaction = this.transactionOpen;
     if (!this.turn || (!inTransaction && !this.mayGroup())) return inWriteTransaction(this.conn, fn);
     this.countWrite(this.turn);
     if (!inTransaction) this.begin(this.turn);
@@ -231,8 +240,7 @@ export class SqliteWriter {
   writeStatement<T>(fn: () => T): T {
     const turn = this.turn;
     if (this.failure || !turn) return this.write(fn);
-    // Read once: libsql's getter is a call into the native module.
-    const inTransaction = this.conn.inTransaction;
+    const inTransaction = this.transactionOpen;
     if (!inTransaction && !this.mayGroup()) return this.write(fn);
     const first = this.countWrite(turn);
     if (inTransaction) return fn();
@@ -272,6 +280,7 @@ export class SqliteWriter {
   /** Opens the turn's transaction; its COMMIT is the turn's durable flush. */
   private begin(turn: Turn): void {
     this.conn.exec('BEGIN IMMEDIATE');
+    this.transactionOpen = true;
     turn.beforeSend(this.commit);
   }
 
@@ -279,13 +288,28 @@ export class SqliteWriter {
    * COMMITs the turn's writes: the turn's durable flush, and before the connection closes. A
    * failed COMMIT rolls the turn back and fails every later write: the writes were already
    * reported as done to ShareDB, so the server must stop (Turn discards what it held).
+   *
+   * So is a transaction that is gone before its COMMIT: after SQLITE_FULL, SQLITE_IOERR,
+   * SQLITE_NOMEM or SQLITE_BUSY in one of its statements SQLite may roll back the whole
+   * transaction, not just that statement, and the turn's earlier writes with it. Sending
+   * their acks would acknowledge ops that are not in the file.
    */
   readonly commit = (): void => {
     if (this.failure && !this.failureReported) {
       this.failureReported = true;
       throw this.failure; // an early COMMIT failed: the turn must still fail
     }
-    if (!this.conn.open || !this.conn.inTransaction) return;
+    if (!this.transactionOpen) return;
+    this.transactionOpen = false;
+    if (!this.conn.open) return;
+    if (!this.conn.inTransaction) {
+      this.failure = storageError(
+        TandemErrorCode.STORAGE_ERROR,
+        "SQLite rolled back the turn's transaction after an error in one of its statements",
+      );
+      this.failureReported = true;
+      throw this.failure;
+    }
     try {
       this.conn.exec('COMMIT');
     } catch (err) {

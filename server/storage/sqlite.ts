@@ -255,7 +255,8 @@ export class SqliteDB extends StoreDB {
   /** Readiness check: throws if closed or the file is unusable. */
   ping(): void {
     this.assertOpen();
-    if (this.writer.failed) throw storageError(TandemErrorCode.STORAGE_ERROR, `SQLite COMMIT failed: ${this.writer.failed.message}`);
+    if (this.writer.failed)
+      throw storageError(TandemErrorCode.STORAGE_ERROR, `SQLite could not commit a turn: ${this.writer.failed.message}`);
     this.stmts.ping.get();
   }
 

@@ -20,7 +20,7 @@ import type { QuerySnapshot } from '../../server/storage/mingo-query.js';
 import { createSqliteMilestoneDb } from '../../server/storage/sqlite-milestone.js';
 import { createSqliteDb, type SqliteDB, type StoredOp } from '../../server/storage/sqlite.js';
 import { Turn } from '../../server/turn.js';
-import { failCommits } from '../helpers/failing-commit.js';
+import { failCommits, rollBackWithNextStatement } from '../helpers/failing-commit.js';
 import { waitFor } from '../helpers/wait.js';
 import { call } from '../helpers/callback.js';
 
@@ -133,6 +133,28 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     assert.equal(await versionOf(open(), 'a'), 1, 'the failed turn left nothing in the file');
     assert.throws(() => counterCommit(writer, 'a', 1), { code: 'TANDEM_STORAGE_ERROR' });
     assert.throws(() => writer.ping(), { code: 'TANDEM_STORAGE_ERROR' });
+  });
+
+  it('a turn whose transaction SQLite rolled back by itself after an error fails: none of its writes is acknowledged', async () => {
+    const { turn, failures } = watchedTurn();
+    const writer = open(turn);
+    // A turn of two writes: the next turn's commits share one transaction.
+    assert.equal(counterCommit(writer, 'a', 0), true);
+    assert.equal(counterCommit(writer, 'b', 0), true);
+    await nextTurn();
+    assert.equal(counterCommit(writer, 'a', 1), true, 'reported as committed to ShareDB');
+    const restore = rollBackWithNextStatement(writer);
+    assert.throws(() => counterCommit(writer, 'b', 1));
+    restore();
+    const ack = heldSend(turn);
+    await nextTurn();
+    assert.deepEqual(
+      failures.map((e) => e.message),
+      ["SQLite rolled back the turn's transaction after an error in one of its statements"],
+    );
+    assert.equal(ack(), true, "the ack of a's commit is discarded: the commit is not in the file");
+    assert.equal(await versionOf(open(), 'a'), 1);
+    assert.throws(() => counterCommit(writer, 'a', 1), { code: 'TANDEM_STORAGE_ERROR' });
   });
 
   it("after a turn of one write, the next turn's first commit is durable at once and the rest wait for the turn's COMMIT", async () => {
