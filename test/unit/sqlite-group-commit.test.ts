@@ -67,6 +67,15 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     toClose.push(db);
     return db;
   }
+  /** A writer whose last turn had two writes, so its next commits share the turn's transaction; docs a and b exist. */
+  async function openAfterBusyTurn() {
+    const { turn, failures } = watchedTurn();
+    const writer = open(turn);
+    assert.equal(counterCommit(writer, 'a', 0), true);
+    assert.equal(counterCommit(writer, 'b', 0), true);
+    await nextTurn();
+    return { turn, failures, writer };
+  }
   const versionOf = (db: SqliteDB, id: string) => call<QuerySnapshot>((cb) => db.getSnapshot('docs', id, null, null, cb)).then((s) => s.v);
 
   beforeEach(function () {
@@ -117,12 +126,7 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
   });
 
   it('a failed COMMIT fails the turn, rolls the turn back and refuses every later write', async () => {
-    const { turn, failures } = watchedTurn();
-    const writer = open(turn);
-    // A turn of two writes: the next turn's commit then opens the turn's transaction.
-    assert.equal(counterCommit(writer, 'a', 0), true);
-    assert.equal(counterCommit(writer, 'b', 0), true);
-    await nextTurn();
+    const { turn, failures, writer } = await openAfterBusyTurn();
     assert.equal(counterCommit(writer, 'a', 1), true);
     const restore = failCommits(writer);
     const discarded = heldSend(turn);
@@ -136,12 +140,7 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
   });
 
   it('a turn whose transaction SQLite rolled back by itself after an error fails: none of its writes is acknowledged', async () => {
-    const { turn, failures } = watchedTurn();
-    const writer = open(turn);
-    // A turn of two writes: the next turn's commits share one transaction.
-    assert.equal(counterCommit(writer, 'a', 0), true);
-    assert.equal(counterCommit(writer, 'b', 0), true);
-    await nextTurn();
+    const { turn, failures, writer } = await openAfterBusyTurn();
     assert.equal(counterCommit(writer, 'a', 1), true, 'reported as committed to ShareDB');
     const restore = rollBackWithNextStatement(writer);
     assert.throws(() => counterCommit(writer, 'b', 1));
