@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'redis';
-import { commandAvailable, freePort } from './system.js';
+import { commandAvailable, freeRestartablePort } from './system.js';
 import { waitFor } from './wait.js';
 
 /** True when a `redis-server` binary is on PATH. */
@@ -24,9 +24,14 @@ export interface TestRedis {
 
 /** Our own redis-server on a free port (never the machine's 6379), stoppable and restartable. */
 export async function startTestRedis(): Promise<TestRedis> {
-  const port = await freePort();
+  // Outside the ephemeral range: clients keep dialling the port while the server is down.
+  const port = await freeRestartablePort();
   const dir = mkdtempSync(join(tmpdir(), 'tandem-redis-'));
   const pidfile = join(dir, 'redis.pid');
+  const logfile = join(dir, 'redis.log');
+  // A daemonized redis-server that cannot start says why only in its log.
+  const logTail = () =>
+    existsSync(logfile) ? `; its log ends: ${readFileSync(logfile, 'utf8').trim().split('\n').slice(-3).join(' | ')}` : '';
   const url = `redis://127.0.0.1:${port}`;
   const ping = async (): Promise<boolean> => {
     const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 500 } });
@@ -59,11 +64,13 @@ export async function startTestRedis(): Promise<TestRedis> {
         pidfile,
         '--dir',
         dir,
+        '--logfile',
+        logfile,
       ],
       { stdio: 'ignore' },
     );
     await new Promise((resolve) => child.once('exit', resolve));
-    await waitFor(ping, { timeoutMs: 10_000, what: `redis on ${port}` });
+    await waitFor(ping, { timeoutMs: 10_000, what: () => `redis on ${port}${logTail()}` });
   };
   const stop = async () => {
     if (existsSync(pidfile)) {
