@@ -92,7 +92,11 @@ export const connectStockWs: ConnectFn = async ({ url, getToken }) => {
     goOnline: () => {
       if (!held || closed) return;
       held = false;
-      void reconnect();
+      // Only a closed socket may be replaced: ShareDB stays 'connected' until the old one's
+      // close event (a graceful close waits for the server's close frame), and binding a new
+      // socket before that fails with ERR_CONNECTION_STATE_TRANSITION_INVALID and leaves the
+      // pending ops unsent. If it is still closing, its close listener reconnects.
+      if (socket.readyState === WebSocket.CLOSED) void reconnect();
     },
     close: () => {
       closed = true;
