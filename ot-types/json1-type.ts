@@ -2,6 +2,7 @@ import * as json1 from 'ot-json1';
 import type { JSONOp } from 'ot-json1';
 import { types } from 'sharedb/lib/client/index.js';
 import { transformPresence, type Json1Presence } from './presence.js';
+import { onlyEdits, transformRightAgreeingWithLeft } from './symmetric-transform.js';
 import { fastTextUnicode } from './text-positions.js';
 
 /*
@@ -55,6 +56,13 @@ export const tandemJson1 = Object.freeze({
    */
   transform(op: JSONOp, other: JSONOp, side: 'left' | 'right'): JSONOp {
     try {
+      // ShareDB's server and Tandem's SDK transform 'left' only; stock ShareDB clients carry
+      // incoming ops past their pending ones 'right', which must agree with the server's
+      // 'left' (symmetric-transform.ts). Ops that only edit values never conflict.
+      if (side === 'right' && !(onlyEdits(op) && onlyEdits(other))) {
+        const agreed = transformRightAgreeingWithLeft(op, other);
+        if (agreed !== undefined) return agreed;
+      }
       return conflictResolving.transform(op, other, side);
     } catch (err) {
       const detail = err instanceof Error && err.message ? err.message : 'internal assertion';

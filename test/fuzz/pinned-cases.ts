@@ -7,10 +7,11 @@
  *   pair under test: the server commits transform(a, b, 'left') and X's ShareDB applies
  *   transform(b, a, 'right').
  *
- * Both are upstream json1 bugs, still present: transform.test.ts asserts that they are (a
- * canary that fails once json1 is fixed) and that the SDK's workaround (client/rebase.ts:
- * the local data rebuilt from the server snapshot and the queue rebased with 'left'
- * transforms only) gives exactly the server's result.
+ * All are upstream json1 bugs, still present in ot-json1: transform.test.ts asserts that they
+ * are (a canary that fails once json1 is fixed), that tandemJson1 satisfies TP1 on them (its
+ * 'right' transform agrees with the 'left' one: ot-types/symmetric-transform.ts, which is
+ * what stock ShareDB clients rely on) and that the SDK's rebase (client/rebase.ts) gives
+ * exactly the server's result.
  */
 import type { JSONOp } from 'ot-json1';
 import type { Json } from './gen-op.js';
@@ -54,6 +55,29 @@ export const PINNED_CASES: readonly PinnedCase[] = [
       ['k', { i: 'red' }],
       ['t', { p: 0 }],
       ['u', 'y', { d: 0 }],
+    ],
+    defect: 'tp1',
+  },
+  {
+    name: 'a moves x onto k and removes u; b moves x into a new object inside u and sets k',
+    found:
+      'the convergence fuzz over real sockets, seed 79 (about one run in two, and once in 200 seeds), ' +
+      "minimized with a shrinker and by hand. A stock ShareDB client with `a` pending applied b' = " +
+      "transform(b, a, 'right') = remove k (b's value lost the drop collision with a's move), while the " +
+      "server committed a' = transform(a, b, 'left') = remove u (a's moved x went into the removed u, so " +
+      'its drop at k is gone): the client kept {} and everyone else {k: 1}, at the same version. Its next ' +
+      "ops were refused as 'insert over an existing value' (ERR_OT_OP_NOT_APPLIED). Same family as the first " +
+      'case (DROP_COLLISION seen from one side, RM_UNEXPECTED_CONTENT from the other).',
+    doc: { x: 'q', u: {}, k: {} },
+    a: [
+      ['k', { r: true, d: 0 }],
+      ['u', { r: true }],
+      ['x', { p: 0 }],
+    ],
+    b: [
+      ['k', { r: true, i: 1 }],
+      ['u', 'n', { i: {} }, 'b', { d: 0 }],
+      ['x', { p: 0 }],
     ],
     defect: 'tp1',
   },

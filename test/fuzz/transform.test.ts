@@ -8,8 +8,9 @@
  * which is what ShareDB relies on when the server and a client transform the same two ops in
  * opposite orders. A third of the ops are long compositions, the shape ShareDB submits after
  * composing a client's queued or offline edits. Pinned exact cases (pinned-cases.ts) run first:
- * they are known json1 defects, asserted to be still present (a canary) and checked against
- * the SDK's workaround (rebaseQueue in client/rebase.ts, re-exported by client/doc-sync.ts).
+ * they are known ot-json1 defects, asserted to be still present upstream (a canary), to be
+ * worked around by tandemJson1 (TP1 holds) and by the SDK's rebase (rebaseQueue in
+ * client/rebase.ts, re-exported by client/doc-sync.ts).
  *
  * Env:
  *   FUZZ_SEED=<n>[,<n>…]  run only these case seeds (each case prints its own seed on failure)
@@ -17,9 +18,10 @@
  */
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
+import * as json1 from 'ot-json1';
 import type { JSONOp, Path } from 'ot-json1';
 import { tandemJson1 } from '../../ot-types/index.js';
-import { applyAll, rebaseQueue } from '../../client/doc-sync.js';
+import { rebaseQueue } from '../../client/doc-sync.js';
 import { checkAgainstApply, initialDoc, OpGenerator, pickFocus, Rng, type Json } from './gen-op.js';
 import { PINNED_CASES } from './pinned-cases.js';
 
@@ -70,9 +72,18 @@ function opOnDoc(rng: Rng, gen: OpGenerator, doc: Json, focus: Path | null): { o
   return { op, kind: `queue of ${parts}` };
 }
 
-/** Null when TP1 holds for the case, else a description with a copy-paste reproduction. */
-function checkTp1(c: Case, reproduce = `FUZZ_SEED=${c.seed} npx mocha test/fuzz/transform.test.ts`): string | null {
-  const T = tandemJson1;
+/** ot-json1's own conflict-resolving type, without Tandem's agreeing 'right' transform. */
+const upstreamJson1 = json1.type.typeAllowingConflictsPred(() => true);
+
+/**
+ * Null when TP1 holds for the case under `T` (tandemJson1 unless told), else a description
+ * with a copy-paste reproduction.
+ */
+function checkTp1(
+  c: Case,
+  reproduce = `FUZZ_SEED=${c.seed} npx mocha test/fuzz/transform.test.ts`,
+  T: Pick<typeof tandemJson1, 'transform' | 'apply' | 'checkValidOp'> = tandemJson1,
+): string | null {
   let problem: string;
   let detail = '';
   let step = "transform(b, a, 'right')";
@@ -127,21 +138,32 @@ describe('fuzz: tandemJson1 transform converges (TP1)', function () {
 
   if (!process.env.FUZZ_SEED) {
     for (const pinned of PINNED_CASES) {
-      // Canary: the pinned pairs are upstream json1 bugs that the SDK works around
-      // (client/rebase.ts, client/doc-sync.ts). Once json1 fixes one, this fails on purpose.
-      it(`pinned case (json1 defect still present): ${pinned.name}`, () => {
+      // Canary: the pinned pairs are upstream json1 bugs, worked around by tandemJson1's
+      // agreeing 'right' transform (ot-types/symmetric-transform.ts) and by the SDK's rebase
+      // (client/rebase.ts). Once json1 itself fixes one, this fails on purpose.
+      it(`pinned case (json1 defect still present upstream): ${pinned.name}`, () => {
         const failure = checkTp1(
           { seed: -1, doc: pinned.doc, a: pinned.a, b: pinned.b, kinds: ['pinned', 'pinned'] },
           `npx mocha test/fuzz/transform.test.ts -g 'pinned case'`,
+          upstreamJson1,
         );
         const still = failure !== null && (pinned.defect === 'throws' ? failure.includes('threw') : failure.includes('TP1 violated'));
         assert.ok(
           still,
           `json1 no longer shows the pinned defect (${pinned.defect}) on "${pinned.name}": upstream seems to have fixed it. ` +
-            'Move this pair to a plain TP1 check, and consider dropping the SDK workaround (the rebase check in ' +
-            "client/doc-sync.ts / client/rebase.ts and tandemJson1.transform's error wrapping) once no pinned case fails." +
+            "Consider dropping Tandem's workarounds (ot-types/symmetric-transform.ts, the rebase check in client/doc-sync.ts / " +
+            "client/rebase.ts and tandemJson1.transform's error wrapping) once no pinned case fails." +
             (failure ? `\n  now: ${failure}` : ''),
         );
+      });
+
+      // What stock ShareDB clients rely on: tandemJson1's two directions agree on the pair.
+      it(`pinned case (tandemJson1 converges, TP1 holds): ${pinned.name}`, () => {
+        const failure = checkTp1(
+          { seed: -1, doc: pinned.doc, a: pinned.a, b: pinned.b, kinds: ['pinned', 'pinned'] },
+          `npx mocha test/fuzz/transform.test.ts -g 'pinned case'`,
+        );
+        assert.equal(failure, null);
       });
 
       // The SDK's rebase: the local data a client derives from the server snapshot after `b`
@@ -150,31 +172,23 @@ describe('fuzz: tandemJson1 transform converges (TP1)', function () {
         const T = tandemJson1;
         const queue = pinned.followUp ? [pinned.a, pinned.followUp] : [pinned.a];
         const result = rebaseQueue(T, structuredClone(pinned.doc), pinned.b, queue);
-        // The server commits b, then transform(a, b, 'left'); json1's 'left' transforms work here.
+        // The server commits b, then transform(a, b, 'left'), then the follow-up as rebased.
         const serverAfterB = T.apply(structuredClone(pinned.doc), pinned.b);
         const aOnServer = T.transform(pinned.a, pinned.b, 'left');
-        const server = T.apply(serverAfterB, aOnServer);
+        let server = T.apply(serverAfterB, aOnServer);
         assert.deepEqual(result.confirmed, serverAfterB);
         assert.deepEqual(result.rebased[0], aOnServer);
-        assert.deepEqual(result.local, applyAll(T, serverAfterB, result.rebased));
+        // b, carried past a 'right', can now be carried past the follow-up too: nothing is dropped.
+        assert.equal(result.dropped, 0);
         if (pinned.followUp) {
-          // b cannot be carried past a, so the follow-up cannot be rebased: it is dropped
-          // (the SDK rolls it back as TANDEM_TRANSFORM_FAILED), and the local data is the server's.
-          assert.equal(result.dropped, 1);
-          assert.deepEqual(result.local, server);
-        } else {
-          assert.equal(result.dropped, 0);
-          assert.deepEqual(result.local, server);
+          const followUpOnServer = T.transform(pinned.followUp, T.transform(pinned.b, pinned.a, 'right'), 'left');
+          assert.deepEqual(result.rebased[1], followUpOnServer);
+          server = T.apply(server, followUpOnServer);
         }
-        // ShareDB's own rebase (a, then b transformed 'right') would not get there.
-        let viaTp1: unknown;
-        try {
-          viaTp1 = T.apply(T.apply(structuredClone(pinned.doc), pinned.a), T.transform(pinned.b, pinned.a, 'right'));
-        } catch (err) {
-          viaTp1 = `threw ${(err as { code?: string }).code}`;
-        }
-        assert.notDeepEqual(viaTp1, server);
-        if (pinned.defect === 'throws') assert.equal(viaTp1, 'threw TANDEM_TRANSFORM_FAILED');
+        assert.deepEqual(result.local, server);
+        // ShareDB's own rebase (a, then b transformed 'right') gets there too with tandemJson1.
+        const viaTp1 = T.apply(T.apply(structuredClone(pinned.doc), pinned.a), T.transform(pinned.b, pinned.a, 'right'));
+        assert.deepEqual(viaTp1, T.apply(serverAfterB, aOnServer));
       });
     }
   }
