@@ -208,10 +208,9 @@ export class SqliteWriter {
         `SQLite could not commit a turn earlier (${this.failure.message}); restart the server`,
       );
     }
-    const inTransaction = this.transactionOpen;
-    if (!this.turn || (!inTransaction && !this.mayGroup())) return inWriteTransaction(this.conn, fn);
+    if (!this.turn || (!this.transactionOpen && !this.mayGroup())) return inWriteTransaction(this.conn, fn);
     this.countWrite(this.turn);
-    if (!inTransaction) this.begin(this.turn);
+    if (!this.transactionOpen) this.begin(this.turn);
     this.savepoint.run();
     try {
       const result = fn();
@@ -240,10 +239,9 @@ export class SqliteWriter {
   writeStatement<T>(fn: () => T): T {
     const turn = this.turn;
     if (this.failure || !turn) return this.write(fn);
-    const inTransaction = this.transactionOpen;
-    if (!inTransaction && !this.mayGroup()) return this.write(fn);
+    if (!this.transactionOpen && !this.mayGroup()) return this.write(fn);
     const first = this.countWrite(turn);
-    if (inTransaction) return fn();
+    if (this.transactionOpen) return fn();
     if (first && this.lastTurnSingle) return this.autocommit(turn, fn);
     this.begin(turn);
     return fn();
