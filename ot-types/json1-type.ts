@@ -2,6 +2,7 @@ import * as json1 from 'ot-json1';
 import type { JSONOp } from 'ot-json1';
 import { types } from 'sharedb/lib/client/index.js';
 import { transformPresence, type Json1Presence } from './presence.js';
+import { anyComponent } from './op-components.js';
 import { onlyEdits, transformRightAgreeingWithLeft } from './symmetric-transform.js';
 import { fastTextUnicode } from './text-positions.js';
 
@@ -35,15 +36,7 @@ const conflictResolving = json1.type.typeAllowingConflictsPred(() => true);
 export const TRANSFORM_FAILED_CODE = 'TANDEM_TRANSFORM_FAILED';
 
 /** True when a json1 op removes something without carrying the removed value (`r: true`). */
-function hasBareRemoval(op: unknown): boolean {
-  const stack: unknown[] = [op];
-  while (stack.length > 0) {
-    const item = stack.pop();
-    if (Array.isArray(item)) stack.push(...item);
-    else if (typeof item === 'object' && item !== null && (item as { r?: unknown }).r === true) return true;
-  }
-  return false;
-}
+const hasBareRemoval = (op: JSONOp): boolean => anyComponent(op, (c) => c.r === true);
 
 export const tandemJson1 = Object.freeze({
   ...conflictResolving,

@@ -24,6 +24,7 @@
 import * as json1 from 'ot-json1';
 import type { JSONOp, JSONOpComponent } from 'ot-json1';
 import { readCursor, writeCursor } from 'ot-json1/dist/cursor.js';
+import { anyComponent } from './op-components.js';
 
 type Conflict = { type: number; op1: JSONOp; op2: JSONOp };
 type TryResult = { ok: true; result: JSONOp } | { ok: false; conflict: Conflict };
@@ -44,21 +45,13 @@ function removalOfDropsAndEdits(op: JSONOp): JSONOp {
   return w.get();
 }
 
-function removesAnything(op: JSONOp): boolean {
-  let found = false;
-  readCursor(op).traverse(null, (c) => {
-    if (c.r !== undefined) found = true;
-  });
-  return found;
-}
-
 /** json1's `resolveConflict(conflict, 'left')`: the removals to add to [left op, right op]. */
 function resolveAsLeft({ type, op1, op2 }: Conflict): [JSONOp, JSONOp] {
   switch (type) {
     case json1.type.DROP_COLLISION:
       return [null, removalOfDropsAndEdits(op2)];
     case json1.type.RM_UNEXPECTED_CONTENT:
-      return removesAnything(op1) ? [null, removalOfDropsAndEdits(op2)] : [removalOfDropsAndEdits(op1), null];
+      return anyComponent(op1, (c) => c.r !== undefined) ? [null, removalOfDropsAndEdits(op2)] : [removalOfDropsAndEdits(op1), null];
     case json1.type.BLACKHOLE:
       return [removalOfDropsAndEdits(op1), removalOfDropsAndEdits(op2)];
     default:
@@ -68,12 +61,7 @@ function resolveAsLeft({ type, op1, op2 }: Conflict): [JSONOp, JSONOp] {
 
 /** True when no component of `op` picks, removes, drops or inserts: it only edits values. */
 export function onlyEdits(op: JSONOp): boolean {
-  if (op === null) return true;
-  let structural = false;
-  readCursor(op).traverse(null, (c) => {
-    if (c.p != null || c.r !== undefined || isDrop(c)) structural = true;
-  });
-  return !structural;
+  return !anyComponent(op, (c) => c.p != null || c.r !== undefined || isDrop(c));
 }
 
 /**
