@@ -6,6 +6,7 @@ import type { Identity } from '../auth/identity.js';
 import type { SourceOwnerHint } from '../middleware/bind-source.js';
 import { FramePacer } from '../limits/connection-pacing.js';
 import { RefusalPenalty } from '../limits/refusal-penalty.js';
+import { SentOps } from './sent-ops.js';
 
 /** Levels a ShareDB message adds around an op or document (message → create → data …). */
 export const FRAME_ENVELOPE_DEPTH = 4;
@@ -66,6 +67,8 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   private readonly pacer: FramePacer;
   private readonly onRefusal: ((reply: Readonly<Record<string, unknown>>) => void) | null;
   private readonly penalty: RefusalPenalty;
+  /** Ops already sent to this client, so ShareDB's repeats of them are not sent again. */
+  private readonly sentOps = new SentOps();
 
   constructor(
     private readonly transport: MessageTransport,
@@ -104,6 +107,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
       this.reply(parsed.toJSON(), typeof frame === 'string' ? frame : null);
       return;
     }
+    this.sentOps.requested(parsed as Record<string, unknown>);
     this.push(parsed);
   }
 
@@ -142,7 +146,7 @@ export class MessageStream extends Duplex implements SourceOwnerHint {
   }
 
   override _write(message: object, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.ended) return callback();
+    if (this.ended || !this.sentOps.shouldSend(message as Record<string, unknown>)) return callback();
     // ShareDB answers a refused request by echoing all of it with `error` added: a refused
     // 1 MB op would come back whole (and sit in memory for a client that does not read).
     if ((message as { error?: unknown }).error) {

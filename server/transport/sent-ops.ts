@@ -1,0 +1,114 @@
+/**
+ * Which op versions of each document one connection has already been sent, so that the
+ * same op is not encoded and sent to it twice.
+ *
+ * ShareDB answers a submit with every op the submitted op was transformed against ("ops
+ * the client may have missed", Agent._submit) and then the ack, even when the client is
+ * subscribed and its subscription already delivered those ops; and an op its submit reply
+ * carried comes again from the subscription. Under concurrent editing about a third of the
+ * op messages a server sent were such repeats (BENCHMARKS.md). A ShareDB client ignores
+ * an op older than its document's version, so a repeat costs the server its encoding and
+ * write, the client its parse, and changes nothing.
+ *
+ * An op is skipped only if that very version was sent (or acknowledged) on this
+ * connection since the client last told the server where its document stands: a
+ * subscribe, fetch or unsubscribe naming the document forgets what was sent for it, since
+ * the client may then hold an older version (a document recreated from a stored snapshot
+ * asks for the ops after it). Acks are never skipped, so an ack still follows every op it
+ * depends on: the skipped copy's original was written before it.
+ */
+export class SentOps {
+  private readonly docs = new Map<string, Map<string, SentVersions>>();
+  private tracked = 0;
+
+  /** `maxDocs`: documents tracked at most; past it all is forgotten (a resend is only waste). */
+  constructor(private readonly maxDocs = 10_000) {}
+
+  /** Sees a request from the client. */
+  requested(message: Readonly<Record<string, unknown>>): void {
+    const { a, c, d, b } = message;
+    if (typeof c !== 'string') return;
+    if (a === 's' || a === 'f' || a === 'u') {
+      if (typeof d === 'string') this.forget(c, d);
+    } else if (a === 'bs' || a === 'bf' || a === 'bu') {
+      // Bulk requests name their documents as an array of ids or as a map id -> version.
+      const ids = Array.isArray(b) ? b : b !== null && typeof b === 'object' ? Object.keys(b) : [];
+      for (const id of ids) if (typeof id === 'string') this.forget(c, id);
+    }
+  }
+
+  /**
+   * Whether a message ShareDB sends should go: false only for an op message repeating an
+   * op already sent on this connection. Records what it lets through.
+   */
+  shouldSend(message: Readonly<Record<string, unknown>>): boolean {
+    const { a, c, d, v } = message;
+    if (a !== 'op' || typeof c !== 'string' || typeof d !== 'string' || typeof v !== 'number' || 'error' in message) {
+      return true;
+    }
+    const isOp = 'op' in message || 'create' in message || 'del' in message;
+    let byId = this.docs.get(c);
+    const sent = byId?.get(d);
+    if (sent === undefined) {
+      if (this.tracked >= this.maxDocs) {
+        this.docs.clear();
+        this.tracked = 0;
+        byId = undefined;
+      }
+      if (byId === undefined) {
+        byId = new Map();
+        this.docs.set(c, byId);
+      }
+      byId.set(d, new SentVersions(v));
+      this.tracked++;
+      return true;
+    }
+    if (isOp && sent.has(v)) return false;
+    sent.add(v);
+    return true;
+  }
+
+  private forget(collection: string, id: string): void {
+    const byId = this.docs.get(collection);
+    if (!byId?.delete(id)) return;
+    this.tracked--;
+    if (byId.size === 0) this.docs.delete(collection);
+  }
+}
+
+/** Most versions kept apart from the run; past it they are forgotten (then possibly resent). */
+const MAX_APART = 64;
+
+/**
+ * A set of versions, held as a run "every version from `from` to `through`" plus the few
+ * sent apart from it (an op that arrived ahead of an earlier one, e.g. across instances).
+ */
+class SentVersions {
+  private from: number;
+  private through: number;
+  private apart: Set<number> | null = null;
+
+  constructor(version: number) {
+    this.from = version;
+    this.through = version;
+  }
+
+  has(version: number): boolean {
+    return (version >= this.from && version <= this.through) || (this.apart?.has(version) ?? false);
+  }
+
+  add(version: number): void {
+    if (version === this.through + 1) {
+      this.through = version;
+      if (this.apart === null) return;
+      while (this.apart.delete(this.through + 1)) this.through++;
+      if (this.apart.size === 0) this.apart = null;
+    } else if (version === this.from - 1) {
+      this.from = version;
+    } else if (!this.has(version)) {
+      this.apart ??= new Set();
+      if (this.apart.size >= MAX_APART) this.apart.clear();
+      this.apart.add(version);
+    }
+  }
+}
