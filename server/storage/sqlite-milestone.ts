@@ -8,8 +8,8 @@
  *
  * It opens its own connection (same pragmas as SqliteDB), so either can be closed first
  * and ShareDB's Backend.close() closing both stays simple. With group commit (a Turn), a
- * save waits for the end of the turn, after SqliteDB's COMMIT released the write lock: the
- * milestone's own write would otherwise wait for that lock inside the same thread.
+ * save waits for the end of the turn, after every COMMIT of SqliteDB released the write
+ * lock: the milestone's own write would otherwise wait for that lock inside the same thread.
  */
 import type Database from 'libsql';
 import { TandemErrorCode } from '../../client/protocol.js';
@@ -144,8 +144,9 @@ export class SqliteMilestoneDB extends MilestoneStore<Statement> {
   }
 
   override saveMilestoneSnapshot(collection: string, snapshot: MilestoneSnapshot, callback?: (err?: Error) => void): void {
+    const outcome = this.saveOutcome(collection, snapshot, callback);
     const save = () =>
-      this.run(this.saveOutcome(collection, snapshot, callback), () => {
+      this.run(outcome, () => {
         checkSave(collection, snapshot);
         const mtime = snapshot.m?.mtime;
         this.stmts.save.run(
@@ -158,9 +159,17 @@ export class SqliteMilestoneDB extends MilestoneStore<Statement> {
           snapshot.m == null ? null : JSON.stringify(snapshot.m),
         );
       });
-    // Registered after the COMMIT of the commit it follows, so it runs after it.
-    if (this.turn) this.turn.beforeSend(save);
-    else save();
+    if (!this.turn) return save();
+    // After every COMMIT of the turn (send flushes run after the durable ones), whenever the
+    // turn's transaction opened: the save is on a connection of its own, and before that
+    // COMMIT it would wait for a lock its own thread holds (measured: the whole server
+    // stalled for the busy timeout, then the save failed with SQLITE_BUSY).
+    this.turn.send((discard) => {
+      if (!discard) return save();
+      this.run(outcome, () => {
+        throw storageError(TandemErrorCode.STORAGE_ERROR, 'milestone not saved: the commit it follows failed');
+      });
+    });
   }
 
   protected override lookup(

@@ -18,6 +18,7 @@ import Database from 'libsql';
 import ShareDB from 'sharedb';
 import type { QuerySnapshot } from '../../server/storage/mingo-query.js';
 import { createSqliteMilestoneDb } from '../../server/storage/sqlite-milestone.js';
+import type { MilestoneSnapshot } from '../../server/storage/milestone-lookups.js';
 import { createSqliteDb, type SqliteDB, type StoredOp } from '../../server/storage/sqlite.js';
 import { Turn } from '../../server/turn.js';
 import { failCommits, rollBackWithNextStatement } from '../helpers/failing-commit.js';
@@ -243,6 +244,41 @@ describe('SqliteDB group commit (one transaction per turn)', function () {
     const milestone = await call<{ v: number } | undefined>((cb) => milestoneDb.getMilestoneSnapshot('docs', 'm', null, cb));
     assert.equal(milestone?.v, 2);
     await call<void>((cb) => backend.close(cb));
+  });
+
+  it("a milestone save waits for the turn's COMMIT also when the turn's transaction opened after the save was asked for", async () => {
+    // Seen under load: a turn's lone first commit (no transaction), its milestone save, then
+    // a second commit opening the transaction; the save ran before that COMMIT and waited for
+    // the lock its own thread held: the whole server stalled for the busy timeout (5 s by
+    // default) and the milestone was lost (SQLITE_BUSY).
+    const turn = new Turn();
+    const writer = open(turn);
+    const milestoneDb = createSqliteMilestoneDb({ path: file, interval: 1000, turn, busyTimeoutMs: 200 });
+    toClose.push(milestoneDb);
+    assert.equal(counterCommit(writer, 'a', 0), true); // a turn of one write
+    await nextTurn();
+    assert.equal(counterCommit(writer, 'a', 1), true); // so this one commits on its own
+    const milestone: MilestoneSnapshot = { id: 'a', v: 2, type: JSON0, data: { n: 1 }, m: null };
+    const saved = call<void>((cb) => milestoneDb.saveMilestoneSnapshot('docs', milestone, cb));
+    assert.equal(counterCommit(writer, 'b', 0), true); // opens the turn's transaction
+    await saved; // before the fix: SQLITE_BUSY once the busy timeout passed
+    const stored = await call<{ v: number } | undefined>((cb) => milestoneDb.getMilestoneSnapshot('docs', 'a', null, cb));
+    assert.equal(stored?.v, 2);
+    assert.equal(await versionOf(writer, 'b'), 1);
+  });
+
+  it('a milestone of a commit whose turn failed is not saved, and its caller is told', async () => {
+    const { turn, writer } = await openAfterBusyTurn();
+    const milestoneDb = createSqliteMilestoneDb({ path: file, interval: 1000, turn, busyTimeoutMs: 200 });
+    toClose.push(milestoneDb);
+    assert.equal(counterCommit(writer, 'a', 1), true);
+    const milestone: MilestoneSnapshot = { id: 'a', v: 2, type: JSON0, data: { n: 1 }, m: null };
+    const saved = call<void>((cb) => milestoneDb.saveMilestoneSnapshot('docs', milestone, cb));
+    const restore = failCommits(writer);
+    await assert.rejects(saved, { code: 'TANDEM_STORAGE_ERROR' });
+    restore();
+    const stored = await call<unknown>((cb) => milestoneDb.getMilestoneSnapshot('docs', 'a', null, cb));
+    assert.equal(stored, undefined);
   });
 
   it('falls back to one transaction per commit while another process writes the file, and groups again once it is gone', async function () {
