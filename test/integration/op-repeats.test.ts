@@ -4,7 +4,7 @@
  * clients over /sharedb, which see every message the server sends.
  */
 import assert from 'node:assert/strict';
-import type { Connection, Doc } from 'sharedb/lib/client/index.js';
+import type { Connection, Doc, Snapshot } from 'sharedb/lib/client/index.js';
 import { ops } from '../../ot-types/index.js';
 import { fetchSnapshot } from '../helpers/access-fixtures.js';
 import { create, fetchDoc, stockClient, submit, subscribe, waitForVersion, whenNothingPending } from '../helpers/clients.js';
@@ -30,6 +30,11 @@ function recordOps(connection: Connection, id: string): number[] {
   return versions;
 }
 
+const destroy = (doc: Doc) => new Promise<void>((resolve) => doc.destroy(() => resolve()));
+
+const ingest = (doc: Doc, snapshot: Snapshot) =>
+  new Promise<void>((resolve, reject) => doc.ingestSnapshot(snapshot, (err) => (err ? reject(err) : resolve())));
+
 /** Versions that occur more than once. */
 function repeats(versions: readonly number[]): number[] {
   const seen = new Set<number>();
@@ -44,6 +49,14 @@ describe('op messages: each op once per connection, again when the client asks f
     const client = stockClient(ctx.server.url);
     ctx.closers.push(async () => client.close());
     return client;
+  }
+
+  /** A writer's created, subscribed document, and another client's connection. */
+  async function writerAndReader(id: string): Promise<{ w: Doc; reader: Connection }> {
+    const w = stock().connection.get('notes', id);
+    await subscribe(w);
+    await create(w, { text: '' });
+    return { w, reader: stock().connection };
   }
 
   it('concurrent writers on one document are not sent the ops their ops were transformed against twice', async () => {
@@ -90,29 +103,25 @@ describe('op messages: each op once per connection, again when the client asks f
   });
 
   it('a document recreated from an older snapshot and fetched gets the ops it was already sent', async () => {
-    const writer = stock();
-    const reader = stock();
-    const w = writer.connection.get('notes', 'again');
-    await subscribe(w);
-    await create(w, { text: '' });
+    const { w, reader } = await writerAndReader('again');
     for (let i = 0; i < 3; i++) await submit(w, ops.textInsert(['text'], 0, 'a'));
-    const old = await fetchSnapshot(reader.connection, 'notes', 'again', 2);
+    const old = await fetchSnapshot(reader, 'notes', 'again', 2);
 
     // Fetched, not subscribed: its ops come only as the reply to its own submit.
-    const first = reader.connection.get('notes', 'again');
+    const first = reader.get('notes', 'again');
     await fetchDoc(first);
     const base = first.version ?? -1;
     for (let i = 0; i < 3; i++) await submit(w, ops.textInsert(['text'], 0, 'b'));
-    const received = recordOps(reader.connection, 'again');
+    const received = recordOps(reader, 'again');
     await submit(first, ops.textInsert(['text'], 0, 'r'));
     assert.deepEqual(received, [base, base + 1, base + 2], 'the submit reply carried the writer ops');
-    await new Promise<void>((resolve) => first.destroy(() => resolve()));
+    await destroy(first);
 
     // The same connection, a new document object at version 2: a fetch asks for the ops
     // after it, including those this connection was sent above.
-    const second: Doc = reader.connection.get('notes', 'again');
+    const second: Doc = reader.get('notes', 'again');
     assert.notEqual(second, first);
-    await new Promise<void>((resolve, reject) => second.ingestSnapshot(old, (err) => (err ? reject(err) : resolve())));
+    await ingest(second, old);
     assert.equal(second.version, 2);
     await fetchDoc(second);
     assert.equal(second.version, w.version);
@@ -120,20 +129,16 @@ describe('op messages: each op once per connection, again when the client asks f
   });
 
   it('a resubscribe after an unsubscribe gets the ops it was already sent', async () => {
-    const writer = stock();
-    const reader = stock();
-    const w = writer.connection.get('notes', 'resub');
-    await subscribe(w);
-    await create(w, { text: '' });
-    const r = reader.connection.get('notes', 'resub');
+    const { w, reader } = await writerAndReader('resub');
+    const r = reader.get('notes', 'resub');
     await subscribe(r);
     for (let i = 0; i < 4; i++) await submit(w, ops.textInsert(['text'], 0, 'a'));
     await waitForVersion([r], w.version ?? -1);
-    const old = await fetchSnapshot(reader.connection, 'notes', 'resub', 1);
-    await new Promise<void>((resolve) => r.destroy(() => resolve()));
+    const old = await fetchSnapshot(reader, 'notes', 'resub', 1);
+    await destroy(r);
 
-    const again = reader.connection.get('notes', 'resub');
-    await new Promise<void>((resolve, reject) => again.ingestSnapshot(old, (err) => (err ? reject(err) : resolve())));
+    const again = reader.get('notes', 'resub');
+    await ingest(again, old);
     await subscribe(again);
     assert.equal(again.version, w.version, 'the subscribe from version 1 brought every op after it');
     assert.deepEqual(again.data, w.data);
@@ -144,20 +149,16 @@ describe('op messages: each op once per connection, again when the client asks f
     // fetch names the document, so the server sends what it skipped. No op is lost.
     const logs = captureShareDbLogs();
     try {
-      const writer = stock();
-      const reader = stock();
-      const w = writer.connection.get('notes', 'blind');
-      await subscribe(w);
-      await create(w, { text: '' });
-      const r = reader.connection.get('notes', 'blind');
+      const { w, reader } = await writerAndReader('blind');
+      const r = reader.get('notes', 'blind');
       await fetchDoc(r);
-      const old = await fetchSnapshot(reader.connection, 'notes', 'blind', r.version ?? -1);
+      const old = await fetchSnapshot(reader, 'notes', 'blind', r.version ?? -1);
       for (let i = 0; i < 3; i++) await submit(w, ops.textInsert(['text'], 0, 'a'));
       await submit(r, ops.textInsert(['text'], 0, 'r'));
-      await new Promise<void>((resolve) => r.destroy(() => resolve()));
+      await destroy(r);
 
-      const again = reader.connection.get('notes', 'blind');
-      await new Promise<void>((resolve, reject) => again.ingestSnapshot(old, (err) => (err ? reject(err) : resolve())));
+      const again = reader.get('notes', 'blind');
+      await ingest(again, old);
       await submit(again, ops.textInsert(['text'], 0, 'x'));
       const server = stock().connection.get('notes', 'blind');
       await fetchDoc(server);

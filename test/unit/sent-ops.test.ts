@@ -4,42 +4,29 @@ import { SentOps } from '../../server/transport/sent-ops.js';
 const op = (v: number, d = 'd1') => ({ a: 'op', c: 'notes', d, v, src: 'other', seq: v, op: [v] });
 const ack = (v: number, d = 'd1') => ({ a: 'op', c: 'notes', d, v, src: 'me', seq: 1 });
 
+/** Whether each message, offered in turn, would be sent. */
+const sends = (sent: SentOps, messages: Array<Record<string, unknown>>) => messages.map((m) => sent.shouldSend(m));
+
 describe('SentOps: which op messages repeat one already sent on the connection', () => {
   it('skips an op version sent before, and nothing else', () => {
     const sent = new SentOps();
-    assert.equal(sent.shouldSend(op(5)), true);
-    assert.equal(sent.shouldSend(op(6)), true);
-    assert.equal(sent.shouldSend(op(5)), false);
-    assert.equal(sent.shouldSend(op(6)), false);
-    assert.equal(sent.shouldSend(op(7)), true);
+    assert.deepEqual(sends(sent, [op(5), op(6), op(5), op(6), op(7)]), [true, true, false, false, true]);
     // Another document, another collection: their own versions.
-    assert.equal(sent.shouldSend(op(6, 'd2')), true);
-    assert.equal(sent.shouldSend({ ...op(6), c: 'other' }), true);
+    assert.deepEqual(sends(sent, [op(6, 'd2'), { ...op(6), c: 'other' }]), [true, true]);
   });
 
   it('never skips an ack, and an acked version counts as the client having that op', () => {
     const sent = new SentOps();
     sent.shouldSend(op(3));
-    assert.equal(sent.shouldSend(ack(4)), true);
-    assert.equal(sent.shouldSend(ack(4)), true);
-    assert.equal(sent.shouldSend(op(4)), false);
-    assert.equal(sent.shouldSend(op(5)), true);
-    assert.equal(sent.shouldSend(op(5)), false);
+    assert.deepEqual(sends(sent, [ack(4), ack(4), op(4), op(5), op(5)]), [true, true, false, true, false]);
   });
 
   it('keeps versions sent out of order, and only those', () => {
     const sent = new SentOps();
     sent.shouldSend(op(10));
-    assert.equal(sent.shouldSend(op(13)), true);
-    assert.equal(sent.shouldSend(op(12)), true);
-    assert.equal(sent.shouldSend(op(11)), true);
-    for (const v of [10, 11, 12, 13]) assert.equal(sent.shouldSend(op(v)), false, `v${v}`);
-    assert.equal(sent.shouldSend(op(9)), true);
-    assert.equal(sent.shouldSend(op(9)), false);
-    assert.equal(sent.shouldSend(op(7)), true);
-    assert.equal(sent.shouldSend(op(8)), true);
-    assert.equal(sent.shouldSend(op(7)), false);
-    assert.equal(sent.shouldSend(op(14)), true);
+    assert.deepEqual(sends(sent, [op(13), op(12), op(11)]), [true, true, true]);
+    assert.deepEqual(sends(sent, [op(10), op(11), op(12), op(13)]), [false, false, false, false]);
+    assert.deepEqual(sends(sent, [op(9), op(9), op(7), op(8), op(7), op(14)]), [true, false, true, true, false, true]);
   });
 
   it('lets through create and delete ops once, errors and other messages always', () => {
