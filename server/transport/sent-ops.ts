@@ -18,7 +18,8 @@
  * depends on: the skipped copy's original was written before it.
  */
 export class SentOps {
-  private readonly docs = new Map<string, Map<string, SentVersions>>();
+  /** Collection → id → versions; made on the first op sent (idle connections hold none). */
+  private docs: Map<string, Map<string, SentVersions>> | null = null;
   private tracked = 0;
 
   /** `maxDocs`: documents tracked at most; past it all is forgotten (a resend is only waste). */
@@ -47,6 +48,7 @@ export class SentOps {
       return true;
     }
     const isOp = 'op' in message || 'create' in message || 'del' in message;
+    this.docs ??= new Map();
     let byId = this.docs.get(c);
     const sent = byId?.get(d);
     if (sent === undefined) {
@@ -69,10 +71,10 @@ export class SentOps {
   }
 
   private forget(collection: string, id: string): void {
-    const byId = this.docs.get(collection);
+    const byId = this.docs?.get(collection);
     if (!byId?.delete(id)) return;
     this.tracked--;
-    if (byId.size === 0) this.docs.delete(collection);
+    if (byId.size === 0) this.docs?.delete(collection);
   }
 }
 
