@@ -26,6 +26,13 @@ export function checkedSnapshotSql(snapshotsTable: string): string {
     FROM ${snapshotsTable} WHERE collection = $1 AND id = $2`;
 }
 
+/** checkedSnapshotSql for many documents of one collection: $2 their ids, $3 the cached versions (-1 for none), in the same order. */
+export function checkedSnapshotBulkSql(snapshotsTable: string): string {
+  return `SELECT s.id, s.v, s.type, CASE WHEN s.v = c.cached THEN NULL ELSE s.data::text END AS data, s.metadata
+    FROM unnest($2::text[], $3::integer[]) AS c(id, cached)
+    JOIN ${snapshotsTable} s ON s.collection = $1 AND s.id = c.id`;
+}
+
 export interface PostgresSnapshotCacheState {
   /** Documents held. */
   documents: number;

@@ -14,8 +14,8 @@
  * translated to SQL (postgres-query.ts) and bounded (postgres-query-run.ts).
  *
  * Snapshots this instance read or wrote are kept in memory (SNAPSHOT_CACHE_MB,
- * postgres-snapshots.ts): a read asks PostgreSQL for the version and gets the document only
- * when the cached one is not at it.
+ * postgres-snapshots.ts): a read, of one document or of many at once, asks PostgreSQL for the
+ * version and gets the document only when the cached one is not at it.
  *
  * Every failure that is not a coded Tandem or ShareDB error reaches ShareDB as
  * TANDEM_STORAGE_ERROR (an unreachable PostgreSQL included); messages never hold the URL.
@@ -26,8 +26,14 @@ import type ShareDB from 'sharedb';
 import { TandemErrorCode, TandemError } from '../../client/protocol.js';
 import { canPollDoc, type QuerySnapshot } from './mingo-query.js';
 import { closedError, type PostgresStore } from './postgres-connection.js';
-import { PostgresQueries, toSnapshot, type SnapshotRow } from './postgres-query-run.js';
-import { checkedSnapshotSql, PostgresSnapshots, type CheckedSnapshotRow, type PostgresSnapshotCacheState } from './postgres-snapshots.js';
+import { PostgresQueries } from './postgres-query-run.js';
+import {
+  checkedSnapshotBulkSql,
+  checkedSnapshotSql,
+  PostgresSnapshots,
+  type CheckedSnapshotRow,
+  type PostgresSnapshotCacheState,
+} from './postgres-snapshots.js';
 import type { QueryRunner } from './query-methods.js';
 import { DEFAULT_SNAPSHOT_CACHE } from './snapshot-cache.js';
 import { StoreDB, type Callback, type StoredOp } from './store-db.js';
@@ -93,8 +99,7 @@ function statements(t: PostgresStore['tables']) {
       ON CONFLICT (collection, id) DO UPDATE SET
         type = EXCLUDED.type, v = EXCLUDED.v, data = EXCLUDED.data, metadata = EXCLUDED.metadata`,
     snapshot: checkedSnapshotSql(t.snapshots),
-    snapshotBulk: (withMeta: boolean) =>
-      `SELECT id, v, type, data${withMeta ? ', metadata' : ''} FROM ${t.snapshots} WHERE collection = $1 AND id = ANY($2::text[])`,
+    snapshotBulk: checkedSnapshotBulkSql(t.snapshots),
     // The version and the ops below it in one statement, so they come from one snapshot of the database.
     ops: `WITH current AS (
         SELECT COALESCE((SELECT v FROM ${t.snapshots} WHERE collection = $1 AND id = $2), 0) AS v
@@ -266,10 +271,17 @@ export class PostgresDB extends StoreDB {
   }
 
   protected async readSnapshots(collection: string, ids: string[], withMeta: boolean): Promise<Record<string, QuerySnapshot>> {
-    const result = await this.store.query<SnapshotRow>(this.sql.snapshotBulk(withMeta), [collection, ids]);
+    const sent = ids.map((id) => this.snapshots.lookup(collection, id));
+    const result = await this.store.query<CheckedSnapshotRow & { id: string }>(this.sql.snapshotBulk, [
+      collection,
+      ids,
+      sent.map((snapshot) => snapshot?.v ?? -1),
+    ]);
     const byId = new Map(result.rows.map((row) => [row.id, row]));
     const snapshots: Record<string, QuerySnapshot> = Object.create(null);
-    for (const id of ids) snapshots[id] = toSnapshot(id, byId.get(id), withMeta);
+    ids.forEach((id, i) => {
+      snapshots[id] = this.snapshots.fromRow(collection, id, byId.get(id), sent[i], withMeta);
+    });
     return snapshots;
   }
 

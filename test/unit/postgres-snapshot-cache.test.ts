@@ -1,8 +1,8 @@
 /**
- * PostgresDB's snapshot cache (postgres-snapshots.ts): a read answered from memory when
- * PostgreSQL confirms the cached version, and never a stale one, with two instances
- * committing to the same documents in turn. Every read is compared with one by an instance
- * without a cache (SNAPSHOT_CACHE_MB=0) on the same schema.
+ * PostgresDB's snapshot cache (postgres-snapshots.ts): a read, of one document or of many at
+ * once, answered from memory when PostgreSQL confirms the cached version, and never a stale
+ * one, with two instances committing to the same documents in turn. Every read is compared
+ * with one by an instance without a cache (SNAPSHOT_CACHE_MB=0) on the same schema.
  *
  * Needs PostgreSQL (PG_TEST_URL): fails under CI=true without it, skipped loudly otherwise.
  */
@@ -22,6 +22,11 @@ const COLLECTION = 'docs';
 /** What ShareDB asks for before a commit: the snapshot with its metadata. */
 function read(db: PostgresDB, id: string): Promise<QuerySnapshot> {
   return call<QuerySnapshot>((cb) => db.getSnapshot(COLLECTION, id, { $submit: true }, null, cb));
+}
+
+/** What ShareDB asks for when a client subscribes to or fetches many documents at once; `options.metadata` as a client may ask. */
+function readBulk(db: PostgresDB, ids: string[], metadata = false): Promise<Record<string, QuerySnapshot>> {
+  return call<Record<string, QuerySnapshot>>((cb) => db.getSnapshotBulk(COLLECTION, ids, null, { metadata }, cb));
 }
 
 /** Commits version `v` of `id` with `data` (the op's content does not matter to the store). */
@@ -72,6 +77,17 @@ describe('PostgreSQL snapshot cache', function () {
         const [cached, stored] = await Promise.all([read(db, id), read(truth, id)]);
         assert.deepEqual(cached, stored, `step ${step}: ${db === a ? 'a' : 'b'} read ${id}`);
       }
+      // Many at once, with one that never existed, as a bulk subscribe asks.
+      if (step % 8 === 0) {
+        const metadata = step % 16 === 0;
+        for (const db of [a, b]) {
+          const [cached, stored] = await Promise.all([
+            readBulk(db, [...ids, 'none'], metadata),
+            readBulk(truth, [...ids, 'none'], metadata),
+          ]);
+          assert.deepEqual(cached, stored, `step ${step}: ${db === a ? 'a' : 'b'} read all`);
+        }
+      }
     }
     assert.ok(a.snapshotCache.documents > 0 && b.snapshotCache.documents > 0);
 
@@ -81,6 +97,8 @@ describe('PostgreSQL snapshot cache', function () {
     assert.equal(await call<boolean>((cb) => a.commit(COLLECTION, 'd0', { v: before.v, del: true }, deleted, null, cb)), true);
     for (const db of [a, b]) assert.deepEqual(await read(db, 'd0'), await read(truth, 'd0'));
     assert.equal((await read(b, 'd0')).type, null);
+    for (const db of [a, b]) assert.deepEqual(await readBulk(db, ids, true), await readBulk(truth, ids, true));
+    assert.equal((await readBulk(a, ids))['d0']!.type, null);
   });
 
   it('serves the confirmed version from memory, and the stored one once another instance committed', async () => {
@@ -97,6 +115,18 @@ describe('PostgreSQL snapshot cache', function () {
     assert.equal(afterB.v, 2);
     assert.deepEqual(afterB.data, next);
     assert.notEqual(afterB.data, next, 'a read the document from PostgreSQL');
+
+    // Many at once: each document the cache holds at PostgreSQL's version comes from memory, the rest from PostgreSQL.
+    assert.equal(await commit(a, 'other', 0, { title: 'other' }), true);
+    const bulk = await readBulk(a, ['doc', 'other', 'none']);
+    assert.deepEqual(bulk, await readBulk(truth, ['doc', 'other', 'none']));
+    assert.equal(bulk['doc']!.data, afterB.data, 'the version a read from PostgreSQL is now served from memory');
+    assert.equal(bulk['other']!.v, 1);
+    assert.equal(bulk['none']!.v, 0);
+    assert.equal(await commit(b, 'other', 1, { title: 'other, by b' }), true);
+    const bulkAfterB = await readBulk(a, ['doc', 'other']);
+    assert.deepEqual(bulkAfterB['other']!.data, { title: 'other, by b' }, 'a bulk read takes a commit of another instance');
+    assert.equal(bulkAfterB['doc']!.data, afterB.data);
 
     // a's commit at a version b already took loses, and a then reads what is stored.
     assert.equal(await commit(a, 'doc', 1, { title: 'lost' }), false);
