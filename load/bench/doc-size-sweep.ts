@@ -25,7 +25,7 @@ import { startSubscriber, type SubscriberProbe } from './subscriber-probe.js';
 import type { SubscriberClient } from './subscriber-protocol.js';
 import { sweepDoc } from './sweep-docs.js';
 import { ClosedLoopWriters } from './sweep-writers.js';
-import { DOC_SIZE_SWEEP, type Side, type SweepSize } from './suite.js';
+import { DOC_SIZE_SWEEP, UNLIMITED_OPS_PER_MINUTE, type Side, type SweepSize } from './suite.js';
 import { divergence } from '../convergence.js';
 
 const COLLECTION = 'bench';
@@ -41,7 +41,7 @@ const TANDEM_ENV: Readonly<Record<string, string>> = {
   MAX_OP_BYTES: String(4 * 1024 * 1024),
   MAX_FRAME_BYTES: String(16 * 1024 * 1024),
   MAX_DOC_BYTES: String(16 * 1024 * 1024),
-  OPS_PER_MINUTE: String(1_000_000_000),
+  OPS_PER_MINUTE: UNLIMITED_OPS_PER_MINUTE,
 };
 
 export interface SweepSubscriber {

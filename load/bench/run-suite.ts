@@ -44,9 +44,22 @@ export interface WorkloadOutcome {
   runs: Record<string, SideOutcome[]>;
 }
 
-async function withServer<T>(side: Side, opts: SuiteOptions, body: (host: HostedServer) => Promise<T>): Promise<T> {
+/** `tandemEnv`: the workload's settings for a Tandem server (LoadWorkload.tandemEnv). */
+async function withServer<T>(
+  side: Side,
+  opts: SuiteOptions,
+  tandemEnv: Readonly<Record<string, string>> | undefined,
+  body: (host: HostedServer) => Promise<T>,
+): Promise<T> {
   const store = side.server === 'stock' && opts.stockStore === 'memory' ? 'memory' : opts.store;
-  const host = await startHostedServer(side.server, { cpuProfDir: opts.cpuProfDir, nodeArgs: opts.serverNodeArgs, store, auth: side.auth });
+  const env = side.server === 'tandem' ? tandemEnv : undefined;
+  const host = await startHostedServer(side.server, {
+    cpuProfDir: opts.cpuProfDir,
+    nodeArgs: opts.serverNodeArgs,
+    store,
+    auth: side.auth,
+    env,
+  });
   try {
     return await body(host);
   } finally {
@@ -60,7 +73,7 @@ function authOf(host: HostedServer): LoadAuth | null {
 }
 
 async function runLoadSide(w: LoadWorkload, side: Side, opts: SuiteOptions, round: number, rounds: number): Promise<SideOutcome> {
-  return withServer(side, opts, async (host) => {
+  return withServer(side, opts, w.tandemEnv, async (host) => {
     const label = `${w.id} ${side.name}${rounds > 1 ? ` round ${round + 1}` : ''}`;
     const progress = createProgress(opts.progress);
     let idle: IdleMemory | undefined;
@@ -131,7 +144,7 @@ async function runLoadSide(w: LoadWorkload, side: Side, opts: SuiteOptions, roun
 }
 
 async function runCatchUpSide(side: Side, opts: SuiteOptions): Promise<SideOutcome> {
-  return withServer(side, opts, async (host) => {
+  return withServer(side, opts, undefined, async (host) => {
     const connect = side.transport === 'socketio' ? connectTandem : connectStockWs;
     const missed = CATCH_UP.missedOps(opts.scale);
     const reps = CATCH_UP.repetitions(opts.scale);
