@@ -58,19 +58,37 @@ export const DEFAULT_CHECKPOINT_TRIGGERS: CheckpointTriggers = { everyCommits: 3
  * (~16 MB) the thread checkpoints with TRUNCATE, which holds new writes back for the few
  * frames left after the passive pass and empties the file.
  */
-const TRUNCATE_AFTER_FRAMES = 4096;
+export const TRUNCATE_AFTER_FRAMES = 4096;
+
+/**
+ * TRUNCATE never waits for a lock (no busy timeout): it takes the write lock only while it is
+ * free, between two of the writers' transactions, and gives up at once when a reader still
+ * uses the WAL. With a busy timeout it waited for the lock and then, holding it, for the
+ * readers: every commit of the server waited with it, up to the whole timeout (1 s) whenever
+ * a long read was open, such as `tandem backup`'s. It is retried this often, this many times,
+ * then left to the next checkpoint.
+ */
+const TRUNCATE_RETRY_MS = 2;
+const TRUNCATE_RETRIES = 100;
 
 /** What the thread runs (CommonJS, evaluated: the server ships as one bundle, with no worker file beside it). */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.libsql);
 const db = new Database(workerData.path);
-// Only TRUNCATE waits: for the writer's open transaction to end.
-db.pragma('busy_timeout = 1000');
+db.pragma('busy_timeout = 0');
+let retry = null;
+let retries = 0;
 function checkpoint() {
+  clearTimeout(retry);
+  retry = null;
   try {
     const [passive] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (passive && passive.log > workerData.truncateFrames) db.pragma('wal_checkpoint(TRUNCATE)');
+    if (!passive || passive.log <= workerData.truncateFrames) return;
+    const [truncated] = db.pragma('wal_checkpoint(TRUNCATE)');
+    if (!truncated || !truncated.busy) retries = 0;
+    else if (++retries <= workerData.truncateRetries) retry = setTimeout(checkpoint, workerData.truncateRetryMs);
+    else retries = 0;
   } catch (err) {
     // Busy is not a failure: another process checkpoints, or holds the lock briefly.
     if (err && err.code === 'SQLITE_BUSY') return;
@@ -82,6 +100,7 @@ const timer = setInterval(checkpoint, workerData.intervalMs);
 parentPort.on('message', (message) => {
   if (message === 'checkpoint') return checkpoint();
   clearInterval(timer);
+  clearTimeout(retry);
   db.close();
   parentPort.close();
 });
@@ -143,7 +162,14 @@ export class SqliteCheckpointer {
   private start(): void {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { libsql: libsqlPath, path: this.path, intervalMs: this.triggers.intervalMs, truncateFrames: TRUNCATE_AFTER_FRAMES },
+      workerData: {
+        libsql: libsqlPath,
+        path: this.path,
+        intervalMs: this.triggers.intervalMs,
+        truncateFrames: TRUNCATE_AFTER_FRAMES,
+        truncateRetryMs: TRUNCATE_RETRY_MS,
+        truncateRetries: TRUNCATE_RETRIES,
+      },
     });
     // Never what keeps a process alive: close() ends it, and an exiting process takes it along.
     worker.unref();

@@ -1,7 +1,8 @@
 /**
  * WAL checkpoints off the event loop (server/storage/sqlite-checkpointer.ts): the store's own
- * commits never checkpoint once the thread runs, the thread does, a failed thread hands
- * checkpoints back to the store, and close() ends the thread with its connection closed.
+ * commits never checkpoint once the thread runs, the thread does, its TRUNCATE never holds the
+ * store's commits back while a reader keeps the WAL, a failed thread hands checkpoints back to
+ * the store, and close() ends the thread with its connection closed.
  *
  * Checkpoints are seen in the database file itself: in WAL mode committed pages reach it only
  * through a checkpoint, so its size grows exactly when one ran.
@@ -12,7 +13,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { QuerySnapshot } from '../../server/storage/mingo-query.js';
-import type { CheckpointTriggers, SqliteCheckpointer } from '../../server/storage/sqlite-checkpointer.js';
+import Database from 'libsql';
+import { TRUNCATE_AFTER_FRAMES, type CheckpointTriggers, type SqliteCheckpointer } from '../../server/storage/sqlite-checkpointer.js';
 import { createSqliteDb, type SqliteDB, type SqliteOptions, type StoredOp } from '../../server/storage/sqlite.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -99,6 +101,35 @@ describe('SqliteDB WAL checkpoints (SQLITE_CHECKPOINTS)', function () {
       assert.deepEqual(db.walCheckpoints, { mode: 'background' });
     });
   }
+
+  it("background: a TRUNCATE never holds the store's commits back while a reader keeps the WAL (a backup running)", async function () {
+    // The store's commits wait at most 100 ms for the write lock. A TRUNCATE that took it and
+    // then waited, holding it, for the reader to leave (up to its busy timeout) made them fail.
+    const db = open({ checkpointTriggers: { everyCommits: NEVER.everyCommits, intervalMs: 20 }, busyTimeoutMs: 100 });
+    const walBytes = () => fs.statSync(`${file}-wal`).size;
+    // A read transaction on a connection of its own, from before the commits below, as
+    // `tandem backup`'s VACUUM INTO: nothing after its snapshot can be copied back, so the WAL grows.
+    const reader = new Database(file);
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM ops').get();
+    try {
+      // Past the frames (a 4 KiB page and a 24-byte header each) at which the thread TRUNCATEs.
+      while (walBytes() <= TRUNCATE_AFTER_FRAMES * (4096 + 24)) commitMany(db, 100);
+      assert.ok(threadOf(db), 'the thread started');
+      // Half a second of commits, one a turn, while the thread tries every 20 ms (and retries in between).
+      const until = Date.now() + 500;
+      while (Date.now() < until) {
+        commitMany(db, 1);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      reader.exec('COMMIT');
+      reader.close();
+    }
+    // With the reader gone, the thread empties the WAL.
+    await waitFor(() => walBytes() === 0, { timeoutMs: 10_000, what: () => `the thread to truncate the WAL (${walBytes()} bytes)` });
+    assert.deepEqual(db.walCheckpoints, { mode: 'background' });
+  });
 
   it('a thread that dies hands checkpoints back to the store, which says so', async function () {
     const db = open({ checkpointTriggers: NEVER });
