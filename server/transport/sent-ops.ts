@@ -16,25 +16,37 @@
  * the client may then hold an older version (a document recreated from a stored snapshot
  * asks for the ops after it). Acks are never skipped, so an ack still follows every op it
  * depends on: the skipped copy's original was written before it.
+ *
+ * Nothing is recorded for a document between such a request and its reply. A ShareDB
+ * client drops an op ahead of its version while its fetch is in flight (the reply is to
+ * bring it), so an op the subscription delivered in that window may be dropped; had it been
+ * recorded, the reply's copy would have been skipped and the client left one op behind
+ * until its next fetch (seen: SDK clients over three instances stuck one version behind).
  */
 export class SentOps {
   /** Collection → id → versions; made on the first op sent (idle connections hold none). */
   private docs: Map<string, Map<string, SentVersions>> | null = null;
   private tracked = 0;
+  /** Documents with a subscribe, fetch or unsubscribe not answered yet → how many (see the class comment). */
+  private awaitingReply: Map<string, number> | null = null;
+  /** Set when a client keeps more than maxDocs requests unanswered: nothing is skipped on this connection any more. */
+  private off = false;
 
   /** `maxDocs`: documents tracked at most; past it all is forgotten (a resend is only waste). */
   constructor(private readonly maxDocs = 10_000) {}
 
   /** Sees a request from the client. */
   requested(message: Readonly<Record<string, unknown>>): void {
-    const { a, c, d, b } = message;
-    if (typeof c !== 'string') return;
-    if (a === 's' || a === 'f' || a === 'u') {
-      if (typeof d === 'string') this.forget(c, d);
-    } else if (a === 'bs' || a === 'bf' || a === 'bu') {
-      // Bulk requests name their documents as an array of ids or as a map id -> version.
-      const ids = Array.isArray(b) ? b : b !== null && typeof b === 'object' ? Object.keys(b) : [];
-      for (const id of ids) if (typeof id === 'string') this.forget(c, id);
+    if (this.off) return;
+    for (const key of resyncedDocs(message)) {
+      this.forget(key);
+      this.awaitingReply ??= new Map();
+      this.awaitingReply.set(key, (this.awaitingReply.get(key) ?? 0) + 1);
+    }
+    if ((this.awaitingReply?.size ?? 0) > this.maxDocs) {
+      this.off = true;
+      this.docs = null;
+      this.awaitingReply = null;
     }
   }
 
@@ -43,10 +55,15 @@ export class SentOps {
    * op already sent on this connection. Records what it lets through.
    */
   shouldSend(message: Readonly<Record<string, unknown>>): boolean {
+    if (this.off) return true;
     const { a, c, d, v } = message;
-    if (a !== 'op' || typeof c !== 'string' || typeof d !== 'string' || typeof v !== 'number' || 'error' in message) {
+    // A reply to (or the refusal of) a subscribe, fetch or unsubscribe: ShareDB echoes the request's a, c, d / b.
+    if (a !== 'op') {
+      if (this.awaitingReply) this.answered(message);
       return true;
     }
+    if (typeof c !== 'string' || typeof d !== 'string' || typeof v !== 'number' || 'error' in message) return true;
+    if (this.awaitingReply?.has(docKey(c, d))) return true;
     const isOp = 'op' in message || 'create' in message || 'del' in message;
     this.docs ??= new Map();
     let byId = this.docs.get(c);
@@ -70,12 +87,44 @@ export class SentOps {
     return true;
   }
 
-  private forget(collection: string, id: string): void {
+  private answered(reply: Readonly<Record<string, unknown>>): void {
+    const awaiting = this.awaitingReply!;
+    for (const key of resyncedDocs(reply)) {
+      const left = (awaiting.get(key) ?? 0) - 1;
+      if (left > 0) awaiting.set(key, left);
+      else awaiting.delete(key);
+    }
+    if (awaiting.size === 0) this.awaitingReply = null;
+  }
+
+  private forget(key: string): void {
+    const [collection, id] = splitKey(key);
     const byId = this.docs?.get(collection);
     if (!byId?.delete(id)) return;
     this.tracked--;
     if (byId.size === 0) this.docs?.delete(collection);
   }
+}
+
+const docKey = (collection: string, id: string): string => `${collection}\u0000${id}`;
+const splitKey = (key: string): [string, string] => {
+  const at = key.indexOf('\u0000');
+  return [key.slice(0, at), key.slice(at + 1)];
+};
+
+/**
+ * The documents a subscribe, fetch or unsubscribe (or its reply, which echoes it) names, as
+ * keys; none for any other message. Bulk requests name them as an array of ids or a map id →
+ * version; a bulk reply carrying snapshots names them as the keys of its `data` instead.
+ */
+function resyncedDocs(message: Readonly<Record<string, unknown>>): string[] {
+  const { a, c, d } = message;
+  if (typeof c !== 'string') return [];
+  if (a === 's' || a === 'f' || a === 'u') return typeof d === 'string' ? [docKey(c, d)] : [];
+  if (a !== 'bs' && a !== 'bf' && a !== 'bu') return [];
+  const named = message.b ?? message.data;
+  const ids = Array.isArray(named) ? named : named !== null && typeof named === 'object' ? Object.keys(named) : [];
+  return ids.filter((id): id is string => typeof id === 'string').map((id) => docKey(c, id));
 }
 
 /** Most versions kept apart from the run; past it they are forgotten (then possibly resent). */
