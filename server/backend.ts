@@ -12,6 +12,7 @@ import { useIdValidation, useMessageValidation } from './middleware/validate-mes
 import { MessageStream } from './transport/message-stream.js';
 import { useOpValidation } from './middleware/validate-ops.js';
 import type { Logger } from './ops/logger.js';
+import { docKey } from './doc-key.js';
 
 registerTandemTypes();
 
@@ -120,7 +121,7 @@ export class TandemBackend extends ShareDB {
     callback: SubmitCallback,
   ): void {
     callback = this.recognisingCompactedResends(index, id, op as { src?: unknown; seq?: unknown }, callback);
-    const key = `${index}\u0000${id}`;
+    const key = docKey(index, id);
     const receivedAt = performance.now();
     let submittedAt = receivedAt;
     this.stats.inFlight++;

@@ -8,10 +8,6 @@ export class DocSizes {
 
   constructor(private readonly capacity = 4096) {}
 
-  static key(collection: string, id: string): string {
-    return `${collection}\u0000${id}`;
-  }
-
   /** The size at `version`, or null when unknown (never seen, evicted, or written elsewhere). */
   get(key: string, version: number): number | null {
     const entry = this.entries.get(key);

@@ -18,6 +18,7 @@ import type { TandemBackend } from '../backend.js';
 import { isServerSide } from '../middleware/enforce-access.js';
 import { DocSizes } from './doc-sizes.js';
 import { jsonBytes, opSizeDelta } from './doc-size.js';
+import { docKey } from '../doc-key.js';
 
 /** The submitted op as ShareDB's SubmitRequest holds it (fields untyped in @types/sharedb). */
 interface SubmittedOp {
@@ -80,7 +81,7 @@ export function useDocumentLimits(backend: TandemBackend, limits: ResourceLimits
     // No document: ShareDB's apply refuses the op with its own code (ERR_DOC_DOES_NOT_EXIST).
     // Documents of another type (none can be created) are not measured.
     if (request.op.op === undefined || snapshot?.type !== JSON1_TYPE_URI) return next();
-    const key = DocSizes.key(request.collection, request.id);
+    const key = docKey(request.collection, request.id);
     let delta: number;
     try {
       // The key lets the text memo find this document's string by identity (text-positions.ts).
@@ -103,7 +104,7 @@ export function useDocumentLimits(backend: TandemBackend, limits: ResourceLimits
 
   backend.use('afterWrite', (context, next) => {
     const request = context as unknown as SubmitRequest;
-    const key = DocSizes.key(request.collection, request.id);
+    const key = docKey(request.collection, request.id);
     const version = request.snapshot?.v;
     const after = sizeAfter.get(request);
     if (request.op.create && version !== undefined) sizes.set(key, version, jsonBytes(request.op.create.data));

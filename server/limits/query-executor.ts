@@ -17,6 +17,7 @@ import { QueryTooLargeError } from './query-errors.js';
 import { capsFor, DEFAULT_QUERY_LIMITS, ownerOf, type QueryLimits } from './query-options.js';
 import { QueryRun } from './query-run.js';
 import { QueryScanner, type ScanJob } from './query-scan.js';
+import { docKey } from '../doc-key.js';
 
 /** Documents read per page; the scanner checks its slice deadline between pages. */
 const PAGE_SIZE = 64;
@@ -232,7 +233,7 @@ export class QueryExecutor {
    * about the same document: it is read and parsed once per version, not once per query.
    */
   private readForPoll(collection: string, id: string): QuerySnapshot {
-    const key = `${collection}\u0000${id}`;
+    const key = docKey(collection, id);
     const v = this.source.readVersion(collection, id);
     const cached = this.pollCache.get(key);
     if (cached && cached.v === v) return cached.snapshot;

@@ -12,6 +12,7 @@ import type { AccessPolicy } from '../auth/access.js';
 import { agentState, identityOf, type Agent } from '../auth/agent-identity.js';
 import { hasExpired } from '../auth/expiry-timer.js';
 import type { AccessAction } from '../auth/rules.js';
+import { docKey } from '../doc-key.js';
 
 /** ShareDB's error code for a read refused without telling the client (dropped presence). */
 export const SILENT_REFUSAL = ShareDbErrorCode.SILENT_READ_REJECTION;
@@ -35,7 +36,7 @@ export function isServerSide(agent: Agent | null | undefined): boolean {
 /** Read decision for one document on one connection; allowed ones are remembered. */
 async function canRead(policy: AccessPolicy, agent: Agent, collection: string, id: string, data?: unknown): Promise<boolean> {
   const state = agentState(agent);
-  const key = `${collection}\u0000${id}`;
+  const key = docKey(collection, id);
   if (state.readable?.get(key)) return true;
   const identity = identityOf(agent);
   const allowed = policy.hasHook

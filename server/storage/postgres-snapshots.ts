@@ -11,6 +11,7 @@
 import type { QuerySnapshot } from './mingo-query.js';
 import { toSnapshot } from './postgres-query-run.js';
 import { committedCopy, shellOf, SnapshotCache } from './snapshot-cache.js';
+import { docKey } from '../doc-key.js';
 
 /** A snapshot row as the cached read returns it: `data` JSON text, null when deleted or when it is the cached version. */
 export interface CheckedSnapshotRow {
@@ -53,7 +54,7 @@ export class PostgresSnapshots {
    * fromRow with the answer (the cache may hold another version by then).
    */
   lookup(collection: string, id: string): QuerySnapshot | undefined {
-    return this.cache.enabled ? this.cache.get(SnapshotCache.key(collection, id))?.snapshot : undefined;
+    return this.cache.enabled ? this.cache.get(docKey(collection, id))?.snapshot : undefined;
   }
 
   /**
@@ -70,7 +71,7 @@ export class PostgresSnapshots {
     if (row && sent && sent.v === row.v) return shellOf(sent, withMeta);
     const parsed = row && { ...row, data: row.data === null ? null : JSON.parse(row.data), metadata: row.metadata as QuerySnapshot['m'] };
     const snapshot = toSnapshot(id, parsed, true);
-    if (snapshot.type !== null) this.remember(SnapshotCache.key(collection, id), snapshot, row?.data?.length ?? 0);
+    if (snapshot.type !== null) this.remember(docKey(collection, id), snapshot, row?.data?.length ?? 0);
     return shellOf(snapshot, withMeta);
   }
 
@@ -78,12 +79,12 @@ export class PostgresSnapshots {
   committed(collection: string, id: string, snapshot: QuerySnapshot, dataJson: string | null): void {
     if (!this.cache.enabled) return;
     const kept = committedCopy(id, snapshot, snapshot.type == null || dataJson === null);
-    this.remember(SnapshotCache.key(collection, id), kept, dataJson?.length ?? 0);
+    this.remember(docKey(collection, id), kept, dataJson?.length ?? 0);
   }
 
   /** The cached snapshot may not be the stored one (a commit that lost or failed). */
   forget(collection: string, id: string): void {
-    this.cache.delete(SnapshotCache.key(collection, id));
+    this.cache.delete(docKey(collection, id));
   }
 
   get state(): PostgresSnapshotCacheState {

@@ -82,15 +82,6 @@ export class SnapshotCache {
 
   constructor(readonly maxBytes: number) {}
 
-  static key(collection: string, id: string): string {
-    return `${collection}\u0000${id}`;
-  }
-
-  static split(key: string): [collection: string, id: string] {
-    const at = key.indexOf('\u0000');
-    return [key.slice(0, at), key.slice(at + 1)];
-  }
-
   get enabled(): boolean {
     return this.maxBytes > 0;
   }

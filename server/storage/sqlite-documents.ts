@@ -23,6 +23,7 @@ import { committedCopy, extendTail, shellOf, SnapshotCache, type CachedDoc, type
 export { DEFAULT_SNAPSHOT_CACHE, type SnapshotCacheOptions } from './snapshot-cache.js';
 import { storageError, type Connection, type SqliteWriter } from './sqlite-connection.js';
 import { HEADED_COLUMNS, HEADED_FROM } from './sqlite-heads.js';
+import { docKey, splitDocKey } from '../doc-key.js';
 
 /** A row of `snapshots`, with its document's head when the statement joined it. */
 export interface SnapshotRow {
@@ -156,7 +157,7 @@ export class SqliteDocuments {
    * stored one caught up from the op log (see ReadOptions).
    */
   current(collection: string, id: string, withMeta: boolean, { row, remember = true, forSubmit = false }: ReadOptions = {}): QuerySnapshot {
-    const key = SnapshotCache.key(collection, id);
+    const key = docKey(collection, id);
     let doc = this.cache.enabled ? this.cache.get(key) : undefined;
     if (doc && !row && this.isFresh(doc, forSubmit)) return shellOf(doc.snapshot, withMeta);
     const head = row ? (row.head ?? row.v) : this.head(collection, id);
@@ -183,7 +184,7 @@ export class SqliteDocuments {
   expectVersion(collection: string, id: string, opVersion: unknown): void {
     this.submitsAnnounced = true;
     if (typeof opVersion !== 'number') return;
-    const doc = this.cache.peek(SnapshotCache.key(collection, id));
+    const doc = this.cache.peek(docKey(collection, id));
     if (doc && doc.snapshot.v < opVersion) this.stale(collection, id);
   }
 
@@ -216,7 +217,7 @@ export class SqliteDocuments {
 
   /** A commit found the document's head moved by another writer: read the head next time. */
   stale(collection: string, id: string): void {
-    const key = SnapshotCache.key(collection, id);
+    const key = docKey(collection, id);
     const doc = this.cache.peek(key);
     if (doc?.epoch !== undefined) this.cache.replace(key, { ...doc, epoch: undefined });
   }
@@ -243,7 +244,7 @@ export class SqliteDocuments {
   tailOps(collection: string, id: string, from: number, to: number): Array<{ v: number; op: string }> | null {
     // After a failed COMMIT the cache may hold ops the store never took.
     if (!this.cache.enabled || this.writer.failed) return null;
-    const tail = this.cache.peek(SnapshotCache.key(collection, id))?.tail;
+    const tail = this.cache.peek(docKey(collection, id))?.tail;
     if (!tail || from < tail.from || to > tail.from + tail.ops.length) return null;
     return tail.ops.slice(from - tail.from, to - tail.from).map((op, i) => ({ v: from + i, op }));
   }
@@ -302,7 +303,7 @@ export class SqliteDocuments {
    */
   defersSnapshot(collection: string, id: string, op: CommittedOp, snapshot: QuerySnapshot): boolean {
     if (!this.cache.enabled || op.create || op.del) return false;
-    const base = this.cache.peek(SnapshotCache.key(collection, id));
+    const base = this.cache.peek(docKey(collection, id));
     return base !== undefined && base.snapshot.v === op.v && snapshot.v - base.storedV < this.opts.flushOps;
   }
 
@@ -311,7 +312,7 @@ export class SqliteDocuments {
    * the whole snapshot now unless `deferred` (see defersSnapshot), and caches it.
    */
   committed(collection: string, id: string, snapshot: QuerySnapshot, opJson: string, deferred: boolean): void {
-    const key = SnapshotCache.key(collection, id);
+    const key = docKey(collection, id);
     const base = this.cache.enabled ? this.cache.get(key) : undefined;
     const v = snapshot.v - 1;
     const tail = this.cache.enabled ? extendTail(base?.snapshot.v === v ? base.tail : undefined, v, opJson) : undefined;
@@ -348,7 +349,7 @@ export class SqliteDocuments {
   private flush(entries: Array<[string, CachedDoc]>, thenEvict: boolean): void {
     const dirty = entries.filter(([, doc]) => doc.dirtySince !== null);
     const written =
-      dirty.length === 0 ? [] : this.writer.write(() => dirty.map(([key, doc]) => this.write(...SnapshotCache.split(key), doc.snapshot)));
+      dirty.length === 0 ? [] : this.writer.write(() => dirty.map(([key, doc]) => this.write(...splitDocKey(key), doc.snapshot)));
     dirty.forEach(([key, doc], i) => {
       if (!thenEvict)
         this.cache.replace(key, { ...doc, bytes: written[i]! + (doc.tail?.bytes ?? 0), storedV: doc.snapshot.v, dirtySince: null });

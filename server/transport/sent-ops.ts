@@ -23,10 +23,11 @@
  * recorded, the reply's copy would have been skipped and the client left one op behind
  * until its next fetch (seen: SDK clients over three instances stuck one version behind).
  */
+import { docKey } from '../doc-key.js';
+
 export class SentOps {
-  /** Collection → id → versions; made on the first op sent (idle connections hold none). */
-  private docs: Map<string, Map<string, SentVersions>> | null = null;
-  private tracked = 0;
+  /** Document (docKey) → versions; made on the first op sent (idle connections hold none). */
+  private docs: Map<string, SentVersions> | null = null;
   /** Documents with a subscribe, fetch or unsubscribe not answered yet → how many (see the class comment). */
   private awaitingReply: Map<string, number> | null = null;
   /** Set when a client keeps more than maxDocs requests unanswered: nothing is skipped on this connection any more. */
@@ -39,7 +40,7 @@ export class SentOps {
   requested(message: Readonly<Record<string, unknown>>): void {
     if (this.off) return;
     for (const key of resyncedDocs(message)) {
-      this.forget(key);
+      this.docs?.delete(key);
       this.awaitingReply ??= new Map();
       this.awaitingReply.set(key, (this.awaitingReply.get(key) ?? 0) + 1);
     }
@@ -63,23 +64,14 @@ export class SentOps {
       return true;
     }
     if (typeof c !== 'string' || typeof d !== 'string' || typeof v !== 'number' || 'error' in message) return true;
-    if (this.awaitingReply?.has(docKey(c, d))) return true;
+    const key = docKey(c, d);
+    if (this.awaitingReply?.has(key)) return true;
     const isOp = 'op' in message || 'create' in message || 'del' in message;
     this.docs ??= new Map();
-    let byId = this.docs.get(c);
-    const sent = byId?.get(d);
+    const sent = this.docs.get(key);
     if (sent === undefined) {
-      if (this.tracked >= this.maxDocs) {
-        this.docs.clear();
-        this.tracked = 0;
-        byId = undefined;
-      }
-      if (byId === undefined) {
-        byId = new Map();
-        this.docs.set(c, byId);
-      }
-      byId.set(d, new SentVersions(v));
-      this.tracked++;
+      if (this.docs.size >= this.maxDocs) this.docs.clear();
+      this.docs.set(key, new SentVersions(v));
       return true;
     }
     if (isOp && sent.has(v)) return false;
@@ -96,21 +88,7 @@ export class SentOps {
     }
     if (awaiting.size === 0) this.awaitingReply = null;
   }
-
-  private forget(key: string): void {
-    const [collection, id] = splitKey(key);
-    const byId = this.docs?.get(collection);
-    if (!byId?.delete(id)) return;
-    this.tracked--;
-    if (byId.size === 0) this.docs?.delete(collection);
-  }
 }
-
-const docKey = (collection: string, id: string): string => `${collection}\u0000${id}`;
-const splitKey = (key: string): [string, string] => {
-  const at = key.indexOf('\u0000');
-  return [key.slice(0, at), key.slice(at + 1)];
-};
 
 /**
  * The documents a subscribe, fetch or unsubscribe (or its reply, which echoes it) names, as
